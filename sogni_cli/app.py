@@ -1,0 +1,135 @@
+"""The root command: global options, and subcommands loaded only when they are run.
+
+``sogni --help`` lists the commands from the table below without importing any of them, so start-up
+stays fast; ``sogni CMD`` imports just ``sogni_cli.commands.CMD``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+
+# name -> (module, one-line help). Order is the order shown in --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "chat": ("sogni_cli.commands.chat", "One chat completion, streamed to stdout (vision, tools, hosted media)."),
+    "image": ("sogni_cli.commands.image", "Generate images with exact parameters."),
+    "edit": ("sogni_cli.commands.edit", "Edit or combine reference images."),
+    "video": ("sogni_cli.commands.video", "Text/image-to-video, sound-to-video, video-to-video."),
+    "music": ("sogni_cli.commands.music", "Generate music, with lyrics, bpm, key and duration."),
+    "speech": ("sogni_cli.commands.speech", "Text to speech."),
+    "tools": ("sogni_cli.commands.tools", "The hosted tool catalogue; run any tool with exact arguments."),
+    "workflow": ("sogni_cli.commands.workflow", "Follow, replay, cancel and re-download durable workflows."),
+    "recipe": ("sogni_cli.commands.recipe", "Batch YAML recipes: validate, plan, run, report."),
+    "models": ("sogni_cli.commands.models", "List the available chat models."),
+    "auth": ("sogni_cli.commands.auth", "Store, show and remove the API key."),
+    "config": ("sogni_cli.commands.config_cmd", "Show and change settings in config.yaml."),
+    "emulator": ("sogni_cli.commands.emulator", "Serve the local stand-in for the API in the foreground."),
+    "completion": ("sogni_cli.commands.completion", "Print a shell completion script (bash, zsh, fish, powershell)."),
+}
+
+EPILOG = """\b
+Examples:
+  sogni chat "Write a haiku about rain"
+  cat notes.md | sogni chat "Summarise this" --no-stream
+  sogni chat -i photo.jpg "What is in this picture?"
+  sogni image "a lighthouse at dusk" --width 1024 --height 768 -n 2 -o out/
+  sogni --emulator image "a lighthouse at dusk" -o out/     (offline, no key)
+  sogni recipe run recipes/product-shots.yaml --concurrency 8
+
+\b
+Exit codes: 0 ok, 2 usage, 3 auth, 4 rejected, 5 unavailable, 6 timeout,
+7 generation failed, 8 incomplete, 9 billing, 130 interrupted.
+"""
+
+
+class LazyGroup(TyperGroup):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        cmd = typer.main.get_command(module.app)
+        cmd.name = cmd_name
+        return cmd
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            from typer._click.exceptions import UsageError as ClickUsageError
+
+            raise ClickUsageError(
+                f"No such command {name!r}." + (f" Did you mean {close[0]!r}?" if close else ""), ctx
+            )
+        return super().resolve_command(ctx, args)
+
+
+@dataclass
+class GlobalOptions:
+    api_key: Optional[str] = None
+    base_url: Optional[str] = None
+    profile: Optional[str] = None
+    timeout: Optional[float] = None
+    max_retries: Optional[int] = None
+    quiet: bool = False
+    verbose: bool = False
+    no_color: bool = False
+    emulator: bool = False
+    dry_run: bool = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sogni {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    add_completion=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="sogni: the Sogni Intelligence API from the shell, CI and batch recipes.",
+    epilog=EPILOG,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="API key (prefer SOGNI_API_KEY: flags show in `ps`).", show_default=False),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="API base URL [env SOGNI_BASE_URL].", show_default=False),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile in config.yaml [env SOGNI_PROFILE].", show_default=False),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds for any single wait [env SOGNI_TIMEOUT].", show_default=False),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", help="Retries on transient errors [env SOGNI_MAX_RETRIES; default 2].", show_default=False),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress; warnings and errors only."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Log requests and responses to stderr (secrets redacted)."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colour [env NO_COLOR]."),
+    emulator: bool = typer.Option(False, "--emulator", help="Run against the built-in local emulator (offline, no key)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the request(s) instead of sending them."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    ctx.obj = GlobalOptions(
+        api_key=api_key, base_url=base_url, profile=profile, timeout=timeout, max_retries=max_retries,
+        quiet=quiet, verbose=verbose, no_color=no_color, emulator=emulator, dry_run=dry_run,
+    )

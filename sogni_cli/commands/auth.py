@@ -1,0 +1,67 @@
+"""`sogni auth login|status|logout` (contract §2)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..config import credentials_path, remove_key, resolve, store_key
+from ..errors import UsageError
+from ..render.output import err, out, stdin_is_tty
+from ._common import make_app, settings
+
+app = make_app(
+    help="Store, show and remove the API key.",
+    no_args_is_help=True,
+    epilog="""\b
+Examples:
+  printf '%s' "$KEY" | sogni auth login
+  sogni auth login            (asks for the key on a terminal, without echo)
+  sogni auth status
+  sogni auth logout""",
+)
+
+
+@app.command()
+def login(ctx: typer.Context) -> None:
+    """Read the API key from standard input and store it in the credentials file (mode 0600)."""
+    s = settings(ctx)
+    if stdin_is_tty():
+        import getpass
+
+        key = getpass.getpass("Sogni API key: ", stream=sys.stderr)
+    else:
+        key = sys.stdin.read()
+    key = key.strip()
+    if not key:
+        raise UsageError("No API key given on standard input.", hint="printf '%s' \"$KEY\" | sogni auth login")
+    if any(c.isspace() for c in key):
+        raise UsageError("The API key must be one line without spaces.")
+    path = store_key(s.config_dir, s.profile, key)
+    err(f"Saved the API key for profile {s.profile!r} in {path}")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show where the API key comes from, masked."""
+    from ..media.redact import mask_key
+
+    s = settings(ctx)
+    if not s.api_key:
+        out("No API key found (looked at --api-key, SOGNI_API_KEY and " f"{credentials_path(s.config_dir)}).")
+        raise typer.Exit(3)
+    out(f"Key:     {mask_key(s.api_key)}")
+    out(f"Source:  {s.api_key_source}")
+    out(f"Profile: {s.profile}")
+    out(f"API:     {s.base_url}")
+
+
+@app.command()
+def logout(ctx: typer.Context) -> None:
+    """Remove the stored API key of the current profile."""
+    s = settings(ctx)
+    if remove_key(s.config_dir, s.profile):
+        err(f"Removed the stored API key for profile {s.profile!r}.")
+    else:
+        err(f"No stored API key for profile {s.profile!r}.")

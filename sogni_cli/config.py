@@ -1,0 +1,350 @@
+"""Settings: command-line flag > environment > profile in config.yaml > built-in default (contract §2).
+
+Also the ``credentials`` file (mode 0600). Nothing here imports typer, rich or httpx.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import AuthError, UsageError
+
+DEFAULT_BASE_URL = "https://api.sogni.ai"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 300.0
+DEFAULT_MAX_RETRIES = 2
+TOKEN_TYPES = ("spark", "sogni", "auto")
+
+# Keys a profile in config.yaml may hold, with the type each is parsed to.
+PROFILE_KEYS: dict[str, type] = {
+    "base_url": str,
+    "model": str,
+    "image_model": str,
+    "token_type": str,
+    "output_dir": str,
+    "timeout": float,
+    "max_retries": int,
+    "name": str,
+    "on_exists": str,
+    "concurrency": int,
+}
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("SOGNI_CONFIG_DIR"):
+        return Path(env["SOGNI_CONFIG_DIR"]).expanduser()
+    if sys.platform == "win32":  # pragma: no cover - platform specific
+        base = env.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        return Path(base) / "sogni"
+    if sys.platform == "darwin":  # pragma: no cover - platform specific
+        return Path.home() / "Library" / "Application Support" / "sogni"
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "sogni"
+
+
+def validate_base_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"Invalid base URL {url!r}: it must start with http:// or https:// and name a host.",
+            hint="For example --base-url https://api.sogni.ai",
+        )
+    return url.strip().rstrip("/")
+
+
+def _parse_float(name: str, value: Any) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"Invalid {name} {value!r}: expected a number of seconds.") from None
+    if f <= 0:
+        raise UsageError(f"Invalid {name} {value!r}: must be greater than 0.")
+    return f
+
+
+def _parse_int(name: str, value: Any, minimum: int = 0) -> int:
+    try:
+        i = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise UsageError(f"Invalid {name} {value!r}: expected a whole number.") from None
+    if i < minimum:
+        raise UsageError(f"Invalid {name} {value!r}: must be at least {minimum}.")
+    return i
+
+
+# ----------------------------------------------------------------------------- config.yaml
+
+
+def load_config_file(directory: Path) -> dict[str, Any]:
+    path = directory / "config.yaml"
+    if not path.exists():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise UsageError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping with a 'profiles' key.")
+    return data
+
+
+def save_config_file(directory: Path, data: dict[str, Any]) -> Path:
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.yaml"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def profile_values(data: dict[str, Any], profile: str) -> dict[str, Any]:
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        return {}
+    values = profiles.get(profile) or {}
+    return values if isinstance(values, dict) else {}
+
+
+def coerce_profile_value(key: str, value: str) -> Any:
+    if key not in PROFILE_KEYS:
+        import difflib
+
+        close = difflib.get_close_matches(key, PROFILE_KEYS, n=1)
+        raise UsageError(
+            f"Unknown setting {key!r}.",
+            hint=(f"Did you mean {close[0]!r}? " if close else "") + "Settings: " + ", ".join(sorted(PROFILE_KEYS)),
+        )
+    kind = PROFILE_KEYS[key]
+    if key == "base_url":
+        return validate_base_url(value)
+    if key == "token_type" and value not in TOKEN_TYPES:
+        raise UsageError(f"Invalid token_type {value!r}: one of {', '.join(TOKEN_TYPES)}.")
+    if kind is float:
+        return _parse_float(key, value)
+    if kind is int:
+        return _parse_int(key, value)
+    return value
+
+
+# ----------------------------------------------------------------------------- credentials
+
+
+def credentials_path(directory: Path) -> Path:
+    return directory / "credentials"
+
+
+def _secure(path: Path) -> None:
+    """Tighten an existing credentials file to 0600 (never widen)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+
+
+def read_credentials(directory: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    path = credentials_path(directory)
+    if path.exists():
+        _secure(path)
+        try:
+            parser.read(path, encoding="utf-8")
+        except configparser.Error as exc:
+            raise UsageError(f"{path}: unreadable credentials file ({exc.__class__.__name__}).") from None
+    return parser
+
+
+def stored_key(directory: Path, profile: str) -> str | None:
+    parser = read_credentials(directory)
+    if parser.has_option(profile, "api_key"):
+        return parser.get(profile, "api_key").strip() or None
+    return None
+
+
+def write_credentials(directory: Path, parser: configparser.ConfigParser) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = credentials_path(directory)
+    tmp = path.with_name(".credentials.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            parser.write(fh)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        finally:
+            raise
+    os.replace(tmp, path)
+    return path
+
+
+def store_key(directory: Path, profile: str, key: str) -> Path:
+    parser = read_credentials(directory)
+    if not parser.has_section(profile):
+        parser.add_section(profile)
+    parser.set(profile, "api_key", key)
+    return write_credentials(directory, parser)
+
+
+def remove_key(directory: Path, profile: str) -> bool:
+    parser = read_credentials(directory)
+    if not parser.has_option(profile, "api_key"):
+        return False
+    parser.remove_option(profile, "api_key")
+    if not parser.options(profile):
+        parser.remove_section(profile)
+    path = credentials_path(directory)
+    if parser.sections():
+        write_credentials(directory, parser)
+    else:
+        path.unlink(missing_ok=True)
+    return True
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass
+class Settings:
+    """Everything a command needs to know about where and how to talk to the API."""
+
+    config_dir: Path
+    profile: str = "default"
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    api_key_source: str | None = None
+    token_type: str | None = None
+    output_dir: Path | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    timeout_set: bool = False
+    max_retries: int = DEFAULT_MAX_RETRIES
+    quiet: bool = False
+    verbose: bool = False
+    color: bool | None = None
+    dry_run: bool = False
+    emulator: bool = False
+    profile_data: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def require_key(self) -> str:
+        if not self.api_key:
+            raise AuthError(
+                "No API key found.",
+                hint="Set SOGNI_API_KEY, or store one with `sogni auth login` (reads the key from standard input).",
+            )
+        return self.api_key
+
+    def default(self, key: str) -> Any:
+        """A profile default (e.g. ``model``); a profile's value counts as set by the user."""
+        return self.profile_data.get(key)
+
+    def out_dir(self, flag: Path | None = None) -> Path:
+        if flag is not None:
+            return flag
+        if self.output_dir is not None:
+            return self.output_dir
+        return Path(".")
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.api_key] if self.api_key else []
+
+
+def resolve(
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    profile: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
+    no_color: bool = False,
+    dry_run: bool = False,
+    emulator: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    env = os.environ if env is None else env
+    directory = config_dir(env)
+    prof = profile or env.get("SOGNI_PROFILE") or "default"
+    data = load_config_file(directory)
+    pvals = profile_values(data, prof)
+    if profile and profile != "default" and profile not in (data.get("profiles") or {}):
+        # An explicitly named profile that does not exist is a mistake, not an empty profile.
+        if stored_key(directory, prof) is None:
+            raise UsageError(f"Unknown profile {profile!r}.", hint="Create it with `sogni --profile NAME config set KEY VALUE`.")
+    s = Settings(config_dir=directory, profile=prof, profile_data=pvals, quiet=quiet, verbose=verbose,
+                 dry_run=dry_run, emulator=emulator)
+    src = s.sources
+
+    # base URL
+    if base_url:
+        s.base_url, src["base_url"] = validate_base_url(base_url), "flag"
+    elif env.get("SOGNI_BASE_URL") or env.get("SOGNI_API_BASE_URL"):
+        name = "SOGNI_BASE_URL" if env.get("SOGNI_BASE_URL") else "SOGNI_API_BASE_URL"
+        s.base_url, src["base_url"] = validate_base_url(env[name]), f"env {name}"
+    elif pvals.get("base_url"):
+        s.base_url, src["base_url"] = validate_base_url(str(pvals["base_url"])), f"profile {prof}"
+    else:
+        src["base_url"] = "default"
+
+    # API key
+    if api_key:
+        s.api_key, s.api_key_source = api_key.strip(), "--api-key flag"
+    elif env.get("SOGNI_API_KEY", "").strip():
+        s.api_key, s.api_key_source = env["SOGNI_API_KEY"].strip(), "environment (SOGNI_API_KEY)"
+    else:
+        key = stored_key(directory, prof)
+        if key:
+            s.api_key, s.api_key_source = key, f"credentials file ({credentials_path(directory)}, profile {prof})"
+
+    # token type
+    tt = env.get("SOGNI_TOKEN_TYPE") or pvals.get("token_type")
+    if tt:
+        if tt not in TOKEN_TYPES:
+            raise UsageError(f"Invalid token type {tt!r}: one of {', '.join(TOKEN_TYPES)}.")
+        s.token_type = tt
+
+    # output folder
+    od = env.get("SOGNI_OUTPUT_DIR") or pvals.get("output_dir")
+    if od:
+        s.output_dir = Path(str(od)).expanduser()
+
+    # timeout
+    t: Any = timeout if timeout is not None else (env.get("SOGNI_TIMEOUT") or pvals.get("timeout"))
+    if t not in (None, ""):
+        tv = _parse_float("timeout", t)
+        s.connect_timeout = s.read_timeout = tv
+        s.timeout_set = True
+
+    # retries
+    r: Any = max_retries if max_retries is not None else env.get("SOGNI_MAX_RETRIES", pvals.get("max_retries"))
+    if r not in (None, ""):
+        s.max_retries = _parse_int("max retries", r, 0)
+
+    # colour: --no-color / NO_COLOR off, FORCE_COLOR on, else auto
+    if no_color or env.get("NO_COLOR"):
+        s.color = False
+    elif env.get("FORCE_COLOR"):
+        s.color = True
+    return s

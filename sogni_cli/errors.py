@@ -1,0 +1,167 @@
+"""Error types and exit codes (contract §4).
+
+Every layer raises a :class:`SogniError` (or a subclass); ``__main__.main`` is the one place that turns
+them into an ``Error:``/``Hint:`` pair on stderr and an exit code. Nothing else calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    AUTH = 3
+    REJECTED = 4
+    UNAVAILABLE = 5
+    TIMEOUT = 6
+    GENERATION_FAILED = 7
+    INCOMPLETE = 8
+    BILLING = 9
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class DryRunDone(Exception):
+    """Raised after ``--dry-run`` printed the request it would have sent (exit 0)."""
+
+
+class SogniError(Exception):
+    """An error with a message for the user, an optional hint and the exit code it maps to."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: ExitCode | int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = ExitCode(exit_code)
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
+
+
+class UsageError(SogniError):
+    """Bad flag, bad value, unreadable or invalid input file, invalid recipe (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class AuthError(SogniError):
+    exit_code = ExitCode.AUTH
+
+
+class RejectedError(SogniError):
+    exit_code = ExitCode.REJECTED
+
+
+class UnavailableError(SogniError):
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class TimeoutError_(SogniError):
+    exit_code = ExitCode.TIMEOUT
+
+
+class GenerationFailed(SogniError):
+    exit_code = ExitCode.GENERATION_FAILED
+
+
+class IncompleteError(SogniError):
+    exit_code = ExitCode.INCOMPLETE
+
+
+class BillingError(SogniError):
+    exit_code = ExitCode.BILLING
+
+
+class StreamError(UnavailableError):
+    """A stream that ended early or broke after content was delivered (exit 5)."""
+
+
+BILLING_CODES = {4078, 4079, 4080, 4081, 123, 149}
+BILLING_TYPES = {"insufficient_balance", "subscription_unavailable", "insufficient_credit", "insufficient_quota"}
+
+
+class ApiError(SogniError):
+    """An error answer from the API, from either envelope, mapped to the contract's exit code."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: Any = None,
+        type: str | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, hint, exit_code=exit_code_for(status, code, type))
+        self.status = status
+        self.code = code
+        self.type = type
+        self.retry_after = retry_after
+
+
+def exit_code_for(status: int | None, code: Any = None, type: str | None = None) -> ExitCode:
+    try:
+        icode = int(code) if code is not None and str(code).lstrip("-").isdigit() else None
+    except (TypeError, ValueError):  # pragma: no cover - defensive
+        icode = None
+    if status == 402 or (icode in BILLING_CODES) or (type in BILLING_TYPES) or code in BILLING_TYPES:
+        return ExitCode.BILLING
+    if status in (401, 403):
+        return ExitCode.AUTH
+    if status is None:
+        return ExitCode.UNAVAILABLE
+    if status in (408,):
+        return ExitCode.TIMEOUT
+    if 400 <= status < 500 and status != 429:
+        return ExitCode.REJECTED
+    return ExitCode.UNAVAILABLE
+
+
+def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
+    """Build an :class:`ApiError` from either error envelope (or a plain body)."""
+    message = None
+    code = None
+    etype = None
+    retry_after = None
+    hint = None
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):  # OpenAI style
+            message = err.get("message")
+            code = err.get("code")
+            etype = err.get("type")
+            sub = err.get("subscription")
+            if isinstance(sub, dict) and sub.get("requiredPlans"):
+                hint = "This needs one of the plans: " + ", ".join(map(str, sub["requiredPlans"]))
+        elif isinstance(err, str):  # socket style
+            etype = err
+            message = body.get("error_message") or body.get("message") or err
+            code = body.get("error_code") or body.get("errorCode")
+        if message is None and (body.get("status") == "error" or "errorCode" in body or "message" in body):
+            message = body.get("message")
+            code = body.get("errorCode", code)
+        ra = body.get("retryAfter", body.get("retry_after"))
+        if isinstance(ra, (int, float)):
+            retry_after = float(ra)
+    if not message:
+        snippet = " ".join((text or "").split())[:200]
+        message = f"HTTP {status}" + (f": {snippet}" if snippet else "") if status else (snippet or "request failed")
+    if hint is None:
+        if status in (401, 403):
+            hint = "Check the API key (SOGNI_API_KEY or `sogni auth login`)."
+        elif status == 402 or exit_code_for(status, code, etype) == ExitCode.BILLING:
+            hint = "Add credits or change the token type (--token-type spark|sogni)."
+        elif status == 429:
+            hint = "Rate limited: wait a little, or raise --max-retries."
+    prefix = f"{status} " if status else ""
+    err = ApiError(f"{prefix}{message}".strip() if status else message, status=status, code=code, type=etype,
+                   hint=hint, retry_after=retry_after)
+    return err

@@ -1,0 +1,67 @@
+"""stdout is only for the product; stderr for errors, warnings and progress.
+
+These writers look up ``sys.stdout``/``sys.stderr`` at call time so test runners that swap the streams
+see everything. Nothing here imports rich.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def out(text: str = "", end: str = "\n", flush: bool = True) -> None:
+    """Write product output to stdout."""
+    stream = sys.stdout
+    stream.write(text + end)
+    if flush:
+        stream.flush()
+
+
+def out_json(obj: Any, *, pretty: bool = True) -> None:
+    if pretty:
+        out(json.dumps(obj, indent=2, ensure_ascii=False))
+    else:
+        out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+
+def out_jsonl(obj: Any) -> None:
+    out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+
+def err(text: str) -> None:
+    stream = sys.stderr
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def warn(text: str) -> None:
+    err(f"Warning: {text}")
+
+
+def info(text: str, quiet: bool = False) -> None:
+    """A status line on stderr (suppressed by --quiet)."""
+    if not quiet:
+        err(text)
+
+
+def stdout_is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
