@@ -146,24 +146,34 @@ def _has_alpha(im) -> bool:
 
 
 def _normalise_mode(im, alpha: bool):
-    """Convert to a mode the PNG/JPEG encoders and LANCZOS resampling handle: RGBA/LA or RGB."""
+    """Convert to a mode LANCZOS resampling and the encoders handle: RGBA/LA with alpha, else RGB or L.
+
+    Greyscale stays single-channel until after resizing (a third of the work); see :func:`_final_mode`.
+    """
     if alpha:
         if im.mode in ("RGBA", "LA"):
             return im
         if im.mode == "La":
             return im.convert("LA")
         return im.convert("RGBA")
-    if im.mode == "RGB":
+    if im.mode in ("RGB", "L"):
         return im
+    if im.mode == "1":
+        return im.convert("L")
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         # 16-bit (or 32-bit integer) greyscale: scale to 8 bits instead of clipping.
         im = im.convert("I") if im.mode != "I" else im
         lo, hi = im.getextrema()
         divisor = 256 if hi > 255 else 1
-        return im.point(lambda v: v / divisor).convert("L").convert("RGB")
+        return im.point(lambda v: v / divisor).convert("L")
     if im.mode == "F":
-        return im.convert("L").convert("RGB")
+        return im.convert("L")
     return im.convert("RGB")
+
+
+def _final_mode(im):
+    """Greyscale → RGB for the JPEG output (after resizing, so on at most 1024x1024 pixels)."""
+    return im.convert("RGB") if im.mode == "L" else im
 
 
 def _encode(im, fmt: str, quality: int = JPEG_QUALITY) -> bytes:
@@ -248,7 +258,8 @@ def prepare_vision_image(
             Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
             ImageFile.LOAD_TRUNCATED_IMAGES = False
             try:
-                im = Image.open(fp, formats=list(VISION_FORMATS))
+                # MPO has no opener of its own (the JPEG opener returns MPO files), so filter on OPEN.
+                im = Image.open(fp, formats=[f for f in VISION_FORMATS if f in Image.OPEN])
             except UnidentifiedImageError:
                 raise UsageError(
                     f"{label} is not a supported image ({_not_supported_detail(_head(fp))}).",
@@ -307,6 +318,7 @@ def _process(im, label: str, max_side: int, max_bytes: int, Image, ImageOps) -> 
     tw, th = _fit(work.size[0], work.size[1], max_side)
     if (tw, th) != work.size:
         work = work.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    work = _final_mode(work)
     fmt = "PNG" if alpha else "JPEG"
     data = _encode(work, fmt)
     if len(data) > max_bytes:

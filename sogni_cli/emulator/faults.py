@@ -1,0 +1,114 @@
+"""Scripted faults for the emulator.
+
+A fault is a dict consumed in queue order by the first request it matches::
+
+    {"match": "/v1/chat/completions", "method": "POST", "action": "status", "status": 429,
+     "retry_after": 0.05, "times": 1}
+
+``match`` is a path prefix or substring (empty or missing matches every request), ``method`` is
+optional, ``times`` (default 1) says how many matching requests the fault applies to (``-1``: every
+one until reset). Actions:
+
+- ``status``: answer with ``status`` (429, 5xx, 402, ...) and an error body in the ``body`` envelope
+  (``"openai"`` or ``"sogni"``; default: the route's own). ``retry_after`` adds ``Retry-After``,
+  ``retry_after_ms`` adds ``retry-after-ms``, ``body_retry_after`` adds a body ``retryAfter``;
+  ``message``, ``code`` and ``type`` override the error fields.
+- ``reset_after``: streams are cut (connection reset) after ``chunks`` SSE frames; other bodies after
+  ``bytes`` (or ``chunks``) bytes. ``"clean": true`` ends the stream properly instead, just without
+  its terminator (``[DONE]`` or a terminal event).
+- ``truncate``: send the full ``Content-Length`` but only ``bytes`` bytes of the body, then close.
+- ``slow``: sleep ``delay`` seconds between stream frames (before the body for other answers).
+- ``drop``: close the connection without any answer.
+- ``error_in_stream``: a 200 stream that carries an ``error`` object as a data frame after
+  ``after`` content frames (default 1), then ``[DONE]`` (``"done": false`` leaves it out).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+ACTIONS = {"status", "reset_after", "truncate", "slow", "drop", "error_in_stream"}
+
+
+def validate_fault(fault: Any) -> dict[str, Any]:
+    """Check one fault dict and return a normalised copy; raises ``ValueError``."""
+    if not isinstance(fault, dict):
+        raise ValueError("a fault must be an object")
+    action = fault.get("action")
+    if action not in ACTIONS:
+        raise ValueError(f"unknown fault action {action!r}; expected one of {sorted(ACTIONS)}")
+    out = dict(fault)
+    match = out.get("match", "")
+    if match is None:
+        match = ""
+    if not isinstance(match, str):
+        raise ValueError("fault 'match' must be a string")
+    out["match"] = match
+    method = out.get("method")
+    if method is not None:
+        if not isinstance(method, str):
+            raise ValueError("fault 'method' must be a string")
+        out["method"] = method.upper()
+    times = out.get("times", 1)
+    if not isinstance(times, int) or isinstance(times, bool) or times == 0 or times < -1:
+        raise ValueError("fault 'times' must be a positive integer or -1")
+    out["times"] = times
+    if action == "status":
+        status = out.get("status")
+        if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
+            raise ValueError("a 'status' fault needs an HTTP error 'status' (400-599)")
+        if out.get("body") not in (None, "openai", "sogni"):
+            raise ValueError("fault 'body' must be 'openai' or 'sogni'")
+    for key in ("chunks", "bytes", "after"):
+        if key in out and (not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < 0):
+            raise ValueError(f"fault {key!r} must be a non-negative integer")
+    if action == "truncate" and "bytes" not in out:
+        raise ValueError("a 'truncate' fault needs 'bytes'")
+    if action == "reset_after" and "chunks" not in out and "bytes" not in out:
+        raise ValueError("a 'reset_after' fault needs 'chunks' (or 'bytes')")
+    for key in ("delay", "retry_after", "retry_after_ms"):
+        if key in out and (not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or out[key] < 0):
+            raise ValueError(f"fault {key!r} must be a non-negative number")
+    if action == "slow" and "delay" not in out:
+        raise ValueError("a 'slow' fault needs 'delay'")
+    return out
+
+
+class FaultQueue:
+    """Thread-safe ordered queue of faults."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[dict[str, Any]] = []
+
+    def add(self, faults: list[dict[str, Any]]) -> None:
+        if not isinstance(faults, list):
+            raise ValueError("faults must be a list")
+        checked = [validate_fault(f) for f in faults]
+        with self._lock:
+            self._faults.extend(checked)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(f) for f in self._faults]
+
+    def take(self, method: str, path: str) -> dict[str, Any] | None:
+        """The first fault matching this request (consuming one of its uses), or None."""
+        with self._lock:
+            for i, fault in enumerate(self._faults):
+                if fault.get("method") and fault["method"] != method.upper():
+                    continue
+                match = fault["match"]
+                if match and not (path.startswith(match) or match in path):
+                    continue
+                if fault["times"] != -1:
+                    fault["times"] -= 1
+                    if fault["times"] <= 0:
+                        del self._faults[i]
+                return dict(fault)
+        return None

@@ -1,0 +1,572 @@
+"""Durable creative-agent workflows, progressing with time.
+
+Every workflow's whole life is planned when it is created: a timeline of events at offsets (seconds
+after creation). What a request sees is the part of the timeline whose offset has passed, so the
+record, the event log and the SSE stream agree without any background thread. Each step takes
+``step_seconds`` (ten times that with ``[slow]`` in its arguments); a workflow waits a quarter step
+in ``queued`` first.
+
+Markers in step arguments (or the title) reach every terminal state: ``[fail]`` (the step fails),
+``[partial]`` (with numberOfVariations >= 2: half the variations fail), ``[wait]`` (waits for cost
+approval unless ``confirm_cost``), ``[nocredit]`` (waits: insufficient credit), ``[empty]`` (no
+artifacts), ``[slow]``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from . import tools as toolcat
+from .common import ApiFailure, body_hash, iso, is_int, is_number, new_id
+
+TERMINAL = {"completed", "failed", "partial_failure", "waiting_for_user", "cancelled"}
+TRANSFORMS = {"artifact_url", "artifact_data_uri", "image_url", "video_url", "audio_url", "image_index",
+              "video_index", "audio_index", "subtitle_cues", "subtitle_srt", "overlay_items", "asset_ref"}
+UNITS = {"image": 1, "video": 10, "audio": 3, "model": 5}
+MEDIA_KINDS = {"image", "video", "audio", "model"}
+
+# Accepted request fields (snake_case, with the camelCase spellings the API also takes).
+START_FIELDS = {
+    "input": "input", "workflow_id": "workflow_id", "workflowId": "workflow_id", "inputs": "inputs",
+    "token_type": "token_type", "tokenType": "token_type", "billing_mode": "billing_mode",
+    "billingMode": "billing_mode", "app_source": "app_source", "appSource": "app_source",
+    "max_estimated_capacity_units": "max_estimated_capacity_units",
+    "maxEstimatedCapacityUnits": "max_estimated_capacity_units", "confirm_cost": "confirm_cost",
+    "confirmCost": "confirm_cost", "safe_content_filter": "safe_content_filter",
+    "safeContentFilter": "safe_content_filter", "media_references": "media_references",
+    "mediaReferences": "media_references",
+}
+
+
+def _bad(message: str, code: Any = 400, details: Any = None) -> ApiFailure:
+    return ApiFailure(400, message, code=code, details=details, envelope="sogni")
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v)]
+    return []
+
+
+def _has_marker(value: Any, marker: str) -> bool:
+    return any(marker in t.lower() for t in _texts(value))
+
+
+def _find_data_uri(value: Any, path: str = "") -> str | None:
+    if isinstance(value, str):
+        return path if value.strip().lower().startswith("data:") else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            hit = _find_data_uri(v, f"{path}.{k}" if path else str(k))
+            if hit:
+                return hit
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            hit = _find_data_uri(v, f"{path}[{i}]")
+            if hit:
+                return hit
+    return None
+
+
+def check_media_references(refs: Any) -> list[dict[str, Any]]:
+    if refs is None:
+        return []
+    if not isinstance(refs, list):
+        raise _bad("media_references must be an array")
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, dict):
+            raise _bad(f"media_references[{i}] must be an object")
+        url = ref.get("url")
+        if isinstance(url, str) and url.strip().lower().startswith("data:") or "dataUri" in ref or "data" in ref:
+            raise _bad(f"media_references[{i}]: data: URIs are not accepted; upload the file and pass its URL",
+                       code=4001)
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise _bad(f"media_references[{i}].url must be an http(s) URL")
+    return refs
+
+
+def _dims(args: dict[str, Any], default: tuple[int, int]) -> tuple[int, int]:
+    w, h = args.get("width"), args.get("height")
+    if is_number(w) and is_number(h):
+        return max(16, min(4096, int(w))), max(16, min(4096, int(h)))
+    ratio = args.get("aspectRatio") or args.get("ratio")
+    if isinstance(ratio, str) and ":" in ratio:
+        try:
+            a, b = (float(x) for x in ratio.split(":", 1))
+            if a > 0 and b > 0:
+                longest = max(default)
+                if a >= b:
+                    return longest, max(16, int(round(longest * b / a / 8)) * 8)
+                return max(16, int(round(longest * a / b / 8)) * 8), longest
+        except ValueError:
+            pass
+    if is_number(w):
+        return max(16, min(4096, int(w))), default[1]
+    if is_number(h):
+        return default[0], max(16, min(4096, int(h)))
+    return default
+
+
+def _variations(args: dict[str, Any]) -> int:
+    n = args.get("numberOfVariations", 1)
+    return max(1, min(16, int(n))) if is_number(n) else 1
+
+
+class Workflow:
+    def __init__(self, wid: str, kind: str, title: str | None, input_: dict[str, Any], steps: list[dict[str, Any]],
+                 options: dict[str, Any], created: float, mono: float):
+        self.id = wid
+        self.kind = kind
+        self.title = title
+        self.input = input_
+        self.steps = steps
+        self.options = options
+        self.created = created
+        self.mono = mono
+        self.timeline: list[dict[str, Any]] = []
+        self.artifacts: dict[str, dict[str, Any]] = {}  # artifact id -> record (without sizeBytes until made)
+        self.waiting: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.final_status = "completed"
+        self.billing: dict[str, Any] = {}
+        self.cancelled_at: float | None = None
+
+
+class WorkflowStore:
+    """All workflows of one emulator. ``media_size`` returns an artifact's size (making the file)."""
+
+    def __init__(self, base_url: Callable[[], str], step_seconds: float, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time, media_size: Callable[[dict[str, Any]], int] | None = None):
+        self._base_url = base_url
+        self.step_seconds = step_seconds
+        self._clock = clock
+        self._wall = wall
+        self._media_size = media_size
+        self._lock = threading.RLock()
+        self._flows: dict[str, Workflow] = {}
+        self._order: list[str] = []
+        self._idem: dict[str, tuple[str, str]] = {}
+        self.media: dict[str, tuple[str, str]] = {}  # media path -> (workflow id, artifact id)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._flows.clear()
+            self._order.clear()
+            self._idem.clear()
+            self.media.clear()
+
+    # ----------------------------------------------------------------- creation
+    def start(self, body: Any, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Validate a start request; returns (record, reused) where reused means an idempotent replay."""
+        if not isinstance(body, dict):
+            raise _bad("request body must be a JSON object")
+        opts: dict[str, Any] = {}
+        for key, value in body.items():
+            if key not in START_FIELDS:
+                raise _bad(f"unknown field {key!r}")
+            opts[START_FIELDS[key]] = value
+        if "workflow_id" in opts:
+            raise ApiFailure(404, f"workflow template {opts['workflow_id']!r} not found", code=404, envelope="sogni")
+        if "input" not in opts:
+            raise _bad("input is required (input.steps)")
+        self._check_options(opts)
+        inp = opts["input"]
+        if not isinstance(inp, dict):
+            raise _bad("input must be an object")
+        for key in inp:
+            if key not in ("title", "steps", "description", "plan"):
+                raise _bad(f"unknown field input.{key}")
+        title = inp.get("title")
+        if title is not None and not isinstance(title, str):
+            raise _bad("input.title must be a string")
+        steps = self._check_steps(inp.get("steps"))
+        if idempotency_key:
+            digest = body_hash(body)
+            with self._lock:
+                seen = self._idem.get(idempotency_key)
+                if seen is not None:
+                    if seen[0] != digest:
+                        raise ApiFailure(409, "Idempotency-Key was already used with a different request body",
+                                         code=409, envelope="sogni")
+                    return self.snapshot(seen[1]), True
+        record = self.create("creative_workflow", title, {"title": title, "steps": steps} if title is not None
+                             else {"steps": steps}, steps, opts)
+        if idempotency_key:
+            with self._lock:
+                self._idem[idempotency_key] = (body_hash(body), record["workflowId"])
+        return record, False
+
+    def _check_options(self, opts: dict[str, Any]) -> None:
+        if "token_type" in opts and opts["token_type"] not in ("spark", "sogni", "auto"):
+            raise _bad("token_type must be spark, sogni or auto")
+        if "billing_mode" in opts and opts["billing_mode"] not in ("auto", "subscription", "tokens"):
+            raise _bad("billing_mode must be auto, subscription or tokens")
+        if "app_source" in opts and not isinstance(opts["app_source"], str):
+            raise _bad("app_source must be a string")
+        if "max_estimated_capacity_units" in opts:
+            v = opts["max_estimated_capacity_units"]
+            if not is_number(v) or v < 1:
+                raise _bad("max_estimated_capacity_units must be a positive number")
+        for key in ("confirm_cost", "safe_content_filter"):
+            if key in opts and not isinstance(opts[key], bool):
+                raise _bad(f"{key} must be a boolean")
+        if "inputs" in opts and not isinstance(opts["inputs"], dict):
+            raise _bad("inputs must be an object")
+        check_media_references(opts.get("media_references"))
+
+    def _check_steps(self, steps: Any) -> list[dict[str, Any]]:
+        if not isinstance(steps, list) or not steps:
+            raise _bad("input.steps must be a non-empty array")
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for i, step in enumerate(steps):
+            where = f"input.steps[{i}]"
+            if not isinstance(step, dict):
+                raise _bad(f"{where} must be an object")
+            for key in step:
+                if key not in ("id", "toolName", "arguments", "dependsOn", "title", "label"):
+                    raise _bad(f"unknown field {where}.{key}")
+            sid = step.get("id", f"step_{i + 1}")
+            if not isinstance(sid, str) or not sid:
+                raise _bad(f"{where}.id must be a non-empty string")
+            if sid in seen:
+                raise _bad(f"duplicate step id {sid!r}")
+            name = step.get("toolName")
+            if not isinstance(name, str):
+                raise _bad(f"{where}.toolName is required")
+            tool = toolcat.get(name)
+            if tool is None:
+                raise _bad(f"{where}: unknown tool {name!r}", code="WORKFLOW_VALIDATION_FAILED")
+            if tool.route == "execute":
+                raise _bad(f"{where}: {tool.name} is a synchronous composition tool; use "
+                           "/v1/creative-agent/tools/execute", code="WORKFLOW_VALIDATION_FAILED")
+            args = step.get("arguments", {})
+            if not isinstance(args, dict):
+                raise _bad(f"{where}.arguments must be an object")
+            hit = _find_data_uri(args)
+            if hit:
+                raise _bad(f"{where}.arguments.{hit}: data: URIs are not accepted by workflows; upload the file "
+                           "and reference its URL", code="PARAMETER_INVALID")
+            problems = tool.validate(args)
+            if problems:
+                raise _bad(f"{where} ({tool.name}): " + "; ".join(problems), code="PARAMETER_INVALID",
+                           details={"stepId": sid, "toolName": tool.name, "problems": problems})
+            deps = step.get("dependsOn")
+            if deps is not None:
+                if not isinstance(deps, list):
+                    raise _bad(f"{where}.dependsOn must be an array")
+                for j, dep in enumerate(deps):
+                    if not isinstance(dep, dict):
+                        raise _bad(f"{where}.dependsOn[{j}] must be an object")
+                    src = dep.get("sourceStepId")
+                    if src != "$input_media" and src not in seen:
+                        raise _bad(f"{where}.dependsOn[{j}].sourceStepId must name an earlier step or $input_media")
+                    if not isinstance(dep.get("targetArgument"), str):
+                        raise _bad(f"{where}.dependsOn[{j}].targetArgument is required")
+                    if dep.get("transform") not in TRANSFORMS:
+                        raise _bad(f"{where}.dependsOn[{j}].transform must be one of {sorted(TRANSFORMS)}")
+            seen.add(sid)
+            clean = {"id": sid, "toolName": tool.name, "arguments": args}
+            if deps is not None:
+                clean["dependsOn"] = deps
+            out.append(clean)
+        return out
+
+    def create(self, kind: str, title: str | None, input_: dict[str, Any], steps: list[dict[str, Any]],
+               opts: dict[str, Any]) -> dict[str, Any]:
+        """Plan and store a workflow whose steps are already valid; returns its first snapshot."""
+        wid = new_id("wf")
+        flow = Workflow(wid, kind, title, input_, steps, opts, self._wall(), self._clock())
+        self._plan(flow)
+        with self._lock:
+            self._flows[wid] = flow
+            self._order.append(wid)
+            for art in flow.artifacts.values():
+                self.media[urlsplit(art["url"]).path] = (wid, art["id"])
+        return self.snapshot(wid)
+
+    def artifact_urls(self, wid: str) -> list[str]:
+        flow = self._get(wid)
+        return [a["url"] for a in flow.artifacts.values()]
+
+    def _plan(self, flow: Workflow) -> None:
+        base = self._base_url()
+        d0 = self.step_seconds
+        everything = [flow.title, [s["arguments"] for s in flow.steps]]
+        breakdown = []
+        for step in flow.steps:
+            tool = toolcat.get(step["toolName"])
+            media = tool.media if tool else None
+            n = _variations(step["arguments"])
+            breakdown.append({"stepId": step["id"], "toolName": step["toolName"],
+                              "estimatedCapacityUnits": UNITS.get(media or "", 1) * n})
+        total = sum(b["estimatedCapacityUnits"] for b in breakdown)
+        token_type = flow.options.get("token_type", "spark")
+        flow.billing = {"totalEstimatedCapacityUnits": total, "tokenType": token_type,
+                        "billingMode": flow.options.get("billing_mode", "auto"),
+                        "estimatedCostUSD": round(total * 0.01, 4), "perToolBreakdown": breakdown}
+        events = flow.timeline
+        n_steps = len(flow.steps)
+
+        def add(offset: float, type_: str, status: str, message: str, **data: Any) -> None:
+            events.append({"offset": offset, "type": type_, "status": status, "message": message, "data": data})
+
+        add(0.0, "workflow_progress", "queued", "Workflow queued", progress=0.0, status="queued")
+        t = d0 / 4
+        confirm = flow.options.get("confirm_cost") is True
+        limit = flow.options.get("max_estimated_capacity_units")
+        if _has_marker(everything, "[nocredit]"):
+            flow.waiting = {"waitingReason": "insufficient_credit",
+                            "message": "Not enough credit to run this workflow"}
+        elif (_has_marker(everything, "[wait]") or (is_number(limit) and total > limit)) and not confirm:
+            flow.waiting = {"waitingReason": "cost_approval_required",
+                            "message": f"Estimated cost {total} capacity units needs approval; start again with "
+                                       "confirm_cost"}
+        if flow.waiting:
+            add(t, "workflow_waiting_for_user", "waiting_for_user", flow.waiting["message"],
+                waitingReason=flow.waiting["waitingReason"], status="waiting_for_user", progress=0.0)
+            flow.final_status = "waiting_for_user"
+            return
+        add(t, "workflow_started", "running", "Workflow started", progress=0.0, status="running")
+        partial = False
+        for i, step in enumerate(flow.steps):
+            args = step["arguments"]
+            name = step["toolName"]
+            sid = step["id"]
+            d = d0 * (10 if _has_marker(args, "[slow]") else 1)
+            add(t, "step_started", "running", f"{name} started", stepId=sid, toolName=name, status="running",
+                progress=round(i / n_steps, 4), stepProgress=0.0)
+            if _has_marker(args, "[fail]"):
+                t += d / 2
+                flow.error = {"code": "GPU_WORKER_FAILED", "message": f"{name} failed: the prompt asked for [fail]",
+                              "classification": "provider", "retryable": False, "stepId": sid, "toolName": name}
+                add(t, "step_failed", "running", flow.error["message"], stepId=sid, toolName=name, status="failed",
+                    progress=round(i / n_steps, 4), error=flow.error)
+                add(t, "workflow_failed", "failed", flow.error["message"], status="failed",
+                    progress=round(i / n_steps, 4), error=flow.error)
+                flow.final_status = "failed"
+                return
+            for k in (1, 2, 3):
+                add(t + d * k / 4, "workflow_progress", "running", f"{name} {k * 25}%", stepId=sid, toolName=name,
+                    status="running", progress=round((i + k / 4) / n_steps, 4), stepProgress=k / 4)
+            t += d
+            tool = toolcat.get(name)
+            media = tool.media if tool else None
+            n = _variations(args)
+            ok = n
+            step_status = "completed"
+            if _has_marker(args, "[empty]") or media not in MEDIA_KINDS:
+                ok = 0
+            elif _has_marker(args, "[partial]") and n >= 2:
+                ok = n // 2
+                step_status = "partial_failure"
+                partial = True
+            for k in range(ok):
+                art = self._artifact(base, flow, sid, name, media or "", args, k)
+                flow.artifacts[art["id"]] = art
+                add(t, "artifact_created", "running", f"{name} made {art['kind']} {k + 1}", stepId=sid, toolName=name,
+                    status="running", progress=round((i + 1) / n_steps, 4), artifactId=art["id"], url=art["url"])
+            msg = f"{name} completed" if step_status == "completed" else f"{name}: {n - ok} of {n} variations failed"
+            add(t, "step_completed", "running", msg, stepId=sid, toolName=name, status=step_status,
+                progress=round((i + 1) / n_steps, 4), stepProgress=1.0)
+        if partial:
+            flow.final_status = "partial_failure"
+            flow.error = {"code": "GPU_WORKER_FAILED", "message": "Some variations failed", "classification":
+                          "transient", "retryable": True}
+            add(t, "workflow_completed", "partial_failure", "Workflow finished with some failures",
+                status="partial_failure", progress=1.0)
+        else:
+            add(t, "workflow_completed", "completed", "Workflow completed", status="completed", progress=1.0)
+
+    def _artifact(self, base: str, flow: Workflow, sid: str, name: str, media: str, args: dict[str, Any],
+                  k: int) -> dict[str, Any]:
+        aid = f"{sid}-{k + 1}"
+        prompt = args.get("prompt") or args.get("description") or args.get("imagePrompt") or ""
+        art: dict[str, Any] = {"id": aid, "kind": media, "toolName": name, "stepId": sid, "index": k}
+        if media == "image":
+            from .media import image_format
+
+            w, h = _dims(args, (1024, 1024))
+            _, mime, ext = image_format(args.get("outputFormat"))
+            art.update(width=w, height=h, mimeType=mime)
+        elif media == "video":
+            w, h = _dims(args, (768, 512))
+            fmt = args.get("outputFormat") if args.get("outputFormat") in ("mp4", "mov") else "mp4"
+            ext, mime = fmt, "video/mp4" if fmt == "mp4" else "video/quicktime"
+            dur = args.get("duration") if is_number(args.get("duration")) else 5
+            art.update(width=w, height=h, durationSeconds=dur, mimeType=mime)
+        elif media == "audio":
+            ext, mime = "wav", "audio/wav"
+            if is_number(args.get("duration")):
+                dur = args["duration"]
+            elif name == "generate_speech":
+                dur = max(1.0, min(30.0, round(len(str(prompt).split()) * 0.4, 1)))
+            else:
+                dur = 30
+            art.update(durationSeconds=dur, mimeType=mime)
+        else:
+            ext, mime = "glb", "model/gltf-binary"
+            art.update(mimeType=mime)
+        art["url"] = f"{base}/media/{flow.id}/{aid}.{ext}?expires=1800&signature=emulator"
+        art["_spec"] = {"kind": media, "width": art.get("width"), "height": art.get("height"),
+                        "duration": art.get("durationSeconds"), "format": ext, "prompt": prompt,
+                        "id": f"{flow.id}/{aid}"}
+        return art
+
+    # ----------------------------------------------------------------- reading
+    def _get(self, wid: str) -> Workflow:
+        with self._lock:
+            flow = self._flows.get(wid)
+        if flow is None:
+            raise ApiFailure(404, f"workflow {wid!r} not found", code=404, envelope="sogni")
+        return flow
+
+    def _elapsed(self, flow: Workflow) -> float:
+        return self._clock() - flow.mono
+
+    def _timeline(self, flow: Workflow) -> list[dict[str, Any]]:
+        if flow.cancelled_at is None:
+            return flow.timeline
+        kept = [e for e in flow.timeline if e["offset"] <= flow.cancelled_at]
+        return kept + [{"offset": flow.cancelled_at, "type": "workflow_cancelled", "status": "cancelled",
+                        "message": "Workflow cancelled", "data": {"status": "cancelled"}}]
+
+    def _event(self, flow: Workflow, seq: int, ev: dict[str, Any]) -> dict[str, Any]:
+        return {"id": f"{flow.id}:{seq}", "workflowId": flow.id, "sequence": seq,
+                "timestamp": iso(flow.created + ev["offset"]), "type": ev["type"], "status": ev["status"],
+                "message": ev["message"], "data": dict(ev["data"])}
+
+    def events(self, wid: str, after: int = 0) -> tuple[list[dict[str, Any]], str, float | None]:
+        """Visible events after ``after``; the workflow status; seconds until the next event (None: no more)."""
+        flow = self._get(wid)
+        with self._lock:
+            elapsed = self._elapsed(flow)
+            line = self._timeline(flow)
+        out = []
+        status = "queued"
+        wait: float | None = None
+        for i, ev in enumerate(line):
+            if ev["offset"] <= elapsed:
+                status = ev["status"]
+                if i + 1 > after:
+                    out.append(self._event(flow, i + 1, ev))
+            else:
+                wait = ev["offset"] - elapsed
+                break
+        return out, status, wait
+
+    def snapshot(self, wid: str) -> dict[str, Any]:
+        flow = self._get(wid)
+        events, status, _ = self.events(wid)
+        step_state = {s["id"]: {"status": "queued", "progress": 0.0, "startedAt": None, "completedAt": None}
+                      for s in flow.steps}
+        visible_art: list[str] = []
+        for ev in events:
+            data = ev["data"]
+            sid = data.get("stepId")
+            st = step_state.get(sid) if sid else None
+            if ev["type"] == "artifact_created":
+                visible_art.append(data["artifactId"])
+            if st is None:
+                continue
+            if ev["type"] == "step_started":
+                st.update(status="running", startedAt=ev["timestamp"])
+            elif ev["type"] == "workflow_progress":
+                st["progress"] = data.get("stepProgress", st["progress"])
+            elif ev["type"] in ("step_completed", "step_failed"):
+                st.update(status=data["status"], completedAt=ev["timestamp"],
+                          progress=1.0 if ev["type"] == "step_completed" else st["progress"])
+        if status in ("cancelled", "failed"):
+            for st in step_state.values():
+                if st["status"] == "running":
+                    st["status"] = "cancelled" if status == "cancelled" else "failed"
+                elif st["status"] == "queued":
+                    st["status"] = "skipped"
+        artifacts = []
+        for aid in visible_art:
+            art = flow.artifacts[aid]
+            if "sizeBytes" not in art and self._media_size is not None:
+                art["sizeBytes"] = self._media_size(art["_spec"])
+            artifacts.append({k: v for k, v in art.items() if not k.startswith("_")})
+        steps = []
+        for s in flow.steps:
+            st = step_state[s["id"]]
+            entry = {**s, **st, "artifactIds": [a for a in visible_art if flow.artifacts[a]["stepId"] == s["id"]]}
+            if flow.error and flow.error.get("stepId") == s["id"] and st["status"] == "failed":
+                entry["error"] = flow.error
+            steps.append(entry)
+        progress = events[-1]["data"].get("progress", 0.0) if events else 0.0
+        updated = events[-1]["timestamp"] if events else iso(flow.created)
+        rec: dict[str, Any] = {
+            "workflowId": flow.id, "id": flow.id, "kind": flow.kind, "status": status, "title": flow.title,
+            "input": flow.input, "steps": steps, "events": events, "artifacts": artifacts, "progress": progress,
+            "createdAt": iso(flow.created), "updatedAt": updated,
+            "timestamps": {"createdAt": iso(flow.created), "updatedAt": updated,
+                           "completedAt": updated if status in TERMINAL and status != "waiting_for_user" else None},
+            "tokenType": flow.options.get("token_type"), "billingMode": flow.options.get("billing_mode"),
+            "appSource": flow.options.get("app_source"),
+            "safeContentFilter": flow.options.get("safe_content_filter", True),
+            "maxEstimatedCapacityUnits": flow.options.get("max_estimated_capacity_units"),
+            "confirmCost": flow.options.get("confirm_cost", False),
+            "mediaReferences": flow.options.get("media_references", []),
+            "billingPreview": flow.billing, "awaitingCostApproval": False, "waitingReason": None,
+            "error": flow.error if status in ("failed", "partial_failure") else None,
+        }
+        if status == "waiting_for_user" and flow.waiting:
+            rec["waitingReason"] = flow.waiting["waitingReason"]
+            rec["awaitingCostApproval"] = flow.waiting["waitingReason"] == "cost_approval_required"
+            rec["message"] = flow.waiting["message"]
+        return rec
+
+    def get_artifact(self, path: str) -> tuple[dict[str, Any], bool] | None:
+        """(media spec, visible yet) for a media path, or None."""
+        with self._lock:
+            ref = self.media.get(path)
+        if ref is None:
+            return None
+        wid, aid = ref
+        flow = self._get(wid)
+        events, _, _ = self.events(wid)
+        visible = any(e["data"].get("artifactId") == aid for e in events if e["type"] == "artifact_created")
+        return flow.artifacts[aid]["_spec"], visible
+
+    def list(self, limit: int, offset: int) -> dict[str, Any]:
+        with self._lock:
+            ids = list(reversed(self._order))
+        page = ids[offset:offset + limit]
+        recs = []
+        for wid in page:
+            rec = self.snapshot(wid)
+            rec.pop("events", None)
+            recs.append(rec)
+        return {"workflows": recs, "limit": limit, "offset": offset, "total": len(ids)}
+
+    def cancel(self, wid: str) -> dict[str, Any]:
+        flow = self._get(wid)
+        with self._lock:
+            _, status, _ = self.events(wid)
+            if status not in TERMINAL:
+                flow.cancelled_at = max(0.0, self._elapsed(flow))
+        return self.snapshot(wid)
+
+    def urls(self, wid: str) -> dict[str, str]:
+        url = f"{self._base_url()}/v1/creative-agent/workflows/{wid}"
+        return {"url": url, "eventsUrl": url + "/events", "streamUrl": url + "/events/stream"}
+
+
+def parse_after(value: str | None) -> int:
+    """A resume point: a sequence number or an event id ending in ``:<sequence>``."""
+    if not value:
+        return 0
+    tail = value.strip().rsplit(":", 1)[-1].rsplit("_", 1)[-1]
+    try:
+        return max(0, int(tail))
+    except ValueError:
+        return 0
