@@ -605,11 +605,11 @@ class _Downloader:
                         _write_all(fd, data)
                         progress.advance(key, len(data))
             except httpx.TransportError as exc:
-                if chunks:
-                    data = b"".join(chunks)
-                    h.update(data)
-                    _write_all(fd, data)
+                self._flush(fd, chunks)  # what arrived is good: keep it for the resume
                 raise _Retry(_describe(exc)) from None
+            except (KeyboardInterrupt, _Cancelled):
+                self._flush(fd, chunks)
+                raise
             if chunks:
                 data = b"".join(chunks)
                 h.update(data)
@@ -632,6 +632,12 @@ class _Downloader:
             if fd >= 0:
                 os.close(fd)
             progress.finish(key, ok)
+
+    @staticmethod
+    def _flush(fd: int, chunks: list[bytes]) -> None:
+        if chunks:
+            _write_all(fd, b"".join(chunks))
+            chunks.clear()
 
     # -- the pool ---------------------------------------------------------------------------------
     def run(self, refs: list[ArtifactRef], claims: list[Any]) -> list[Any]:

@@ -1,0 +1,109 @@
+"""Presigned uploads of local media files (wire spec §2.6).
+
+1. ``GET /v1/image/uploadUrl`` (images) or ``/v1/media/uploadUrl`` (audio, video) with ``type``, ``jobId``,
+   ``imageId``/``id`` and ``contentType`` → ``data.uploadUrl``;
+2. ``PUT`` the raw bytes there with ``Content-Type`` and **no** credentials (a plain client that never
+   carries the API key, whatever the host);
+3. the same query on ``/downloadUrl`` → ``data.downloadUrl``, the URL that goes into ``media_references``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+from ..errors import UnavailableError, parse_error_body
+
+ROLES = {"image": "referenceImage", "audio": "referenceAudio", "video": "referenceVideo"}
+PUT_TIMEOUT = 300.0
+PUT_RETRIES = 2
+
+
+def _data_field(body: Any, *names: str) -> str | None:
+    data = body.get("data") if isinstance(body, dict) and isinstance(body.get("data"), dict) else body
+    if not isinstance(data, dict):
+        return None
+    for n in names:
+        v = data.get(n)
+        if isinstance(v, str) and v:
+            return v
+    return None
+
+
+def _route(kind: str) -> str:
+    return "/v1/image" if kind == "image" else "/v1/media"
+
+
+def upload_query(kind: str, mime: str, job_id: str, item_id: str, role: str | None = None) -> dict[str, str]:
+    q = {"type": role or ROLES[kind], "jobId": job_id}
+    q["imageId" if kind == "image" else "id"] = item_id
+    q["contentType"] = mime
+    return q
+
+
+def put_bytes(url: str, data: bytes, mime: str, *, timeout: float = PUT_TIMEOUT,
+              sleep: Callable[[float], Any] | None = None, retries: int = PUT_RETRIES) -> None:
+    """PUT ``data`` to a presigned URL with only ``Content-Type`` (no API key, no auth headers)."""
+    import time
+
+    import httpx
+
+    from .. import __version__
+
+    headers = {"Content-Type": mime, "User-Agent": f"sogni-cli/{__version__}"}
+    attempt = 0
+    with httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False) as http:
+        while True:
+            try:
+                resp = http.put(url, content=data, headers=headers)
+            except httpx.TransportError as exc:
+                if attempt < retries:
+                    attempt += 1
+                    (sleep or time.sleep)(0.5 * (2 ** (attempt - 1)))
+                    continue
+                raise UnavailableError(f"Upload failed: {exc.__class__.__name__}",
+                                       hint="Check the network and try again.") from None
+            if resp.status_code < 300:
+                return
+            if resp.status_code in (408, 429, 500, 502, 503, 504) and attempt < retries:
+                attempt += 1
+                (sleep or time.sleep)(0.5 * (2 ** (attempt - 1)))
+                continue
+            body = None
+            try:
+                body = resp.json()
+            except ValueError:
+                pass
+            err = parse_error_body(resp.status_code, body, resp.text[:200])
+            err.message = f"Upload refused: {err.message}"
+            raise err
+
+
+def upload_file(client: Any, kind: str, mime: str, data: bytes, *, job_id: str | None = None,
+                item_id: str | None = None, role: str | None = None) -> str:
+    """Upload ``data``; return the signed download URL for ``media_references``."""
+    job_id = job_id or f"cli-{uuid.uuid4().hex[:16]}"
+    item_id = item_id or uuid.uuid4().hex[:16]
+    query = upload_query(kind, mime, job_id, item_id, role)
+    base = _route(kind)
+    up = _data_field(client.request("GET", f"{base}/uploadUrl", params=query), "uploadUrl", "url")
+    if not up:
+        raise UnavailableError("The API did not return an upload URL.")
+    put_bytes(up, data, mime, sleep=getattr(client.config, "sleep", None))
+    down = _data_field(client.request("GET", f"{base}/downloadUrl", params=query), "downloadUrl", "url")
+    if not down:
+        raise UnavailableError("The API did not return a download URL for the upload.")
+    return down
+
+
+def upload_inputs(client: Any, inputs: list[Any]) -> list[dict[str, Any]]:
+    """Upload each :class:`~sogni_cli.jobs.MediaInput`; return the ``media_references`` list in order."""
+    from ..jobs import media_reference
+
+    job_id = f"cli-{uuid.uuid4().hex[:16]}"
+    refs = []
+    for inp in inputs:
+        url = upload_file(client, inp.kind, inp.mime, inp.read_bytes(), job_id=job_id,
+                          item_id=f"{inp.ref_id}-{uuid.uuid4().hex[:8]}")
+        refs.append(media_reference(inp, url))
+    return refs
