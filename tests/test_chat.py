@@ -462,3 +462,57 @@ def test_closed_stdout_is_quiet(tmp_path, monkeypatch):
     proc = subprocess.run(f"{sys.executable} -m sogni_cli --help | head -c 10", shell=True, env=env,
                           capture_output=True, text=True)
     assert "Traceback" not in proc.stderr
+
+
+def _png_bytes(size=(32, 24)):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 10)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_hosted_media_followed_deduplicated_and_saved(cli, env_key, httpx_mock, tmp_path):
+    wf = f"{BASE_URL}/v1/creative-agent/workflows/wf_1"
+    media_url = "https://cdn.sogni.test/runs/wf_1/img-1.png"
+    httpx_mock.add_response(url=CHAT_URL, method="POST", json=completion(
+        f"Here it is: {media_url}",
+        creative_workflows=[{"workflowId": "wf_1", "status": "queued", "url": "https://elsewhere.test/wf_1",
+                             "streamUrl": "https://elsewhere.test/wf_1/stream"}],
+        sogni_tool_results=[{"tool": "generate_image", "workflowId": "wf_1", "urls": [media_url]}]))
+    events = ('id: 1\nevent: workflow_completed\ndata: {"id": "e1", "sequence": 1, "type": "workflow_completed",'
+              ' "workflowId": "wf_1", "status": "completed"}\n\n')
+    httpx_mock.add_response(url=f"{wf}/events/stream", stream=IteratorStream([events.encode()]),
+                            headers={"content-type": "text/event-stream"})
+    httpx_mock.add_response(url=wf, json={"status": "success", "data": {"workflow": {
+        "workflowId": "wf_1", "status": "completed",
+        "artifacts": [{"id": "a1", "kind": "image", "url": media_url, "mimeType": "image/png"}]}}},
+        is_reusable=True)
+    png = _png_bytes()
+    httpx_mock.add_response(url=media_url, content=png, headers={"content-type": "image/png"})
+    out = tmp_path / "out"
+    res = cli("chat", "Draw a green square", "--no-stream", "-o", str(out), "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert len(doc["artifacts"]) == 1
+    saved = Path(doc["artifacts"][0])
+    assert saved.parent == out and saved.read_bytes() == png
+    assert not list(out.glob("*.part"))
+    media_reqs = [r for r in httpx_mock.get_requests() if r.url.host == "cdn.sogni.test"]
+    assert len(media_reqs) == 1
+    assert "authorization" not in media_reqs[0].headers and "api-key" not in media_reqs[0].headers
+    assert not [r for r in httpx_mock.get_requests() if r.url.host == "elsewhere.test"]
+    api_reqs = [r for r in httpx_mock.get_requests() if r.url.host == "api.sogni.test"]
+    assert all(r.headers["api-key"] == CANARY_KEY for r in api_reqs)
+
+
+def test_hosted_media_failed_download_is_exit_8(cli, env_key, httpx_mock, tmp_path, sleeps):
+    media_url = "https://cdn.sogni.test/x.png"
+    httpx_mock.add_response(url=CHAT_URL, method="POST", json=completion(f"See {media_url}"))
+    httpx_mock.add_response(url=media_url, status_code=500, is_reusable=True)
+    res = cli("chat", "x", "--no-stream", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 8
+    assert res.stdout.startswith("See ")
+    assert not (tmp_path / "o").exists() or not [p for p in (tmp_path / "o").iterdir() if not p.name.endswith(".part")]

@@ -315,8 +315,8 @@ class WorkflowStore:
         events = flow.timeline
         n_steps = len(flow.steps)
 
-        def add(offset: float, type_: str, status: str, message: str, **data: Any) -> None:
-            events.append({"offset": offset, "type": type_, "status": status, "message": message, "data": data})
+        def add(offset: float, type_: str, wf_status: str, message: str, /, **data: Any) -> None:
+            events.append({"offset": offset, "type": type_, "status": wf_status, "message": message, "data": data})
 
         add(0.0, "workflow_progress", "queued", "Workflow queued", progress=0.0, status="queued")
         t = d0 / 4

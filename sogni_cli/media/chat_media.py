@@ -61,7 +61,7 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
     progress = make_progress(sys.stderr, quiet=quiet)
     try:
         result = download_all(refs, DownloadOptions(output_dir=output_dir, name_template=name, on_exists=on_exists),
-                              progress=progress, refresh=lambda ref: _fresh_url(api, ref))
+                              progress=progress, refresh=lambda ref: _fresh_url(api, ref), sleep=_retry_sleep)
     finally:
         progress.close()
     for saved in result.saved:
@@ -74,18 +74,33 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
     return report
 
 
-def _finished_record(api: Any, workflow_id: str, *, quiet: bool) -> dict:
-    from ..api.workflows import wait_for_workflow
+def _retry_sleep(seconds: float) -> None:
+    from ..api import client
 
-    return wait_for_workflow(api, workflow_id, quiet=quiet)
+    client.sleep(seconds)  # the one retry wait (tests record it instead of sleeping)
+
+
+def _finished_record(api: Any, workflow_id: str, *, quiet: bool) -> dict:
+    """Follow the workflow until it ends; return its record (artifacts of a partial failure included)."""
+    from ..api import workflows as wf
+    from ..errors import GenerationFailed
+
+    last = None
+    for update in wf.follow(api, workflow_id, timeout=api.config.read_timeout):
+        last = update
+    record = wf.get(api, workflow_id)
+    status = wf.status_of(record) or (last.status if last else None)
+    if status in ("failed", "cancelled"):
+        raise GenerationFailed(f"{status}: {wf.failure_reason(record) or 'no reason given'}")
+    return record
 
 
 def _fresh_url(api: Any, ref: Any) -> str | None:
     if not ref.workflow_id:
         return None
-    from ..api.workflows import get_workflow
+    from ..api.workflows import get
 
-    record = get_workflow(api, ref.workflow_id)
+    record = get(api, ref.workflow_id)
     arts = [a for a in record.get("artifacts") or [] if isinstance(a, dict) and a.get("url")]
     idx = ref.index - 1
     return arts[idx]["url"] if 0 <= idx < len(arts) else None

@@ -1,0 +1,466 @@
+"""Run one media job end to end: upload inputs, start the workflow (or the ``--agent`` chat call), follow it,
+and download its artifacts (contract §6-§7).
+
+:func:`run_media_job` is what the media commands, ``tools run`` and the recipe runner call. It is free of
+typer and ``sys.exit``, keeps no module state (several jobs run at once in threads, each with its own
+progress key), reports through ``emit`` (``WorkflowUpdate`` and ``Artifact`` events) and ``progress``, and
+raises :class:`~sogni_cli.errors.SogniError` subclasses for failures: ``GenerationFailed`` (failed,
+cancelled, no media), ``IncompleteError`` (partial failure or downloads that failed; ``.result`` holds the
+:class:`JobResult`), ``RejectedError``/``BillingError`` (waiting for the user), ``TimeoutError_``.
+
+On ``KeyboardInterrupt`` (or SIGTERM's ``Terminated``) while following, the workflow is cancelled on the
+server before the exception goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Hashable
+
+from ..errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError
+from ..events import Artifact, Event, WorkflowUpdate
+
+__all__ = ["PipelineOptions", "JobResult", "run_media_job", "download_workflow", "refs_from_record",
+           "planned_refs", "KeyedProgress"]
+
+FORMAT_MIME = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
+               "mp4": "video/mp4", "mov": "video/quicktime", "wav": "audio/wav", "mp3": "audio/mpeg",
+               "flac": "audio/flac"}
+
+
+@dataclass
+class PipelineOptions:
+    output_dir: Path = Path(".")
+    name: str | None = None
+    on_exists: str = "suffix"
+    no_download: bool = False
+    manifest: Path | None = None
+    max_download_size: int | None = None
+    detach: bool = False
+    timeout: float | None = None  # no-progress limit while following (None: wait as long as it moves)
+    agent: bool = False
+    concurrency: int = 4
+    progress_key: Hashable = "job"
+    on_created: Callable[[str], None] | None = None  # called with the workflow id as soon as it exists
+    use_sse: bool = True
+    sleep: Callable[[float], Any] | None = None  # download retry waits (tests)
+
+
+@dataclass
+class JobResult:
+    workflow_id: str | None = None
+    status: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] | None = None
+    saved: list[Any] = field(default_factory=list)  # downloads.SavedFile, in order
+    failed: list[tuple[Any, str]] = field(default_factory=list)  # (ArtifactRef, reason)
+    texts: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)  # with --no-download
+    data: dict[str, Any] | None = None  # tools/execute answer
+    record: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"workflow_id": self.workflow_id, "status": self.status, "tool": self.tool,
+                               "arguments": self.arguments}
+        arts = [{"path": str(s.path), "url": s.url or s.ref.url, "sha256": s.sha256, "bytes": s.bytes,
+                 "content_type": s.content_type} for s in self.saved]
+        arts += [{"path": None, "url": u, "sha256": None, "bytes": None, "content_type": None} for u in self.urls]
+        doc["artifacts"] = arts
+        if self.failed:
+            doc["failed"] = [{"url": r.url or None, "error": why} for r, why in self.failed]
+        if self.texts:
+            doc["text"] = "\n\n".join(self.texts)
+        if self.data is not None:
+            doc["data"] = self.data
+        return doc
+
+
+class KeyedProgress:
+    """A view of a shared progress sink whose task keys are prefixed (one per job)."""
+
+    def __init__(self, sink: Any, prefix: Hashable):
+        self._sink = sink
+        self._prefix = prefix
+
+    def start(self, key, total, label):
+        self._sink.start((self._prefix, key), total, label)
+
+    def advance(self, key, n):
+        self._sink.advance((self._prefix, key), n)
+
+    def update(self, key, completed=None, total=None, label=None):
+        self._sink.update((self._prefix, key), completed=completed, total=total, label=label)
+
+    def finish(self, key, ok=True):
+        self._sink.finish((self._prefix, key), ok)
+
+    def note(self, text):
+        self._sink.note(text)
+
+    def heartbeat(self):
+        self._sink.heartbeat()
+
+    def close(self):  # the shared sink is closed by its owner
+        pass
+
+
+def _noop(_event: Event) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------------------------- refs
+
+
+def _num_variations(args: dict[str, Any]) -> int:
+    n = args.get("numberOfVariations", 1)
+    return int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 1 else 1
+
+
+def _model_of(args: dict[str, Any]) -> str | None:
+    for key in ("model", "videoModel"):
+        if isinstance(args.get(key), str):
+            return args[key]
+    return None
+
+
+def _prompt_of(args: dict[str, Any]) -> str | None:
+    for key in ("prompt", "description", "brief", "imagePrompt"):
+        if isinstance(args.get(key), str):
+            return args[key]
+    return None
+
+
+def _seed_of(args: dict[str, Any], art: dict[str, Any] | None = None) -> int | None:
+    for src in ((art or {}).get("metadata"), art, args):
+        if isinstance(src, dict) and isinstance(src.get("seed"), int) and not isinstance(src.get("seed"), bool):
+            return src["seed"]
+    return None
+
+
+def planned_refs(job: Any) -> list[Any]:
+    """Artifact refs as far as they are known before the request (for ``--on-exists error``): one per
+    variation, with the content type from an explicit ``outputFormat`` (else unknown → not checked)."""
+    from .downloads import ArtifactRef
+
+    args = job.arguments
+    fmt = args.get("outputFormat")
+    ctype = FORMAT_MIME.get(str(fmt).lower()) if isinstance(fmt, str) else None
+    n = _num_variations(args)
+    return [ArtifactRef(url="", index=i + 1, count=n, tool=job.tool, prompt=_prompt_of(args), seed=_seed_of(args),
+                        model=_model_of(args), arguments=args, content_type=ctype) for i in range(n)]
+
+
+def _steps(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    inp = rec.get("input") if isinstance(rec.get("input"), dict) else {}
+    for src in (inp.get("steps"), rec.get("steps")):
+        if isinstance(src, list) and src:
+            return [s for s in src if isinstance(s, dict)]
+    return []
+
+
+def refs_from_record(rec: dict[str, Any], job: Any = None) -> tuple[list[Any], list[tuple[Any, str]]]:
+    """(refs to download, artifacts without a URL as failures) for a finished workflow record."""
+    from ..api.workflows import workflow_id
+    from .downloads import ArtifactRef
+
+    wid = workflow_id(rec)
+    steps = _steps(rec)
+    arts = [a for a in rec.get("artifacts") or [] if isinstance(a, dict)]
+    n = len(arts)
+    refs: list[Any] = []
+    missing: list[tuple[Any, str]] = []
+    for i, art in enumerate(arts):
+        step = None
+        for s in steps:
+            if art.get("stepId") and s.get("id") == art.get("stepId"):
+                step = s
+                break
+        if step is None:
+            for s in steps:
+                if art.get("toolName") and s.get("toolName") == art.get("toolName"):
+                    step = s
+                    break
+        if step is None and len(steps) == 1:
+            step = steps[0]
+        args = step.get("arguments") if step and isinstance(step.get("arguments"), dict) else None
+        if args is None and job is not None:
+            args = job.arguments
+        args = args or {}
+        tool = art.get("toolName") or (step or {}).get("toolName") or (job.tool if job is not None else None)
+        url = art.get("url") if isinstance(art.get("url"), str) else ""
+        ctype = art.get("mimeType") or art.get("contentType") or art.get("mime_type")
+        ref = ArtifactRef(url=url, index=i + 1, count=n, workflow_id=wid, tool=tool, prompt=_prompt_of(args),
+                          seed=_seed_of(args, art), model=_model_of(args), arguments=args,
+                          content_type=ctype if isinstance(ctype, str) else None,
+                          media_type=art.get("kind") or art.get("mediaType") or art.get("type"))
+        if url:
+            refs.append(ref)
+        else:
+            why = art.get("urlUnavailable") or "no URL in the workflow record"
+            missing.append((ref, f"artifact {art.get('id') or i + 1}: {why}"))
+    return refs, missing
+
+
+# --------------------------------------------------------------------------------------------- running
+
+
+def _download_options(options: PipelineOptions, timeout: float | None = None) -> Any:
+    from .downloads import DownloadOptions
+
+    d = DownloadOptions(output_dir=Path(options.output_dir), name_template=options.name,
+                        on_exists=options.on_exists or "suffix", manifest=options.manifest,
+                        concurrency=max(1, options.concurrency))
+    if options.max_download_size:
+        d.max_size = int(options.max_download_size)
+    return d
+
+
+def _start_agent(client: Any, job: Any, progress: Any) -> tuple[str | None, dict[str, Any], list[str]]:
+    """Send the job through ``/v1/chat/completions``; (workflow id, its first record, direct media URLs)."""
+    from ..api.hosted import find_media
+    from ..jobs import agent_body
+    from .inputs import load_media_file, prepare_vision_image
+
+    inline = []
+    for inp in job.inputs:
+        if inp.kind == "image":
+            inline.append((inp, prepare_vision_image(inp.path).data_uri))
+        else:
+            inline.append((inp, load_media_file(inp.path, inp.kind).data_uri()))
+    resp = client.request("POST", "/v1/chat/completions", json=agent_body(job, inline), idempotent=True)
+    resp = resp if isinstance(resp, dict) else {}
+    extras = resp.get("data") if isinstance(resp.get("data"), dict) and "choices" not in resp else resp
+    text = ""
+    try:
+        text = extras["choices"][0]["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        text = ""
+    media = find_media(extras, text if isinstance(text, str) else "")
+    if media.workflow_ids:
+        if len(media.workflow_ids) > 1:
+            progress.note(f"The model started {len(media.workflow_ids)} workflows; following "
+                          f"{media.workflow_ids[0]} (others: {', '.join(media.workflow_ids[1:])})")
+        wid = media.workflow_ids[0]
+        return wid, {"workflowId": wid, "status": None}, []
+    if media.urls:
+        return None, {}, media.urls
+    raise GenerationFailed("The chat model did not run the tool, so no media was produced.",
+                           hint="Run without --agent to start the exact workflow step.")
+
+
+def _cancel_quietly(client: Any, wid: str, progress: Any) -> None:
+    from ..api import workflows
+
+    try:
+        workflows.cancel(client, wid)
+        progress.note(f"Cancelled workflow {wid}.")
+    except BaseException as exc:  # noqa: BLE001 - the interrupt that got us here matters more
+        if not isinstance(exc, Exception):
+            raise
+        progress.note(f"Could not cancel workflow {wid}: {getattr(exc, 'message', exc)}")
+
+
+def follow_to_end(client: Any, wid: str, options: PipelineOptions, progress: Any,
+                  emit: Callable[[Event], None]) -> tuple[dict[str, Any], WorkflowUpdate | None]:
+    """Follow ``wid`` to a terminal state (cancelling it on Ctrl-C/SIGTERM); return (record, last update)."""
+    from ..api import workflows
+
+    last: WorkflowUpdate | None = None
+    try:
+        for upd in workflows.follow(client, wid, timeout=options.timeout, use_sse=options.use_sse,
+                                    on_wait=progress.heartbeat):
+            last = upd
+            emit(upd)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # KeyboardInterrupt, Terminated
+            _cancel_quietly(client, wid, progress)
+        raise
+    rec = workflows.get(client, wid)
+    if workflows.status_of(rec) not in workflows.TERMINAL and last is not None and last.status:
+        rec = dict(rec, status=last.status)
+    return rec, last
+
+
+def _raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None) -> None:
+    from ..api.workflows import failure_reason, status_of
+
+    status = status_of(rec)
+    reason = failure_reason(rec) or (last.message if last else None)
+    if status == "waiting_for_user":
+        why = rec.get("waitingReason") or "other"
+        preview = rec.get("billingPreview") if isinstance(rec.get("billingPreview"), dict) else {}
+        units = preview.get("totalEstimatedCapacityUnits")
+        cost = f" Estimated cost: {units} capacity units." if units is not None else ""
+        msg = f"Workflow {wid} is waiting for you ({why}): {reason or why}.{cost}"
+        if why == "insufficient_credit":
+            raise BillingError(msg, hint="Add credits or change the token type (--token-type spark|sogni).")
+        hint = ("Start again with --confirm-cost (or a higher --max-cost) to approve the cost."
+                if why in ("cost_approval_required", "cost_reauthorization_required") else
+                f"Answer it in the app, then `sogni workflow watch {wid}`.")
+        raise RejectedError(msg, hint=hint)
+    if status in ("failed", "cancelled"):
+        raise GenerationFailed(f"Workflow {wid} {status}" + (f": {reason}" if reason else "."))
+
+
+def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions, progress: Any,
+            emit: Callable[[Event], None], result: JobResult, last: WorkflowUpdate | None = None,
+            dl_client: Any = None) -> JobResult:
+    from ..api import workflows
+    from .downloads import download_all
+
+    wid = workflows.workflow_id(rec) or result.workflow_id or ""
+    status = workflows.status_of(rec)
+    result.status = status
+    result.record = rec
+    _raise_for_state(rec, wid, last)
+    refs, missing = refs_from_record(rec, job)
+    if not refs and not missing:
+        raise GenerationFailed(f"Workflow {wid} finished ({status}) but produced no media.",
+                               hint=f"See `sogni workflow show {wid}`.")
+    result.failed.extend(missing)
+    if options.no_download:
+        for ref in refs:
+            result.urls.append(ref.url)
+            emit(Artifact(url=ref.url, workflow_id=wid, tool=ref.tool, content_type=ref.content_type))
+    elif refs:
+        cache: dict[str, Any] = {}
+
+        def refresh(ref: Any) -> str | None:
+            if client is None or not wid:
+                return None
+            if "rec" not in cache:  # one re-read of the record for every expired link
+                cache["rec"] = workflows.get(client, wid)
+            fresh, _ = refs_from_record(cache["rec"], job)
+            for r in fresh:
+                if r.index == ref.index and r.url and r.url != ref.url:
+                    return r.url
+            return None
+
+        kw: dict[str, Any] = {}
+        if options.sleep is not None:
+            kw["sleep"] = options.sleep
+        report = download_all(refs, _download_options(options), client=dl_client,
+                              progress=KeyedProgress(progress, options.progress_key), refresh=refresh, **kw)
+        result.saved.extend(report.saved)
+        result.failed.extend(report.failed)
+        for s in report.saved:
+            emit(s.to_event())
+    if result.failed or status == "partial_failure":
+        n_ok = len(result.saved) + len(result.urls)
+        lines = [f"{ref.url or 'artifact ' + str(ref.index)}: {why}" for ref, why in result.failed]
+        what = "finished with some failures" if status == "partial_failure" else "finished"
+        msg = f"Workflow {wid} {what}; {n_ok} of {n_ok + len(result.failed)} outputs saved."
+        if status == "partial_failure" and not result.failed:
+            reason = workflows.failure_reason(rec)
+            msg = f"Workflow {wid} finished with some failures ({reason or 'partial_failure'}); {n_ok} outputs saved."
+        if lines:
+            msg += "\n  " + "\n  ".join(lines[:20]) + ("\n  …" if len(lines) > 20 else "")
+        err = IncompleteError(msg, hint=f"`sogni workflow download {wid}` tries the downloads again.")
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    return result
+
+
+def _open_download_client(options: PipelineOptions) -> Any:
+    """The credential-free download client, made while the workflow runs (it takes tens of ms to create)."""
+    if options.no_download:
+        return None
+    from . import downloads
+
+    return downloads._make_client(_download_options(options))  # noqa: SLF001 - same package
+
+
+def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None, *, progress: Any = None,
+                  emit: Callable[[Event], None] | None = None) -> JobResult:
+    """Run ``job`` (a :class:`~sogni_cli.jobs.MediaJob`) to the end; see the module docstring."""
+    from ..api import tools_exec, uploads, workflows
+    from ..jobs import placeholder_refs, workflow_body
+    from ..render.progress import NullProgress
+    from .downloads import check_on_exists
+
+    options = options or PipelineOptions()
+    progress = progress or NullProgress()
+    emit = emit or _noop
+    result = JobResult(tool=job.tool, arguments=job.arguments)
+
+    if job.route == "execute":
+        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type)
+        text = tools_exec.result_text(data)
+        result.status = "completed"
+        result.data = data
+        if text:
+            result.texts.append(text)
+        return result
+
+    dry = bool(getattr(getattr(client, "config", None), "dry_run", False))
+    if not options.no_download and not dry:
+        check_on_exists(planned_refs(job), _download_options(options))
+
+    direct_urls: list[str] = []
+    if options.agent:
+        wid, rec, direct_urls = _start_agent(client, job, progress)
+    else:
+        refs = placeholder_refs(job) if dry else uploads.upload_inputs(client, job.inputs)
+        rec = workflows.create(client, workflow_body(job, refs))
+        wid = workflows.workflow_id(rec)
+    result.workflow_id = wid
+    if wid is None:  # --agent answered with media links only
+        return _finish_urls(direct_urls, job, options, progress, emit, result)
+    if options.on_created:
+        options.on_created(wid)
+    first = workflows.update_from_record(rec)
+    first.workflow_id = wid
+    result.status = first.status
+    emit(first)
+    if options.detach:
+        return result
+
+    dl_client = _open_download_client(options)
+    try:
+        rec, last = follow_to_end(client, wid, options, progress, emit)
+        return _finish(client, rec, job, options, progress, emit, result, last, dl_client)
+    finally:
+        if dl_client is not None:
+            dl_client.close()
+
+
+def _finish_urls(urls: list[str], job: Any, options: PipelineOptions, progress: Any,
+                 emit: Callable[[Event], None], result: JobResult) -> JobResult:
+    """Media links from a chat answer without a workflow record."""
+    arts = [{"url": u} for u in urls]
+    rec = {"status": "completed", "artifacts": arts, "input": {"steps": [{"toolName": job.tool,
+                                                                           "arguments": job.arguments}]}}
+    return _finish(None, rec, job, options, progress, emit, result)
+
+
+def download_workflow(client: Any, wid: str, options: PipelineOptions | None = None, *, progress: Any = None,
+                      emit: Callable[[Event], None] | None = None) -> JobResult:
+    """Fetch the artifacts of a finished workflow (fresh record, so fresh URLs); ``.part`` files resume."""
+    from ..api import workflows
+
+    options = options or PipelineOptions()
+    progress = progress or NullProgress_()
+    emit = emit or _noop
+    rec = workflows.get(client, wid)
+    status = workflows.status_of(rec)
+    result = JobResult(workflow_id=wid, status=status)
+    steps = _steps(rec)
+    if len(steps) == 1:
+        result.tool = steps[0].get("toolName")
+        result.arguments = steps[0].get("arguments")
+    if status not in workflows.TERMINAL:
+        raise SogniError(f"Workflow {wid} is still {status or 'running'}; nothing to download yet.",
+                         hint=f"Wait for it with `sogni workflow watch {wid}`.", exit_code=6)
+    dl_client = _open_download_client(options)
+    try:
+        return _finish(client, rec, None, options, progress, emit, result, None, dl_client)
+    finally:
+        if dl_client is not None:
+            dl_client.close()
+
+
+def NullProgress_() -> Any:  # noqa: N802 - small factory
+    from ..render.progress import NullProgress
+
+    return NullProgress()
