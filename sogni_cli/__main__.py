@@ -66,11 +66,11 @@ def run(argv: list[str] | None = None) -> int:
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
     from typer.exceptions import Abort, Exit as ClickExit
 
+    import typer.main
+
+    from .app import StdoutClosed, app
+
     try:
-        import typer.main
-
-        from .app import app
-
         command = typer.main.get_command(app)
         rv = command.main(args=args, prog_name="sogni", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0
@@ -104,7 +104,7 @@ def run(argv: list[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except Terminated:
         return int(ExitCode.TERMINATED)
-    except BrokenPipeError:
+    except (BrokenPipeError, StdoutClosed):
         _quiet_stdout()
         return 141
     except SystemExit as exc:  # pragma: no cover - click internals

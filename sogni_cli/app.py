@@ -48,8 +48,18 @@ Exit codes: 0 ok, 2 usage, 3 auth, 4 rejected, 5 unavailable, 6 timeout,
 """
 
 
+class StdoutClosed(Exception):
+    """stdout's reader went away (``sogni chat … | head -1``); not an OSError, so click leaves it to us."""
+
+
 class LazyGroup(TyperGroup):
     """A group whose subcommands are imported on first use."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise StdoutClosed() from None
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
@@ -61,6 +71,9 @@ class LazyGroup(TyperGroup):
         module = importlib.import_module(entry[0])
         cmd = typer.main.get_command(module.app)
         cmd.name = cmd_name
+        epilog = getattr(module.app.info, "epilog", None)
+        if not cmd.epilog and isinstance(epilog, str):
+            cmd.epilog = epilog  # a one-command app: its examples belong to the command
         return cmd
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:

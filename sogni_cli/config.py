@@ -283,13 +283,14 @@ def resolve(
     dry_run: bool = False,
     emulator: bool = False,
     env: Mapping[str, str] | None = None,
+    new_profile_ok: bool = False,
 ) -> Settings:
     env = os.environ if env is None else env
     directory = config_dir(env)
     prof = profile or env.get("SOGNI_PROFILE") or "default"
     data = load_config_file(directory)
     pvals = profile_values(data, prof)
-    if profile and profile != "default" and profile not in (data.get("profiles") or {}):
+    if profile and not new_profile_ok and profile != "default" and profile not in (data.get("profiles") or {}):
         # An explicitly named profile that does not exist is a mistake, not an empty profile.
         if stored_key(directory, prof) is None:
             raise UsageError(f"Unknown profile {profile!r}.", hint="Create it with `sogni --profile NAME config set KEY VALUE`.")

@@ -22,7 +22,7 @@ def _root_obj(ctx: typer.Context) -> Any:
     return root.obj
 
 
-def settings(ctx: typer.Context, *, dry_run: bool = False) -> Settings:
+def settings(ctx: typer.Context, *, dry_run: bool = False, new_profile_ok: bool = False) -> Settings:
     """Resolve (once) the settings from global options, environment and profile."""
     obj = _root_obj(ctx)
     cached = getattr(obj, "_settings", None) if obj is not None else None
@@ -36,7 +36,7 @@ def settings(ctx: typer.Context, *, dry_run: bool = False) -> Settings:
     s = resolve(
         api_key=g.api_key, base_url=g.base_url, profile=g.profile, timeout=g.timeout,
         max_retries=g.max_retries, quiet=g.quiet, verbose=g.verbose, no_color=g.no_color,
-        dry_run=g.dry_run or dry_run, emulator=g.emulator,
+        dry_run=g.dry_run or dry_run, emulator=g.emulator, new_profile_ok=new_profile_ok,
     )
     if g.emulator and not s.dry_run:
         _start_emulator(ctx, s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 import typer
 
@@ -24,9 +25,13 @@ Examples:
 
 
 @app.command()
-def login(ctx: typer.Context) -> None:
+def login(ctx: typer.Context,
+          key_arg: Optional[str] = typer.Argument(None, hidden=True, show_default=False)) -> None:
     """Read the API key from standard input and store it in the credentials file (mode 0600)."""
-    s = settings(ctx)
+    if key_arg is not None:
+        raise UsageError("The API key is never taken from the command line (it would show in `ps` and history).",
+                         hint="printf '%s' \"$KEY\" | sogni auth login")
+    s = settings(ctx, new_profile_ok=True)
     if stdin_is_tty():
         import getpass
 

@@ -63,7 +63,7 @@ def get_cmd(ctx: typer.Context, key: str = typer.Argument(..., help="Setting nam
 @app.command("set")
 def set_cmd(ctx: typer.Context, key: str = typer.Argument(...), value: str = typer.Argument(...)) -> None:
     """Set a setting in the current profile."""
-    s = settings(ctx)
+    s = settings(ctx, new_profile_ok=True)
     coerced = coerce_profile_value(key, value)
     data = load_config_file(s.config_dir)
     profiles = data.setdefault("profiles", {})

@@ -15,6 +15,7 @@ Admin routes for other processes: ``POST /_emulator/faults`` (``{"faults": [...]
 from __future__ import annotations
 
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,11 +47,12 @@ def start(host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_
 
 def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, step_seconds: float = 0.5,
           out: TextIO = sys.stderr, quiet: bool = False, require_auth: bool = True,
-          on_ready: Callable[[str], None] | None = None) -> None:
+          on_ready: Callable[[str], None] | None = None, stop: "threading.Event | None" = None) -> None:
     """Serve in the foreground until Ctrl-C (or until the emulator is stopped).
 
     Writes a start line and (unless ``quiet``) one line per request to ``out``; nothing to stdout.
-    ``on_ready(base_url)`` is called once the port is bound, so a caller can print the URL.
+    ``on_ready(base_url)`` is called once the port is bound, so a caller can print the URL; setting
+    ``stop`` (a ``threading.Event``) ends serving like Ctrl-C does.
     """
     from .server import Emulator
 
@@ -60,8 +62,9 @@ def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, st
         print(f"Sogni emulator listening on {emu.base_url} (Ctrl-C to stop)", file=out, flush=True)
         if on_ready is not None:
             on_ready(emu.base_url)
-        while not emu.stopping.wait(3600):
-            pass
+        while not emu.stopping.wait(0.2):
+            if stop is not None and stop.is_set():
+                break
     except KeyboardInterrupt:
         pass
     finally:

@@ -366,6 +366,22 @@ def verify_image(path: Path) -> str | None:
     return None
 
 
+class _Job:
+    """What is known so far about one artifact's file."""
+
+    def __init__(self, final: Path | None, ref: ArtifactRef):
+        self.final = final
+        self.ref = ref
+
+    @property
+    def part(self) -> Path | None:
+        return self.final.with_name(self.final.name + ".part") if self.final is not None else None
+
+    @property
+    def label(self) -> str:
+        return self.final.name if self.final is not None else f"artifact {self.ref.index}/{self.ref.count}"
+
+
 class _Downloader:
     def __init__(self, opts: DownloadOptions, client: Any, progress: Any, refresh: Callable | None,
                  sleep: Callable[[float], Any], date: str):
@@ -435,12 +451,11 @@ class _Downloader:
         opts = self.opts
         if isinstance(claimed, _Skip):
             return self.skipped(ref, claimed.path)
-        final: Path | None = claimed if isinstance(claimed, Path) else None
+        job = _Job(claimed if isinstance(claimed, Path) else None, ref)
         url = ref.url
         problem = media_url_problem(url)
         if problem:
             raise _Fail(f"refused URL {_short(url)}: {problem}")
-        label = final.name if final else f"artifact {ref.index}/{ref.count}"
         refreshed = False
         retries_left = max(0, int(opts.retries))
         restarts_left = 1
@@ -448,14 +463,14 @@ class _Downloader:
         while True:
             if self.cancel.is_set():
                 raise _Cancelled()
-            part = final.with_name(final.name + ".part") if final else None
+            part = job.part
             if part is not None:
                 naming.safe_join(Path(opts.output_dir), part.name)
             offset = _size(part)
             try:
                 response = self.open(url, offset)
                 try:
-                    outcome = self.receive(key, ref, response, url, final, offset, label)
+                    outcome = self.receive(key, ref, response, url, job, offset)
                 finally:
                     response.close()
             except _Retry as exc:
@@ -466,7 +481,7 @@ class _Downloader:
                 delay = exc.retry_after if exc.retry_after is not None else \
                     min(8.0, 0.5 * (2 ** attempt)) * random.uniform(0.8, 1.2)
                 attempt += 1
-                self.progress.note(f"{label}: {exc.message}; retrying in {delay:.1f}s")
+                self.progress.note(f"{job.label}: {exc.message}; retrying in {delay:.1f}s")
                 self.sleep(delay)
                 continue
             kind = outcome[0]
@@ -484,16 +499,15 @@ class _Downloader:
                 if restarts_left <= 0:
                     raise _Fail(outcome[1])
                 restarts_left -= 1
-                self.progress.note(f"{label}: {outcome[1]}; starting again from zero")
+                self.progress.note(f"{job.label}: {outcome[1]}; starting again from zero")
                 continue
-            if kind == "named":  # the name became known from the answer; ask again (maybe resuming)
-                final = outcome[1]
-                label = final.name
+            if kind == "named":  # the name became known from the answer and a part exists: ask again to resume
                 continue
             if kind == "skip":
                 return self.skipped(ref, outcome[1])
-            _, nbytes, digest, content_type, final = outcome
-            part = final.with_name(final.name + ".part")
+            _, nbytes, digest, content_type = outcome
+            final, part = job.final, job.part
+            assert final is not None and part is not None
             break
         if opts.verify_images and final.suffix.lower().lstrip(".") in naming.IMAGE_EXTS:
             why = verify_image(part)
@@ -505,9 +519,9 @@ class _Downloader:
         os.replace(part, final)
         return SavedFile(ref, final, nbytes, digest, content_type, url=url)
 
-    def receive(self, key: int, ref: ArtifactRef, response: Any, url: str, final: Path | None, offset: int,
-                label: str) -> tuple:
+    def receive(self, key: int, ref: ArtifactRef, response: Any, url: str, job: "_Job", offset: int) -> tuple:
         opts = self.opts
+        final = job.final
         status = response.status_code
         if status in EXPIRED_STATUSES:
             return ("refresh", status)
@@ -519,7 +533,7 @@ class _Downloader:
                 part = final.with_name(final.name + ".part")  # the part is already complete
                 h = hashlib.sha256()
                 _hash_file(part, h, self.cancel)
-                return ("done", offset, h.hexdigest(), ref.content_type, final)
+                return ("done", offset, h.hexdigest(), ref.content_type)
             return ("restart", "the server refused to resume (HTTP 416)")
         if status not in (200, 206):
             raise _Fail(f"HTTP {status} from the media host")
@@ -533,12 +547,10 @@ class _Downloader:
             got = self.claim(_name_for(ref, ext, opts, self.date))
             if isinstance(got, _Skip):
                 return ("skip", got.path)
-            part = got.with_name(got.name + ".part")
-            naming.safe_join(Path(opts.output_dir), part.name)
-            if _size(part):
-                return ("named", got)
-            final = got
-            label = got.name
+            job.final = final = got
+            naming.safe_join(Path(opts.output_dir), job.part.name)
+            if _size(job.part):
+                return ("named",)
         part = final.with_name(final.name + ".part")
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         decode = encoding not in ("", "identity")
@@ -560,8 +572,8 @@ class _Downloader:
         if expected is not None and expected > opts.max_size:
             _remove(part)
             raise _Fail(f"refused: {expected} bytes is over the size limit ({opts.max_size} bytes)")
-        nbytes, digest = self.stream(key, response, part, offset, expected, label, decode, length)
-        return ("done", nbytes, digest, content_type, final)
+        nbytes, digest = self.stream(key, response, part, offset, expected, job.label, decode, length)
+        return ("done", nbytes, digest, content_type)
 
     def stream(self, key: int, response: Any, part: Path, offset: int, expected: int | None, label: str,
                decode: bool, raw_length: int | None) -> tuple[int, str]:

@@ -417,7 +417,14 @@ def render_value(value: Any, lookup: Callable[[Expr, list[Any]], Any], on_error:
             on_error(path, exc)
             return value
     if isinstance(value, list):
-        return [render_value(v, lookup, on_error, path + (i,)) for i, v in enumerate(value)]
+        out: list[Any] = []
+        for i, v in enumerate(value):
+            r = render_value(v, lookup, on_error, path + (i,))
+            if isinstance(r, list) and isinstance(v, str) and has_template(v):
+                out.extend(r)  # "{{ jobs.x.files }}" inside a list adds every file
+            else:
+                out.append(r)
+        return out
     if isinstance(value, dict):
         return {k: render_value(v, lookup, on_error, path + (k,)) for k, v in value.items()}
     return value

@@ -1,0 +1,55 @@
+"""`sogni emulator`: serve the local stand-in for the API in the foreground (contract §10)."""
+
+from __future__ import annotations
+
+import typer
+
+from ..errors import UsageError
+from ..render.output import out
+from ._common import make_app
+
+app = make_app(
+    help="Serve the local stand-in for the Sogni API in the foreground (loopback only, no key).",
+    epilog="""\b
+Examples:
+  sogni emulator                       # then, in another shell:
+  export SOGNI_BASE_URL=http://127.0.0.1:8787 SOGNI_API_KEY=any
+  sogni chat "hello"
+  sogni emulator --port 0 --step-seconds 0.1 --latency 0.05
+
+\b
+The first line on stdout is the SOGNI_BASE_URL to use. Requests are logged
+on stderr (-q for none). Test hooks: POST /_emulator/faults, GET
+/_emulator/requests, POST /_emulator/reset.""",
+)
+
+
+@app.command()
+def emulator(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to bind (127.0.0.1, ::1 or localhost)."),
+    port: int = typer.Option(8787, "--port", help="Port (0: any free port)."),
+    latency: float = typer.Option(0.0, "--latency", help="Seconds added to every response."),
+    step_seconds: float = typer.Option(0.5, "--step-seconds", help="Seconds each workflow step takes."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without an API key."),
+) -> None:
+    """Serve the emulator until Ctrl-C; prints the base URL on stdout."""
+    import sys
+
+    from .. import emulator as emu
+    from ._common import settings
+
+    if latency < 0 or step_seconds < 0:
+        raise UsageError("--latency and --step-seconds must be 0 or more.")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"Invalid --port {port}.")
+    quiet = settings(ctx).quiet
+
+    def ready(base_url: str) -> None:
+        out(f"SOGNI_BASE_URL={base_url}")
+
+    try:
+        emu.serve(host, port, latency=latency, step_seconds=step_seconds, out=sys.stderr, quiet=quiet,
+                  require_auth=not no_auth, on_ready=ready)
+    except OSError as exc:
+        raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
