@@ -255,24 +255,20 @@ class ApiClient:
             req = self.http.build_request(method, url, params=params, headers=hdrs, content=content)
             try:
                 resp = self.http.send(req, stream=True)
-            except httpx.TimeoutException as exc:
+            except httpx.TransportError as exc:  # connection errors and timeouts: retried alike
+                timed_out = isinstance(exc, httpx.TimeoutException)
                 if attempt < self.config.max_retries:
                     delay = backoff_delay(attempt, self.config.random or random.random)
-                    self._log(f"< timeout ({exc.__class__.__name__}); retrying in {delay:.2f}s")
+                    what = "timeout" if timed_out else "connection error"
+                    self._log(f"< {what} ({exc.__class__.__name__}); retrying in {delay:.2f}s")
                     self._sleep(delay)
                     attempt += 1
                     continue
-                raise TimeoutError_(
-                    f"Timed out waiting for {method} {urlsplit(url).path} after {attempt + 1} attempt(s).",
-                    hint="Raise --timeout, or check the network.",
-                ) from None
-            except httpx.TransportError as exc:
-                if attempt < self.config.max_retries:
-                    delay = backoff_delay(attempt, self.config.random or random.random)
-                    self._log(f"< connection error ({exc.__class__.__name__}); retrying in {delay:.2f}s")
-                    self._sleep(delay)
-                    attempt += 1
-                    continue
+                if timed_out:
+                    raise TimeoutError_(
+                        f"Timed out waiting for {method} {urlsplit(url).path} after {attempt + 1} attempt(s).",
+                        hint="Raise --timeout, or check the network.",
+                    ) from None
                 raise UnavailableError(
                     f"Could not reach {urlsplit(url).netloc}: {redact(str(exc) or exc.__class__.__name__, self.secrets)}",
                     hint="Check the network and --base-url.",
