@@ -17,7 +17,7 @@ Targets: sogni <= 1.2x baseline, and openai / sogni >= 5.
 The child processes run with bytecode caching on (``PYTHONPYCACHEPREFIX`` in a temporary folder) and without
 ``PYTHONUNBUFFERED``, as in a user's shell, unless ``--keep-env``.
 
-Usage: python bench/bench_stream.py [--chunks 20000] [--runs 5] [--no-openai] [--no-small] [--profile] [--keep-env]
+Usage: python bench/bench_stream.py [--chunks 20000] [--runs 5] [--no-openai] [--no-small] [--profile] [--keep-env] [--src DIR]
 ``--profile`` also runs `sogni chat` once under cProfile and prints where the time goes.
 """
 
@@ -108,6 +108,7 @@ def _commands(tmp: str, url: str) -> dict[str, list[str]]:
 
 
 KEEP_ENV = False
+SRC = ROOT  # where `sogni_cli` is imported from (--src: an experiment copy)
 
 
 def clean_env(tmp: str) -> dict[str, str]:
@@ -127,14 +128,14 @@ def _env(tmp: str) -> dict[str, str]:
     env["SOGNI_CONFIG_DIR"] = os.path.join(tmp, "config")
     env.pop("SOGNI_BASE_URL", None)
     env.pop("SOGNI_PROFILE", None)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([SRC, ROOT] + [p for p in [env.get("PYTHONPATH")] if p]))
     return env
 
 
 def _run_once(cmd: list[str], env: dict[str, str], out_path: str) -> float:
     with open(out_path, "wb") as out:
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, env=env, cwd=os.path.dirname(out_path))
         dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{cmd!r} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-2000:]}")
@@ -197,11 +198,14 @@ def main() -> int:
     ap.add_argument("--no-openai", action="store_true", help="skip the openai client (slow)")
     ap.add_argument("--no-small", action="store_true", help="skip the 1-chunk run (per-chunk cost)")
     ap.add_argument("--profile", action="store_true", help="also run `sogni chat` under cProfile")
+    ap.add_argument("--src", help="import sogni_cli from this folder (to measure a modified copy)")
     ap.add_argument("--keep-env", action="store_true",
                     help="keep PYTHONDONTWRITEBYTECODE/PYTHONUNBUFFERED as set (default: a user's usual environment)")
     a = ap.parse_args()
-    global KEEP_ENV
+    global KEEP_ENV, SRC
     KEEP_ENV = a.keep_env
+    if a.src:
+        SRC = os.path.abspath(a.src)
 
     names = ["baseline", "sogni", "openai", "curl -N"]
     if a.no_openai:
@@ -209,6 +213,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sogni-bench-") as tmp:
         print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {a.chunks} chunks, median of {a.runs} "
               "interleaved runs, whole processes, stdout to a file"
+              + ("" if SRC == ROOT else f", sogni_cli from {SRC}")
               + (", environment as is" if KEEP_ENV else ", bytecode cached, stdout buffered"))
         big = measure(a.chunks, a.runs, names, tmp)
         small = {} if a.no_small else measure(1, max(a.runs, 5), [n for n in names if n != "curl -N"], tmp)

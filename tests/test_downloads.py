@@ -630,20 +630,36 @@ def test_keyboard_interrupt_from_the_stream_leaves_only_the_part_and_resume_work
     assert files_under(tmp_path / "out") == {"v-1.mp4"}
 
 
-def test_keyboard_interrupt_stops_other_downloads(httpx_mock, tmp_path):
-    # one stream interrupts; the others are held until then, so none of them may end under a final name
+def test_keyboard_interrupt_stops_other_downloads(httpx_mock, tmp_path, monkeypatch):
+    # one stream interrupts; the others are held until the cancel flag is up, then offer the rest of
+    # their body: none of them may end under a final name
     release = threading.Event()
+
+    class CancelFlag(threading.Event):
+        def set(self):
+            super().set()
+            release.set()
+
+    real_init = dl._Downloader.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.cancel = CancelFlag()
+
+    monkeypatch.setattr(dl._Downloader, "__init__", init)
+    started = threading.Barrier(3, timeout=10)
 
     class Held(httpx.SyncByteStream):
         def __iter__(self):
             yield BLOB[:10]
+            started.wait()
             release.wait(10)
             yield BLOB[10:]
 
     class Interrupts(httpx.SyncByteStream):
         def __iter__(self):
             yield b"x"
-            release.set()
+            started.wait()
             raise KeyboardInterrupt
 
     def answer(request):
@@ -651,12 +667,53 @@ def test_keyboard_interrupt_stops_other_downloads(httpx_mock, tmp_path):
             return httpx.Response(200, stream=Interrupts())
         return httpx.Response(200, stream=Held())
 
-    httpx_mock.add_callback(answer, is_reusable=True, is_optional=True)
+    httpx_mock.add_callback(answer, is_reusable=True)
     refs = [ArtifactRef(f"{CDN}/{i}.mp4", index=i, prompt="v") for i in range(3)]
     with pytest.raises(KeyboardInterrupt):
         download_all(refs, opts(tmp_path, concurrency=3))
-    left = files_under(tmp_path / "out")
-    assert left and all(name.endswith(".part") for name in left)
+    assert release.is_set()
+    assert files_under(tmp_path / "out") == {"v-0.mp4.part", "v-1.mp4.part", "v-2.mp4.part"}
+    assert (tmp_path / "out" / "v-0.mp4.part").read_bytes() == b"x"
+
+
+def test_ctrl_c_in_the_waiting_thread_cancels_the_workers(httpx_mock, tmp_path, monkeypatch):
+    monkeypatch.setattr(dl, "WAIT_INTERVAL", 0.001)
+    streaming = threading.Event()
+    finished = threading.Event()
+
+    class Endless(httpx.SyncByteStream):
+        def __iter__(self):
+            yield BLOB[:500]
+            streaming.set()
+            while not finished.is_set():
+                yield b"\0"
+                finished.wait(0.001)
+
+    httpx_mock.add_response(url=f"{CDN}/a.mp4", stream=Endless())
+
+    class CtrlC(NullProgress):
+        def heartbeat(self):
+            if streaming.is_set():
+                raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            download_all([ArtifactRef(f"{CDN}/a.mp4", prompt="v")], opts(tmp_path), progress=CtrlC())
+    finally:
+        finished.set()
+    assert files_under(tmp_path / "out") == {"v-1.mp4.part"}
+    assert (tmp_path / "out" / "v-1.mp4.part").read_bytes()[:500] == BLOB[:500]
+
+
+def test_check_on_exists(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cat-2.png").write_bytes(b"x")
+    refs = [ArtifactRef("", index=i, count=2, prompt="cat", content_type="image/png") for i in (1, 2)]
+    dl.check_on_exists(refs, opts(tmp_path))  # suffix: nothing to say
+    with pytest.raises(UsageError) as info:
+        dl.check_on_exists(refs, opts(tmp_path, on_exists="error"))
+    assert info.value.message == f"{out / 'cat-2.png'} exists"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -708,6 +765,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
             self.close_connection = True
             return
+        if self.path.startswith("/gzip"):  # an encoded body (a bomb for /gzip-bomb.mp4)
+            import gzip
+
+            data = gzip.compress(b"\0" * 5_000_000 if "bomb" in self.path else body)
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if rng:
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
@@ -739,7 +806,7 @@ class _Server(http.server.ThreadingHTTPServer):
 @pytest.fixture
 def server():
     srv = _Server()
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     t.start()
     try:
         yield srv
@@ -807,6 +874,18 @@ def test_real_server_bad_content_range_restarts_from_zero(server, tmp_path):
 
 def test_real_server_over_the_limit_without_length(server, tmp_path):
     report = download_all([ArtifactRef(_url(server, "/no-length.mp4"), prompt="v")], opts(tmp_path, max_size=10_000))
+    assert "size limit" in report.failed[0][1]
+    assert files_under(tmp_path / "out") == set()
+
+
+def test_real_server_encoded_body_is_decoded(server, tmp_path):
+    report = download_all([ArtifactRef(_url(server, "/gzip.mp4"), prompt="v")], opts(tmp_path))
+    assert report.saved[0].path.read_bytes() == server.body
+    assert report.saved[0].sha256 == sha(server.body)
+
+
+def test_real_server_encoded_body_over_the_limit_is_refused(server, tmp_path):
+    report = download_all([ArtifactRef(_url(server, "/gzip-bomb.mp4"), prompt="v")], opts(tmp_path, max_size=1_000_000))
     assert "size limit" in report.failed[0][1]
     assert files_under(tmp_path / "out") == set()
 
@@ -911,4 +990,3 @@ def test_module_imports_stay_light():
             "print(sorted(m for m in ('httpx', 'PIL', 'rich', 'typer') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
-    assert dl.WRITE_SIZE == 1 << 20

@@ -135,7 +135,8 @@ def update_from_event(wid: str, ev: dict[str, Any], event_name: str | None = Non
         status=status_of(ev, etype),
         step=data.get("stepId") if isinstance(data.get("stepId"), str) else None,
         tool=data.get("toolName") if isinstance(data.get("toolName"), str) else None,
-        progress=_fraction(data.get("progress", ev.get("progress"))),
+        progress=_fraction(data["stepProgress"] if data.get("stepId") and "stepProgress" in data
+                           else data.get("progress", ev.get("progress"))),
         eta_seconds=_num(data.get("etaSeconds", data.get("eta_seconds", data.get("eta")))),
         message=ev.get("message") if isinstance(ev.get("message"), str) else None,
         sequence=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,

@@ -24,7 +24,7 @@ ON_EXISTS = ("suffix", "overwrite", "skip", "error")
 # name -> (type, typer.Option). The order is the order shown in --help.
 SHARED: dict[str, tuple[Any, Any]] = {
     "output_dir": (Optional[Path], typer.Option(None, "-o", "--output-dir", help="Folder for the saved files [profile output_dir; default .].", show_default=False)),
-    "name": (Optional[str], typer.Option(None, "--name", help="File name template: {slug} {index} {count} {tool} {seed} {workflow} {date} {ext} [default {slug}-{index}].", show_default=False)),
+    "name_template": (Optional[str], typer.Option(None, "--name", help="File name template: {slug} {index} {count} {tool} {seed} {workflow} {date} {ext} [default {slug}-{index}].", show_default=False)),
     "on_exists": (Optional[str], typer.Option(None, "--on-exists", help="When a file exists: suffix (default), overwrite, skip, error.", show_default=False)),
     "no_download": (bool, typer.Option(False, "--no-download", help="Print the media URLs instead of saving the files.")),
     "count": (Optional[int], typer.Option(None, "-n", "--count", help="Number of variations (one request, numberOfVariations).", show_default=False)),
@@ -49,7 +49,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
 @dataclass
 class MediaFlags:
     output_dir: Optional[Path] = None
-    name: Optional[str] = None
+    name_template: Optional[str] = None
     on_exists: Optional[str] = None
     no_download: bool = False
     count: Optional[int] = None
@@ -172,7 +172,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     from ..jobs import build_job
     from ..media.pipeline import PipelineOptions, run_media_job
     from ..render.progress import make_progress
-    from ..render.workflow_view import JobProgress, WorkflowDisplay
+    from ..render.workflow_view import Heartbeat, JobProgress, WorkflowDisplay
     from ._common import client, settings
 
     if flags.json_out and flags.jsonl:
@@ -208,13 +208,15 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         raise UsageError("--timeout must be greater than 0.")
     dry = s.dry_run
     api = client(ctx, dry_run=flags.dry_run, require_key=not dry)
+    if timeout is not None and api._http is None:  # a silent stream must not outlast the no-progress limit
+        api.config.read_timeout = min(api.config.read_timeout, timeout)
 
     quiet = s.quiet
     display = WorkflowDisplay(sys.stderr, quiet=quiet or dry)
     progress = JobProgress(make_progress(sys.stderr, quiet=quiet or dry), display)
 
     def on_created(wid: str) -> None:
-        if flags.detach:
+        if flags.detach and not (flags.json_out or flags.jsonl):
             out(wid)
         elif not quiet:
             err(f"Workflow: {wid}")
@@ -228,19 +230,22 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
             out_jsonl(event.to_json())
 
     options = PipelineOptions(
-        output_dir=s.out_dir(flags.output_dir), name=flags.name or s.default("name"), on_exists=on_exists,
+        output_dir=s.out_dir(flags.output_dir), name=flags.name_template or s.default("name"), on_exists=on_exists,
         no_download=flags.no_download, manifest=flags.manifest, max_download_size=parse_size(flags.max_download_size),
         detach=flags.detach, timeout=timeout, agent=flags.agent, on_created=on_created,
     )
+    ticker = Heartbeat(progress)
     try:
         result = run_media_job(api, job, options, progress=progress, emit=emit)
     except Exception as exc:
         partial = getattr(exc, "result", None)
+        ticker.stop()
         progress.close()
         if partial is not None:
             print_result(partial, flags)
         raise
     finally:
+        ticker.stop()
         progress.close()
     if flags.detach:
         if flags.json_out:

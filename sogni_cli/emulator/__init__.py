@@ -47,7 +47,7 @@ def start(host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_
 
 def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, step_seconds: float = 0.5,
           out: TextIO = sys.stderr, quiet: bool = False, require_auth: bool = True,
-          on_ready: Callable[[str], None] | None = None, stop: "threading.Event | None" = None) -> None:
+          on_ready: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> None:
     """Serve in the foreground until Ctrl-C (or until the emulator is stopped).
 
     Writes a start line and (unless ``quiet``) one line per request to ``out``; nothing to stdout.

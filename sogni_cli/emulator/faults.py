@@ -13,9 +13,10 @@ one until reset). Actions:
   (``"openai"`` or ``"sogni"``; default: the route's own). ``retry_after`` adds ``Retry-After``,
   ``retry_after_ms`` adds ``retry-after-ms``, ``body_retry_after`` adds a body ``retryAfter``;
   ``message``, ``code`` and ``type`` override the error fields.
-- ``reset_after``: streams are cut (connection reset) after ``chunks`` SSE frames; other bodies after
-  ``bytes`` (or ``chunks``) bytes. ``"clean": true`` ends the stream properly instead, just without
-  its terminator (``[DONE]`` or a terminal event).
+- ``reset_after``: streams are cut after ``chunks`` SSE frames (the connection closes without the
+  final chunk of the chunked body); other bodies after ``bytes`` (or ``chunks``) bytes.
+  ``"clean": true`` ends the stream properly instead, just without its terminator (``[DONE]`` or a
+  terminal event).
 - ``truncate``: send the full ``Content-Length`` but only ``bytes`` bytes of the body, then close.
 - ``slow``: sleep ``delay`` seconds between stream frames (before the body for other answers).
 - ``drop``: close the connection without any answer.

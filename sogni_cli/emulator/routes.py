@@ -107,18 +107,19 @@ def chat_completion(h: "Handler", headers: dict[str, str], body: Any) -> None:
     key = headers.get("idempotency-key")
     stream = isinstance(body, dict) and body.get("stream") is True
     if key and not stream:
+        # A retried request (same key, same body) gets the first answer: no second workflow.
         with emu._lock:
             seen = emu.chat_idem.get(key)
-        if seen is not None and seen[0] == body_hash(body):
-            h.send_json(200, seen[1])
-            return
+            if seen is None or seen[0] != body_hash(body):
+                out = chat.complete(body, chat.ChatContext(emu.store)).completion()
+                emu.chat_idem[key] = (body_hash(body), out)
+            else:
+                out = seen[1]
+        h.send_json(200, out)
+        return
     reply = chat.complete(body, chat.ChatContext(emu.store))
     if not reply.stream:
-        out = reply.completion()
-        if key:
-            with emu._lock:
-                emu.chat_idem[key] = (body_hash(body), out)
-        h.send_json(200, out)
+        h.send_json(200, reply.completion())
         return
     fault = h.fault
     h.sse_start()

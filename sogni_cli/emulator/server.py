@@ -184,6 +184,13 @@ class Handler(BaseHTTPRequestHandler):
     def emu(self) -> Emulator:
         return self.server.emulator
 
+    def setup(self) -> None:
+        super().setup()
+        try:  # headers and body go out in separate writes: do not let Nagle hold the second one back
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         self.emu.log("emulator: " + (format % args))
 
@@ -302,8 +309,18 @@ class Handler(BaseHTTPRequestHandler):
         return bool(headers.get("api-key", "").strip())
 
     # ----------------------------------------------------------------- faults
+    def cut(self) -> None:
+        """Close the connection after what was written (no terminating chunk) and stop handling."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        raise Abort()
+
     def abort(self) -> None:
-        """Cut the connection (RST) and stop handling this request."""
+        """Cut the connection (RST, unread data is lost) and stop handling this request."""
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -373,11 +390,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault["action"] in ("truncate", "reset_after"):
             n = fault.get("bytes", fault.get("chunks", 0))
             self.wfile.write(data[:n])
-            self.wfile.flush()
-            if fault["action"] == "truncate":
-                self.close_connection = True
-                raise Abort()
-            self.abort()
+            self.cut()
         step = 65536
         for i in range(0, len(data), step):
             self.wfile.write(data[i:i + step])
@@ -411,13 +424,12 @@ class Handler(BaseHTTPRequestHandler):
                 if fault.get("clean"):
                     self.sse_end()
                     raise Abort()
-                self.abort()
+                self.cut()
             if action == "truncate":
                 room = int(fault["bytes"]) - self.bytes_sent
                 if room < len(text.encode("utf-8")):
                     self._chunk(text.encode("utf-8")[:max(0, room)].decode("utf-8", "ignore"))
-                    self.close_connection = True
-                    raise Abort()
+                    self.cut()
         self._chunk(text)
         self.frames_sent += 1
 

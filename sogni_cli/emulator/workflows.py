@@ -20,7 +20,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from . import tools as toolcat
-from .common import ApiFailure, body_hash, iso, is_int, is_number, new_id
+from .common import ApiFailure, body_hash, iso, is_number, new_id
 
 TERMINAL = {"completed", "failed", "partial_failure", "waiting_for_user", "cancelled"}
 TRANSFORMS = {"artifact_url", "artifact_data_uri", "image_url", "video_url", "audio_url", "image_index",
@@ -187,20 +187,19 @@ class WorkflowStore:
         if title is not None and not isinstance(title, str):
             raise _bad("input.title must be a string")
         steps = self._check_steps(inp.get("steps"))
-        if idempotency_key:
-            digest = body_hash(body)
-            with self._lock:
+        digest = body_hash(body)
+        with self._lock:  # check and create together, so concurrent retries make one workflow
+            if idempotency_key:
                 seen = self._idem.get(idempotency_key)
                 if seen is not None:
                     if seen[0] != digest:
                         raise ApiFailure(409, "Idempotency-Key was already used with a different request body",
                                          code=409, envelope="sogni")
                     return self.snapshot(seen[1]), True
-        record = self.create("creative_workflow", title, {"title": title, "steps": steps} if title is not None
-                             else {"steps": steps}, steps, opts)
-        if idempotency_key:
-            with self._lock:
-                self._idem[idempotency_key] = (body_hash(body), record["workflowId"])
+            record = self.create("creative_workflow", title, {"title": title, "steps": steps} if title is not None
+                                 else {"steps": steps}, steps, opts)
+            if idempotency_key:
+                self._idem[idempotency_key] = (digest, record["workflowId"])
         return record, False
 
     def _check_options(self, opts: dict[str, Any]) -> None:

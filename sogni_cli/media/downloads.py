@@ -25,6 +25,8 @@ from . import naming
 
 WRITE_SIZE = 1 << 20
 MAX_REDIRECTS = 5
+THREADED_WRITE_MIN = 8 << 20  # bodies larger than this (or of unknown size) hash and write in a helper thread
+WAIT_INTERVAL = 1.0  # how often the waiting thread gives the progress display a heartbeat
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524})
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
@@ -366,6 +368,99 @@ def verify_image(path: Path) -> str | None:
     return None
 
 
+class _Writer:
+    """Collects received chunks into 1 MiB buffers that are hashed and written in order.
+
+    For large bodies a helper thread does the hashing and writing (both release the GIL), so the network
+    read does not wait for them; a few rotating buffers bound the memory and give back-pressure.
+    ``close()`` writes what is left and re-raises a write error; ``abort()`` drops what is left.
+    """
+
+    def __init__(self, fd: int, h: Any, on_written: Callable[[int], Any], *, threaded: bool,
+                 size: int = WRITE_SIZE, buffers: int = 4):
+        self.fd = fd
+        self.h = h
+        self.on_written = on_written
+        self.size = size
+        self.pos = 0
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        self.buf = bytearray(size)
+        if threaded:
+            import queue
+
+            self.free: Any = queue.SimpleQueue()
+            self.todo: Any = queue.SimpleQueue()
+            for _ in range(buffers - 1):
+                self.free.put(bytearray(size))
+            self.thread = threading.Thread(target=self._run, name="sogni-download-writer", daemon=True)
+            self.thread.start()
+
+    def _consume(self, data: Any) -> None:
+        self.h.update(data)
+        _write_all(self.fd, data)
+
+    def _run(self) -> None:
+        while True:
+            item = self.todo.get()
+            if item is None:
+                return
+            data, n = item
+            if self.error is None:
+                try:
+                    self._consume(memoryview(data)[:n])
+                except BaseException as exc:  # noqa: BLE001 - reported by close()
+                    self.error = exc
+            if isinstance(data, bytearray):
+                self.free.put(data)
+
+    def _hand_off(self, data: Any, n: int) -> None:
+        if self.thread is None:
+            self._consume(memoryview(data)[:n])
+        else:
+            if self.error is not None:
+                raise self.error
+            self.todo.put((data, n))
+        self.on_written(n)
+
+    def _flush_buffer(self) -> None:
+        if self.pos:
+            self._hand_off(self.buf, self.pos)
+            if self.thread is not None:
+                self.buf = self.free.get()
+            self.pos = 0
+
+    def add(self, chunk: bytes) -> None:
+        n = len(chunk)
+        if self.pos + n > self.size:
+            self._flush_buffer()
+            if n >= self.size:
+                self._hand_off(chunk, n)
+                return
+        self.buf[self.pos:self.pos + n] = chunk
+        self.pos += n
+        if self.pos == self.size:
+            self._flush_buffer()
+
+    def close(self) -> None:
+        try:
+            self._flush_buffer()
+        finally:
+            self._stop()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        self.pos = 0
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.thread is not None:
+            self.todo.put(None)
+            self.thread.join()
+            self.thread = None
+
+
 class _Job:
     """What is known so far about one artifact's file."""
 
@@ -474,6 +569,8 @@ class _Downloader:
                 finally:
                     response.close()
             except _Retry as exc:
+                if self.cancel.is_set():
+                    raise _Cancelled() from None
                 if retries_left <= 0:
                     tries = f" after {opts.retries} retr{'y' if opts.retries == 1 else 'ies'}" if opts.retries else ""
                     raise _Fail(f"{exc.message}{tries}") from None
@@ -594,9 +691,9 @@ class _Downloader:
         progress.start(key, expected, label)
         if offset:
             progress.advance(key, offset)
+        writer = _Writer(fd, h, lambda n: progress.advance(key, n),
+                         threaded=expected is None or expected - offset > THREADED_WRITE_MIN)
         try:
-            chunks: list[bytes] = []
-            buffered = 0
             source = response.iter_bytes() if decode else response.iter_raw()
             try:
                 for chunk in source:
@@ -607,26 +704,14 @@ class _Downloader:
                         raise _Fail(f"refused: more than the size limit ({opts.max_size} bytes)", drop_part=True)
                     if expected is not None and offset + received > expected:
                         raise _Fail(f"the body is longer than announced ({expected} bytes)", drop_part=True)
-                    chunks.append(chunk)
-                    buffered += len(chunk)
-                    if buffered >= WRITE_SIZE:
-                        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                        chunks.clear()
-                        buffered = 0
-                        h.update(data)
-                        _write_all(fd, data)
-                        progress.advance(key, len(data))
+                    writer.add(chunk)
             except httpx.TransportError as exc:
-                self._flush(fd, chunks)  # what arrived is good: keep it for the resume
+                writer.close()  # what arrived is good: keep it for the resume
                 raise _Retry(_describe(exc)) from None
             except (KeyboardInterrupt, _Cancelled):
-                self._flush(fd, chunks)
+                writer.close()
                 raise
-            if chunks:
-                data = b"".join(chunks)
-                h.update(data)
-                _write_all(fd, data)
-                progress.advance(key, len(data))
+            writer.close()
             total = offset + received
             if expected is not None and total < expected:
                 raise _Retry(f"the body ended early ({total} of {expected} bytes)")
@@ -634,8 +719,9 @@ class _Downloader:
                 raise _Fail("the body does not match its announced length", drop_part=True)
             ok = True
             return total, h.hexdigest()
-        except _Fail as exc:
-            if exc.drop_part:
+        except BaseException as exc:
+            writer.abort()
+            if isinstance(exc, _Fail) and exc.drop_part:
                 os.close(fd)
                 fd = -1
                 _remove(part)
@@ -644,12 +730,6 @@ class _Downloader:
             if fd >= 0:
                 os.close(fd)
             progress.finish(key, ok)
-
-    @staticmethod
-    def _flush(fd: int, chunks: list[bytes]) -> None:
-        if chunks:
-            _write_all(fd, b"".join(chunks))
-            chunks.clear()
 
     # -- the pool ---------------------------------------------------------------------------------
     def run(self, refs: list[ArtifactRef], claims: list[Any]) -> list[Any]:
@@ -697,7 +777,7 @@ class _Downloader:
         for t in threads:
             t.start()
         try:
-            while not all_done.wait(1.0):
+            while not all_done.wait(WAIT_INTERVAL):
                 self.progress.heartbeat()
         except BaseException:
             self.cancel.set()

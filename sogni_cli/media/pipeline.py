@@ -22,7 +22,7 @@ from ..errors import BillingError, GenerationFailed, IncompleteError, RejectedEr
 from ..events import Artifact, Event, WorkflowUpdate
 
 __all__ = ["PipelineOptions", "JobResult", "run_media_job", "download_workflow", "refs_from_record",
-           "planned_refs", "KeyedProgress"]
+           "planned_refs", "KeyedProgress", "raise_for_state", "follow_to_end"]
 
 FORMAT_MIME = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
                "mp4": "video/mp4", "mov": "video/quicktime", "wav": "audio/wav", "mp3": "audio/mpeg",
@@ -183,9 +183,10 @@ def refs_from_record(rec: dict[str, Any], job: Any = None) -> tuple[list[Any], l
                     break
         if step is None and len(steps) == 1:
             step = steps[0]
-        args = step.get("arguments") if step and isinstance(step.get("arguments"), dict) else None
-        if args is None and job is not None:
-            args = job.arguments
+        # what we sent is what we know best; the record's copy serves `workflow download`
+        args = job.arguments if job is not None else None
+        if args is None and step and isinstance(step.get("arguments"), dict):
+            args = step["arguments"]
         args = args or {}
         tool = art.get("toolName") or (step or {}).get("toolName") or (job.tool if job is not None else None)
         url = art.get("url") if isinstance(art.get("url"), str) else ""
@@ -282,7 +283,7 @@ def follow_to_end(client: Any, wid: str, options: PipelineOptions, progress: Any
     return rec, last
 
 
-def _raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None) -> None:
+def raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None) -> None:
     from ..api.workflows import failure_reason, status_of
 
     status = status_of(rec)
@@ -313,7 +314,7 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
     status = workflows.status_of(rec)
     result.status = status
     result.record = rec
-    _raise_for_state(rec, wid, last)
+    raise_for_state(rec, wid, last)
     refs, missing = refs_from_record(rec, job)
     if not refs and not missing:
         raise GenerationFailed(f"Workflow {wid} finished ({status}) but produced no media.",
@@ -439,8 +440,10 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
     """Fetch the artifacts of a finished workflow (fresh record, so fresh URLs); ``.part`` files resume."""
     from ..api import workflows
 
+    from ..render.progress import NullProgress
+
     options = options or PipelineOptions()
-    progress = progress or NullProgress_()
+    progress = progress or NullProgress()
     emit = emit or _noop
     rec = workflows.get(client, wid)
     status = workflows.status_of(rec)
@@ -458,9 +461,3 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
     finally:
         if dl_client is not None:
             dl_client.close()
-
-
-def NullProgress_() -> Any:  # noqa: N802 - small factory
-    from ..render.progress import NullProgress
-
-    return NullProgress()

@@ -567,7 +567,7 @@ def _job(c: _Check, raw: Any, path: tuple, index: int, defaults: dict, recipe: R
             hint = did_you_mean(key, types)
             if key in OUTPUT_KEYS:
                 hint = f" ('{key}' belongs to the job itself, next to `id`)"
-            c.err_key(fpath, f"unknown field '{key}' for a {kind} job{hint}")
+            c.err_key(fpath, f"unknown field '{key}' for {_article(kind)} {kind} job{hint}")
             continue
         v = c.typed(value, fpath, types[key], f"'{key}'")
         if v is not None:
@@ -603,7 +603,7 @@ def _job(c: _Check, raw: Any, path: tuple, index: int, defaults: dict, recipe: R
             if recipe.matrix is None:
                 c.err(mpath, "`matrix: true` uses the recipe's matrix, but the recipe has no top-level `matrix`")
             else:
-                job.matrix = list(recipe.matrix.axes) or True
+                job.matrix = True
         elif m is False or m is None:
             job.matrix = None
         elif isinstance(m, list):
@@ -626,6 +626,10 @@ def _job(c: _Check, raw: Any, path: tuple, index: int, defaults: dict, recipe: R
         else:
             job.matrix = _matrix(c, m, mpath, f"the matrix of job '{jid}'")
     return job
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _option(c: _Check, job: JobSpec, key: str, value: Any, path: tuple) -> None:

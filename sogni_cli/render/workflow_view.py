@@ -159,6 +159,28 @@ class JobProgress:
         self.sink.close()
 
 
+class Heartbeat:
+    """Calls ``sink.heartbeat()`` every ``interval`` seconds from a daemon thread until stopped, so plain
+    output keeps its at-least-every-30-s line even while a stream is silent."""
+
+    def __init__(self, sink: Any, interval: float = 5.0):
+        self._sink = sink
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sogni-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._sink.heartbeat()
+            except Exception:  # pragma: no cover - never let progress output break the work
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 # --------------------------------------------------------------------------------------------- text views
 
 

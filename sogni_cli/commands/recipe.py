@@ -1,0 +1,184 @@
+"""``sogni recipe validate|plan|run|report|schema``: batch YAML recipes (contract §8)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import UsageError
+from ..render.output import err, out, out_json
+from ._common import make_app
+
+EPILOG = """\b
+Examples:
+  sogni recipe validate recipes/product-shots.yaml
+  sogni recipe plan recipes/storyboard.yaml --json
+  sogni recipe run recipes/product-shots.yaml -o out/ --concurrency 8
+  sogni recipe run recipes/batch-edit.yaml --set style=watercolor --continue-on-error
+  sogni recipe run recipes/product-shots.yaml -o out/ --shard 2/4      (one CI machine of four)
+  sogni recipe report out-1/ out-2/ out-3/ out-4/
+"""
+
+app = make_app("Batch YAML recipes: validate, plan, run, report.", epilog=EPILOG, no_args_is_help=True)
+
+SET_HELP = "Set a recipe variable, KEY=VALUE (repeatable)."
+STRICT_HELP = "Treat a glob that matches no files as an error."
+
+
+def _print_lines(lines: list[str]) -> None:
+    for line in lines:
+        err(line)
+
+
+def _prepare(ctx: typer.Context, file: Path, sets: list[str] | None, strict: bool, requests: bool = True):
+    from ..recipes.plan import RecipeInvalid, prepare
+
+    s = _settings_no_emulator(ctx)
+    try:
+        plan = prepare(str(file), sets=sets, strict=strict, settings=s, requests=requests)
+    except RecipeInvalid as exc:
+        _print_lines(exc.lines)
+        raise
+    _print_lines([p.format(plan.file) for p in plan.problems.sorted() if p.warning])
+    return plan, s
+
+
+def _settings_no_emulator(ctx: typer.Context):
+    """Settings for validate/plan: no key, no network, no emulator start."""
+    from ..app import GlobalOptions
+    from ..config import resolve
+
+    root = ctx.find_root()
+    g = root.obj if isinstance(root.obj, GlobalOptions) else GlobalOptions()
+    s = resolve(api_key=g.api_key, base_url=g.base_url, profile=g.profile, timeout=g.timeout,
+                max_retries=g.max_retries, quiet=g.quiet, verbose=g.verbose, no_color=g.no_color, dry_run=True,
+                emulator=g.emulator)
+    if g.emulator and not g.base_url:
+        s.base_url = "http://127.0.0.1:8787"
+    return s
+
+
+def _parse_shard(text: Optional[str]):
+    if text is None:
+        return None
+    from ..recipes.shard import parse_shard
+
+    return parse_shard(text)
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+) -> None:
+    """Check a recipe and report every problem as FILE:LINE:COL: message (stderr; exit 2)."""
+    plan, s = _prepare(ctx, file, set_, strict)
+    from ..recipes.plan import summary_line
+
+    if not s.quiet:
+        err(f"{file}: valid ({summary_line(plan)})")
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Show only shard K of N.", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+) -> None:
+    """Print the expanded job graph and the exact requests; sends nothing, needs no key."""
+    from ..recipes.plan import plan_json, plan_text
+    from ..recipes.shard import apply_shard
+
+    sh = _parse_shard(shard)
+    p, _s = _prepare(ctx, file, set_, strict)
+    if sh:
+        apply_shard(p, sh)
+    if as_json:
+        out_json(plan_json(p, sh))
+    else:
+        out(plan_text(p, sh))
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
+    output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Folder for everything the run saves [profile output_dir; default .].", show_default=False),
+    concurrency: int = typer.Option(4, "--concurrency", "-j", help="Jobs running at once."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
+    continue_on_error: bool = typer.Option(False, "--continue-on-error", help="Keep going after a job fails (its dependants are skipped)."),
+    force: bool = typer.Option(False, "--force", help="Run every job again, even those already done."),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs).", show_default=False),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them (like `plan`)."),
+) -> None:
+    """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
+    from ..recipes.run import RunOptions, run_plan
+    from ..recipes.shard import apply_shard
+    from ._common import client, settings
+
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}.")
+    sh = _parse_shard(shard)
+    g = ctx.find_root().obj
+    if dry_run or getattr(g, "dry_run", False):
+        p, _s = _prepare(ctx, file, set_, strict)
+        if sh:
+            apply_shard(p, sh)
+        from ..recipes.plan import plan_text
+
+        out(plan_text(p, sh))
+        return
+    p, _ = _prepare(ctx, file, set_, strict)
+    if sh:
+        apply_shard(p, sh)
+    s = settings(ctx)
+    api = client(ctx)
+    opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
+                      force=force, shard=sh, quiet=s.quiet, settings=s)
+    code = run_plan(api, p, opts)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    dirs: List[Path] = typer.Argument(..., help="Output folders (or run-record .jsonl files) of one or more runs or shards.", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
+    markdown: bool = typer.Option(False, "--markdown", help="A Markdown summary (as written to $GITHUB_STEP_SUMMARY)."),
+) -> None:
+    """Merge the run records of several runs or shards into one summary (exit 8 when a job failed)."""
+    from ..recipes.report import load_records, merged_summary, summary_markdown, summary_table
+
+    if as_json and markdown:
+        raise UsageError("--json and --markdown cannot be combined.")
+    records = load_records([str(d) for d in dirs])
+    summary = merged_summary(records)
+    if as_json:
+        out_json(summary)
+    elif markdown:
+        out(summary_markdown(summary))
+    else:
+        out(summary_table(summary))
+    if summary["failed"]:
+        raise typer.Exit(8)
+
+
+@app.command()
+def schema(ctx: typer.Context) -> None:
+    """Print the JSON Schema of recipe files (the one in recipes/schema.json)."""
+    from ..recipes.jsonschema import build_schema
+
+    out_json(build_schema())
+
+
+_ = (sys,)

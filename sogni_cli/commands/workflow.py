@@ -1,0 +1,189 @@
+"""`sogni workflow list|show|events|watch|cancel|download`: durable creative-agent workflows."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from ..render.output import err, out, out_json, out_jsonl, stdout_is_tty
+from ._common import client, make_app, settings
+
+app = make_app(
+    help="Follow, replay, cancel and re-download durable workflows.",
+    no_args_is_help=True,
+    epilog="""\b
+Examples:
+  sogni workflow list --limit 10
+  sogni workflow show wf_123
+  sogni workflow events wf_123 --follow --jsonl
+  sogni workflow watch wf_123 && sogni workflow download wf_123 -o out/
+  sogni workflow cancel wf_123""",
+)
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="How many.", show_default=False),
+    offset: Optional[int] = typer.Option(None, "--offset", min=0, help="Skip this many.", show_default=False),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List workflows (a table on a terminal, ids one per line when piped)."""
+    from ..api import workflows
+    from ..render.workflow_view import workflow_table
+
+    recs = workflows.list_workflows(client(ctx), limit, offset)
+    if json_out:
+        out_json(recs)
+    elif stdout_is_tty():
+        out(workflow_table(recs))
+    else:
+        for r in recs:
+            out(workflows.workflow_id(r) or "")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    workflow_id: str = typer.Argument(..., help="Workflow id."),
+    json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+) -> None:
+    """Status, steps and artifacts of a workflow."""
+    from ..api import workflows
+    from ..render.workflow_view import format_show
+
+    rec = workflows.get(client(ctx), workflow_id)
+    if json_out:
+        out_json(rec)
+    else:
+        out(format_show(rec))
+
+
+@app.command("events")
+def events(
+    ctx: typer.Context,
+    workflow_id: str = typer.Argument(..., help="Workflow id."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new events until the workflow ends."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per line."),
+) -> None:
+    """Replay a workflow's event log (--follow streams new events)."""
+    from ..api import workflows
+    from ..render.workflow_view import format_event
+
+    api = client(ctx)
+    if not follow:
+        for ev in workflows.events(api, workflow_id):
+            out_jsonl(ev) if jsonl else out(format_event(ev))
+        return
+    for upd in workflows.follow(api, workflow_id):
+        if jsonl:
+            out_jsonl(upd.to_json())
+        else:
+            pct = "" if upd.progress is None else f" {int(round(upd.progress * 100))}%"
+            out(f"{upd.type or 'update'}  {upd.status or ''}{pct}  {upd.message or ''}".rstrip())
+
+
+def _exit_for(rec: dict) -> None:
+    from ..media.pipeline import raise_for_state
+    from ..api.workflows import status_of, workflow_id
+    from ..errors import GenerationFailed, IncompleteError
+
+    raise_for_state(rec, workflow_id(rec) or "", None)
+    st = status_of(rec)
+    if st == "partial_failure":
+        raise IncompleteError(f"Workflow {workflow_id(rec)} finished with some failures.",
+                              hint=f"`sogni workflow download {workflow_id(rec)}` saves what was made.")
+    if st == "completed" and not rec.get("artifacts"):
+        raise GenerationFailed(f"Workflow {workflow_id(rec)} completed but produced no media.")
+
+
+@app.command("watch")
+def watch(
+    ctx: typer.Context,
+    workflow_id: str = typer.Argument(..., help="Workflow id."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up (exit 6) after this many seconds without progress.", show_default=False),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Print updates as JSON lines."),
+) -> None:
+    """Show progress until the workflow ends; the exit code follows its final state."""
+    from ..api import workflows
+    from ..render.workflow_view import WorkflowDisplay
+
+    s = settings(ctx)
+    api = client(ctx)
+    display = WorkflowDisplay(sys.stderr, quiet=s.quiet)
+    limit = timeout if timeout is not None else (s.read_timeout if s.timeout_set else None)
+    if limit is not None and api._http is None:
+        api.config.read_timeout = min(api.config.read_timeout, limit)
+    try:
+        for upd in workflows.follow(api, workflow_id, timeout=limit, on_wait=display.heartbeat):
+            display.update(upd)
+            if jsonl:
+                out_jsonl(upd.to_json())
+    finally:
+        display.close()
+    rec = workflows.get(api, workflow_id)
+    if not jsonl:
+        out(f"{workflows.workflow_id(rec) or workflow_id} {workflows.status_of(rec) or 'unknown'}")
+    _exit_for(rec)
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    workflow_id: str = typer.Argument(..., help="Workflow id."),
+) -> None:
+    """Cancel a running workflow."""
+    from ..api import workflows
+
+    rec = workflows.cancel(client(ctx), workflow_id)
+    out(f"{workflows.workflow_id(rec) or workflow_id} {workflows.status_of(rec) or 'cancelled'}")
+
+
+@app.command("download")
+def download(
+    ctx: typer.Context,
+    workflow_id: str = typer.Argument(..., help="Workflow id."),
+    output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Folder for the saved files.", show_default=False),
+    name_template: Optional[str] = typer.Option(None, "--name", help="File name template (as for the media commands).", show_default=False),
+    on_exists: Optional[str] = typer.Option(None, "--on-exists", help="suffix (default), overwrite, skip, error.", show_default=False),
+    no_download: bool = typer.Option(False, "--no-download", help="Print the URLs instead."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Append one JSON line per saved file.", show_default=False),
+    max_download_size: Optional[str] = typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download.", show_default=False),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Fetch the artifacts of a finished workflow (fresh URLs; .part files resume with Range)."""
+    from ..media.pipeline import PipelineOptions, download_workflow
+    from ..render.progress import make_progress
+    from ._media import ON_EXISTS, parse_size, print_result
+
+    if on_exists is not None and on_exists not in ON_EXISTS:
+        raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: " + ", ".join(ON_EXISTS))
+    s = settings(ctx)
+    api = client(ctx)
+    options = PipelineOptions(output_dir=s.out_dir(output_dir), name=name_template or s.default("name"),
+                              on_exists=on_exists or s.default("on_exists") or "suffix", no_download=no_download,
+                              manifest=manifest, max_download_size=parse_size(max_download_size))
+    progress = make_progress(sys.stderr, quiet=s.quiet)
+
+    class _F:
+        json_out = False
+        jsonl = False
+
+    flags = _F()
+    flags.json_out = json_out
+    try:
+        result = download_workflow(api, workflow_id, options, progress=progress)
+    except Exception as exc:
+        progress.close()
+        if getattr(exc, "result", None) is not None:
+            print_result(exc.result, flags)  # type: ignore[attr-defined]
+        raise
+    finally:
+        progress.close()
+    print_result(result, flags)
+    if not s.quiet and not json_out:
+        err(f"Saved {len(result.saved)} file(s) from workflow {workflow_id}.")

@@ -1,0 +1,202 @@
+"""Run records (``OUT/.sogni-run/<recipe>.jsonl``) and summaries: a table, Markdown, JSON.
+
+A run record has one JSON line per finished job: ``recipe``, ``id``, ``job``, ``kind``, ``matrix``,
+``status`` (succeeded | failed | cancelled | skipped), ``request_hash``, ``workflow_id``, ``outputs``
+(``path`` relative to the output folder, ``sha256``, ``bytes``), ``text`` (chat and text tools),
+``duration`` (s), ``error`` (``message``, ``exit_code``), ``shard`` and ``time``. Lines are appended and
+flushed one by one; the last line for an id is its current state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import UsageError
+
+RECORD_DIR = ".sogni-run"
+TABLE_ROWS = 50
+MARKDOWN_ROWS = 200
+STATUSES = ("succeeded", "failed", "cancelled", "skipped")
+
+
+def record_path(output_dir: Path, recipe_name: str) -> Path:
+    from ..media.naming import slugify
+
+    return Path(output_dir) / RECORD_DIR / f"{slugify(recipe_name, 80) or 'recipe'}.jsonl"
+
+
+def read_record_file(path: Path) -> list[dict[str, Any]]:
+    """Every valid line of a run record (a line cut short by a crash is ignored)."""
+    out: list[dict[str, Any]] = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                    out.append(rec)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UsageError(f"Cannot read the run record {path}: {exc.strerror or exc}") from None
+    return out
+
+
+def latest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(recipe, id) -> the last record (lines are in time order within a file; across files by ``time``)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in records:
+        key = (str(rec.get("recipe", "")), rec["id"])
+        old = out.get(key)
+        if old is None or str(rec.get("time", "")) >= str(old.get("time", "")):
+            out[key] = rec
+    return out
+
+
+def load_records(paths: list[str]) -> list[dict[str, Any]]:
+    """Records from output folders (their ``.sogni-run/*.jsonl``), record folders or ``.jsonl`` files."""
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_file():
+            files.append(path)
+        elif (path / RECORD_DIR).is_dir():
+            files.extend(sorted((path / RECORD_DIR).glob("*.jsonl")))
+        elif path.is_dir() and path.name == RECORD_DIR:
+            files.extend(sorted(path.glob("*.jsonl")))
+        elif path.is_dir():
+            found = sorted(path.rglob(f"{RECORD_DIR}/*.jsonl"))
+            if not found:
+                raise UsageError(f"{p}: no run record here (looked for {RECORD_DIR}/*.jsonl).")
+            files.extend(found)
+        else:
+            raise UsageError(f"{p}: no such file or folder.")
+    records: list[dict[str, Any]] = []
+    for f in files:
+        for rec in read_record_file(f):
+            rec.setdefault("_source", str(f))
+            records.append(rec)
+    return records
+
+
+def merged_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    final = latest(records)
+    jobs = sorted(final.values(), key=lambda r: (str(r.get("recipe", "")), str(r.get("time", "")), r["id"]))
+    return summarize(jobs, sources=sorted({r.get("_source", "") for r in records} - {""}))
+
+
+def summarize(rows: list[dict[str, Any]], *, sources: list[str] | None = None,
+              duration: float | None = None) -> dict[str, Any]:
+    counts = {s: 0 for s in STATUSES}
+    resumed = 0
+    files = 0
+    for r in rows:
+        counts[r.get("status", "failed") if r.get("status") in counts else "failed"] += 1
+        resumed += 1 if r.get("resumed") else 0
+        files += len(r.get("outputs") or [])
+    jobs = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    doc: dict[str, Any] = {
+        "recipes": sorted({str(r.get("recipe", "")) for r in rows}),
+        "total": len(rows), **counts, "resumed": resumed, "files": files,
+        "failed_jobs": [r["id"] for r in rows if r.get("status") != "succeeded"],
+        "jobs": jobs,
+    }
+    if duration is not None:
+        doc["duration"] = round(duration, 3)
+    if sources is not None:
+        doc["sources"] = sources
+    return doc
+
+
+def _dur(v: Any) -> str:
+    if not isinstance(v, (int, float)):
+        return ""
+    return f"{v:.1f} s" if v < 60 else f"{int(v) // 60} min {int(v) % 60:02d} s"
+
+
+def headline(s: dict[str, Any]) -> str:
+    parts = [f"{s['succeeded']} succeeded" + (f" ({s['resumed']} already done)" if s.get("resumed") else "")]
+    for k in ("failed", "cancelled", "skipped"):
+        if s.get(k):
+            parts.append(f"{s[k]} {k}")
+    n = s["total"]
+    text = f"{n} job{'s' if n != 1 else ''}: " + ", ".join(parts) + f"; {s['files']} file{'s' if s['files'] != 1 else ''}"
+    if s.get("duration") is not None:
+        text += f"; {_dur(s['duration'])}"
+    return text
+
+
+def _error_text(r: dict[str, Any]) -> str:
+    e = r.get("error")
+    if isinstance(e, dict):
+        return str(e.get("message") or "")
+    return str(e or "")
+
+
+def summary_table(s: dict[str, Any]) -> str:
+    rows = s["jobs"]
+    shown = rows if len(rows) <= TABLE_ROWS else [r for r in rows if r.get("status") != "succeeded"][:TABLE_ROWS]
+    head = ("JOB", "KIND", "STATUS", "FILES", "TIME", "ERROR")
+    data = []
+    for r in shown:
+        status = r.get("status", "")
+        if r.get("resumed"):
+            status += " (resumed)"
+        err = _error_text(r).splitlines()[0] if _error_text(r) else ""
+        data.append((r["id"], str(r.get("kind", "")), status, str(len(r.get("outputs") or [])),
+                     _dur(r.get("duration")), err[:100]))
+    widths = [max([len(h)] + [len(d[i]) for d in data]) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    for d in data:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(d, widths)).rstrip())
+    if len(shown) < len(rows):
+        lines.append(f"(showing the {len(shown)} jobs that did not succeed of {len(rows)})")
+    lines.append(headline(s))
+    return "\n".join(lines)
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+def summary_markdown(s: dict[str, Any], title: str | None = None) -> str:
+    names = ", ".join(f"`{n}`" for n in s.get("recipes", []) if n) or "recipe"
+    icon = "✅" if not s.get("failed_jobs") else "❌"
+    lines = [f"### {icon} sogni recipe {title or names}", "", f"**{headline(s)}**", ""]
+    rows = s["jobs"]
+    shown = rows if len(rows) <= MARKDOWN_ROWS else [r for r in rows if r.get("status") != "succeeded"][:MARKDOWN_ROWS]
+    lines.append("| Job | Kind | Status | Files | Time | Error |")
+    lines.append("|---|---|---|---|---|---|")
+    for r in shown:
+        status = r.get("status", "") + (" (resumed)" if r.get("resumed") else "")
+        files = ", ".join(f"`{_md(o.get('path'))}`" for o in (r.get("outputs") or [])[:4])
+        more = len(r.get("outputs") or []) - 4
+        if more > 0:
+            files += f" +{more}"
+        lines.append(f"| `{_md(r['id'])}` | {_md(r.get('kind', ''))} | {_md(status)} | {files} | "
+                     f"{_dur(r.get('duration'))} | {_md(_error_text(r)[:200])} |")
+    if len(shown) < len(rows):
+        lines.append("")
+        lines.append(f"_{len(rows) - len(shown)} succeeded jobs not listed._")
+    return "\n".join(lines) + "\n"
+
+
+def append_step_summary(markdown: str, env: dict[str, str] | None = None) -> None:
+    """Append to ``$GITHUB_STEP_SUMMARY`` when it is set (GitHub Actions)."""
+    env = os.environ if env is None else env
+    target = env.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+    except OSError:
+        pass
