@@ -87,6 +87,8 @@ class BenchServer(http.server.ThreadingHTTPServer):
 
 def child_big(url: str, out_dir: str) -> None:
     sys.path.insert(0, str(ROOT))
+    import httpx  # noqa: F401 - a real run has imported it for the API calls before any download
+
     from sogni_cli.media.downloads import ArtifactRef, DownloadOptions, download_all
 
     t0 = time.perf_counter()
@@ -99,6 +101,7 @@ def child_big(url: str, out_dir: str) -> None:
 
 def child_small(base: str, count: int, concurrency: int, out_dir: str) -> None:
     sys.path.insert(0, str(ROOT))
+    import httpx  # noqa: F401
     from sogni_cli.media.downloads import ArtifactRef, DownloadOptions, download_all
 
     refs = [ArtifactRef(f"{base}/small/{i}.mp4", index=i, count=count, prompt="small") for i in range(1, count + 1)]

@@ -9,15 +9,18 @@ its own HTTP chunk. Timed in the same run, interleaved, median of R runs each:
 - ``openai``: the official ``openai`` package's streaming client, write + flush per delta;
 - ``curl -N`` (for scale, when curl is on PATH).
 
-Each output file is checked against the text the server sent. Then the same clients against a 1-chunk stream give
-the fixed start-up cost, so ``(t(N) - t(1)) / (N - 1)`` is the cost per extra chunk.
+Each output file is checked against the text the server sent. Then the same clients against a 1-chunk stream
+give the fixed start-up cost, so ``(t(N) - t(1)) / (N - 1)`` is the cost per extra chunk. ``--compare DIR`` adds
+a row for `sogni chat` importing ``sogni_cli`` from another folder (a modified copy), measured in the same
+interleaved rounds.
 
 Targets: sogni <= 1.2x baseline, and openai / sogni >= 5.
 
 The child processes run with bytecode caching on (``PYTHONPYCACHEPREFIX`` in a temporary folder) and without
 ``PYTHONUNBUFFERED``, as in a user's shell, unless ``--keep-env``.
 
-Usage: python bench/bench_stream.py [--chunks 20000] [--runs 5] [--no-openai] [--no-small] [--profile] [--keep-env] [--src DIR]
+Usage: python bench/bench_stream.py [--chunks 20000] [--runs 5] [--no-openai] [--no-small] [--profile] [--keep-env]
+       [--src DIR] [--compare DIR ...]
 ``--profile`` also runs `sogni chat` once under cProfile and prints where the time goes.
 """
 
@@ -88,27 +91,9 @@ for chunk in stream:
 '''
 
 
-def _commands(tmp: str, url: str) -> dict[str, list[str]]:
-    base = os.path.join(tmp, "baseline.py")
-    oai = os.path.join(tmp, "openai_stream.py")
-    with open(base, "w") as f:
-        f.write(BASELINE)
-    with open(oai, "w") as f:
-        f.write(OPENAI)
-    cmds = {
-        "baseline": [PY, base, url],
-        "sogni": [PY, "-m", "sogni_cli", "--base-url", url, "chat", "hi"],
-        "openai": [PY, oai, url],
-    }
-    curl = shutil.which("curl")
-    if curl:
-        cmds["curl -N"] = [curl, "-sSN", "-X", "POST", "-H", "Content-Type: application/json",
-                           "--data", '{"stream":true}', url + "/v1/chat/completions"]
-    return cmds
-
-
 KEEP_ENV = False
 SRC = ROOT  # where `sogni_cli` is imported from (--src: an experiment copy)
+COMPARE: list[str] = []  # extra copies of sogni_cli measured side by side (--compare)
 
 
 def clean_env(tmp: str) -> dict[str, str]:
@@ -122,20 +107,46 @@ def clean_env(tmp: str) -> dict[str, str]:
     return env
 
 
-def _env(tmp: str) -> dict[str, str]:
+def _env(tmp: str, src: str = "") -> dict[str, str]:
     env = clean_env(tmp)
     env["SOGNI_API_KEY"] = "sk-bench-0000"
     env["SOGNI_CONFIG_DIR"] = os.path.join(tmp, "config")
-    env.pop("SOGNI_BASE_URL", None)
-    env.pop("SOGNI_PROFILE", None)
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([SRC, ROOT] + [p for p in [env.get("PYTHONPATH")] if p]))
+    for var in ("SOGNI_BASE_URL", "SOGNI_API_BASE_URL", "SOGNI_PROFILE", "SOGNI_TIMEOUT", "SOGNI_MAX_RETRIES"):
+        env.pop(var, None)
+    paths = [src or SRC, ROOT] + [p for p in [env.get("PYTHONPATH")] if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
+
+
+def _commands(tmp: str, url: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """name -> (argv, environment). The scripts are written to ``tmp``; every process runs with ``tmp`` as cwd."""
+    base = os.path.join(tmp, "baseline.py")
+    oai = os.path.join(tmp, "openai_stream.py")
+    with open(base, "w") as f:
+        f.write(BASELINE)
+    with open(oai, "w") as f:
+        f.write(OPENAI)
+    env = _env(tmp)
+    sogni = [PY, "-m", "sogni_cli", "--base-url", url, "chat", "hi"]
+    cmds = {
+        "baseline": ([PY, base, url], env),
+        "sogni": (sogni, env),
+    }
+    for i, src in enumerate(COMPARE, 1):
+        cmds[f"sogni #{i}"] = (sogni, _env(tmp, src))
+    cmds["openai"] = ([PY, oai, url], env)
+    curl = shutil.which("curl")
+    if curl:
+        cmds["curl -N"] = ([curl, "-sSN", "-X", "POST", "-H", "Content-Type: application/json",
+                            "--data", '{"stream":true}', url + "/v1/chat/completions"], env)
+    return cmds
 
 
 def _run_once(cmd: list[str], env: dict[str, str], out_path: str) -> float:
     with open(out_path, "wb") as out:
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, env=env, cwd=os.path.dirname(out_path))
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, env=env,
+                              cwd=os.path.dirname(out_path))
         dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{cmd!r} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-2000:]}")
@@ -156,9 +167,8 @@ def _check(name: str, out_path: str, expected: str) -> None:
 def measure(chunks: int, runs: int, names: list[str], tmp: str) -> dict[str, list[float]]:
     srv = start_server(chunks)
     try:
-        env = _env(tmp)
-        cmds = {k: v for k, v in _commands(tmp, srv.url).items() if k in names}
-        for name, cmd in cmds.items():  # warm-up (page cache, .pyc) and correctness check
+        cmds = {k: v for k, v in _commands(tmp, srv.url).items() if k.split(" #")[0] in names}
+        for name, (cmd, env) in cmds.items():  # warm-up (page cache, .pyc) and correctness check
             path = os.path.join(tmp, f"out-{name.split()[0]}.txt")
             _run_once(cmd, env, path)
             _check(name, path, srv.expected_text)
@@ -168,7 +178,7 @@ def measure(chunks: int, runs: int, names: list[str], tmp: str) -> dict[str, lis
             rot = order[r % len(order):] + order[: r % len(order)]
             for name in rot:
                 path = os.path.join(tmp, f"out-{name.split()[0]}.txt")
-                times[name].append(_run_once(cmds[name], env, path))
+                times[name].append(_run_once(*cmds[name], path))
                 _check(name, path, srv.expected_text)
         return times
     finally:
@@ -199,11 +209,14 @@ def main() -> int:
     ap.add_argument("--no-small", action="store_true", help="skip the 1-chunk run (per-chunk cost)")
     ap.add_argument("--profile", action="store_true", help="also run `sogni chat` under cProfile")
     ap.add_argument("--src", help="import sogni_cli from this folder (to measure a modified copy)")
+    ap.add_argument("--compare", action="append", default=[], metavar="DIR",
+                    help="also measure `sogni chat` importing sogni_cli from DIR (repeatable; rows 'sogni #N')")
     ap.add_argument("--keep-env", action="store_true",
                     help="keep PYTHONDONTWRITEBYTECODE/PYTHONUNBUFFERED as set (default: a user's usual environment)")
     a = ap.parse_args()
     global KEEP_ENV, SRC
     KEEP_ENV = a.keep_env
+    COMPARE.extend(os.path.abspath(d) for d in a.compare)
     if a.src:
         SRC = os.path.abspath(a.src)
 
@@ -215,6 +228,8 @@ def main() -> int:
               "interleaved runs, whole processes, stdout to a file"
               + ("" if SRC == ROOT else f", sogni_cli from {SRC}")
               + (", environment as is" if KEEP_ENV else ", bytecode cached, stdout buffered"))
+        for i, d in enumerate(COMPARE, 1):
+            print(f"sogni #{i}: sogni_cli from {d}")
         big = measure(a.chunks, a.runs, names, tmp)
         small = {} if a.no_small else measure(1, max(a.runs, 5), [n for n in names if n != "curl -N"], tmp)
 
@@ -230,15 +245,18 @@ def main() -> int:
                   f"{med[name] / base:.2f} | {f'{s1:.3f}' if s1 is not None else '—'} | {per} |")
         print()
         ok = True
-        ratio = med["sogni"] / base
-        verdict = "PASS" if ratio <= BASELINE_TARGET else "FAIL"
-        ok &= verdict == "PASS"
-        print(f"target sogni <= {BASELINE_TARGET}x baseline: {ratio:.2f}x  {verdict}")
-        if "openai" in med:
-            speed = med["openai"] / med["sogni"]
-            verdict = "PASS" if speed >= OPENAI_TARGET else "FAIL"
-            ok &= verdict == "PASS"
-            print(f"target sogni >= {OPENAI_TARGET:g}x faster than openai: {speed:.2f}x  {verdict}")
+        for name in [n for n in med if n.startswith("sogni")]:
+            ratio = med[name] / base
+            verdict = "PASS" if ratio <= BASELINE_TARGET else "FAIL"
+            if name == "sogni":
+                ok &= verdict == "PASS"
+            print(f"target {name} <= {BASELINE_TARGET}x baseline: {ratio:.2f}x  {verdict}")
+            if "openai" in med:
+                speed = med["openai"] / med[name]
+                verdict = "PASS" if speed >= OPENAI_TARGET else "FAIL"
+                if name == "sogni":
+                    ok &= verdict == "PASS"
+                print(f"target {name} >= {OPENAI_TARGET:g}x faster than openai: {speed:.2f}x  {verdict}")
         if a.profile:
             profile(a.chunks, tmp)
     return 0 if ok else 1

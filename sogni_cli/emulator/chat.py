@@ -537,7 +537,8 @@ def _execute_hosted(reply: Reply, ctx: ChatContext, body: dict[str, Any], tool: 
     else:
         text = f"Started {tool.name} for \"{prompt}\" (workflow {wid})."
     reply.content = think + text
-    reply.extras["creative_workflows"] = [{"workflowId": wid, "status": rec["status"], **links}]
+    # The status at acceptance (the first event), however long this request took.
+    reply.extras["creative_workflows"] = [{"workflowId": wid, "status": "queued", **links}]
     reply.extras["sogni_tool_results"] = [{"tool": tool.name, "name": label, "toolCallId": call_id,
                                            "workflowId": wid, "status": "queued", "media_type": tool.media,
                                            "prompt": prompt, "message": text}]

@@ -289,7 +289,7 @@ class WorkflowStore:
             self._order.append(wid)
             for art in flow.artifacts.values():
                 self.media[urlsplit(art["url"]).path] = (wid, art["id"])
-        return self.snapshot(wid)
+        return self.snapshot(wid, at=0.0)  # the acceptance snapshot
 
     def artifact_urls(self, wid: str) -> list[str]:
         flow = self._get(wid)
@@ -442,11 +442,15 @@ class WorkflowStore:
                 "timestamp": iso(flow.created + ev["offset"]), "type": ev["type"], "status": ev["status"],
                 "message": ev["message"], "data": dict(ev["data"])}
 
-    def events(self, wid: str, after: int = 0) -> tuple[list[dict[str, Any]], str, float | None]:
-        """Visible events after ``after``; the workflow status; seconds until the next event (None: no more)."""
+    def events(self, wid: str, after: int = 0, at: float | None = None) -> tuple[list[dict[str, Any]], str,
+                                                                               float | None]:
+        """Visible events after ``after``; the workflow status; seconds until the next event (None: no more).
+
+        ``at`` looks at the workflow that many seconds after its creation instead of now.
+        """
         flow = self._get(wid)
         with self._lock:
-            elapsed = self._elapsed(flow)
+            elapsed = self._elapsed(flow) if at is None else at
             line = self._timeline(flow)
         out = []
         status = "queued"
@@ -461,9 +465,9 @@ class WorkflowStore:
                 break
         return out, status, wait
 
-    def snapshot(self, wid: str) -> dict[str, Any]:
+    def snapshot(self, wid: str, at: float | None = None) -> dict[str, Any]:
         flow = self._get(wid)
-        events, status, _ = self.events(wid)
+        events, status, _ = self.events(wid, at=at)
         step_state = {s["id"]: {"status": "queued", "progress": 0.0, "startedAt": None, "completedAt": None}
                       for s in flow.steps}
         visible_art: list[str] = []

@@ -338,11 +338,21 @@ def _hash_file(path: Path, h: "hashlib._Hash", cancel: threading.Event | None = 
             n += len(data)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: Any) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _writev_all(fd: int, pieces: list[bytes]) -> None:
+    if len(pieces) == 1 or not hasattr(os, "writev"):
+        _write_all(fd, pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        return
+    written = os.writev(fd, pieces)
+    total = sum(len(p) for p in pieces)
+    if written < total:  # a short write: finish the rest plainly
+        _write_all(fd, memoryview(b"".join(pieces))[written:])
 
 
 _PIL_READY = False
@@ -369,89 +379,77 @@ def verify_image(path: Path) -> str | None:
 
 
 class _Writer:
-    """Collects received chunks into 1 MiB buffers that are hashed and written in order.
+    """Hashes and writes received chunks in order, in batches of about 1 MiB (one ``writev`` each, no copy).
 
     For large bodies a helper thread does the hashing and writing (both release the GIL), so the network
-    read does not wait for them; a few rotating buffers bound the memory and give back-pressure.
-    ``close()`` writes what is left and re-raises a write error; ``abort()`` drops what is left.
+    read never waits for them; a bounded queue limits the memory and gives back-pressure. ``close()``
+    writes what is left and re-raises a write error; ``abort()`` drops what is left.
     """
 
+    MAX_PIECES = 512  # well under IOV_MAX
+
     def __init__(self, fd: int, h: Any, on_written: Callable[[int], Any], *, threaded: bool,
-                 size: int = WRITE_SIZE, buffers: int = 4):
+                 size: int = WRITE_SIZE, depth: int = 4):
         self.fd = fd
         self.h = h
         self.on_written = on_written
         self.size = size
-        self.pos = 0
+        self.batch: list[bytes] = []
+        self.pending = 0
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
-        self.buf = bytearray(size)
         if threaded:
             import queue
 
-            self.free: Any = queue.SimpleQueue()
-            self.todo: Any = queue.SimpleQueue()
-            for _ in range(buffers - 1):
-                self.free.put(bytearray(size))
+            self.todo: Any = queue.Queue(maxsize=depth)
             self.thread = threading.Thread(target=self._run, name="sogni-download-writer", daemon=True)
             self.thread.start()
 
-    def _consume(self, data: Any) -> None:
-        self.h.update(data)
-        _write_all(self.fd, data)
+    def _consume(self, batch: list[bytes]) -> None:
+        for piece in batch:
+            self.h.update(piece)
+        _writev_all(self.fd, batch)
 
     def _run(self) -> None:
         while True:
-            item = self.todo.get()
-            if item is None:
+            batch = self.todo.get()
+            if batch is None:
                 return
-            data, n = item
             if self.error is None:
                 try:
-                    self._consume(memoryview(data)[:n])
+                    self._consume(batch)
                 except BaseException as exc:  # noqa: BLE001 - reported by close()
                     self.error = exc
-            if isinstance(data, bytearray):
-                self.free.put(data)
 
-    def _hand_off(self, data: Any, n: int) -> None:
+    def _hand_off(self) -> None:
+        if not self.batch:
+            return
+        batch, n = self.batch, self.pending
+        self.batch, self.pending = [], 0
         if self.thread is None:
-            self._consume(memoryview(data)[:n])
+            self._consume(batch)
         else:
             if self.error is not None:
                 raise self.error
-            self.todo.put((data, n))
+            self.todo.put(batch)
         self.on_written(n)
 
-    def _flush_buffer(self) -> None:
-        if self.pos:
-            self._hand_off(self.buf, self.pos)
-            if self.thread is not None:
-                self.buf = self.free.get()
-            self.pos = 0
-
     def add(self, chunk: bytes) -> None:
-        n = len(chunk)
-        if self.pos + n > self.size:
-            self._flush_buffer()
-            if n >= self.size:
-                self._hand_off(chunk, n)
-                return
-        self.buf[self.pos:self.pos + n] = chunk
-        self.pos += n
-        if self.pos == self.size:
-            self._flush_buffer()
+        self.batch.append(chunk)
+        self.pending += len(chunk)
+        if self.pending >= self.size or len(self.batch) >= self.MAX_PIECES:
+            self._hand_off()
 
     def close(self) -> None:
         try:
-            self._flush_buffer()
+            self._hand_off()
         finally:
             self._stop()
         if self.error is not None:
             raise self.error
 
     def abort(self) -> None:
-        self.pos = 0
+        self.batch, self.pending = [], 0
         self._stop()
 
     def _stop(self) -> None:

@@ -300,6 +300,8 @@ def field_for_problem(kind: str, message: str, fields: dict[str, Any]) -> tuple[
     from ..jobs import JOB_FIELDS
 
     reverse = {arg: f for f, arg in JOB_FIELDS.get(kind, {}).items() if arg}
+    if kind == "tool" and isinstance(fields.get("name"), str) and f"'{fields['name']}'" in message:
+        return ("name",)
     for name in _QUOTED.findall(message):
         if name in fields:
             return (name,)

@@ -120,8 +120,11 @@ class RunDisplay:
                 self._line(f"Error: {uid}: {error}")
             elif not self.quiet and not self.tty:
                 extra = f" ({detail})" if detail else ""
-                word = "done" if status == "succeeded" else ("already done" if status == "resumed" else status)
-                self._line(f"[{self.done}/{self.total}] {uid}: {word} in {_fmt_duration(duration)}{extra}")
+                if status == "resumed":
+                    self._line(f"[{self.done}/{self.total}] {uid}: already done{extra}")
+                else:
+                    word = "done" if status == "succeeded" else status
+                    self._line(f"[{self.done}/{self.total}] {uid}: {word} in {_fmt_duration(duration)}{extra}")
             else:
                 self._draw(force=True)
 

@@ -49,6 +49,7 @@ class Instance:
     filename: str | None = None  # naming template (recipe templates rendered)
     save: str | None = None  # path of the text file under the output folder
     pending: bool = False
+    bad_fields: set = field(default_factory=set)  # fields whose templates failed (reported)
 
     @property
     def kind(self) -> str:
@@ -63,7 +64,6 @@ class Expanded:
     by_uid: dict[str, Instance]
     by_job: dict[str, list[Instance]]
     job_order: list[str]
-    broken: bool = False  # the job graph has a cycle
 
 
 # --------------------------------------------------------------------------------------------- variables
@@ -557,19 +557,17 @@ def render_instance(ex: Expanded, inst: Instance, outputs: Mapping[str, Outputs]
     ``problems`` with positions (None returned when there were any), or raise TemplateError."""
     doc = ex.recipe.doc
     ctx = Context(_ExView(ex), inst, outputs)
-    bad = False
 
     def on_error(path: tuple, exc: TemplateError) -> None:
-        nonlocal bad
-        bad = True
         if problems is None:
             raise exc
         fname = path[0]
+        inst.bad_fields.add(fname)
         base = inst.job.field_paths.get(fname, inst.job.path)
         problems.error(doc.text_offset_mark(base + tuple(path[1:]), exc.offset), exc.message)
 
-    fields = render_value(inst.job.fields, ctx, on_error)
-    return None if bad else fields
+    # With ``problems``, a string whose template fails stays as written (the rest can still be checked).
+    return render_value(inst.job.fields, ctx, on_error)
 
 
 class _ExView:

@@ -22,6 +22,7 @@ _BASIC = {
     "object": {"type": "object"},
     "paths": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "strings": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    "messages": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
     "any": {},
 }
 _CHAT_ENUMS = {

@@ -87,7 +87,7 @@ def prepare(file: str | Path, *, sets: list[str] | None = None, env: Mapping[str
     if base_url is None:
         base_url = getattr(settings, "base_url", None) or DEFAULT_BASE_URL
     plan = Plan(file=file, recipe=recipe, expanded=ex, jobs=[], problems=problems)
-    has_errors = _jobs_with_errors(recipe, problems)
+    flagged = {p.mark for p in problems.errors}
     for inst in ex.instances:
         render_options(ex, inst, problems)
         fields = render_instance(ex, inst, None, problems)
@@ -96,8 +96,8 @@ def prepare(file: str | Path, *, sets: list[str] | None = None, env: Mapping[str
         fields = bridge.with_profile_defaults(inst.kind, fields, settings)
         inst.pending = contains_pending(fields)
         pj = PlannedJob(inst, fields)
-        if requests and inst.job.id not in has_errors:
-            _build(plan, pj, base_url)
+        if requests:
+            _build(plan, pj, base_url, flagged)
         else:
             pj.media = bridge.media_count(inst.kind, fields, None)
         plan.jobs.append(pj)
@@ -106,18 +106,6 @@ def prepare(file: str | Path, *, sets: list[str] | None = None, env: Mapping[str
     if problems.errors:
         raise RecipeInvalid(file, problems)
     return plan
-
-
-def _jobs_with_errors(recipe: Recipe, problems: Problems) -> set[str]:
-    """Jobs with an error written inside them (their requests are not built: the error is enough)."""
-    starts = sorted((recipe.doc.mark(j.path).line, j.id) for j in recipe.jobs)
-    lines = sorted(p.mark.line for p in problems.errors)
-    out: set[str] = set()
-    for i, (line, jid) in enumerate(starts):
-        end = starts[i + 1][0] if i + 1 < len(starts) else 1 << 30
-        if any(line <= ln < end for ln in lines):
-            out.add(jid)
-    return out
 
 
 def _field_words(kind: str, where: tuple, line: str) -> str:
@@ -132,7 +120,9 @@ def _field_words(kind: str, where: tuple, line: str) -> str:
     return line
 
 
-def _build(plan: Plan, pj: PlannedJob, base_url: str) -> None:
+def _build(plan: Plan, pj: PlannedJob, base_url: str, flagged: set) -> None:
+    """Build the job's request; its problems are reported at the field they are about (unless that
+    place already has an error from the structure check)."""
     doc = plan.recipe.doc
     inst = pj.inst
     job = inst.job
@@ -141,12 +131,16 @@ def _build(plan: Plan, pj: PlannedJob, base_url: str) -> None:
     except UsageError as exc:
         for line in bridge.problem_lines(exc):
             where = bridge.field_for_problem(inst.kind, line, pj.fields)
+            if where is not None and where[0] in inst.bad_fields:
+                continue
             if where is not None and where[0] in job.field_paths:
                 path = job.field_paths[where[0]] + tuple(where[1:])
                 line = _field_words(inst.kind, where, line)
                 mark = doc.key_mark(path) if len(where) > 1 else doc.mark(path)
             else:
                 mark = doc.key_mark(job.path + (job.kind,))
+            if mark in flagged:
+                continue
             label = f"{inst.uid}: " if inst.cell else ""
             plan.problems.error(mark, label + line + (f" ({exc.hint})" if exc.hint and len(line) < 80 and
                                                       "sogni tools show" not in (exc.hint or "") else ""))

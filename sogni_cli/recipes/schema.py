@@ -82,7 +82,7 @@ class JobSpec:
     matrix: Any = None  # None | MatrixSpec | list[str] (axes of the recipe matrix)
     output: str | None = None
     filename: str | None = None
-    on_exists: str = "suffix"
+    on_exists: str | None = None  # None: the recipe default (overwrite)
     save: str | None = None
     description: str = ""
     path: tuple = ()
@@ -113,7 +113,8 @@ def field_types(kind: str) -> dict[str, str]:
         from ..api.chat import CHAT_FIELDS
 
         types = {k: _CHAT_TYPES.get(v, "any") for k, v in CHAT_FIELDS.items()}
-        # `sogni chat --response-format json|FILE`, `--tools MODE`: strings
+        if "messages" in types:
+            types["messages"] = "messages"  # a list of messages, or a JSON/YAML file of them
     else:
         from .. import catalog
         from ..jobs import COMMON_FIELDS, JOB_FIELDS
@@ -158,6 +159,8 @@ def type_ok(value: Any, expected: str) -> bool:
         return isinstance(value, list)
     if expected == "object":
         return isinstance(value, dict)
+    if expected == "messages":
+        return isinstance(value, (str, list))
     if expected in ("paths", "strings"):
         return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
     return True
@@ -165,7 +168,8 @@ def type_ok(value: Any, expected: str) -> bool:
 
 TYPE_WORDS = {"string": "a string", "boolean": "true or false", "integer": "a whole number", "number": "a number",
               "list": "a list", "object": "a mapping", "paths": "a file path or a list of paths",
-              "strings": "a string or a list of strings", "any": "a value"}
+              "strings": "a string or a list of strings", "messages": "a list of messages or a file path",
+              "any": "a value"}
 
 
 def type_name(value: Any) -> str:
