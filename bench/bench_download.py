@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         w0 = max(len(r[0]) for r in rows)
         for r in rows:
             print(f"  {r[0]:<{w0}}  {r[1]:>9}  {r[2]:>10}  {r[3]}")
+        fmt = lambda xs: " ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+        print(f"  runs (s): curl {fmt(curl_times)} | download_all {fmt(our_times)} | "
+              f"small x1 {fmt(seq)} | small x{ns.concurrency} {fmt(par)}")
         ok = ratio >= 0.8 and peak <= 80 and speedup >= 3
         return 0 if ok else 1
     finally:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,7 +46,9 @@ def commands() -> dict[str, list[str]]:
         "sogni chat --help (-m)": [PY, "-m", "sogni_cli", "chat", "--help"],
     }
     script = os.path.join(os.path.dirname(PY), "sogni")
-    if os.path.exists(script):
+    if not os.path.exists(script):
+        script = shutil.which("sogni") or ""
+    if script:
         cmds["sogni --version (script)"] = [script, "--version"]
     return cmds
 
