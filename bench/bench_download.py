@@ -85,7 +85,7 @@ class BenchServer(http.server.ThreadingHTTPServer):
 # child processes (our downloads run in a fresh interpreter so their peak RSS can be read)
 # -------------------------------------------------------------------------------------------------
 
-def child_big(url: str, out_dir: str) -> None:
+def child_big(url: str, out_dir: str, checksum: str = "0") -> None:
     sys.path.insert(0, str(ROOT))
     import httpx  # noqa: F401 - a real run has imported it for the API calls before any download
 
@@ -93,7 +93,8 @@ def child_big(url: str, out_dir: str) -> None:
 
     t0 = time.perf_counter()
     report = download_all([ArtifactRef(url, prompt="big")],
-                          DownloadOptions(output_dir=Path(out_dir), on_exists="overwrite"))
+                          DownloadOptions(output_dir=Path(out_dir), on_exists="overwrite",
+                                          checksum=checksum == "1"))
     dt = time.perf_counter() - t0
     print(json.dumps({"seconds": dt, "failed": [m for _, m in report.failed],
                       "bytes": sum(s.bytes for s in report.saved)}))
@@ -150,7 +151,7 @@ def settle() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child-big":
-        child_big(argv[1], argv[2])
+        child_big(argv[1], argv[2], argv[3] if len(argv) > 3 else "0")
         return 0
     if argv and argv[0] == "--child-small":
         child_small(argv[1], int(argv[2]), int(argv[3]), argv[4])
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
 
         size = ns.size_mb * 1024 * 1024
-        curl_times, our_times, our_walls, rss = [], [], [], []
+        curl_times, our_times, our_walls, rss, sha_times = [], [], [], [], []
         def curl_once() -> None:
             dest = work / "curl-out.bin"
             settle()
@@ -202,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit("our download has the wrong size")
             our_times.append(data["seconds"])
             our_walls.append(wall)
+            rss.append(peak)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            settle()
+            data, _, peak = run_child(["--child-big", f"{srv.base}/big.mp4", str(out_dir), "1"])
+            sha_times.append(data["seconds"])
             rss.append(peak)
             shutil.rmtree(out_dir, ignore_errors=True)
 
@@ -235,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             ("large file, curl -o", f"{curl_t:.2f} s", f"{mb / curl_t:.0f} MB/s", ""),
             ("large file, download_all", f"{our_t:.2f} s", f"{mb / our_t:.0f} MB/s",
              f"{ratio:.0%} of curl (target >= 80%) {'OK' if ratio >= 0.8 else 'MISS'}"),
+            ("  same, with sha256 (--json, --manifest)", f"{med(sha_times):.2f} s", f"{mb / med(sha_times):.0f} MB/s",
+             f"{curl_t / med(sha_times):.0%} of curl"),
             ("  same, whole child process", f"{our_w:.2f} s", f"{mb / our_w:.0f} MB/s",
              f"{ratio_wall:.0%} of curl (includes interpreter start-up)"),
             ("  peak RSS of the child", f"{peak:.0f} MB", "", f"target <= 80 MB {'OK' if peak <= 80 else 'MISS'}"),

@@ -299,3 +299,17 @@ def test_missing_file(cli, tmp_cwd):
     res = cli("recipe", "validate", "nope.yaml")
     assert res.exit_code == 2
     assert "nope.yaml:1:1: no such file" in res.stderr
+
+
+def test_unsafe_files_are_refused_before_parsing(cli, tmp_cwd):
+    big = tmp_cwd / "big.yaml"
+    big.write_bytes(b"version: 1\n" + b"#" * (1024 * 1024))
+    res = cli("recipe", "validate", "big.yaml")
+    assert res.exit_code == 2
+    assert "big.yaml:1:1: the file is" in res.stderr and "recipes are limited to 1048576 bytes" in res.stderr
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    (tmp_cwd / "lol.yaml").write_text("version: 1\n" + "\n".join(lines) + "\njobs: []\n")
+    res = cli("recipe", "validate", "lol.yaml")
+    assert res.exit_code == 2
+    assert "the document expands to more than 200000 values" in res.stderr

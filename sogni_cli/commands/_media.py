@@ -233,6 +233,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         output_dir=s.out_dir(flags.output_dir), name=flags.name_template or s.default("name"), on_exists=on_exists,
         no_download=flags.no_download, manifest=flags.manifest, max_download_size=parse_size(flags.max_download_size),
         detach=flags.detach, timeout=timeout, agent=flags.agent, on_created=on_created,
+        checksum=bool(flags.json_out or flags.jsonl or flags.manifest),
     )
     ticker = Heartbeat(progress)
     try:

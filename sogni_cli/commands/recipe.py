@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -112,7 +111,7 @@ def run(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Folder for everything the run saves [profile output_dir; default .].", show_default=False),
-    concurrency: int = typer.Option(4, "--concurrency", "-j", help="Jobs running at once."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Jobs running at once [profile concurrency; default 4].", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
     continue_on_error: bool = typer.Option(False, "--continue-on-error", help="Keep going after a job fails (its dependants are skipped)."),
     force: bool = typer.Option(False, "--force", help="Run every job again, even those already done."),
@@ -125,8 +124,6 @@ def run(
     from ..recipes.shard import apply_shard
     from ._common import client, settings
 
-    if concurrency < 1:
-        raise UsageError(f"--concurrency must be at least 1, got {concurrency}.")
     sh = _parse_shard(shard)
     g = ctx.find_root().obj
     if dry_run or getattr(g, "dry_run", False):
@@ -141,6 +138,10 @@ def run(
     if sh:
         apply_shard(p, sh)
     s = settings(ctx)
+    if concurrency is None:
+        concurrency = int(s.default("concurrency") or 4)
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}.")
     api = client(ctx)
     opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
                       force=force, shard=sh, quiet=s.quiet, settings=s)
@@ -180,5 +181,3 @@ def schema(ctx: typer.Context) -> None:
 
     out_json(build_schema())
 
-
-_ = (sys,)

@@ -45,6 +45,7 @@ class PipelineOptions:
     on_created: Callable[[str], None] | None = None  # called with the workflow id as soon as it exists
     use_sse: bool = True
     sleep: Callable[[float], Any] | None = None  # download retry waits (tests)
+    checksum: bool = True  # sha256 of each saved file (for --json, --jsonl, manifests and run records)
 
 
 @dataclass
@@ -211,7 +212,7 @@ def _download_options(options: PipelineOptions, timeout: float | None = None) ->
 
     d = DownloadOptions(output_dir=Path(options.output_dir), name_template=options.name,
                         on_exists=options.on_exists or "suffix", manifest=options.manifest,
-                        concurrency=max(1, options.concurrency))
+                        concurrency=max(1, options.concurrency), checksum=options.checksum)
     if options.max_download_size:
         d.max_size = int(options.max_download_size)
     return d
