@@ -268,7 +268,7 @@ function __sogni_options
                 '--markdown'\t'A Markdown summary (as written to $GITHUB_STEP_SUMMARY).' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe run'
-            printf '%s\n' '--concurrency'\t'Jobs running at once.' \
+            printf '%s\n' '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
                 '--continue-on-error'\t'Keep going after a job fails (its dependants are skipped).' \
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
                 '--force'\t'Run every job again, even those already done.' \
@@ -278,7 +278,7 @@ function __sogni_options
                 '--shard'\t'Run only shard K of N (deterministic; a job stays with what it needs).' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
                 '-h'\t'Show this message and exit.' \
-                '-j'\t'Jobs running at once.' \
+                '-j'\t'Jobs running at once [profile concurrency; default 4].' \
                 '-o'\t'Folder for everything the run saves [profile output_dir; default .].'
         case 'sogni recipe schema'
             printf '%s\n' '--help'\t'Show this message and exit.' \

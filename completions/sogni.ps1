@@ -273,7 +273,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--markdown A Markdown summary (as written to $GITHUB_STEP_SUMMARY).',
                 '-h Show this message and exit.') }
             'sogni recipe run' { return @(
-                '--concurrency Jobs running at once.',
+                '--concurrency Jobs running at once [profile concurrency; default 4].',
                 '--continue-on-error Keep going after a job fails (its dependants are skipped).',
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
                 '--force Run every job again, even those already done.',
@@ -283,7 +283,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--shard Run only shard K of N (deterministic; a job stays with what it needs).',
                 '--strict Treat a glob that matches no files as an error.',
                 '-h Show this message and exit.',
-                '-j Jobs running at once.',
+                '-j Jobs running at once [profile concurrency; default 4].',
                 '-o Folder for everything the run saves [profile output_dir; default .].') }
             'sogni recipe schema' { return @(
                 '--help Show this message and exit.',
