@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, OSError):  # pragma: no cover - not the main thread
         pass
     code = run(argv)
+    import gc
+
+    gc.freeze()  # what is left is freed by the process exit: skip the final collections over it
     try:
         sys.stdout.flush()
     except BrokenPipeError:

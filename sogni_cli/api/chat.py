@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import SogniError, StreamError, TimeoutError_, UsageError
-from ..events import Done, Event, ToolCall, ToolResult
+from ..events import Delta, Done, Event, ToolCall, ToolResult
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -408,7 +408,9 @@ def run_chat(client: Any, req: ChatRequest, *, on_event: Callable[[Event], None]
         held: list[ToolCall] = []
 
         def relay(ev: Event) -> None:
-            if isinstance(ev, ToolCall):
+            if type(ev) is Delta:
+                emit(ev)
+            elif isinstance(ev, ToolCall):
                 held.append(ev)
             elif isinstance(ev, Done):
                 pass

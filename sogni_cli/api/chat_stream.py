@@ -39,6 +39,8 @@ __all__ = ["ChatStreamParser", "parse_completion", "error_from_body"]
 
 _OPEN = "<think>"
 _CLOSE = "</think>"
+_SIMPLE_DELTA = frozenset({"role", "content"})
+_json_decode = json.JSONDecoder().decode
 _KNOWN_TOP = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint"})
 
 # Error ``type``/``code`` strings seen in OpenAI-compatible servers, mapped to the HTTP status they stand for.
@@ -176,6 +178,13 @@ class ChatStreamParser:
     def feed_event(self, ev: SSEEvent) -> list[Event]:
         """Interpret one SSE event; return the events it produced (possibly none)."""
         data = ev.data
+        if data[:1] == "{" and ev.event == "message" and not self.done:  # the usual chunk
+            try:
+                obj = _json_decode(data)
+            except ValueError:
+                obj = None
+            if type(obj) is dict:
+                return self.feed_chunk(obj)
         if ev.event not in ("message", "error"):
             self.other_events.append(ev)
             return []
@@ -205,12 +214,26 @@ class ChatStreamParser:
 
     def feed_chunk(self, obj: dict[str, Any]) -> list[Event]:
         """Interpret one decoded ``chat.completion.chunk`` object."""
-        if _is_error(obj):
+        if ("error" in obj or "status" in obj) and _is_error(obj):
             raise error_from_body(obj)
         out: list[Event] = []
         self._top(obj)
         choices = obj.get("choices")
-        if isinstance(choices, list):
+        if type(choices) is list and len(choices) == 1:  # the usual chunk: one choice
+            choice = choices[0]
+            if type(choice) is dict and choice.get("index", 0) == 0:
+                delta = choice.get("delta")
+                if type(delta) is dict:
+                    content = delta.get("content")
+                    if type(content) is str and _SIMPLE_DELTA.issuperset(delta):
+                        if content:
+                            self._content(content, out)
+                    else:
+                        self._delta(delta, out)
+                fr = choice.get("finish_reason")
+                if fr is not None:
+                    self.finish_reason = fr
+        elif isinstance(choices, list):
             for choice in choices:
                 if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                     continue
@@ -228,8 +251,11 @@ class ChatStreamParser:
     def _top(self, obj: dict[str, Any]) -> None:
         if self.id is None and isinstance(obj.get("id"), str):
             self.id = obj["id"]
-        if isinstance(obj.get("model"), str):
-            self.model = obj["model"]
+        model = obj.get("model")
+        if type(model) is str:
+            self.model = model
+        if _KNOWN_TOP.issuperset(obj):
+            return
         for key, value in obj.items():
             if key not in _KNOWN_TOP and value is not None:
                 self.extras[key] = value

@@ -74,6 +74,12 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode one chunk; return the events it completed (often zero or one)."""
+        # Fast path: the usual chunk is exactly one whole ``data: ...\n\n`` event and nothing is pending.
+        if (type(chunk) is bytes and chunk[:6] == b"data: " and chunk.find(b"\n") == len(chunk) - 2
+                and chunk[-1] == 10 and not self._parts and self._data is None and self._event is None
+                and self._block_retry is None and not self._bom and not self._cr and b"\r" not in chunk):
+            self._last_id = self._id_buf
+            return [SSEEvent("message", chunk[6:-2].decode("utf-8", "replace"), self._last_id, None)]
         if not chunk:
             return []
         if type(chunk) is not bytes:

@@ -16,8 +16,18 @@ class ChatView:
         self._last = "\n"
         self._wrote = False
         self._thinking = False
+        self._plain = mode == "text"
 
     def handle(self, ev: Event) -> None:
+        if type(ev) is Delta and self._plain and not self._thinking:  # the usual event: straight to stdout
+            text = ev.text
+            if text:
+                out = sys.stdout
+                out.write(text)
+                out.flush()
+                self._last = text[-1]
+                self._wrote = True
+            return
         if self.mode == "jsonl":
             if isinstance(ev, Reasoning) and not self.show_thinking:
                 return
