@@ -49,6 +49,15 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     emulator: "Emulator"
 
+    def handle_error(self, request, client_address):  # noqa: D401 - socketserver hook
+        """A client that hangs up (Ctrl-C, a cut download) is normal here: no traceback."""
+        import sys as _sys
+
+        exc = _sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
