@@ -19,6 +19,9 @@ one until reset). Actions:
   terminal event).
 - ``truncate``: send the full ``Content-Length`` but only ``bytes`` bytes of the body, then close.
 - ``slow``: sleep ``delay`` seconds between stream frames (before the body for other answers).
+- ``stall_after``: send ``bytes`` bytes of a body (or ``chunks`` stream frames), then hold the connection
+  open without sending more for ``hold`` seconds (default 60) or until the emulator stops: a download or
+  stream that hangs half-way, for interrupting clients.
 - ``drop``: close the connection without any answer.
 - ``error_in_stream``: a 200 stream that carries an ``error`` object as a data frame after
   ``after`` content frames (default 1), then ``[DONE]`` (``"done": false`` leaves it out).
@@ -29,7 +32,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-ACTIONS = {"status", "reset_after", "truncate", "slow", "drop", "error_in_stream"}
+ACTIONS = {"status", "reset_after", "truncate", "slow", "drop", "error_in_stream", "stall_after"}
 
 
 def validate_fault(fault: Any) -> dict[str, Any]:
@@ -71,6 +74,8 @@ def validate_fault(fault: Any) -> dict[str, Any]:
     for key in ("delay", "retry_after", "retry_after_ms"):
         if key in out and (not isinstance(out[key], (int, float)) or isinstance(out[key], bool) or out[key] < 0):
             raise ValueError(f"fault {key!r} must be a non-negative number")
+    if action == "stall_after" and "bytes" not in out and "chunks" not in out:
+        raise ValueError("a 'stall_after' fault needs 'bytes' (or 'chunks')")
     if action == "slow" and "delay" not in out:
         raise ValueError("a 'slow' fault needs 'delay'")
     return out

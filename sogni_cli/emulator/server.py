@@ -83,6 +83,7 @@ class Emulator:
         self.out = out if out is not None else sys.stderr
         self.faults = FaultQueue()
         self.stopping = threading.Event()
+        self.stalled = threading.Event()  # set when a ``stall_after`` fault starts holding a connection
         self._lock = threading.RLock()
         self._requests: list[dict[str, Any]] = []
         self._media_cache: dict[str, bytes] = {}
@@ -396,14 +397,23 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head_only:
             return
-        if fault and fault["action"] in ("truncate", "reset_after"):
+        if fault and fault["action"] in ("truncate", "reset_after", "stall_after"):
             n = fault.get("bytes", fault.get("chunks", 0))
             self.wfile.write(data[:n])
+            self.wfile.flush()
+            if fault["action"] == "stall_after":
+                self.stall(float(fault.get("hold", 60)))
             self.cut()
         step = 65536
         for i in range(0, len(data), step):
             self.wfile.write(data[i:i + step])
         self.wfile.flush()
+
+    def stall(self, seconds: float) -> None:
+        """Hold the connection open, sending nothing, until ``seconds`` pass or the emulator stops."""
+        emulator = self.server.emulator
+        emulator.stalled.set()
+        emulator.stopping.wait(seconds)
 
     # SSE: chunked transfer encoding, one write + flush per frame.
     def sse_start(self) -> None:
@@ -429,6 +439,9 @@ class Handler(BaseHTTPRequestHandler):
             action = fault["action"]
             if action == "slow" and self.frames_sent > 0:
                 time.sleep(float(fault.get("delay", 0)))
+            if action == "stall_after" and self.frames_sent >= int(fault.get("chunks", fault.get("bytes", 0))):
+                self.stall(float(fault.get("hold", 60)))
+                self.cut()
             if action == "reset_after" and self.frames_sent >= int(fault.get("chunks", fault.get("bytes", 0))):
                 if fault.get("clean"):
                     self.sse_end()

@@ -544,6 +544,7 @@ class _Downloader:
         self.lock = threading.Lock()
         self.refresh_lock = threading.Lock()
         self.cancel = threading.Event()
+        self.active: set[Any] = set()  # responses being read, so an interrupt can unblock their reads
         self.taken: set[Path] = set()
 
     # -- naming -----------------------------------------------------------------------------------
@@ -754,6 +755,8 @@ class _Downloader:
             progress.advance(key, offset)
         writer = _Writer(fd, h, lambda n: progress.advance(key, n),
                          threaded=expected is None or expected - offset > THREADED_WRITE_MIN)
+        with self.lock:
+            self.active.add(response)
         try:
             source = response.iter_bytes() if decode else response.iter_raw()
             try:
@@ -768,11 +771,15 @@ class _Downloader:
                     writer.add(chunk)
             except httpx.TransportError as exc:
                 writer.close()  # what arrived is good: keep it for the resume
+                if cancel.is_set():
+                    raise _Cancelled() from None
                 raise _Retry(_describe(exc)) from None
             except (KeyboardInterrupt, _Cancelled):
                 writer.close()
                 raise
             writer.close()
+            if cancel.is_set():  # the read was cut short by an interrupt: keep the part, stop here
+                raise _Cancelled()
             total = offset + received
             if expected is not None and total < expected:
                 raise _Retry(f"the body ended early ({total} of {expected} bytes)")
@@ -788,9 +795,26 @@ class _Downloader:
                 _remove(part)
             raise
         finally:
+            with self.lock:
+                self.active.discard(response)
             if fd >= 0:
                 os.close(fd)
             progress.finish(key, ok)
+
+    def abort_reads(self) -> None:
+        """Wake the workers blocked on a silent connection (shut their sockets) so they save what arrived."""
+        import socket
+
+        with self.lock:
+            responses = list(self.active)
+        for response in responses:
+            stream = getattr(response, "extensions", {}).get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     # -- the pool ---------------------------------------------------------------------------------
     def run(self, refs: list[ArtifactRef], claims: list[Any]) -> list[Any]:
@@ -842,6 +866,7 @@ class _Downloader:
                 self.progress.heartbeat()
         except BaseException:
             self.cancel.set()
+            self.abort_reads()
             deadline = time.monotonic() + 5.0
             for t in threads:
                 t.join(max(0.0, deadline - time.monotonic()))
