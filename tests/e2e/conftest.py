@@ -57,9 +57,14 @@ def sogni_env(tmp_path, emulator) -> dict[str, str]:
 def run_sogni(args, env, input=None, timeout=60) -> subprocess.CompletedProcess:
     """Run ``python -m sogni_cli *args``; text mode unless ``input`` is bytes."""
     text = not isinstance(input, bytes)
-    return subprocess.run([sys.executable, "-m", "sogni_cli", *map(str, args)], env=env, input=input,
+    proc = subprocess.run([sys.executable, "-m", "sogni_cli", *map(str, args)], env=env, input=input,
                           capture_output=True, timeout=timeout, text=text,
                           **({"encoding": "utf-8"} if text else {}))
+    key = env.get("SOGNI_API_KEY") or E2E_KEY
+    for stream in (proc.stdout, proc.stderr):
+        data = stream.encode() if isinstance(stream, str) else (stream or b"")
+        assert key.encode() not in data, "the API key appeared in sogni's output"
+    return proc
 
 
 @pytest.fixture(name="run_sogni")
