@@ -17,6 +17,7 @@ import pytest
 
 from sogni_cli.errors import ExitCode, SogniError, UsageError
 from sogni_cli.media import downloads as dl
+from sogni_cli.media import transfer
 from sogni_cli.media.downloads import (ArtifactRef, DownloadOptions, SavedFile, download_all, media_url_problem,
                                        plan_paths, write_manifest)
 from sogni_cli.render.progress import NullProgress, PlainProgress, RichProgress, format_bytes, make_progress
@@ -640,13 +641,13 @@ def test_keyboard_interrupt_stops_other_downloads(httpx_mock, tmp_path, monkeypa
             super().set()
             release.set()
 
-    real_init = dl._Downloader.__init__
+    real_init = transfer._Downloader.__init__
 
     def init(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
         self.cancel = CancelFlag()
 
-    monkeypatch.setattr(dl._Downloader, "__init__", init)
+    monkeypatch.setattr(transfer._Downloader, "__init__", init)
     started = threading.Barrier(3, timeout=10)
 
     class Held(httpx.SyncByteStream):
@@ -677,7 +678,7 @@ def test_keyboard_interrupt_stops_other_downloads(httpx_mock, tmp_path, monkeypa
 
 
 def test_ctrl_c_in_the_waiting_thread_cancels_the_workers(httpx_mock, tmp_path, monkeypatch):
-    monkeypatch.setattr(dl, "WAIT_INTERVAL", 0.001)
+    monkeypatch.setattr(transfer, "WAIT_INTERVAL", 0.001)
     streaming = threading.Event()
     finished = threading.Event()
 
