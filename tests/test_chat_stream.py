@@ -319,15 +319,10 @@ def test_parse_completion_error_body():
     assert ei.value.exit_code == ExitCode.BILLING
 
 
-def test_long_stream_collects_text_in_linear_time():
-    import time
-
+def test_long_stream_collects_all_text():
     piece = "x" * 199 + " "
     p = ChatStreamParser()
     ev = chunk(piece)
-    t = time.perf_counter()
     for _ in range(20_000):
         p.feed_event(ev)
-    elapsed = time.perf_counter() - t
-    assert len(p.content) == 20_000 * 200 and p.content[-200:] == piece
-    assert elapsed < 1.5  # ~0.1 s when linear; re-copying the text per piece costs several seconds
+    assert len(p.content) == 20_000 * 200 and p.content[-200:] == piece  # speed: bench/bench_stream.py

@@ -175,12 +175,9 @@ def test_a_thousand_job_matrix_plans_quickly(cli, tmp_cwd):
             matrix: true
             image: {prompt: "item {{ matrix.a }} in style {{ matrix.b }}", width: 512, height: 512}
         """) % (", ".join(map(str, range(40))), ", ".join(map(str, range(25)))))
-    t = time.perf_counter()
     res = cli("recipe", "plan", "r.yaml", "--json")
-    elapsed = time.perf_counter() - t
     assert res.exit_code == 0
-    assert json.loads(res.stdout)["jobs"][-1]["id"] == "shot[39,24]"
-    assert elapsed < 5  # the bench measures the real figure; this only guards against a blow-up
+    assert json.loads(res.stdout)["jobs"][-1]["id"] == "shot[39,24]"  # speed: bench/bench_recipes.py
 
 
 # --------------------------------------------------------------------------------------------- examples

@@ -152,13 +152,10 @@ def test_long_line_in_many_chunks() -> None:
     assert len(evs) == 1 and evs[0][1] == payload.decode()
 
 
-def test_twenty_thousand_chunks_decode_quickly() -> None:
+def test_twenty_thousand_chunks_decode() -> None:
     chunks = [b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m",'
               b'"choices":[{"index":0,"delta":{"content":"token %d "},"finish_reason":null}]}\n\n' % i
               for i in range(20_000)]
     dec = SSEDecoder()
-    t = time.perf_counter()
     counts = [len(dec.feed(c)) for c in chunks]
-    elapsed = time.perf_counter() - t
-    assert counts == [1] * 20_000
-    assert elapsed < 1.0  # measured ~0.025 s; generous for slow machines
+    assert counts == [1] * 20_000  # speed: bench/bench_stream.py
