@@ -74,6 +74,9 @@ class LazyGroup(TyperGroup):
         epilog = getattr(module.app.info, "epilog", None)
         if not cmd.epilog and isinstance(epilog, str):
             cmd.epilog = epilog  # a one-command app: its examples belong to the command
+        for sub in getattr(cmd, "commands", {}).values():
+            if not sub.epilog and cmd.epilog:
+                sub.epilog = cmd.epilog  # `sogni tools run --help` shows the group's examples too
         return cmd
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:

@@ -20,9 +20,18 @@ def test_version_and_help(cli):
     assert res.exit_code == 0 and res.stdout == f"sogni {sogni_cli.__version__}\n"
     res = cli("--help")
     assert res.exit_code == 0 and "Examples:" in res.stdout and "chat" in res.stdout
-    for cmd in ("chat", "models", "auth", "config", "emulator"):
+    from sogni_cli.app import COMMANDS
+
+    for cmd in COMMANDS:
         res = cli(cmd, "--help")
         assert res.exit_code == 0 and "Examples:" in res.stdout, cmd
+    for group, subs in {"tools": ["list", "show", "run"], "workflow": ["list", "show", "events", "watch", "cancel",
+                                                                        "download"],
+                        "recipe": ["validate", "plan", "run", "report"], "auth": ["login", "status", "logout"],
+                        "config": ["path", "list", "get", "set", "unset"]}.items():
+        for sub in subs:
+            res = cli(group, sub, "--help")
+            assert res.exit_code == 0 and "Examples:" in res.stdout, (group, sub)
 
 
 def test_no_args_shows_help(cli):
