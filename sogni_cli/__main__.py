@@ -19,9 +19,8 @@ def _debug() -> bool:
     return os.environ.get("SOGNI_DEBUG", "") not in ("", "0") or any(a in ("-v", "--verbose") for a in sys.argv[1:3])
 
 
-def _secrets() -> list[str]:
+def _secrets(argv: list[str]) -> list[str]:
     found = [os.environ.get("SOGNI_API_KEY", "").strip()]
-    argv = sys.argv
     for i, a in enumerate(argv):
         if a == "--api-key" and i + 1 < len(argv):
             found.append(argv[i + 1])
@@ -31,9 +30,10 @@ def _secrets() -> list[str]:
 
 
 def _print_error(message: str, hint: str | None = None) -> None:
-    for secret in _secrets():
-        message = message.replace(secret, "***")
-        hint = hint.replace(secret, "***") if hint else hint
+    from .secrets import redact
+
+    message = redact(message)
+    hint = redact(hint) if hint else hint
     try:
         sys.stderr.write(f"Error: {message}\n")
         if hint:
@@ -55,6 +55,10 @@ def _quiet_stdout() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code. Exceptions never escape except SystemExit from click internals."""
     args = list(sys.argv[1:] if argv is None else argv)
+    from . import secrets
+
+    for secret in _secrets(args):
+        secrets.register(secret)
     if args[:1] == ["--version"]:
         from . import __version__
 
@@ -81,7 +85,9 @@ def run(argv: list[str] | None = None) -> int:
         if _debug():
             import traceback
 
-            traceback.print_exc()
+            from .secrets import redact
+
+            sys.stderr.write(redact(traceback.format_exc()))
         return int(exc.exit_code)
     except ClickExit as exc:
         return int(exc.exit_code or 0)
@@ -116,7 +122,9 @@ def run(argv: list[str] | None = None) -> int:
         if _debug():
             import traceback
 
-            traceback.print_exc()
+            from .secrets import redact
+
+            sys.stderr.write(redact(traceback.format_exc()))
         return int(ExitCode.INTERNAL)
 
 

@@ -319,6 +319,11 @@ def resolve(
         if key:
             s.api_key, s.api_key_source = key, f"credentials file ({credentials_path(directory)}, profile {prof})"
 
+    if s.api_key:
+        from . import secrets
+
+        secrets.register(s.api_key)
+
     # token type
     tt = env.get("SOGNI_TOKEN_TYPE") or pvals.get("token_type")
     if tt:

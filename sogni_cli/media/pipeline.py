@@ -152,6 +152,43 @@ def planned_refs(job: Any) -> list[Any]:
                         model=_model_of(args), arguments=args, content_type=ctype) for i in range(n)]
 
 
+# Extensions a tool's output may get, by what it makes: for checks made before the server has answered.
+MEDIA_EXTS = {"image": ("png", "jpg", "webp", "gif"), "video": ("mp4", "mov", "webm"),
+              "audio": ("wav", "mp3", "flac", "m4a", "ogg"), "model": ("glb",)}
+
+
+def precheck_names(job: Any, options: PipelineOptions) -> None:
+    """Before anything is sent (or paid for): the ``--name`` template renders, and with
+    ``--on-exists error`` no file the job could write exists yet, whatever extension the server picks."""
+    from ..catalog import load
+    from . import naming
+    from .downloads import check_on_exists
+
+    refs = planned_refs(job)
+    d_opts = _download_options(options)
+    tool = load().get(job.tool)
+    exts = MEDIA_EXTS.get(getattr(tool, "media", None) or "", ()) or ("png",)
+    for ref in refs:  # a malformed template or format spec is a usage error now, not after the job ran
+        fields = {"index": ref.index, "count": ref.count, "tool": ref.tool or "", "slug": naming.slugify(ref.prompt),
+                  "seed": ref.seed if ref.seed is not None else 0, "workflow": "wf", "date": "20260101",
+                  "ext": exts[0]}
+        naming.safe_join(Path(options.output_dir), naming.render_name(options.name, fields))
+    if d_opts.on_exists != "error":
+        return
+    if any(r.content_type for r in refs):
+        check_on_exists(refs, d_opts)
+        return
+    for ext in exts:
+        mime = FORMAT_MIME.get(ext) or f"{'image' if ext in MEDIA_EXTS['image'] else 'application'}/{ext}"
+        check_on_exists([_with_type(r, mime) for r in refs], d_opts)
+
+
+def _with_type(ref: Any, mime: str) -> Any:
+    from dataclasses import replace
+
+    return replace(ref, content_type=mime, url=f"https://planned.invalid/x.{mime.rsplit('/', 1)[-1]}")
+
+
 def _steps(rec: dict[str, Any]) -> list[dict[str, Any]]:
     inp = rec.get("input") if isinstance(rec.get("input"), dict) else {}
     for src in (inp.get("steps"), rec.get("steps")):
@@ -379,8 +416,6 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     from ..api import tools_exec, uploads, workflows
     from ..jobs import placeholder_refs, workflow_body
     from ..render.progress import NullProgress
-    from .downloads import check_on_exists
-
     options = options or PipelineOptions()
     progress = progress or NullProgress()
     emit = emit or _noop
@@ -396,8 +431,8 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
         return result
 
     dry = bool(getattr(getattr(client, "config", None), "dry_run", False))
-    if not options.no_download and not dry:
-        check_on_exists(planned_refs(job), _download_options(options))
+    if not options.no_download:
+        precheck_names(job, options)
 
     direct_urls: list[str] = []
     if options.agent:

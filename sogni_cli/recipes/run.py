@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
+from ..secrets import redact, redact_obj
 from ..errors import ExitCode, GenerationFailed, IncompleteError, SogniError, UsageError
 from . import bridge
 from .expand import Outputs, render_instance
@@ -145,7 +146,7 @@ class Runner:
             "time": _now(),
         }
         if self._rec_fh is not None:
-            self._rec_fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+            self._rec_fh.write(json.dumps(redact_obj(rec), ensure_ascii=False, default=str) + "\n")
             self._rec_fh.flush()
         if after_record is not None:
             after_record(rec)
@@ -178,6 +179,8 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - one job's bug must not take the run down
             oc.error = f"internal error: {exc.__class__.__name__}: {exc}"
             oc.exit_code = int(ExitCode.INTERNAL)
+        if oc.error:
+            oc.error = redact(oc.error)  # server text can quote anything, the key included
         oc.duration = self.opts.clock() - start
         return oc
 

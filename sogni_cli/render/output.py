@@ -31,8 +31,10 @@ def out_jsonl(obj: Any) -> None:
 
 
 def err(text: str) -> None:
+    from ..secrets import redact
+
     stream = sys.stderr
-    stream.write(text + "\n")
+    stream.write(redact(text) + "\n")
     stream.flush()
 
 
