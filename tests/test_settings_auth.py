@@ -295,3 +295,14 @@ def test_sigterm_exits_143(tmp_path, sig, code):
     _, err = proc.communicate(timeout=30)
     listener.close()
     assert proc.returncode == code and "Traceback" not in err
+
+
+def test_no_color_flag_turns_colour_off(cli, env_key, httpx_mock, monkeypatch):
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/models", json=MODELS, is_reusable=True)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    coloured = cli("models", stdout_tty=True)
+    assert "\x1b[" in coloured.stdout
+    plain = cli("--no-color", "models", stdout_tty=True)
+    assert plain.exit_code == 0 and "qwen-a" in plain.stdout
+    assert "\x1b[" not in plain.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -38,6 +39,9 @@ def settings(ctx: typer.Context, *, dry_run: bool = False, new_profile_ok: bool 
         max_retries=g.max_retries, quiet=g.quiet, verbose=g.verbose, no_color=g.no_color,
         dry_run=g.dry_run or dry_run, emulator=g.emulator, new_profile_ok=new_profile_ok,
     )
+    if s.color is False:
+        # Rich reads NO_COLOR when a console is made: every progress bar and table of this process obeys it.
+        os.environ["NO_COLOR"] = "1"
     if g.emulator and not s.dry_run:
         _start_emulator(ctx, s)
     elif g.emulator:

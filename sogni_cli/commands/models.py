@@ -36,14 +36,14 @@ def models(
         for mid in ids:
             out(mid)
         return
-    from rich.console import Console
+    from ..render.console import make_console
     from rich.table import Table
 
     table = Table("Model", "Owner")
     for m in items:
         if isinstance(m, dict):
             table.add_row(str(m.get("id") or m.get("modelId") or ""), str(m.get("owned_by") or m.get("displayName") or ""))
-    Console().print(table)
+    make_console().print(table)
 
 
 def _cache(ctx: typer.Context, ids: list) -> None:

@@ -188,11 +188,11 @@ class RichProgress(ProgressSink):
     """One rich bar per task on a terminal."""
 
     def __init__(self, stream: TextIO, *, unit: str = "bytes"):
-        from rich.console import Console
+        from .console import make_console
         from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn,
                                    TimeRemainingColumn, TransferSpeedColumn)
 
-        self._console = Console(file=stream, highlight=False)
+        self._console = make_console(stream)
         if unit == "bytes":
             columns = (TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
                        TransferSpeedColumn(), TimeRemainingColumn())

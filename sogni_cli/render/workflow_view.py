@@ -60,10 +60,10 @@ class WorkflowDisplay:
                 self._rich = None
 
     def _start_rich(self) -> None:
-        from rich.console import Console
+        from .console import make_console
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-        console = Console(file=self._stream, highlight=False)
+        console = make_console(self._stream)
         self._rich = Progress(TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(),
                               TimeRemainingColumn(), console=console, transient=False)
         self._rich.start()
