@@ -114,7 +114,7 @@ def parse_lora(text: Any) -> tuple[str, float | None]:
     try:
         value = float(strength)
     except ValueError:
-        # a colon that is part of the name (no number after it)
+        # a colon that is part of the name (no number after it): `ns:name`
         return text.strip(), None
     if not name:
         raise UsageError(f"Invalid LoRA {text!r}: the name is empty.")

@@ -52,6 +52,7 @@ def test_content_deltas_are_emitted_immediately():
     assert p.feed_event(chunk(", world")) == [Delta(", world")]
     assert p.feed_event(chunk("! 1 < 2", finish="stop")) == [Delta("! 1 < 2")]
     assert p.feed_event(DONE) == []
+    p.feed_event(DONE)
     assert p.finish() == [Done("stop")]
     assert (p.content, p.reasoning, p.done, p.finish_reason) == ("Hello, world! 1 < 2", "", True, "stop")
     assert (p.id, p.model, p.tool_calls, p.extras) == ("chatcmpl-1", "qwen3", [], {})
@@ -65,6 +66,7 @@ def test_possible_tag_prefix_is_held_only_until_the_next_piece():
     assert p.feed_event(chunk("b>")) == [Delta("<b>")]
     assert p.feed_event(chunk("end </thin")) == [Delta("end ")]
     assert p.feed_event(chunk(finish="stop")) == []
+    assert p.feed_event(DONE) == []
     assert p.finish() == [Delta("</thin"), Done("stop")]
     assert p.content == "Hi <therea <b>end </thin"
 
@@ -72,6 +74,7 @@ def test_possible_tag_prefix_is_held_only_until_the_next_piece():
 def test_held_tail_is_released_by_finish():
     p = ChatStreamParser()
     assert p.feed_event(chunk("x <thi", finish="stop")) == [Delta("x ")]
+    assert p.feed_event(DONE) == []
     assert p.finish() == [Delta("<thi"), Done("stop")]
     assert p.content == "x <thi"
 
@@ -108,7 +111,7 @@ def test_think_block_text_before_it_and_first_line_indentation():
 
 
 def test_closing_tag_without_opener_before_visible_text_is_reasoning():
-    p, out = run([chunk("\n"), chunk("The user wants X.</think>\n\nAnswer."), chunk(finish="stop")])
+    p, out = run([chunk("\n"), chunk("The user wants X.</think>\n\nAnswer."), chunk(finish="stop"), DONE])
     assert texts(out, Reasoning) == "\nThe user wants X."
     assert texts(out, Delta) == "Answer."
     assert out[-1] == Done("stop")
@@ -121,7 +124,7 @@ def test_closing_tag_after_visible_text_stays_literal():
 
 
 def test_unterminated_think_is_reasoning():
-    p, out = run([chunk("<think>still thinking</th"), chunk(finish="length")])
+    p, out = run([chunk("<think>still thinking</th"), chunk(finish="length"), DONE])
     assert (p.reasoning, p.content) == ("still thinking</th", "")
     assert out[-1] == Done("length")
 
@@ -134,6 +137,7 @@ def test_reasoning_fields():
     assert p.feed_event(chunk(reasoning_content="!", reasoning="!")) == [Reasoning("!")]
     assert p.feed_event(chunk("Answer", reasoning_content="")) == [Delta("Answer")]
     p.feed_event(chunk(finish="stop"))
+    p.feed_event(DONE)
     assert p.finish() == [Done("stop")]
     assert (p.reasoning, p.content) == ("step 1. step 2.!", "Answer")
 
@@ -169,7 +173,7 @@ def test_two_parallel_tool_calls_accumulate_by_index():
 
 
 def test_tool_call_without_id_or_arguments():
-    p, out = run([chunk(tool_calls=[{"index": 0, "function": {"name": "ping"}}]), chunk(finish="tool_calls")])
+    p, out = run([chunk(tool_calls=[{"index": 0, "function": {"name": "ping"}}]), chunk(finish="tool_calls"), DONE])
     assert out == [ToolCall("call_0", "ping", {}), Done("tool_calls")]
 
 
@@ -243,9 +247,14 @@ def test_missing_done_and_finish_reason_is_a_stream_error():
     assert p.content == "Half an answer <"
 
 
-def test_finish_reason_without_done_is_accepted():
-    p, out = run([chunk("ok"), chunk(finish="stop")])
-    assert out == [Delta("ok"), Done("stop")] and p.done is False
+def test_finish_reason_without_done_is_an_error():
+    """Contract §5: only data: [DONE] ends a stream; a cut after the finish chunk is still exit 5."""
+    p = ChatStreamParser()
+    assert p.feed_event(chunk("ok")) == [Delta("ok")]
+    assert p.feed_event(chunk(finish="stop")) == []
+    with pytest.raises(StreamError) as exc:
+        p.finish()
+    assert exc.value.exit_code == 5
 
 
 def test_done_without_finish_reason_is_accepted_and_later_data_ignored():

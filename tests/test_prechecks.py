@@ -90,3 +90,34 @@ def test_recipe_records_and_summary_redact_the_key(cli, env_key, httpx_mock, mon
     lines = [json.loads(x) for x in records[0].read_text().splitlines()]
     assert lines and "***" in json.dumps(lines)
     assert CANARY_KEY not in summary.read_text()  # the autouse check covers every file under tmp_path too
+
+
+@pytest.mark.parametrize("lora,expected", [("detail:0.8", (["detail"], [0.8])), ("detail", (["detail"], None))])
+def test_lora_flag(cli, env_key, httpx_mock, tmp_path, lora, expected):
+    res = cli("--dry-run", "image", "a cat", "--lora", lora)
+    assert res.exit_code == 0, res.stderr
+    body = json.loads(res.stdout.split("\n\n", 1)[1])
+    args = body["input"]["steps"][0]["arguments"]
+    assert args["loras"] == expected[0] and args.get("loraStrengths") == expected[1]
+
+
+def test_auth_status_without_a_key_is_an_error(cli):
+    res = cli("auth", "status")
+    assert res.exit_code == 3 and res.stdout == ""
+    assert res.stderr.startswith("Error: No API key found")
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504, 524])
+def test_every_retry_status_is_retried(cli, env_key, httpx_mock, sleeps, status):
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/models", status_code=status, json={})
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/models", json={"object": "list", "data": [{"id": "m1"}]})
+    res = cli("models")
+    assert res.exit_code == 0 and res.stdout == "m1\n"
+    assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 410, 422])
+def test_other_4xx_are_not_retried(cli, env_key, httpx_mock, sleeps, status):
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/models", status_code=status, json={"error": {"message": "no"}})
+    res = cli("models")
+    assert res.exit_code == 4 and sleeps == []

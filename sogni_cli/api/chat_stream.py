@@ -7,9 +7,9 @@ and ``<think>…</think>`` inside the content become :class:`Reasoning`, the res
 
 Choices made where servers differ (all deliberate):
 
-- **End of stream.** ``data: [DONE]`` marks a complete stream. Some servers omit it, so a stream that sent a
-  ``finish_reason`` is also accepted as complete. A stream with neither raises :class:`StreamError` (exit 5)
-  from :meth:`ChatStreamParser.finish`.
+- **End of stream.** Only ``data: [DONE]`` marks a complete stream. A stream that stops before it (even
+  after a ``finish_reason``) raises :class:`StreamError` (exit 5) from :meth:`ChatStreamParser.finish`, after
+  the text that did arrive has been returned: a cut connection must never pass for a finished answer.
 - **Errors inside a 200 stream.** A chunk carrying an error object (``{"error": {...}}`` or
   ``{"status": "error", ...}``) raises the :class:`ApiError` of :func:`sogni_cli.errors.parse_error_body`, with
   the exit code taken from the status/code/type the error object carries (402 or a billing code → 9,
@@ -375,8 +375,8 @@ class ChatStreamParser:
 
     @property
     def complete(self) -> bool:
-        """True when the stream ended properly: ``[DONE]`` seen, or (leniently) a ``finish_reason`` received."""
-        return self.done or self.finish_reason is not None
+        """True when the stream ended properly: ``data: [DONE]`` was seen (contract §5)."""
+        return self.done
 
     def finish(self) -> list[Event]:
         """End of stream: held-back text, one :class:`ToolCall` per call, then :class:`Done`.
@@ -386,7 +386,7 @@ class ChatStreamParser:
         """
         out = self.flush()
         if not self.complete:
-            err = StreamError("The stream ended before it was complete (no finish reason and no [DONE]).",
+            err = StreamError("The stream ended before it was complete (no data: [DONE]).",
                               hint="The connection was cut or the server stopped early; what arrived was written. "
                                    "Try again.")
             err.events = out  # type: ignore[attr-defined]

@@ -54,8 +54,10 @@ def status(ctx: typer.Context) -> None:
 
     s = settings(ctx)
     if not s.api_key:
-        out("No API key found (looked at --api-key, SOGNI_API_KEY and " f"{credentials_path(s.config_dir)}).")
-        raise typer.Exit(3)
+        from ..errors import AuthError
+
+        raise AuthError(f"No API key found (looked at --api-key, SOGNI_API_KEY and {credentials_path(s.config_dir)}).",
+                        hint="Store one with `sogni auth login`, or set SOGNI_API_KEY.")
     out(f"Key:     {mask_key(s.api_key)}")
     out(f"Source:  {s.api_key_source}")
     out(f"Profile: {s.profile}")

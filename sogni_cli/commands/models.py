@@ -53,6 +53,11 @@ def _cache(ctx: typer.Context, ids: list) -> None:
     try:
         s = settings(ctx)
         s.config_dir.mkdir(parents=True, exist_ok=True)
-        (s.config_dir / "models-cache.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+        import os
+
+        target = s.config_dir / "models-cache.txt"
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text("\n".join(ids) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
     except OSError:
         pass
