@@ -926,3 +926,26 @@ def test_recorded_request_shape(emu, c):
     assert isinstance(rec["time"], float) and rec["auth_sent"] is True
     emu.reset()
     assert emu.requests == []
+
+
+def test_random_fault_rates_are_seeded_and_respect_the_rate():
+    from sogni_cli import emulator as emu_mod
+
+    def statuses(seed):
+        with emu_mod.start(fault_rates={"429": 0.3, "503": 0.2}, seed=seed) as emu:
+            with httpx.Client(base_url=emu.base_url, headers=KEY, trust_env=False, timeout=10) as client:
+                return [client.get("/v1/models").status_code for _ in range(200)]
+
+    first, again, other = statuses(1), statuses(1), statuses(2)
+    assert first == again and first != other
+    assert set(first) == {200, 429, 503}
+    assert 40 <= first.count(429) <= 80 and 20 <= first.count(503) <= 60
+
+
+def test_unknown_fault_rate_is_refused():
+    from sogni_cli.emulator.faults import FaultQueue
+
+    with pytest.raises(ValueError):
+        FaultQueue({"418": 0.5})
+    with pytest.raises(ValueError):
+        FaultQueue({"429": 1.5})

@@ -16,6 +16,7 @@ Examples:
   export SOGNI_BASE_URL=http://127.0.0.1:8787 SOGNI_API_KEY=any
   sogni chat "hello"
   sogni emulator --port 0 --step-seconds 0.1 --latency 0.05
+  sogni emulator --rate-429 0.2 --rate-reset 0.05 --seed 7   (a flaky API, repeatably)
 
 \b
 The first line on stdout is the SOGNI_BASE_URL to use. Requests are logged
@@ -32,6 +33,10 @@ def emulator(
     latency: float = typer.Option(0.0, "--latency", help="Seconds added to every response."),
     step_seconds: float = typer.Option(0.5, "--step-seconds", help="Seconds each workflow step takes."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Accept requests without an API key."),
+    rate_429: float = typer.Option(0.0, "--rate-429", help="Fraction of API requests answered 429 (Retry-After: 1)."),
+    rate_503: float = typer.Option(0.0, "--rate-503", help="Fraction of API requests answered 503 (Retry-After: 1)."),
+    rate_reset: float = typer.Option(0.0, "--rate-reset", help="Fraction of answers cut off mid-stream or mid-body."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the random faults (the same seed, the same faults)."),
 ) -> None:
     """Serve the emulator until Ctrl-C; prints the base URL on stdout."""
     import sys
@@ -41,6 +46,9 @@ def emulator(
 
     if latency < 0 or step_seconds < 0:
         raise UsageError("--latency and --step-seconds must be 0 or more.")
+    rates = {"429": rate_429, "503": rate_503, "reset": rate_reset}
+    if any(not 0 <= r <= 1 for r in rates.values()) or sum(rates.values()) > 1:
+        raise UsageError("Fault rates are fractions between 0 and 1 (and add up to at most 1).")
     if not 0 <= port <= 65535:
         raise UsageError(f"Invalid --port {port}.")
     quiet = settings(ctx).quiet
@@ -50,6 +58,6 @@ def emulator(
 
     try:
         emu.serve(host, port, latency=latency, step_seconds=step_seconds, out=sys.stderr, quiet=quiet,
-                  require_auth=not no_auth, on_ready=ready)
+                  require_auth=not no_auth, on_ready=ready, fault_rates=rates, seed=seed)
     except OSError as exc:
         raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -82,11 +82,42 @@ def validate_fault(fault: Any) -> dict[str, Any]:
 
 
 class FaultQueue:
-    """Thread-safe ordered queue of faults."""
+    """Thread-safe ordered queue of faults, plus optional random faults at set rates.
 
-    def __init__(self) -> None:
+    ``rates`` maps an action to the fraction of API requests that get it when no queued fault matches:
+    ``"429"`` (with ``Retry-After``), ``"503"``, ``"reset"`` (a stream or body cut after a few frames or
+    bytes). The draw uses a seeded generator, so a run can be repeated exactly.
+    """
+
+    RATE_FAULTS = {
+        "429": {"action": "status", "status": 429, "retry_after": 1},
+        "503": {"action": "status", "status": 503, "retry_after": 1},
+        "reset": {"action": "reset_after", "chunks": 3, "bytes": 1024},
+    }
+
+    def __init__(self, rates: dict[str, float] | None = None, seed: int = 0) -> None:
+        import random
+
         self._lock = threading.Lock()
         self._faults: list[dict[str, Any]] = []
+        self.rates = {k: float(v) for k, v in (rates or {}).items() if float(v) > 0}
+        unknown = set(self.rates) - set(self.RATE_FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault rate(s): {', '.join(sorted(unknown))}")
+        if any(not 0 <= v <= 1 for v in self.rates.values()):
+            raise ValueError("fault rates are fractions between 0 and 1")
+        self._random = random.Random(seed)
+
+    def _random_fault(self, path: str) -> dict[str, Any] | None:
+        if not self.rates or path.startswith(("/_emulator", "/_uploads")):
+            return None
+        draw = self._random.random()
+        edge = 0.0
+        for name, rate in sorted(self.rates.items()):
+            edge += rate
+            if draw < edge:
+                return {"match": path, "method": None, "times": 1, **self.RATE_FAULTS[name]}
+        return None
 
     def add(self, faults: list[dict[str, Any]]) -> None:
         if not isinstance(faults, list):
@@ -117,4 +148,4 @@ class FaultQueue:
                     if fault["times"] <= 0:
                         del self._faults[i]
                 return dict(fault)
-        return None
+            return self._random_fault(path)
