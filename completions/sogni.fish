@@ -183,6 +183,10 @@ function __sogni_options
                 '--latency'\t'Seconds added to every response.' \
                 '--no-auth'\t'Accept requests without an API key.' \
                 '--port'\t'Port (0: any free port).' \
+                '--rate-429'\t'Fraction of API requests answered 429 (Retry-After: 1).' \
+                '--rate-503'\t'Fraction of API requests answered 503 (Retry-After: 1).' \
+                '--rate-reset'\t'Fraction of answers cut off mid-stream or mid-body.' \
+                '--seed'\t'Seed for the random faults (the same seed, the same faults).' \
                 '--step-seconds'\t'Seconds each workflow step takes.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni image'
@@ -545,6 +549,14 @@ function __sogni_option_kind
         case 'sogni emulator|--latency'
             echo 'value'
         case 'sogni emulator|--port'
+            echo 'value'
+        case 'sogni emulator|--rate-429'
+            echo 'value'
+        case 'sogni emulator|--rate-503'
+            echo 'value'
+        case 'sogni emulator|--rate-reset'
+            echo 'value'
+        case 'sogni emulator|--seed'
             echo 'value'
         case 'sogni emulator|--step-seconds'
             echo 'value'

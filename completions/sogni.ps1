@@ -188,6 +188,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--latency Seconds added to every response.',
                 '--no-auth Accept requests without an API key.',
                 '--port Port (0: any free port).',
+                '--rate-429 Fraction of API requests answered 429 (Retry-After: 1).',
+                '--rate-503 Fraction of API requests answered 503 (Retry-After: 1).',
+                '--rate-reset Fraction of answers cut off mid-stream or mid-body.',
+                '--seed Seed for the random faults (the same seed, the same faults).',
                 '--step-seconds Seconds each workflow step takes.',
                 '-h Show this message and exit.') }
             'sogni image' { return @(
@@ -506,6 +510,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni emulator|--host' { return 'value' }
             'sogni emulator|--latency' { return 'value' }
             'sogni emulator|--port' { return 'value' }
+            'sogni emulator|--rate-429' { return 'value' }
+            'sogni emulator|--rate-503' { return 'value' }
+            'sogni emulator|--rate-reset' { return 'value' }
+            'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
