@@ -52,7 +52,8 @@ class Sleeps(list):
 
 
 def files_under(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+    """Everything in ``root`` but the download record (tests/test_download_resume_identity.py covers it)."""
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.name != dl.RECORD_NAME}
 
 
 def no_credentials(request: httpx.Request) -> bool:
@@ -266,7 +267,7 @@ def test_short_body_every_time_fails_and_keeps_the_part(httpx_mock, tmp_path):
     assert report.saved == []
     assert "ended early" in report.failed[0][1]
     assert len(sleeps) == 2
-    assert files_under(tmp_path / "out") == {"v-1.mp4.part"}
+    assert files_under(tmp_path / "out") == {"v-1.mp4.part", "v-1.mp4.part.json"}
     assert (tmp_path / "out" / "v-1.mp4.part").read_bytes() == BLOB[:100]
 
 
@@ -300,11 +301,13 @@ def test_body_over_the_limit_without_length_aborts_as_soon_as_exceeded(httpx_moc
 # resume
 # ---------------------------------------------------------------------------------------------------
 
-def _with_part(tmp_path: Path, name: str, data: bytes) -> Path:
+def _with_part(tmp_path: Path, name: str, data: bytes, url: str = f"{CDN}/a.mp4") -> Path:
+    """A part left by an earlier download of ``url`` (with its sidecar)."""
     out = tmp_path / "out"
     out.mkdir(parents=True, exist_ok=True)
     part = out / (name + ".part")
     part.write_bytes(data)
+    dl.write_sidecar(part, dl.identity(ArtifactRef(url), url))
     return part
 
 
@@ -375,7 +378,7 @@ def test_other_bad_content_ranges_are_not_accepted(httpx_mock, tmp_path, content
 
 
 def test_complete_part_answered_with_416_is_kept(httpx_mock, tmp_path):
-    _with_part(tmp_path, "v-1.png", PNG)
+    _with_part(tmp_path, "v-1.png", PNG, f"{CDN}/a.png")
     httpx_mock.add_response(url=f"{CDN}/a.png", status_code=416, headers={"Content-Range": f"bytes */{len(PNG)}"})
     report = download_all([ArtifactRef(f"{CDN}/a.png", prompt="v")], opts(tmp_path))
     assert report.saved[0].path.read_bytes() == PNG
@@ -621,7 +624,7 @@ def test_keyboard_interrupt_from_the_stream_leaves_only_the_part_and_resume_work
                             headers={"Content-Length": str(len(BLOB))})
     with pytest.raises(KeyboardInterrupt):
         download_all([ArtifactRef(f"{CDN}/a.mp4", prompt="v")], opts(tmp_path))
-    assert files_under(tmp_path / "out") == {"v-1.mp4.part"}
+    assert files_under(tmp_path / "out") == {"v-1.mp4.part", "v-1.mp4.part.json"}
     assert (tmp_path / "out" / "v-1.mp4.part").read_bytes() == BLOB[:n]
     # the same command again resumes
     httpx_mock.add_response(url=f"{CDN}/a.mp4", match_headers={"Range": f"bytes={n}-"}, status_code=206,
@@ -673,7 +676,7 @@ def test_keyboard_interrupt_stops_other_downloads(httpx_mock, tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         download_all(refs, opts(tmp_path, concurrency=3))
     assert release.is_set()
-    assert files_under(tmp_path / "out") == {"v-0.mp4.part", "v-1.mp4.part", "v-2.mp4.part"}
+    assert files_under(tmp_path / "out") == {f"v-{i}.mp4.part{x}" for i in range(3) for x in ("", ".json")}
     assert (tmp_path / "out" / "v-0.mp4.part").read_bytes() == b"x"
 
 
@@ -702,7 +705,7 @@ def test_ctrl_c_in_the_waiting_thread_cancels_the_workers(httpx_mock, tmp_path, 
             download_all([ArtifactRef(f"{CDN}/a.mp4", prompt="v")], opts(tmp_path), progress=CtrlC())
     finally:
         finished.set()
-    assert files_under(tmp_path / "out") == {"v-1.mp4.part"}
+    assert files_under(tmp_path / "out") == {"v-1.mp4.part", "v-1.mp4.part.json"}
     assert (tmp_path / "out" / "v-1.mp4.part").read_bytes()[:500] == BLOB[:500]
 
 
@@ -830,7 +833,7 @@ def test_real_server_body_shorter_than_content_length(server, tmp_path):
     report = download_all([ArtifactRef(_url(server, "/short"), prompt="v")], opts(tmp_path, retries=0))
     assert report.saved == []
     assert "connection broken" in report.failed[0][1] or "ended early" in report.failed[0][1]
-    assert files_under(tmp_path / "out") == {"v-1.mp4.part"}
+    assert files_under(tmp_path / "out") == {"v-1.mp4.part", "v-1.mp4.part.json"}
     assert (tmp_path / "out" / "v-1.mp4.part").read_bytes() == server.body[: len(server.body) // 2]
 
 
@@ -853,21 +856,21 @@ def test_real_server_drop_mid_body_resumes_with_range(server, tmp_path):
 
 def test_real_server_resume_when_the_name_is_known_only_from_the_answer(server, tmp_path):
     # no extension in the URL: the first answer names the file, a part exists, so it asks again with Range
-    _with_part(tmp_path, "v-1.mp4", server.body[:777])
+    _with_part(tmp_path, "v-1.mp4", server.body[:777], _url(server, "/noext"))
     report = download_all([ArtifactRef(_url(server, "/noext"), prompt="v")], opts(tmp_path))
     assert server.seen == [("/noext", None), ("/noext", "bytes=777-")]
     assert report.saved[0].path.read_bytes() == server.body
 
 
 def test_real_server_resume_from_a_part(server, tmp_path):
-    _with_part(tmp_path, "v-1.mp4", server.body[:12345])
+    _with_part(tmp_path, "v-1.mp4", server.body[:12345], _url(server, "/ok.mp4"))
     report = download_all([ArtifactRef(_url(server, "/ok.mp4"), prompt="v")], opts(tmp_path))
     assert server.seen == [("/ok.mp4", "bytes=12345-")]
     assert report.saved[0].path.read_bytes() == server.body
 
 
 def test_real_server_bad_content_range_restarts_from_zero(server, tmp_path):
-    _with_part(tmp_path, "v-1.mp4", b"\xff" * 500)
+    _with_part(tmp_path, "v-1.mp4", b"\xff" * 500, _url(server, "/bad-range.mp4"))
     report = download_all([ArtifactRef(_url(server, "/bad-range.mp4"), prompt="v")], opts(tmp_path))
     assert server.seen == [("/bad-range.mp4", "bytes=500-"), ("/bad-range.mp4", None)]
     assert report.saved[0].path.read_bytes() == server.body

@@ -105,6 +105,11 @@ def test_download_resumes_a_part_file_with_range(cli, api, httpx_mock, tmp_cwd):
 
     api.media["/runs/wf_t1/a1.png"] = media
     (tmp_cwd / "p-1.png.part").write_bytes(data[:30])
+    from sogni_cli.media import downloads as dl
+
+    # the part was left by an earlier download of this very artifact (its sidecar says so)
+    dl.write_sidecar(tmp_cwd / "p-1.png.part",
+                     dl.identity(dl.ArtifactRef(api.artifacts[0]["url"], index=1, workflow_id="wf_t1"), ""))
     res = cli("workflow", "download", "wf_t1")
     assert res.exit_code == 0, res.stderr
     assert ranges == ["bytes=30-"]

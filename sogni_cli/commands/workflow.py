@@ -155,7 +155,10 @@ def download(
     max_download_size: Optional[str] = typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Fetch the artifacts of a finished workflow (fresh URLs; .part files resume with Range)."""
+    """Fetch the artifacts of a finished workflow (fresh URLs; .part files resume with Range).
+
+    Only the .part files of this workflow resume; a file already saved from it (per the output folder's
+    .sogni-downloads.json) is listed as the output, not fetched again (except with --on-exists overwrite)."""
     from ..media.pipeline import PipelineOptions, download_workflow
     from ..render.progress import make_progress
     from ._media import ON_EXISTS, parse_size, print_result
@@ -186,4 +189,7 @@ def download(
         progress.close()
     print_result(result, flags)
     if not s.quiet and not json_out:
-        err(f"Saved {len(result.saved)} file(s) from workflow {workflow_id}.")
+        present = sum(1 for f in result.saved if getattr(f, "present", False))
+        got = len(result.saved) - present
+        err(f"Saved {got} file(s) from workflow {workflow_id}"
+            + (f"; {present} already saved before." if present else "."))

@@ -1,18 +1,46 @@
 """Artifact downloads shared by chat, media commands, workflows and recipes (contract §7).
 
 Bounded concurrency over one shared ``httpx.Client`` that never carries credentials; each file streams
-into ``NAME.part`` (resumed with ``Range`` when a part exists), is checked (length, size limit, Pillow for
-images) and renamed into place atomically. Failures are collected in the report, not raised; the caller
-turns them into exit 8. Names come from :mod:`sogni_cli.media.naming`, never from the server.
+into ``NAME.part``, is checked (length, size limit, Pillow for images) and renamed into place atomically.
+Failures are collected in the report, not raised; the caller turns them into exit 8. Names come from
+:mod:`sogni_cli.media.naming`, never from the server.
 
-This module holds what is fetched and where it goes (artifacts, URL rules, names, the manifest, the
-shared client); the per-file HTTP and disk work lives in :mod:`sogni_cli.media.transfer`.
+Where a file came from is recorded, so that a resume never joins two different files and a finished
+file is never fetched twice:
+
+- **Part sidecar** ``NAME.part.json`` (next to the part, written atomically before the first byte of a
+  fresh body): the artifact's identity — the URL without its query string (signed query strings change
+  between reads of the same workflow), the workflow id and artifact index when known — and the answer's
+  ``ETag``, ``Last-Modified`` and total length. A part is resumed only when its sidecar names the same
+  artifact (same workflow id and index; without a workflow id, the same URL path); the ``Range`` request
+  carries ``If-Range`` (the strong ETag, else the Last-Modified date), so a changed resource answers 200
+  and the part is rewritten from zero. A part with a missing, unreadable or different sidecar is
+  discarded (with its sidecar) and the download starts from zero. The sidecar goes when the file is
+  renamed into place, and whenever the part is dropped.
+- **Download record** ``.sogni-downloads.json`` in the output folder: for each file saved there, its
+  identity (as above), size, modification time, sha256 and content type. When a final name is already
+  taken by a regular file that the record says is the same artifact, with the size and modification time
+  it had when it was saved, that file is listed as the output and nothing is downloaded (a *present*
+  :class:`SavedFile`), in every ``--on-exists`` mode except ``overwrite``; with ``suffix`` the record is
+  also searched for the same artifact under ``NAME-N.ext``. Any other file under the name follows
+  ``--on-exists``. The record is rewritten atomically under a process-wide lock, at most every
+  :data:`~sogni_cli.media.transfer.RECORD_INTERVAL` seconds during a batch and when the batch ends (also on
+  Ctrl-C); a file the record does not know (saved by hand, by another tool, edited since, or saved just
+  before the process was killed) is never taken for the artifact: it follows ``--on-exists``.
+
+Neither file holds credentials (media requests carry none) or a signed query string, and both stay in
+the output folder.
+
+This module holds what is fetched and where it goes (artifacts, URL rules, names, identities, the
+manifest, the shared client); the per-file HTTP and disk work lives in :mod:`sogni_cli.media.transfer`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import stat as _stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -66,6 +94,7 @@ class SavedFile:
     content_type: str | None
     skipped: bool = False
     url: str | None = None  # the URL actually fetched (after a refresh), None when skipped
+    present: bool = False  # skipped because this very artifact was already saved under this name
 
     def to_event(self):  # -> events.Artifact
         from ..events import Artifact
@@ -175,12 +204,202 @@ def plan_paths(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, date: str 
 
 
 def check_on_exists(refs: Iterable[ArtifactRef], opts: DownloadOptions) -> None:
-    """For ``--on-exists error``: UsageError (exit 2) when a name known in advance already exists."""
+    """For ``--on-exists error``: UsageError (exit 2) when a name known in advance already exists (unless
+    the download record says it is this very artifact, already saved)."""
     if opts.on_exists != "error":
         return
-    for path in plan_paths(refs, opts):
+    refs = list(refs)
+    record: dict[str, Any] | None = None
+    for ref, path in zip(refs, plan_paths(refs, opts)):
         if path is not None and (path.exists() or path.is_symlink()):
-            raise UsageError(f"{path} exists", "Use --on-exists suffix|overwrite|skip, or another --name.")
+            if record is None:
+                record = read_record(Path(opts.output_dir))
+            if saved_as(path, ref, record) is None:
+                raise UsageError(f"{path} exists", "Use --on-exists suffix|overwrite|skip, or another --name.")
+
+
+# ------------------------------------------------------------------------------------------------
+# Identity: where a part came from, which saved file is which artifact
+# ------------------------------------------------------------------------------------------------
+
+RECORD_NAME = ".sogni-downloads.json"
+IDENTITY_VERSION = 1
+_SIDECAR_MAX = 64 * 1024
+_RECORD_MAX = 16 << 20
+_RECORD_LOCK = threading.Lock()  # one writer of any record at a time in this process (jobs run in threads)
+
+
+def url_key(url: str | None) -> str:
+    """``url`` without its query string and fragment ("" when it cannot be parsed)."""
+    if not url:
+        return ""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        u = urlsplit(url)
+        return urlunsplit((u.scheme.lower(), u.netloc.lower(), u.path or "/", "", ""))
+    except ValueError:
+        return ""
+
+
+def identity(ref: ArtifactRef, url: str, headers: Any = None, total: int | None = None) -> dict[str, Any]:
+    """What identifies the artifact behind a part or a saved file (no query string, no credentials)."""
+    etag = last_modified = None
+    if headers is not None:
+        etag = headers.get("etag") or None
+        last_modified = headers.get("last-modified") or None
+    return {"version": IDENTITY_VERSION, "url": url_key(url), "workflow_id": ref.workflow_id,
+            "index": ref.index if ref.workflow_id else None, "etag": etag, "last_modified": last_modified,
+            "total": total}
+
+
+def same_artifact(ident: Any, ref: ArtifactRef, url: str | None = None) -> bool:
+    """Whether ``ident`` (a sidecar or record entry) names the artifact ``ref``: the same workflow id and
+    index when either has a workflow id, else the same URL without its query string."""
+    if not isinstance(ident, dict) or ident.get("version") != IDENTITY_VERSION:
+        return False
+    wid = ident.get("workflow_id")
+    if ref.workflow_id or wid:
+        return bool(ref.workflow_id) and wid == ref.workflow_id and ident.get("index") == ref.index
+    key = url_key(url or ref.url)
+    return bool(key) and ident.get("url") == key
+
+
+def if_range_value(ident: dict[str, Any] | None) -> str | None:
+    """The ``If-Range`` validator for a resume: a strong ETag, else the Last-Modified date, else None."""
+    if not ident:
+        return None
+    etag = ident.get("etag")
+    if isinstance(etag, str) and etag and not etag.startswith("W/"):
+        return etag
+    lm = ident.get("last_modified")
+    return lm if isinstance(lm, str) and lm else None
+
+
+def sidecar_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _read_json(path: Path, limit: int) -> Any:
+    """The JSON in a regular file of at most ``limit`` bytes (symlinks are not followed), else None."""
+    try:
+        st = os.lstat(path)
+        if not _stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with open(path, "rb") as fh:
+            return json.loads(fh.read(limit + 1))
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Write ``doc`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    import tempfile
+
+    data = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix="." + path.name[:100] + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_sidecar(part: Path) -> dict[str, Any] | None:
+    doc = _read_json(sidecar_path(part), _SIDECAR_MAX)
+    return doc if isinstance(doc, dict) else None
+
+
+def write_sidecar(part: Path, ident: dict[str, Any]) -> None:
+    write_json_atomic(sidecar_path(part), ident)
+
+
+def read_record(output_dir: Path) -> dict[str, dict[str, Any]]:
+    """File name → entry from the output folder's download record ({} when there is none or it is bad)."""
+    doc = _read_json(Path(output_dir) / RECORD_NAME, _RECORD_MAX)
+    files = doc.get("files") if isinstance(doc, dict) and doc.get("version") == IDENTITY_VERSION else None
+    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, dict)} \
+        if isinstance(files, dict) else {}
+
+
+#: record file → (its stat signature when last read or written here, its entries): a batch of downloads
+#: re-reads (and prunes) the record only when another process changed it
+_RECORD_CACHE: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, Any]]]] = {}
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+def _intact(path: Path, entry: dict[str, Any]) -> bool:
+    """Whether ``path`` is still the regular file the record entry describes (size and modification time)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (_stat.S_ISREG(st.st_mode) and st.st_size == entry.get("bytes")
+            and st.st_mtime_ns == entry.get("mtime_ns"))
+
+
+def saved_as(path: Path, ref: ArtifactRef, record: dict[str, dict[str, Any]],
+             suffixed: bool = False) -> Path | None:
+    """Where the artifact ``ref`` is already saved, per the download record: ``path`` itself, or with
+    ``suffixed`` also ``STEM-N.ext`` next to it; None when it is not (or the file changed since)."""
+    entry = record.get(path.name)
+    if entry is not None and same_artifact(entry, ref) and _intact(path, entry):
+        return path
+    if not suffixed:
+        return None
+    name = path.name
+    stem, ext = (name.rsplit(".", 1)[0], "." + name.rsplit(".", 1)[1]) if "." in name.lstrip(".") else (name, "")
+    for other, entry in sorted(record.items()):
+        if not (other.startswith(stem + "-") and other.endswith(ext)):
+            continue
+        middle = other[len(stem) + 1: len(other) - len(ext)] if ext else other[len(stem) + 1:]
+        if middle.isdigit() and same_artifact(entry, ref):
+            cand = path.with_name(other)
+            if _intact(cand, entry):
+                return cand
+    return None
+
+
+def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, Any]]]) -> None:
+    """Add saved files (each with its identity) to the output folder's download record; entries for
+    files that are gone are dropped."""
+    entries: dict[str, dict[str, Any]] = {}
+    for item, ident in saved:
+        path = Path(item.path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        entries[path.name] = dict(ident, bytes=st.st_size, mtime_ns=st.st_mtime_ns, sha256=item.sha256,
+                                  content_type=item.content_type)
+    if not entries:
+        return
+    record_file = Path(output_dir) / RECORD_NAME
+    key = str(record_file)
+    with _RECORD_LOCK:
+        cached = _RECORD_CACHE.get(key)
+        if cached is not None and cached[0] == _signature(record_file):
+            files = cached[1]
+        else:
+            files = {k: v for k, v in read_record(Path(output_dir)).items()
+                     if os.path.lexists(Path(output_dir) / k)}
+        files.update(entries)
+        _RECORD_CACHE.pop(key, None)
+        write_json_atomic(record_file, {"version": IDENTITY_VERSION, "files": files})
+        sig = _signature(record_file)
+        if sig is not None:
+            _RECORD_CACHE[key] = (sig, files)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -343,7 +562,7 @@ def download_all(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, client: 
     except OSError as exc:
         raise UsageError(f"Cannot create the output folder {opts.output_dir}: {exc.strerror or exc}") from None
     dl = _Downloader(opts, None, progress, refresh, sleep, date)
-    claims: list[Any] = [dl.claim(p) if p is not None else None for p in planned]  # in order: stable names
+    claims: list[Any] = [dl.claim(p, r) if p is not None else None for p, r in zip(planned, refs)]  # stable names
     if opts.manifest:
         try:
             with open(opts.manifest, "a", encoding="utf-8"):

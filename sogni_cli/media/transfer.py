@@ -1,8 +1,10 @@
 """The per-file transfer behind :func:`sogni_cli.media.downloads.download_all`.
 
 A worker pool over the shared client; for each artifact: redirects (checked hop by hop), retries with
-backoff, a fresh link on 403/404/410, resume with ``Range``, streaming into ``NAME.part`` with sha256
-and a helper write thread for large bodies, then the checks and the atomic rename.
+backoff, a fresh link on 403/404/410, resume with ``Range`` and ``If-Range`` (only of a part whose
+sidecar names the same artifact), streaming into ``NAME.part`` with sha256 and a helper write thread for
+large bodies, then the checks, the atomic rename and the download record (see
+:mod:`sogni_cli.media.downloads` for the sidecar and the record).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Callable
 
 from ..errors import SogniError, UsageError
 from . import naming
+from . import downloads as _dl
 from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, media_url_problem, verify_image,
                         write_manifest)
 
@@ -25,6 +28,7 @@ WRITE_SIZE = 1 << 20
 MAX_REDIRECTS = 5
 THREADED_WRITE_MIN = 8 << 20  # bodies larger than this (or of unknown size) hash and write in a helper thread
 WAIT_INTERVAL = 1.0  # how often the waiting thread gives the progress display a heartbeat
+RECORD_INTERVAL = 0.25  # the download record is written at most this often during a batch, and at its end
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524})
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -66,10 +70,12 @@ class _Cancelled(Exception):
 
 
 class _Skip:
-    """``--on-exists skip`` matched: keep the existing file at ``path``."""
+    """``--on-exists skip`` matched (or, with ``present``, the artifact is already saved there): keep the
+    existing file at ``path``."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, present: bool = False):
         self.path = path
+        self.present = present
 
 
 def _describe(exc: BaseException) -> str:
@@ -103,6 +109,13 @@ def _remove(path: Path | None) -> None:
         pass
     except OSError:  # pragma: no cover - best effort
         pass
+
+
+def _drop_part(part: Path | None) -> None:
+    """Remove a part and its sidecar."""
+    if part is not None:
+        _remove(part)
+        _remove(_dl.sidecar_path(part))
 
 
 def _size(path: Path | None) -> int:
@@ -236,6 +249,7 @@ class _Job:
     def __init__(self, final: Path | None, ref: ArtifactRef):
         self.final = final
         self.ref = ref
+        self.ident: dict[str, Any] | None = None  # the sidecar of the part being resumed
 
     @property
     def part(self) -> Path | None:
@@ -260,14 +274,28 @@ class _Downloader:
         self.cancel = threading.Event()
         self.active: set[Any] = set()  # responses being read, so an interrupt can unblock their reads
         self.taken: set[Path] = set()
+        self.record: dict[str, dict[str, Any]] | None = None  # the output folder's download record
+        self.unrecorded: list[tuple[SavedFile, dict[str, Any]]] = []  # saved, not yet in the record
+        self.recorded_at = time.monotonic()
 
     # -- naming -----------------------------------------------------------------------------------
-    def claim(self, path: Path) -> Path | _Skip:
+    def claim(self, path: Path, ref: ArtifactRef | None = None) -> Path | _Skip:
+        """The path for an artifact under ``--on-exists``; a present ``_Skip`` when the download record says
+        this artifact is already saved under the name (every mode but ``overwrite``)."""
         with self.lock:
+            if (ref is not None and self.opts.on_exists != "overwrite" and path not in self.taken
+                    and (path.exists() or path.is_symlink())):
+                if self.record is None:
+                    self.record = _dl.read_record(Path(self.opts.output_dir))
+                done = _dl.saved_as(path, ref, self.record, suffixed=self.opts.on_exists == "suffix")
+                if done is not None and done not in self.taken:
+                    self.taken.add(done)
+                    return _Skip(done, present=True)
             got = naming.resolve_collision(path, self.opts.on_exists, self.taken)
         return _Skip(path) if got is None else got
 
-    def skipped(self, ref: ArtifactRef, path: Path) -> SavedFile:
+    def skipped(self, ref: ArtifactRef, skip: _Skip) -> SavedFile:
+        path = skip.path
         h = _new_hash(self.opts)
         if not path.is_file():
             n = 0
@@ -275,15 +303,41 @@ class _Downloader:
             n = path.stat().st_size
         else:
             n = _hash_file(path, h)
-        return SavedFile(ref, path, n, h.hexdigest(), ref.content_type, skipped=True)
+        ctype = ref.content_type
+        if skip.present and self.record is not None:
+            ctype = ctype or self.record.get(path.name, {}).get("content_type")
+        return SavedFile(ref, path, n, h.hexdigest(), ctype, skipped=True, present=skip.present)
+
+    def resume_point(self, job: "_Job", ref: ArtifactRef, url: str) -> tuple[int, str | None]:
+        """(offset, If-Range value) for the next request: the part's size when its sidecar names this
+        artifact; otherwise the part and its sidecar are dropped and the answer is (0, None)."""
+        job.ident = None
+        part = job.part
+        if part is None:
+            return 0, None
+        naming.safe_join(Path(self.opts.output_dir), part.name)
+        size = _size(part)
+        if not size:
+            return 0, None
+        ident = _dl.read_sidecar(part)
+        total = ident.get("total") if ident else None
+        if ident is None or not _dl.same_artifact(ident, ref, url) or (isinstance(total, int) and size > total):
+            why = "from an unknown download" if ident is None else "from another download"
+            self.progress.note(f"{job.label}: the partial file is {why}; starting from zero")
+            _drop_part(part)
+            return 0, None
+        job.ident = ident
+        return size, _dl.if_range_value(ident)
 
     # -- HTTP -------------------------------------------------------------------------------------
-    def open(self, url: str, offset: int):
+    def open(self, url: str, offset: int, if_range: str | None = None):
         import httpx
 
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
+            if if_range:
+                headers["If-Range"] = if_range
         for hop in range(MAX_REDIRECTS + 1):
             problem = media_url_problem(url)
             if problem:
@@ -320,7 +374,7 @@ class _Downloader:
     def run_one(self, key: int, ref: ArtifactRef, claimed: Path | _Skip | None) -> SavedFile:
         opts = self.opts
         if isinstance(claimed, _Skip):
-            return self.skipped(ref, claimed.path)
+            return self.skipped(ref, claimed)
         job = _Job(claimed if isinstance(claimed, Path) else None, ref)
         url = ref.url
         problem = media_url_problem(url)
@@ -333,12 +387,9 @@ class _Downloader:
         while True:
             if self.cancel.is_set():
                 raise _Cancelled()
-            part = job.part
-            if part is not None:
-                naming.safe_join(Path(opts.output_dir), part.name)
-            offset = _size(part)
+            offset, if_range = self.resume_point(job, ref, url)
             try:
-                response = self.open(url, offset)
+                response = self.open(url, offset, if_range)
                 try:
                     outcome = self.receive(key, ref, response, url, job, offset)
                 finally:
@@ -367,7 +418,7 @@ class _Downloader:
                 url = new_url
                 continue
             if kind == "restart":
-                _remove(part)
+                _drop_part(job.part)
                 if restarts_left <= 0:
                     raise _Fail(outcome[1])
                 restarts_left -= 1
@@ -384,12 +435,36 @@ class _Downloader:
         if opts.verify_images and final.suffix.lower().lstrip(".") in naming.IMAGE_EXTS:
             why = verify_image(part)
             if why:
-                _remove(part)
+                _drop_part(part)
                 raise _Fail(f"downloaded file is {why}")
         if self.cancel.is_set():
             raise _Cancelled()
         os.replace(part, final)
-        return SavedFile(ref, final, nbytes, digest, content_type, url=url)
+        _remove(_dl.sidecar_path(part))
+        saved = SavedFile(ref, final, nbytes, digest, content_type, url=url)
+        self.remember(saved, job)
+        return saved
+
+    def remember(self, saved: SavedFile, job: "_Job") -> None:
+        """Queue a saved file for the output folder's download record; write it when it is due."""
+        ident = job.ident or _dl.identity(saved.ref, saved.url or saved.ref.url)
+        with self.lock:
+            self.unrecorded.append((saved, ident))
+            due = time.monotonic() - self.recorded_at >= RECORD_INTERVAL
+        if due:
+            self.flush_record()
+
+    def flush_record(self) -> None:
+        """Write the queued files to the download record (a failure there is only a warning)."""
+        with self.lock:
+            todo, self.unrecorded = self.unrecorded, []
+            self.recorded_at = time.monotonic()
+        if not todo:
+            return
+        try:
+            _dl.record_saved(Path(self.opts.output_dir), todo)
+        except OSError as exc:
+            self.progress.note(f"warning: could not update the download record: {exc}")
 
     def receive(self, key: int, ref: ArtifactRef, response: Any, url: str, job: "_Job", offset: int) -> tuple:
         opts = self.opts
@@ -417,12 +492,11 @@ class _Downloader:
             ext = naming.ext_for(str(url), content_type)
             if ext is None:
                 raise _Fail(f"refused: file type not allowed (content type {content_type or 'missing'})")
-            got = self.claim(_name_for(ref, ext, opts, self.date))
+            got = self.claim(_name_for(ref, ext, opts, self.date), ref)
             if isinstance(got, _Skip):
-                return ("skip", got.path)
+                return ("skip", got)
             job.final = final = got
-            naming.safe_join(Path(opts.output_dir), job.part.name)
-            if _size(job.part):
+            if self.resume_point(job, ref, url)[0]:  # a part of this very artifact: ask again with Range
                 return ("named",)
         part = final.with_name(final.name + ".part")
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
@@ -437,14 +511,23 @@ class _Downloader:
                     or (length is not None and length != last - first + 1)):
                 shown = response.headers.get("content-range") or "none"
                 return ("restart", f"the resume answer's Content-Range ({shown}) does not match byte {offset}")
+            ident = job.ident or {}
+            etag = response.headers.get("etag")
+            if ((ident.get("etag") and etag and etag != ident["etag"])
+                    or (isinstance(ident.get("total"), int) and ident["total"] != total)):
+                return ("restart", "the file changed on the server since the partial download")
             expected: int | None = total
         else:
             offset = 0  # 200: the whole file again
             length = _content_length(response)
             expected = None if decode else length
         if expected is not None and expected > opts.max_size:
-            _remove(part)
+            _drop_part(part)
             raise _Fail(f"refused: {expected} bytes is over the size limit ({opts.max_size} bytes)")
+        if status == 200:  # a fresh body: the old part goes first, then its new identity, then the bytes
+            _drop_part(part)
+            job.ident = _dl.identity(ref, url, response.headers, expected)
+            _dl.write_sidecar(part, job.ident)
         nbytes, digest = self.stream(key, response, part, offset, expected, job.label, decode, length)
         return ("done", nbytes, digest, content_type)
 
@@ -506,7 +589,7 @@ class _Downloader:
             if isinstance(exc, _Fail) and exc.drop_part:
                 os.close(fd)
                 fd = -1
-                _remove(part)
+                _drop_part(part)
             raise
         finally:
             with self.lock:
@@ -585,6 +668,8 @@ class _Downloader:
             for t in threads:
                 t.join(max(0.0, deadline - time.monotonic()))
             raise
+        finally:
+            self.flush_record()  # what was saved is known next time, even after Ctrl-C
         if fatal:
             raise fatal[0]
         return results
