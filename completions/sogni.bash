@@ -49,12 +49,12 @@ _sogni_options() {
         'sogni tools show') _sogni_r='--help --json -h' ;;
         'sogni video') _sogni_r='--agent --arg --args --aspect-ratio --audio --confirm-cost --count --detach --dry-run --duration --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --on-exists --output-dir --ratio --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
         'sogni workflow') _sogni_r='--help -h' ;;
-        'sogni workflow cancel') _sogni_r='--help -h' ;;
-        'sogni workflow download') _sogni_r='--help --json --manifest --max-download-size --name --no-download --on-exists --output-dir -h -o' ;;
-        'sogni workflow events') _sogni_r='--follow --help --jsonl -f -h' ;;
-        'sogni workflow list') _sogni_r='--help --json --limit --offset -h' ;;
-        'sogni workflow show') _sogni_r='--help --json -h' ;;
-        'sogni workflow watch') _sogni_r='--help --jsonl --timeout -h' ;;
+        'sogni workflow cancel') _sogni_r='--dry-run --help -h' ;;
+        'sogni workflow download') _sogni_r='--dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir -h -o' ;;
+        'sogni workflow events') _sogni_r='--dry-run --follow --help --jsonl -f -h' ;;
+        'sogni workflow list') _sogni_r='--dry-run --help --json --limit --offset -h' ;;
+        'sogni workflow show') _sogni_r='--dry-run --help --json -h' ;;
+        'sogni workflow watch') _sogni_r='--dry-run --help --jsonl --timeout -h' ;;
         *) _sogni_r='' ;;
     esac
 }

@@ -404,10 +404,12 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow cancel'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow download'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document.' \
                 '--manifest'\t'Append one JSON line per saved file.' \
                 '--max-download-size'\t'Largest file to download.' \
@@ -418,23 +420,27 @@ function __sogni_options
                 '-h'\t'Show this message and exit.' \
                 '-o'\t'Folder for the saved files.'
         case 'sogni workflow events'
-            printf '%s\n' '--follow'\t'Keep streaming new events until the workflow ends.' \
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--follow'\t'Keep streaming new events until the workflow ends.' \
                 '--help'\t'Show this message and exit.' \
                 '--jsonl'\t'One JSON object per line.' \
                 '-f'\t'Keep streaming new events until the workflow ends.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow list'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
                 '--json'\t'Print JSON.' \
                 '--limit'\t'How many.' \
                 '--offset'\t'Skip this many.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow show'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
                 '--json'\t'Print the record as JSON.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow watch'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
                 '--jsonl'\t'Print updates as JSON lines.' \
                 '--timeout'\t'Give up (exit 6) after this many seconds without progress.' \
                 '-h'\t'Show this message and exit.'

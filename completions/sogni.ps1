@@ -409,9 +409,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni workflow cancel' { return @(
+                '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni workflow download' { return @(
+                '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
                 '--json Print one JSON document.',
                 '--manifest Append one JSON line per saved file.',
@@ -423,22 +425,26 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-o Folder for the saved files.') }
             'sogni workflow events' { return @(
+                '--dry-run Print the request instead of sending it.',
                 '--follow Keep streaming new events until the workflow ends.',
                 '--help Show this message and exit.',
                 '--jsonl One JSON object per line.',
                 '-f Keep streaming new events until the workflow ends.',
                 '-h Show this message and exit.') }
             'sogni workflow list' { return @(
+                '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
                 '--json Print JSON.',
                 '--limit How many.',
                 '--offset Skip this many.',
                 '-h Show this message and exit.') }
             'sogni workflow show' { return @(
+                '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
                 '--json Print the record as JSON.',
                 '-h Show this message and exit.') }
             'sogni workflow watch' { return @(
+                '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
                 '--jsonl Print updates as JSON lines.',
                 '--timeout Give up (exit 6) after this many seconds without progress.',

@@ -121,3 +121,19 @@ def test_other_4xx_are_not_retried(cli, env_key, httpx_mock, sleeps, status):
     httpx_mock.add_response(url=f"{BASE_URL}/v1/models", status_code=status, json={"error": {"message": "no"}})
     res = cli("models")
     assert res.exit_code == 4 and sleeps == []
+
+
+@pytest.mark.parametrize("argv,method,path", [
+    (["workflow", "list"], "GET", "/v1/creative-agent/workflows"),
+    (["workflow", "show", "wf_1"], "GET", "/v1/creative-agent/workflows/wf_1"),
+    (["workflow", "events", "wf_1"], "GET", "/v1/creative-agent/workflows/wf_1/events"),
+    (["workflow", "watch", "wf_1"], "GET", "/v1/creative-agent/workflows/wf_1"),
+    (["workflow", "cancel", "wf_1"], "POST", "/v1/creative-agent/workflows/wf_1/cancel"),
+    (["workflow", "download", "wf_1"], "GET", "/v1/creative-agent/workflows/wf_1"),
+])
+def test_dry_run_after_each_workflow_subcommand(cli, httpx_mock, monkeypatch, argv, method, path):
+    monkeypatch.setenv("SOGNI_BASE_URL", BASE_URL)
+    res = cli(*argv, "--dry-run")
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.splitlines()[0].startswith(f"{method} {BASE_URL}{path}")
+    assert httpx_mock.get_requests() == []

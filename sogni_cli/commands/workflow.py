@@ -25,18 +25,22 @@ Examples:
 )
 
 
+DRY_RUN = typer.Option(False, "--dry-run", help="Print the request instead of sending it.")
+
+
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="How many.", show_default=False),
     offset: Optional[int] = typer.Option(None, "--offset", min=0, help="Skip this many.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """List workflows (a table on a terminal, ids one per line when piped)."""
     from ..api import workflows
     from ..render.workflow_view import workflow_table
 
-    recs = workflows.list_workflows(client(ctx), limit, offset)
+    recs = workflows.list_workflows(client(ctx, dry_run=dry_run), limit, offset)
     if json_out:
         out_json(recs)
     elif stdout_is_tty():
@@ -51,12 +55,13 @@ def show(
     ctx: typer.Context,
     workflow_id: str = typer.Argument(..., help="Workflow id."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Status, steps and artifacts of a workflow."""
     from ..api import workflows
     from ..render.workflow_view import format_show
 
-    rec = workflows.get(client(ctx), workflow_id)
+    rec = workflows.get(client(ctx, dry_run=dry_run), workflow_id)
     if json_out:
         out_json(rec)
     else:
@@ -69,12 +74,13 @@ def events(
     workflow_id: str = typer.Argument(..., help="Workflow id."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new events until the workflow ends."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per line."),
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Replay a workflow's event log (--follow streams new events)."""
     from ..api import workflows
     from ..render.workflow_view import format_event
 
-    api = client(ctx)
+    api = client(ctx, dry_run=dry_run)
     if not follow:
         for ev in workflows.events(api, workflow_id):
             out_jsonl(ev) if jsonl else out(format_event(ev))
@@ -107,13 +113,14 @@ def watch(
     workflow_id: str = typer.Argument(..., help="Workflow id."),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up (exit 6) after this many seconds without progress.", show_default=False),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print updates as JSON lines."),
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Show progress until the workflow ends; the exit code follows its final state."""
     from ..api import workflows
     from ..render.workflow_view import WorkflowDisplay
 
     s = settings(ctx)
-    api = client(ctx)
+    api = client(ctx, dry_run=dry_run)
     display = WorkflowDisplay(sys.stderr, quiet=s.quiet)
     limit = timeout if timeout is not None else (s.read_timeout if s.timeout_set else None)
     if limit is not None and api._http is None:
@@ -135,11 +142,12 @@ def watch(
 def cancel(
     ctx: typer.Context,
     workflow_id: str = typer.Argument(..., help="Workflow id."),
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Cancel a running workflow."""
     from ..api import workflows
 
-    rec = workflows.cancel(client(ctx), workflow_id)
+    rec = workflows.cancel(client(ctx, dry_run=dry_run), workflow_id)
     out(f"{workflows.workflow_id(rec) or workflow_id} {workflows.status_of(rec) or 'cancelled'}")
 
 
@@ -154,6 +162,7 @@ def download(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Append one JSON line per saved file.", show_default=False),
     max_download_size: Optional[str] = typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    dry_run: bool = DRY_RUN,
 ) -> None:
     """Fetch the artifacts of a finished workflow (fresh URLs; .part files resume with Range).
 
@@ -166,7 +175,7 @@ def download(
     if on_exists is not None and on_exists not in ON_EXISTS:
         raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: " + ", ".join(ON_EXISTS))
     s = settings(ctx)
-    api = client(ctx)
+    api = client(ctx, dry_run=dry_run)
     options = PipelineOptions(output_dir=s.out_dir(output_dir), name=name_template or s.default("name"),
                               on_exists=on_exists or s.default("on_exists") or "suffix", no_download=no_download,
                               manifest=manifest, max_download_size=parse_size(max_download_size))
