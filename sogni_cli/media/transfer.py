@@ -9,7 +9,6 @@ large bodies, then the checks, the atomic rename and the download record (see
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import re
@@ -20,11 +19,11 @@ from typing import Any, Callable
 
 from ..errors import SogniError, UsageError
 from . import naming
+from .filewrite import _Cancelled, _hash_file, _new_hash, _NoHash, _Writer
 from . import downloads as _dl
 from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, media_url_problem, verify_image,
                         write_manifest)
 
-WRITE_SIZE = 1 << 20
 MAX_REDIRECTS = 5
 THREADED_WRITE_MIN = 8 << 20  # bodies larger than this (or of unknown size) hash and write in a helper thread
 WAIT_INTERVAL = 1.0  # how often the waiting thread gives the progress display a heartbeat
@@ -33,20 +32,6 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 52
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
-
-
-class _NoHash:
-    """Stands in for sha256 when no one asked for checksums (hashing is ~30% of a loopback download)."""
-
-    def update(self, data: Any) -> None:
-        pass
-
-    def hexdigest(self) -> None:
-        return None
-
-
-def _new_hash(opts: DownloadOptions) -> Any:
-    return hashlib.sha256() if (opts.checksum or opts.manifest is not None) else _NoHash()
 
 
 class _Fail(Exception):
@@ -63,10 +48,6 @@ class _Retry(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
-
-
-class _Cancelled(Exception):
-    pass
 
 
 class _Skip:
@@ -130,117 +111,6 @@ def _size(path: Path | None) -> int:
     if not stat.S_ISREG(st.st_mode):
         raise _Fail(f"refused: {path} is not a regular file")
     return st.st_size
-
-
-def _hash_file(path: Path, h: "hashlib._Hash", cancel: threading.Event | None = None) -> int:
-    n = 0
-    with open(path, "rb", buffering=0) as fh:
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise _Cancelled()
-            data = fh.read(WRITE_SIZE)
-            if not data:
-                return n
-            h.update(data)
-            n += len(data)
-
-
-def _write_all(fd: int, data: Any) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _writev_all(fd: int, pieces: list[bytes]) -> None:
-    if len(pieces) == 1 or not hasattr(os, "writev"):
-        _write_all(fd, pieces[0] if len(pieces) == 1 else b"".join(pieces))
-        return
-    written = os.writev(fd, pieces)
-    total = sum(len(p) for p in pieces)
-    if written < total:  # a short write: finish the rest plainly
-        _write_all(fd, memoryview(b"".join(pieces))[written:])
-
-
-class _Writer:
-    """Hashes and writes received chunks in order, in batches of about 1 MiB (one ``writev`` each, no copy).
-
-    For large bodies a helper thread does the hashing and writing (both release the GIL), so the network
-    read never waits for them; a bounded queue limits the memory and gives back-pressure. ``close()``
-    writes what is left and re-raises a write error; ``abort()`` drops what is left.
-    """
-
-    MAX_PIECES = 512  # well under IOV_MAX
-
-    def __init__(self, fd: int, h: Any, on_written: Callable[[int], Any], *, threaded: bool,
-                 size: int = WRITE_SIZE, depth: int = 4):
-        self.fd = fd
-        self.h = h
-        self.on_written = on_written
-        self.size = size
-        self.batch: list[bytes] = []
-        self.pending = 0
-        self.error: BaseException | None = None
-        self.thread: threading.Thread | None = None
-        if threaded:
-            import queue
-
-            self.todo: Any = queue.Queue(maxsize=depth)
-            self.thread = threading.Thread(target=self._run, name="sogni-download-writer", daemon=True)
-            self.thread.start()
-
-    def _consume(self, batch: list[bytes]) -> None:
-        for piece in batch:
-            self.h.update(piece)
-        _writev_all(self.fd, batch)
-
-    def _run(self) -> None:
-        while True:
-            batch = self.todo.get()
-            if batch is None:
-                return
-            if self.error is None:
-                try:
-                    self._consume(batch)
-                except BaseException as exc:  # noqa: BLE001 - reported by close()
-                    self.error = exc
-
-    def _hand_off(self) -> None:
-        if not self.batch:
-            return
-        batch, n = self.batch, self.pending
-        self.batch, self.pending = [], 0
-        if self.thread is None:
-            self._consume(batch)
-        else:
-            if self.error is not None:
-                raise self.error
-            self.todo.put(batch)
-        self.on_written(n)
-
-    def add(self, chunk: bytes) -> None:
-        self.batch.append(chunk)
-        self.pending += len(chunk)
-        if self.pending >= self.size or len(self.batch) >= self.MAX_PIECES:
-            self._hand_off()
-
-    def close(self) -> None:
-        try:
-            self._hand_off()
-        finally:
-            self._stop()
-        if self.error is not None:
-            raise self.error
-
-    def abort(self) -> None:
-        self.batch, self.pending = [], 0
-        self._stop()
-
-    def _stop(self) -> None:
-        if self.thread is not None:
-            self.todo.put(None)
-            self.thread.join()
-            self.thread = None
 
 
 class _Job:
