@@ -134,9 +134,17 @@ def run(
 
         out(plan_text(p, sh))
         return
-    p, _ = _prepare(ctx, file, set_, strict)
+    p, s0 = _prepare(ctx, file, set_, strict)
     if sh:
         apply_shard(p, sh)
+    if not p.jobs:  # nothing to send, so no key is needed (--strict made an empty glob exit 2 already)
+        from ..recipes.run import touch_record
+
+        if not s0.quiet:
+            where = f" in shard {sh[0]}/{sh[1]}" if sh else ""
+            err(f"Warning: {file}: no jobs to run{where}; nothing was sent.")
+        touch_record(s0.out_dir(output_dir), p.name)  # `recipe report` over every shard's folder still works
+        return
     s = settings(ctx)
     if concurrency is None:
         concurrency = int(s.default("concurrency") or 4)
@@ -157,7 +165,7 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
     markdown: bool = typer.Option(False, "--markdown", help="A Markdown summary (as written to $GITHUB_STEP_SUMMARY)."),
 ) -> None:
-    """Merge the run records of several runs or shards into one summary (exit 8 when a job failed)."""
+    """Merge the run records of several runs or shards into one summary (exit 8 when a job did not succeed)."""
     from ..recipes.report import load_records, merged_summary, summary_markdown, summary_table
 
     if as_json and markdown:
@@ -170,7 +178,7 @@ def report(
         out(summary_markdown(summary))
     else:
         out(summary_table(summary))
-    if summary["failed"]:
+    if summary["failed_jobs"]:  # failed, interrupted, cancelled or skipped
         raise typer.Exit(8)
 
 

@@ -10,6 +10,13 @@ cancelled, no media), ``IncompleteError`` (partial failure or downloads that fai
 
 On ``KeyboardInterrupt`` (or SIGTERM's ``Terminated``) while following, the workflow is cancelled on the
 server before the exception goes on.
+
+Jobs run in worker threads (the recipe runner) cannot get ``KeyboardInterrupt``; their owner sets
+``PipelineOptions.cancel`` (a ``threading.Event``) instead. The job then stops at its next check: nothing new
+is sent, following stops, downloads stop (``.part`` files are kept for a resume) and :class:`JobCancelled`
+is raised. The workflow is *not* cancelled on the server: the owner decides (it knows the id through
+``on_created``). ``PipelineOptions.resume_workflow`` follows and downloads an existing workflow instead of
+creating one; :class:`ResumeUnavailable` says that workflow cannot deliver (failed, cancelled, waiting, gone).
 """
 
 from __future__ import annotations
@@ -22,7 +29,30 @@ from ..errors import BillingError, GenerationFailed, IncompleteError, RejectedEr
 from ..events import Artifact, Event, WorkflowUpdate
 
 __all__ = ["PipelineOptions", "JobResult", "run_media_job", "download_workflow", "refs_from_record",
-           "planned_refs", "KeyedProgress", "raise_for_state", "follow_to_end"]
+           "planned_refs", "KeyedProgress", "raise_for_state", "follow_to_end", "JobCancelled",
+           "ResumeUnavailable", "RESUMABLE_STATES"]
+
+#: States of an existing workflow that ``resume_workflow`` follows or downloads; any other known state
+#: (failed, cancelled, waiting_for_user) raises :class:`ResumeUnavailable`.
+RESUMABLE_STATES = frozenset({"queued", "running", "completed", "partial_failure"})
+
+
+class JobCancelled(GenerationFailed):
+    """The job's ``PipelineOptions.cancel`` event was set: it stopped without cancelling its workflow."""
+
+    def __init__(self, message: str = "stopped: the run was interrupted", hint: str | None = None,
+                 *, workflow_id: str | None = None):
+        super().__init__(message, hint)
+        self.workflow_id = workflow_id
+
+
+class ResumeUnavailable(GenerationFailed):
+    """The workflow named by ``PipelineOptions.resume_workflow`` cannot deliver (``status``: its state, or
+    ``"missing"`` when the API does not know it). Nothing was created."""
+
+    def __init__(self, message: str, hint: str | None = None, *, status: str | None = None):
+        super().__init__(message, hint)
+        self.status = status
 
 FORMAT_MIME = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
                "mp4": "video/mp4", "mov": "video/quicktime", "wav": "audio/wav", "mp3": "audio/mpeg",
@@ -46,6 +76,8 @@ class PipelineOptions:
     use_sse: bool = True
     sleep: Callable[[float], Any] | None = None  # download retry waits (tests)
     checksum: bool = True  # sha256 of each saved file (for --json, --jsonl, manifests and run records)
+    cancel: Any = None  # a threading.Event: when set, stop promptly (JobCancelled), leave the workflow running
+    resume_workflow: str | None = None  # follow/download this existing workflow instead of creating one
 
 
 @dataclass
@@ -108,6 +140,57 @@ class KeyedProgress:
 
 def _noop(_event: Event) -> None:
     pass
+
+
+class _CancelWatch:
+    """A progress sink that raises :class:`JobCancelled` from its heartbeat once ``cancel`` is set.
+
+    Heartbeats come from the follow loop (each stream chunk or poll) and from the thread waiting on the
+    downloads (about once a second); an exception there makes ``download_all`` stop its workers, shut the
+    sockets they are blocked on and keep their ``.part`` files."""
+
+    def __init__(self, inner: Any, cancel: Any):
+        self._inner = inner
+        self._cancel = cancel
+        self.workflow_id: str | None = None
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise JobCancelled(workflow_id=self.workflow_id)
+
+    def heartbeat(self) -> None:
+        self.check()
+        self._inner.heartbeat()
+
+    def __getattr__(self, name: str) -> Any:  # start, advance, update, finish, note, close
+        return getattr(self._inner, name)
+
+
+def _watch(progress: Any, options: PipelineOptions) -> Any:
+    return _CancelWatch(progress, options.cancel) if options.cancel is not None else progress
+
+
+def _check(progress: Any) -> None:
+    if isinstance(progress, _CancelWatch):
+        progress.check()
+
+
+def _cancellable_sleep(options: PipelineOptions) -> Callable[[float], Any] | None:
+    """Download retry waits that end (raising JobCancelled) as soon as ``options.cancel`` is set."""
+    cancel = options.cancel
+    if cancel is None:
+        return options.sleep
+    base = options.sleep
+
+    def sleep(seconds: float) -> None:
+        if base is not None:
+            base(seconds)
+        else:
+            cancel.wait(seconds)
+        if cancel.is_set():
+            raise JobCancelled()
+
+    return sleep
 
 
 # --------------------------------------------------------------------------------------------- refs
@@ -377,8 +460,10 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
             return None
 
         kw: dict[str, Any] = {}
-        if options.sleep is not None:
-            kw["sleep"] = options.sleep
+        sleep = _cancellable_sleep(options)
+        if sleep is not None:
+            kw["sleep"] = sleep
+        _check(progress)
         report = download_all(refs, _download_options(options), client=dl_client,
                               progress=KeyedProgress(progress, options.progress_key), refresh=refresh, **kw)
         result.saved.extend(report.saved)
@@ -417,9 +502,10 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     from ..jobs import placeholder_refs, workflow_body
     from ..render.progress import NullProgress
     options = options or PipelineOptions()
-    progress = progress or NullProgress()
+    progress = _watch(progress or NullProgress(), options)
     emit = emit or _noop
     result = JobResult(tool=job.tool, arguments=job.arguments)
+    _check(progress)
 
     if job.route == "execute":
         data = tools_exec.execute(client, job.tool, job.arguments, job.token_type)
@@ -430,20 +516,28 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
             result.texts.append(text)
         return result
 
-    dry = bool(getattr(getattr(client, "config", None), "dry_run", False))
-    if not options.no_download:
-        precheck_names(job, options)
-
-    direct_urls: list[str] = []
-    if options.agent:
-        wid, rec, direct_urls = _start_agent(client, job, progress)
+    if options.resume_workflow:
+        wid: str | None = options.resume_workflow
+        rec = _resume_record(client, wid)
+        direct_urls: list[str] = []
     else:
-        refs = placeholder_refs(job) if dry else uploads.upload_inputs(client, job.inputs)
-        rec = workflows.create(client, workflow_body(job, refs))
-        wid = workflows.workflow_id(rec)
+        dry = bool(getattr(getattr(client, "config", None), "dry_run", False))
+        if not options.no_download:
+            precheck_names(job, options)
+
+        direct_urls = []
+        if options.agent:
+            wid, rec, direct_urls = _start_agent(client, job, progress)
+        else:
+            refs = placeholder_refs(job) if dry else uploads.upload_inputs(client, job.inputs)
+            _check(progress)  # uploads can take a while: do not start paying after a stop
+            rec = workflows.create(client, workflow_body(job, refs))
+            wid = workflows.workflow_id(rec)
     result.workflow_id = wid
     if wid is None:  # --agent answered with media links only
         return _finish_urls(direct_urls, job, options, progress, emit, result)
+    if isinstance(progress, _CancelWatch):
+        progress.workflow_id = wid
     if options.on_created:
         options.on_created(wid)
     first = workflows.update_from_record(rec)
@@ -455,11 +549,36 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
 
     dl_client = _open_download_client(options)
     try:
-        rec, last = follow_to_end(client, wid, options, progress, emit)
+        _check(progress)
+        if workflows.status_of(rec) in workflows.TERMINAL and options.resume_workflow:
+            last = None  # already finished: no need to follow
+        else:
+            rec, last = follow_to_end(client, wid, options, progress, emit)
+        _check(progress)
         return _finish(client, rec, job, options, progress, emit, result, last, dl_client)
     finally:
         if dl_client is not None:
             dl_client.close()
+
+
+def _resume_record(client: Any, wid: str) -> dict[str, Any]:
+    """The record of the workflow to resume; ResumeUnavailable when it cannot deliver."""
+    from ..api import workflows
+    from ..errors import ApiError
+
+    try:
+        rec = workflows.get(client, wid)
+    except ApiError as exc:
+        if exc.status in (404, 410):
+            raise ResumeUnavailable(f"Workflow {wid} is not known to the API any more.", status="missing") from None
+        raise
+    status = workflows.status_of(rec)
+    if status is not None and status not in RESUMABLE_STATES:
+        reason = workflows.failure_reason(rec)
+        raise ResumeUnavailable(f"Workflow {wid} is {status}" + (f": {reason}" if reason else "."), status=status)
+    if not workflows.workflow_id(rec):
+        rec = dict(rec, workflowId=wid)
+    return rec
 
 
 def _finish_urls(urls: list[str], job: Any, options: PipelineOptions, progress: Any,
@@ -479,8 +598,9 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
     from ..render.progress import NullProgress
 
     options = options or PipelineOptions()
-    progress = progress or NullProgress()
+    progress = _watch(progress or NullProgress(), options)
     emit = emit or _noop
+    _check(progress)
     rec = workflows.get(client, wid)
     status = workflows.status_of(rec)
     result = JobResult(workflow_id=wid, status=status)

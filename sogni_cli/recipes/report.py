@@ -1,10 +1,13 @@
 """Run records (``OUT/.sogni-run/<recipe>.jsonl``) and summaries: a table, Markdown, JSON.
 
-A run record has one JSON line per finished job: ``recipe``, ``id``, ``job``, ``kind``, ``matrix``,
-``status`` (succeeded | failed | cancelled | skipped), ``request_hash``, ``workflow_id``, ``outputs``
-(``path`` relative to the output folder, ``sha256``, ``bytes``), ``text`` (chat and text tools),
-``duration`` (s), ``error`` (``message``, ``exit_code``), ``shard`` and ``time``. Lines are appended and
-flushed one by one; the last line for an id is its current state.
+A run record has JSON lines for each job: ``recipe``, ``id``, ``job``, ``kind``, ``matrix``, ``status``,
+``request_hash``, ``workflow_id``, ``outputs`` (``path`` relative to the output folder, ``sha256``,
+``bytes``), ``text`` (chat and text tools), ``duration`` (s), ``error`` (``message``, ``exit_code``),
+``shard`` and ``time``. A ``started`` line is written as soon as a job's workflow exists; the line written
+when the job ends (``succeeded``, ``failed``, ``cancelled``, ``skipped`` or ``interrupted``) supersedes it.
+Lines are appended and flushed one by one; within one file the last line for an id is its current state
+(across files, the latest ``time``). A job whose last line is ``started`` (the run crashed) counts as
+interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from ..errors import UsageError
 RECORD_DIR = ".sogni-run"
 TABLE_ROWS = 50
 MARKDOWN_ROWS = 200
-STATUSES = ("succeeded", "failed", "cancelled", "skipped")
+STATUSES = ("succeeded", "failed", "cancelled", "skipped", "interrupted")
 
 
 def record_path(output_dir: Path, recipe_name: str) -> Path:
@@ -51,12 +54,14 @@ def read_record_file(path: Path) -> list[dict[str, Any]]:
 
 
 def latest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(recipe, id) -> the last record (lines are in time order within a file; across files by ``time``)."""
+    """(recipe, id) -> the current record: within one file (``_source``) the later line wins whatever its
+    ``time`` says (a clock may step back); across files the one with the latest ``time``."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in records:
         key = (str(rec.get("recipe", "")), rec["id"])
         old = out.get(key)
-        if old is None or str(rec.get("time", "")) >= str(old.get("time", "")):
+        if (old is None or old.get("_source") == rec.get("_source")
+                or str(rec.get("time", "")) >= str(old.get("time", ""))):
             out[key] = rec
     return out
 
@@ -99,7 +104,8 @@ def summarize(rows: list[dict[str, Any]], *, sources: list[str] | None = None,
     resumed = 0
     files = 0
     for r in rows:
-        counts[r.get("status", "failed") if r.get("status") in counts else "failed"] += 1
+        status = "interrupted" if r.get("status") == "started" else r.get("status", "failed")
+        counts[status if status in counts else "failed"] += 1
         resumed += 1 if r.get("resumed") else 0
         files += len(r.get("outputs") or [])
     jobs = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
@@ -124,7 +130,7 @@ def _dur(v: Any) -> str:
 
 def headline(s: dict[str, Any]) -> str:
     parts = [f"{s['succeeded']} succeeded" + (f" ({s['resumed']} already done)" if s.get("resumed") else "")]
-    for k in ("failed", "cancelled", "skipped"):
+    for k in ("failed", "interrupted", "cancelled", "skipped"):
         if s.get(k):
             parts.append(f"{s[k]} {k}")
     n = s["total"]

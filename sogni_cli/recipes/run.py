@@ -4,9 +4,19 @@
   and sent through the same code as the commands (``run_chat`` / ``build_job`` + ``run_media_job``).
 - A job whose last record says it succeeded with the same request hash, and whose files are all still
   there, is not sent again (``--force`` sends it anyway): a run stopped by Ctrl-C or a crash resumes.
-- The run record (``OUT/.sogni-run/<recipe>.jsonl``) gets one line per finished job, flushed at once.
+- The run record (``OUT/.sogni-run/<recipe>.jsonl``) gets a ``started`` line as soon as a job's workflow
+  exists (with its id and request hash) and one line when the job ends, each flushed at once; the last
+  line for a job is its state. A job whose last line is ``started``, ``interrupted``, ``failed`` or
+  ``cancelled`` with a workflow id and the same request hash is resumed by following and downloading
+  *that* workflow, not by starting (and paying for) a new one; if the API says it failed, was cancelled,
+  waits for the user or is gone, a new one is started.
 - Fail-fast (default): the first failure stops jobs from starting and cancels started workflows.
   ``--continue-on-error``: the jobs that need a failed job are skipped, everything else runs.
+- Ctrl-C / SIGTERM: no new job starts, every running job is told to stop (``PipelineOptions.cancel``:
+  following and downloads end, ``.part`` files stay), the started workflows are left running on the
+  server and recorded as ``interrupted`` with their ids, and the exception goes on within about
+  :data:`GRACE` seconds. Worker threads are daemons, so one stuck on a silent connection cannot hold the
+  process open.
 - stdout: the saved paths, one per line, as jobs finish. Exit 0 when every job succeeded, 8 otherwise.
 """
 
@@ -16,6 +26,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import queue
 import sys
 import threading
 import time
@@ -32,9 +43,15 @@ from .plan import Plan, PlannedJob
 from .report import append_step_summary, read_record_file, record_path, summarize, summary_markdown, summary_table
 from .template import TemplateError
 
-#: Called after each record line is written (tests use it to stop a run part-way, like Ctrl-C would).
+#: Called after each record line the scheduler writes for a job that ended (tests use it to stop a run
+#: part-way, like Ctrl-C would). Not called for ``started`` lines nor for the ``interrupted`` lines
+#: written while a Ctrl-C is being handled.
 after_record: Callable[[dict[str, Any]], None] | None = None
 TICK = 0.1
+#: After Ctrl-C/SIGTERM, how long running jobs get to stop and report before the interrupt goes on.
+GRACE = 1.5
+#: Last record states whose workflow a rerun follows and downloads instead of starting a new one.
+RESUME_STATES = frozenset({"started", "interrupted", "failed", "cancelled"})
 
 
 @dataclass
@@ -56,7 +73,7 @@ class RunOptions:
 @dataclass
 class Outcome:
     uid: str
-    status: str  # succeeded | failed | cancelled | skipped
+    status: str  # succeeded | failed | cancelled | skipped | interrupted
     outputs: list[dict[str, Any]] = field(default_factory=list)  # path (absolute), sha256, bytes
     text: str | None = None
     workflow_id: str | None = None
@@ -65,6 +82,8 @@ class Outcome:
     error: str | None = None
     exit_code: int = 0
     resumed: bool = False
+    resumed_workflow: str | None = None  # an earlier run's workflow, followed instead of starting a new one
+    started_at: float = 0.0
     printed: list[str] = field(default_factory=list)  # what goes to stdout
 
 
@@ -110,6 +129,9 @@ class Runner:
         self.wids: dict[str, str] = {}  # running uid -> workflow id
         self.wid_lock = threading.Lock()
         self.stopping = threading.Event()
+        self.cancel = threading.Event()  # Ctrl-C/SIGTERM: running jobs stop, their workflows keep running
+        self.live: dict[str, Outcome] = {}  # uid -> the outcome a running job is filling in
+        self.rec_lock = threading.Lock()
         self.display = RunDisplay(self._err_stream(), len(self.order), name=plan.name, quiet=opts.quiet,
                                   tty=opts.tty, clock=opts.clock)
         self._rec_fh: Any = None
@@ -134,7 +156,8 @@ class Runner:
         except ValueError:
             return str(p)
 
-    def write_record(self, pj: PlannedJob, oc: Outcome) -> dict[str, Any]:
+    def write_record(self, pj: PlannedJob, oc: Outcome, *, final: bool = True) -> dict[str, Any]:
+        """Append one line (thread-safe; dropped once the record is closed); ``final``: call :data:`after_record`."""
         rec = {
             "recipe": self.plan.name, "id": pj.uid, "job": pj.inst.job.id, "kind": pj.kind, "matrix": pj.inst.cell,
             "status": oc.status, "request_hash": oc.request_hash, "workflow_id": oc.workflow_id,
@@ -145,12 +168,23 @@ class Runner:
             "shard": f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None,
             "time": _now(),
         }
-        if self._rec_fh is not None:
-            self._rec_fh.write(json.dumps(redact_obj(rec), ensure_ascii=False, default=str) + "\n")
-            self._rec_fh.flush()
-        if after_record is not None:
+        line = json.dumps(redact_obj(rec), ensure_ascii=False, default=str) + "\n"
+        with self.rec_lock:  # worker threads write ``started`` lines
+            if self._rec_fh is not None and not self._rec_fh.closed:
+                self._rec_fh.write(line)
+                self._rec_fh.flush()
+        if final and after_record is not None:
             after_record(rec)
         return rec
+
+    def write_started(self, pj: PlannedJob, oc: Outcome) -> None:
+        """The job's workflow exists: record its id now, so a rerun after a crash follows it."""
+        started = Outcome(oc.uid, "started", workflow_id=oc.workflow_id, request_hash=oc.request_hash,
+                          duration=self.opts.clock() - oc.started_at)
+        try:
+            self.write_record(pj, started, final=False)
+        except (OSError, ValueError) as exc:  # a full disk must not lose the job itself
+            self.display.note(f"warning: could not write the run record: {exc}")
 
     def row(self, pj: PlannedJob, oc: Outcome) -> dict[str, Any]:
         return {"recipe": self.plan.name, "id": pj.uid, "kind": pj.kind, "status": oc.status,
@@ -159,17 +193,28 @@ class Runner:
                 "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None}
 
     # -- one job (in a worker thread) ---------------------------------------------------------------
-    def execute(self, uid: str) -> Outcome:
+    def execute(self, uid: str, oc: Outcome | None = None) -> Outcome:
+        from ..media.pipeline import JobCancelled
+
         pj = self.jobs[uid]
         start = self.opts.clock()
-        oc = Outcome(uid, "failed")
+        oc = oc or Outcome(uid, "failed")
+        oc.started_at = start
         try:
             self._execute(pj, oc)
             oc.status = "succeeded"
         except SogniError as exc:
             oc.error = exc.message.strip()
             oc.exit_code = int(exc.exit_code)
-            oc.status = "cancelled" if self.stopping.is_set() and isinstance(exc, GenerationFailed) else "failed"
+            if isinstance(exc, JobCancelled) or (self.cancel.is_set() and isinstance(exc, GenerationFailed)):
+                oc.status = "interrupted"
+                oc.exit_code = int(ExitCode.INTERRUPTED)
+                if oc.workflow_id:
+                    oc.error += f"; workflow {oc.workflow_id} keeps running, a rerun downloads its results"
+            elif self.stopping.is_set() and isinstance(exc, GenerationFailed):
+                oc.status = "cancelled"
+            else:
+                oc.status = "failed"
             partial = getattr(exc, "result", None)
             if partial is not None:
                 self._collect_saved(partial, oc)
@@ -209,6 +254,16 @@ class Runner:
                 return None
         return prev
 
+    def _resume_workflow(self, pj: PlannedJob, digest: str) -> str | None:
+        """The workflow an earlier run started for this same request and did not finish collecting."""
+        if self.opts.force or pj.kind == "chat":
+            return None
+        prev = self.previous.get(pj.uid)
+        if not prev or prev.get("status") not in RESUME_STATES or prev.get("request_hash") != digest:
+            return None
+        wid = prev.get("workflow_id")
+        return wid if isinstance(wid, str) and wid else None
+
     def _execute(self, pj: PlannedJob, oc: Outcome) -> None:
         inst = pj.inst
         fields = self._render(pj)
@@ -224,6 +279,10 @@ class Runner:
                 oc.outputs.append({"path": str(path), "sha256": o.get("sha256"), "bytes": o.get("bytes")})
                 oc.printed.append(str(path))
             return
+        if self.cancel.is_set():
+            from ..media.pipeline import JobCancelled
+
+            raise JobCancelled("interrupted before it started")
         if self.stopping.is_set():
             raise GenerationFailed("cancelled before it started")
         self.display.started(pj.uid)
@@ -263,7 +322,7 @@ class Runner:
 
     def _media(self, pj: PlannedJob, fields: dict[str, Any], job_dir: Path, on_exists: str, oc: Outcome) -> None:
         from ..events import WorkflowUpdate
-        from ..media.pipeline import PipelineOptions, run_media_job
+        from ..media.pipeline import PipelineOptions, ResumeUnavailable, run_media_job
         from .display import PipelineSink
 
         job = bridge.build_media(pj.kind, fields, self.base_dir)
@@ -273,7 +332,9 @@ class Runner:
             oc.workflow_id = wid
             with self.wid_lock:
                 self.wids[uid] = wid
-            if self.stopping.is_set():  # fail-fast began while this one was being created
+            if wid != oc.resumed_workflow:
+                self.write_started(pj, oc)
+            if self.stopping.is_set() and not self.cancel.is_set():  # fail-fast began during the create
                 self._cancel(uid, wid)
 
         def emit(ev: Any) -> None:
@@ -285,9 +346,23 @@ class Runner:
         if s is not None and getattr(s, "timeout_set", False):
             timeout = s.read_timeout
         options = PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
-                                  progress_key=uid, on_created=on_created, timeout=timeout)
+                                  progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel)
+        resume = self._resume_workflow(pj, oc.request_hash or "")
         try:
-            result = run_media_job(self.client, job, options, progress=PipelineSink(self.display), emit=emit)
+            result = None
+            if resume:
+                oc.resumed_workflow = resume
+                options.resume_workflow = resume
+                self.display.note(f"{uid}: following workflow {resume} from the earlier run (not sending it again)")
+                try:
+                    result = run_media_job(self.client, job, options, progress=PipelineSink(self.display),
+                                           emit=emit)
+                except ResumeUnavailable as exc:
+                    self.display.note(f"{uid}: {exc.message.rstrip('.')}; starting a new workflow")
+                    oc.resumed_workflow = None
+                    options.resume_workflow = None
+            if result is None:
+                result = run_media_job(self.client, job, options, progress=PipelineSink(self.display), emit=emit)
         finally:
             with self.wid_lock:
                 self.wids.pop(uid, None)
@@ -314,9 +389,99 @@ class Runner:
             self._cancel(uid, wid)
 
     # -- the scheduler (main thread) ----------------------------------------------------------------
-    def run(self) -> int:
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    def _start(self, uid: str, done_q: "queue.SimpleQueue[Outcome]") -> None:
+        oc = Outcome(uid, "failed")
+        self.live[uid] = oc
 
+        def work() -> None:
+            try:
+                res = self.execute(uid, oc)
+            except BaseException as exc:  # noqa: BLE001 - execute catches Exception; this is a last resort
+                oc.status, oc.error, oc.exit_code = "failed", f"internal error: {exc!r}", int(ExitCode.INTERNAL)
+                res = oc
+            done_q.put(res)
+
+        # Daemon threads: one stuck on a silent connection after Ctrl-C must not keep the process alive.
+        threading.Thread(target=work, name=f"recipe-{uid}", daemon=True).start()
+
+    def _finished(self, oc: Outcome, ctx: dict[str, Any]) -> None:
+        """Record and report one job that ended; unblock its dependants or start the failure handling."""
+        uid = oc.uid
+        self.live.pop(uid, None)
+        ctx["running"].discard(uid)
+        self.results[uid] = oc
+        ctx["state"][uid] = oc.status
+        pj = self.jobs[uid]
+        rows = ctx["rows"]
+        if not (oc.resumed and oc.status == "succeeded"):
+            self.write_record(pj, oc)
+        rows[uid] = self.row(pj, oc)
+        for line in oc.printed:
+            self._out(line)
+        detail = f"{len(oc.outputs)} file(s)" if oc.outputs else None
+        if oc.resumed_workflow and oc.status == "succeeded":
+            detail = (detail + ", " if detail else "") + f"from workflow {oc.resumed_workflow}"
+        self.display.finished(uid, "resumed" if oc.resumed else oc.status, oc.duration,
+                              error=oc.error if oc.status == "failed" else None, detail=detail)
+        if oc.status == "succeeded":
+            self.outputs[uid] = Outputs(text=oc.text or "",
+                                        files=[str(Path(o["path"]).resolve()) for o in oc.outputs],
+                                        workflow=oc.workflow_id)
+            for d in ctx["dependants"][uid]:
+                ctx["waiting"][d] -= 1
+                if ctx["waiting"][d] == 0 and ctx["state"][d] == "waiting":
+                    ctx["ready"].append(d)
+            return
+        if ctx["first_error"] is None and oc.status == "failed":
+            ctx["first_error"] = oc
+        if self.cancel.is_set():
+            return
+        if self.opts.continue_on_error:
+            self._skip_dependants(uid, ctx["dependants"], ctx["state"], rows)
+        elif not self.stopping.is_set():
+            self.stopping.set()
+            self.cancel_running()
+
+    def _interrupted(self, done_q: "queue.SimpleQueue[Outcome]", ctx: dict[str, Any]) -> None:
+        """Ctrl-C/SIGTERM: tell running jobs to stop, give them :data:`GRACE` seconds to report, and record
+        the rest as ``interrupted`` with their workflow ids. Their workflows keep running on the server."""
+        self.stopping.set()
+        self.cancel.set()
+        deadline = time.monotonic() + GRACE
+        try:
+            while ctx["running"]:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    oc = done_q.get(timeout=min(TICK, left))
+                except queue.Empty:
+                    continue
+                self._finished(oc, ctx)
+        finally:
+            kept = []
+            for uid in sorted(ctx["running"], key=self.order.index):
+                live = self.live.get(uid) or Outcome(uid, "interrupted")
+                wid = live.workflow_id
+                oc = Outcome(uid, "interrupted", workflow_id=wid, request_hash=live.request_hash,
+                             duration=self.opts.clock() - live.started_at if live.started_at else 0.0,
+                             error="interrupted" + (f"; workflow {wid} keeps running, a rerun downloads its results"
+                                                    if wid else ""),
+                             exit_code=int(ExitCode.INTERRUPTED))
+                try:
+                    self.write_record(self.jobs[uid], oc, final=False)
+                except (OSError, ValueError):
+                    pass
+                if wid:
+                    kept.append(wid)
+            kept += [r.workflow_id for r in self.results.values()
+                     if r.status == "interrupted" and r.workflow_id and r.workflow_id not in kept]
+            if kept:
+                self.display.note(f"Interrupted: {len(kept)} workflow(s) keep running on the server "
+                                  f"({', '.join(kept[:5])}{', …' if len(kept) > 5 else ''}); run the same "
+                                  "command again to collect their results without paying twice.")
+
+    def run(self) -> int:
         started_at = self.opts.clock()
         try:
             self.record_file.parent.mkdir(parents=True, exist_ok=True)
@@ -332,60 +497,45 @@ class Runner:
         ready = deque(u for u in self.order if waiting[u] == 0)
         state = {u: "waiting" for u in self.order}
         rows: dict[str, dict[str, Any]] = {}
-        futures: dict[Any, str] = {}
-        first_error: Outcome | None = None
-        pool = ThreadPoolExecutor(max_workers=self.opts.concurrency, thread_name_prefix="recipe")
+        running: set[str] = set()
+        ctx: dict[str, Any] = {"running": running, "state": state, "rows": rows, "ready": ready,
+                               "waiting": waiting, "dependants": dependants, "first_error": None}
+        done_q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._rec_fh = open(self.record_file, "a", encoding="utf-8")
         try:
-            while ready or futures:
-                while ready and len(futures) < self.opts.concurrency and not self.stopping.is_set():
+            while ready or running:
+                while ready and len(running) < self.opts.concurrency and not self.stopping.is_set():
                     uid = ready.popleft()
                     state[uid] = "running"
-                    futures[pool.submit(self.execute, uid)] = uid
-                if not futures:
+                    running.add(uid)
+                    self._start(uid, done_q)
+                if not running:
                     break
-                done, _ = wait(list(futures), timeout=TICK, return_when=FIRST_COMPLETED)
+                try:
+                    oc = done_q.get(timeout=TICK)
+                except queue.Empty:
+                    self.display.tick()
+                    continue
+                self._finished(oc, ctx)
+                while True:  # everything else that ended meanwhile
+                    try:
+                        oc = done_q.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._finished(oc, ctx)
                 self.display.tick()
-                for fut in done:
-                    uid = futures.pop(fut)
-                    oc = fut.result()
-                    self.results[uid] = oc
-                    state[uid] = oc.status
-                    pj = self.jobs[uid]
-                    if not (oc.resumed and oc.status == "succeeded"):
-                        self.write_record(pj, oc)
-                    rows[uid] = self.row(pj, oc)
-                    for line in oc.printed:
-                        self._out(line)
-                    self.display.finished(uid, "resumed" if oc.resumed else oc.status, oc.duration,
-                                          error=oc.error if oc.status == "failed" else None,
-                                          detail=f"{len(oc.outputs)} file(s)" if oc.outputs else None)
-                    if oc.status == "succeeded":
-                        self.outputs[uid] = Outputs(text=oc.text or "",
-                                                    files=[str(Path(o["path"]).resolve()) for o in oc.outputs],
-                                                    workflow=oc.workflow_id)
-                        for d in dependants[uid]:
-                            waiting[d] -= 1
-                            if waiting[d] == 0 and state[d] == "waiting":
-                                ready.append(d)
-                        continue
-                    if first_error is None and oc.status == "failed":
-                        first_error = oc
-                    if self.opts.continue_on_error:
-                        self._skip_dependants(uid, dependants, state, rows)
-                    elif not self.stopping.is_set():
-                        self.stopping.set()
-                        self.cancel_running()
         except BaseException:
-            # Ctrl-C / SIGTERM: stop starting jobs, cancel the started workflows, keep what finished.
-            self.stopping.set()
-            self.cancel_running()
-            pool.shutdown(wait=False, cancel_futures=True)
-            self.display.close()
-            self._rec_fh.close()
+            # Ctrl-C / SIGTERM: stop starting jobs, stop the running ones, keep their workflows for a rerun.
+            try:
+                self._interrupted(done_q, ctx)
+            finally:
+                self.display.close()
+                with self.rec_lock:
+                    self._rec_fh.close()
             raise
-        pool.shutdown(wait=True)
-        self._rec_fh.close()
+        with self.rec_lock:
+            self._rec_fh.close()
+        first_error: Outcome | None = ctx["first_error"]
         for u in self.order:
             if state[u] == "waiting":
                 state[u] = "cancelled" if self.stopping.is_set() else "skipped"
@@ -420,6 +570,18 @@ class Runner:
             rows[d] = self.row(pj, oc)
             self.display.finished(d, "skipped", 0.0, detail=f"needs {uid}")
             stack.extend(dependants[d])
+
+
+def touch_record(output_dir: Path, recipe_name: str) -> Path:
+    """Make sure the run record exists (empty for a run with zero jobs); UsageError when it cannot be made."""
+    path = record_path(Path(output_dir), recipe_name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"Cannot write the run record {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def run_plan(client: Any, plan: Plan, opts: RunOptions) -> int:

@@ -30,8 +30,13 @@ def test_recipe_runs_end_to_end(recipe, tmp_path, sogni_env, run_sogni, emulator
         assert out.resolve() in f.resolve().parents
     name = doc["recipe"]
     recs = [json.loads(ln) for ln in (out / ".sogni-run" / f"{name}.jsonl").read_text().splitlines()]
-    assert sorted(r["id"] for r in recs) == sorted(j["id"] for j in doc["jobs"])
-    assert all(r["status"] == "succeeded" for r in recs)
+    final = {r["id"]: r for r in recs}  # the last line per job is its state
+    assert sorted(final) == sorted(j["id"] for j in doc["jobs"])
+    assert all(r["status"] == "succeeded" for r in final.values())
+    # each workflow was recorded as `started` (with its id) before the job's final line
+    started = [r for r in recs if r["status"] == "started"]
+    assert all(r["workflow_id"] and final[r["id"]]["workflow_id"] == r["workflow_id"] for r in started)
+    assert len(started) == sum(1 for r in final.values() if r["workflow_id"])
     sent = [r for r in emulator.requests if r["method"] == "POST" and r["path"] in (
         "/v1/creative-agent/workflows", "/v1/chat/completions", "/v1/creative-agent/tools/execute")]
     assert len(sent) == len(doc["jobs"])
@@ -41,3 +46,81 @@ def test_recipe_runs_end_to_end(recipe, tmp_path, sogni_env, run_sogni, emulator
     assert sorted(again.stdout.splitlines()) == sorted(paths)
     assert len([r for r in emulator.requests if r["method"] == "POST" and r["path"] in (
         "/v1/creative-agent/workflows", "/v1/chat/completions", "/v1/creative-agent/tools/execute")]) == len(sent)
+
+
+WF = "/v1/creative-agent/workflows"
+ONE = """\
+version: 1
+name: one
+jobs:
+  - id: pic
+    image: {prompt: "a blue heron", width: 512, height: 512}
+    filename: heron
+"""
+
+
+def _wait_for(predicate, timeout=30.0):
+    """Poll a condition with a bounded wait (a failure guard, not a sleep the test relies on)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupt_during_a_stalled_download_then_rerun_pays_once(sig, code, emulator, sogni_env, run_sogni,
+                                                                   tmp_path):
+    """Ctrl-C (or SIGTERM) while a download hangs: the run stops at once and records the workflow id; the
+    rerun follows that workflow, resumes the download and sends no second workflow."""
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "one.yaml").write_text(ONE)
+    out = tmp_path / "out"
+    emulator.script([{"match": "/media/", "action": "stall_after", "bytes": 3000, "hold": 60}])
+    proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", "recipe", "run", str(tmp_path / "one.yaml"), "-o",
+                             str(out)], env=sogni_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = out / "heron.png.part"
+    try:
+        _wait_for(lambda: (emulator.stalled.is_set() and part.exists()) or proc.poll() is not None)
+        proc.send_signal(getattr(signal, sig))
+        # the server holds the connection for 60 s: a run that waited for it would miss this bound
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    created = [r for r in emulator.requests if r["method"] == "POST" and r["path"] == WF]
+    assert len(created) == 1
+    recs = [json.loads(ln) for ln in (out / ".sogni-run" / "one.jsonl").read_text().splitlines()]
+    assert recs[-1]["status"] == "interrupted"
+    wid = recs[-1]["workflow_id"]
+    assert wid and wid.startswith("wf_") and recs[0]["status"] == "started" and recs[0]["workflow_id"] == wid
+    assert not [r for r in emulator.requests if r["path"].endswith("/cancel")]  # left running for the rerun
+    assert not (out / "heron.png").exists() and part.stat().st_size == 3000
+
+    emulator.faults.clear()
+    before = len(emulator.requests)
+    res = run_sogni(["recipe", "run", tmp_path / "one.yaml", "-o", out], sogni_env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    final = out / "heron.png"
+    assert res.stdout.splitlines() == [str(final)]
+    assert f"following workflow {wid}" in res.stderr
+    assert [r for r in emulator.requests if r["method"] == "POST" and r["path"] == WF] == created
+    later = emulator.requests[before:]
+    ranged = [r for r in later if r["path"].startswith("/media/") and r["headers"].get("range")]
+    assert ranged and ranged[0]["headers"]["range"] == "bytes=3000-"
+    import httpx
+
+    rec = httpx.get(f"{emulator.base_url}{WF}/{wid}", headers={"Authorization": "Bearer x"}).json()
+    url = rec["data"]["workflow"]["artifacts"][0]["url"]
+    assert final.read_bytes() == httpx.get(url).content
+    assert not part.exists()
+    last = json.loads((out / ".sogni-run" / "one.jsonl").read_text().splitlines()[-1])
+    assert last["status"] == "succeeded" and last["workflow_id"] == wid
