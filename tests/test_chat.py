@@ -516,3 +516,73 @@ def test_hosted_media_failed_download_is_exit_8(cli, env_key, httpx_mock, tmp_pa
     assert res.exit_code == 8
     assert res.stdout.startswith("See ")
     assert not (tmp_path / "o").exists() or not [p for p in (tmp_path / "o").iterdir() if not p.name.endswith(".part")]
+
+
+def _hosted(httpx_mock, records: dict, text="Done."):
+    """A completion naming workflows; each record is served for GET and as a terminal SSE event."""
+    httpx_mock.add_response(url=CHAT_URL, method="POST", json=completion(
+        text, creative_workflows=[{"workflowId": wid, "status": "queued"} for wid in records]))
+    for wid, rec in records.items():
+        wf = f"{BASE_URL}/v1/creative-agent/workflows/{wid}"
+        event = json.dumps({"id": f"{wid}-1", "sequence": 1, "type": "workflow_completed", "workflowId": wid,
+                            "status": rec["status"]})
+        httpx_mock.add_response(url=f"{wf}/events/stream", stream=IteratorStream([f"data: {event}\n\n".encode()]),
+                                headers={"content-type": "text/event-stream"}, is_optional=True)
+        httpx_mock.add_response(url=wf, json={"status": "success", "data": {"workflow": {"workflowId": wid, **rec}}},
+                                is_reusable=True)
+
+
+@pytest.mark.parametrize("rec,code", [
+    ({"status": "waiting_for_user", "waitingReason": "cost_approval_required"}, 4),
+    ({"status": "waiting_for_user", "waitingReason": "insufficient_credit"}, 9),
+    ({"status": "completed", "artifacts": []}, 7),
+    ({"status": "failed", "error": {"message": "gpu fell over"}}, 7),
+    ({"status": "cancelled"}, 7),
+])
+def test_hosted_workflow_end_states_give_the_contract_exit_codes(cli, env_key, httpx_mock, tmp_path, rec, code):
+    _hosted(httpx_mock, {"wf_1": rec})
+    res = cli("chat", "draw", "--no-stream", "-o", str(tmp_path / "o"))
+    assert res.exit_code == code, res.stderr
+    assert res.stdout == "Done.\n"
+    assert "Error: " in res.stderr
+
+
+def test_hosted_partial_failure_saves_what_exists_and_exits_8(cli, env_key, httpx_mock, tmp_path):
+    url = "https://cdn.sogni.test/wf_1/a.png"
+    _hosted(httpx_mock, {"wf_1": {"status": "partial_failure", "artifacts": [{"url": url, "mimeType": "image/png"}]}})
+    httpx_mock.add_response(url=url, content=_png_bytes(), headers={"content-type": "image/png"})
+    res = cli("chat", "draw", "--no-stream", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 8
+    assert len(list((tmp_path / "o").glob("*.png"))) == 1
+
+
+def test_expired_link_is_refreshed_to_the_same_artifact(cli, env_key, httpx_mock, tmp_path):
+    """Two workflows: the second's first link expired; the fresh link must be that artifact, not another."""
+    a1 = "https://cdn.sogni.test/a/1.png"
+    b1_old, b1_new, b2 = ("https://cdn.sogni.test/b/1-old.png", "https://cdn.sogni.test/b/1-new.png",
+                          "https://cdn.sogni.test/b/2.png")
+    httpx_mock.add_response(url=CHAT_URL, method="POST", json=completion(
+        "Done.", creative_workflows=[{"workflowId": "wf_a"}, {"workflowId": "wf_b"}]))
+    for wid in ("wf_a", "wf_b"):
+        httpx_mock.add_response(url=f"{BASE_URL}/v1/creative-agent/workflows/{wid}/events/stream",
+                                status_code=404, json={}, is_optional=True, is_reusable=True)
+    rec_a = {"workflowId": "wf_a", "status": "completed", "artifacts": [{"url": a1, "mimeType": "image/png"}]}
+    old_b = {"workflowId": "wf_b", "status": "completed",
+             "artifacts": [{"url": b1_old, "mimeType": "image/png"}, {"url": b2, "mimeType": "image/png"}]}
+    new_b = dict(old_b, artifacts=[{"url": b1_new, "mimeType": "image/png"}, {"url": b2, "mimeType": "image/png"}])
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/creative-agent/workflows/wf_a",
+                            json={"status": "success", "data": {"workflow": rec_a}}, is_reusable=True)
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/creative-agent/workflows/wf_b",
+                            json={"status": "success", "data": {"workflow": old_b}})
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/creative-agent/workflows/wf_b",
+                            json={"status": "success", "data": {"workflow": old_b}})
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/creative-agent/workflows/wf_b",
+                            json={"status": "success", "data": {"workflow": new_b}}, is_reusable=True)
+    pngs = {a1: _png_bytes((10, 10)), b1_new: _png_bytes((11, 11)), b2: _png_bytes((12, 12))}
+    httpx_mock.add_response(url=b1_old, status_code=403)
+    for u, data in pngs.items():
+        httpx_mock.add_response(url=u, content=data, headers={"content-type": "image/png"})
+    res = cli("chat", "draw", "--no-stream", "-o", str(tmp_path / "o"), "--json")
+    assert res.exit_code == 0, res.stderr
+    saved = [Path(p).read_bytes() for p in json.loads(res.stdout)["artifacts"]]
+    assert sorted(saved) == sorted(pngs.values())

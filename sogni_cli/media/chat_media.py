@@ -27,21 +27,39 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
     refs: list[ArtifactRef] = []
     seen: set[str] = set()
     report = MediaReport()
+    positions: dict[int, int] = {}  # id(ref) -> the artifact's position in its own workflow's list
+
+    def fail(code: int) -> None:
+        if not report.exit_code:  # the first problem decides the exit code; later ones are still reported
+            report.exit_code = code
+
     for wid in media.workflow_ids:
         if not quiet:
             err(f"Workflow: {wid}")
         try:
             record = _finished_record(api, wid, quiet=quiet)
         except SogniError as exc:
-            err(f"Error: workflow {wid}: {exc.message}")
-            report.exit_code = max(report.exit_code, int(ExitCode.INCOMPLETE))
+            err(f"Error: {exc.message}")
+            if exc.hint:
+                err(f"Hint: {exc.hint}")
+            fail(int(exc.exit_code))
             continue
-        for art in record.get("artifacts") or []:
-            url = art.get("url") if isinstance(art, dict) else None
+        arts = [a for a in record.get("artifacts") or [] if isinstance(a, dict)] \
+            if isinstance(record.get("artifacts"), list) else []
+        if not arts:
+            err(f"Error: workflow {wid} finished but produced no media.")
+            fail(int(ExitCode.GENERATION_FAILED))
+        elif record.get("status") == "partial_failure":
+            err(f"Error: workflow {wid} finished with some failures; what it made is saved.")
+            fail(int(ExitCode.INCOMPLETE))
+        for pos, art in enumerate(arts):
+            url = art.get("url")
             if isinstance(url, str) and url not in seen:
                 seen.add(url)
-                refs.append(ArtifactRef(url=url, workflow_id=wid, tool=art.get("toolName"), prompt=prompt,
-                                        content_type=art.get("mimeType")))
+                ref = ArtifactRef(url=url, workflow_id=wid, tool=art.get("toolName"), prompt=prompt,
+                                  content_type=art.get("mimeType") if isinstance(art.get("mimeType"), str) else None)
+                positions[id(ref)] = pos
+                refs.append(ref)
     for url in media.urls:
         if url not in seen:
             seen.add(url)
@@ -61,7 +79,8 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
     progress = make_progress(sys.stderr, quiet=quiet)
     try:
         result = download_all(refs, DownloadOptions(output_dir=output_dir, name_template=name, on_exists=on_exists),
-                              progress=progress, refresh=lambda ref: _fresh_url(api, ref), sleep=_retry_sleep)
+                              progress=progress, refresh=lambda ref: _fresh_url(api, ref, positions.get(id(ref))),
+                              sleep=_retry_sleep)
     finally:
         progress.close()
     for saved in result.saved:
@@ -70,7 +89,7 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
                       tool=saved.ref.tool, content_type=saved.content_type, bytes=saved.bytes, sha256=saved.sha256))
     for ref, why in result.failed:
         err(f"Error: could not save {ref.url.split('?')[0]}: {why}")
-        report.exit_code = int(ExitCode.INCOMPLETE)
+        fail(int(ExitCode.INCOMPLETE))
     return report
 
 
@@ -81,26 +100,27 @@ def _retry_sleep(seconds: float) -> None:
 
 
 def _finished_record(api: Any, workflow_id: str, *, quiet: bool) -> dict:
-    """Follow the workflow until it ends; return its record (artifacts of a partial failure included)."""
+    """Follow the workflow until it ends; return its record, or raise the error its end state means
+    (failed/cancelled 7, waiting 4, insufficient credit 9) exactly as the media commands do."""
     from ..api import workflows as wf
-    from ..errors import GenerationFailed
+    from .pipeline import raise_for_state
 
     last = None
     for update in wf.follow(api, workflow_id, timeout=api.config.read_timeout):
         last = update
     record = wf.get(api, workflow_id)
-    status = wf.status_of(record) or (last.status if last else None)
-    if status in ("failed", "cancelled"):
-        raise GenerationFailed(f"{status}: {wf.failure_reason(record) or 'no reason given'}")
+    raise_for_state(record, workflow_id, last)
     return record
 
 
-def _fresh_url(api: Any, ref: Any) -> str | None:
-    if not ref.workflow_id:
+def _fresh_url(api: Any, ref: Any, position: int | None) -> str | None:
+    """A fresh link for an expired one: the same artifact (by its position in its own workflow)."""
+    if not ref.workflow_id or position is None:
         return None
     from ..api.workflows import get
 
     record = get(api, ref.workflow_id)
-    arts = [a for a in record.get("artifacts") or [] if isinstance(a, dict) and a.get("url")]
-    idx = ref.index - 1
-    return arts[idx]["url"] if 0 <= idx < len(arts) else None
+    arts = record.get("artifacts") if isinstance(record.get("artifacts"), list) else []
+    art = arts[position] if 0 <= position < len(arts) and isinstance(arts[position], dict) else None
+    url = art.get("url") if art else None
+    return url if isinstance(url, str) else None
