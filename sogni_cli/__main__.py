@@ -30,10 +30,11 @@ def _secrets(argv: list[str]) -> list[str]:
 
 
 def _print_error(message: str, hint: str | None = None) -> None:
+    from .render.output import clean_text
     from .secrets import redact
 
-    message = redact(message)
-    hint = redact(hint) if hint else hint
+    message = clean_text(redact(message))
+    hint = clean_text(redact(hint)) if hint else hint
     try:
         sys.stderr.write(f"Error: {message}\n")
         if hint:
@@ -129,6 +130,10 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Started with a closed stdin/stdout/stderr (`sogni … >&-`): read nothing, write nowhere, never crash.
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):  # pragma: no cover - not the main thread

@@ -61,11 +61,23 @@ def validate_base_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def check_key(key: str, source: str) -> None:
+    """A key must be one printable ASCII token: anything else cannot go in a header (and is never echoed)."""
+    if not key or any(not (0x21 <= ord(c) <= 0x7E) for c in key):
+        raise UsageError(f"The API key from {source} is not valid: it must be one word of printable ASCII "
+                         "characters (no spaces, line breaks or other characters).",
+                         hint="Copy the key again from the dashboard; `sogni auth login` reads it from stdin.")
+
+
 def _parse_float(name: str, value: Any) -> float:
+    import math
+
     try:
         f = float(value)
     except (TypeError, ValueError):
         raise UsageError(f"Invalid {name} {value!r}: expected a number of seconds.") from None
+    if not math.isfinite(f):
+        raise UsageError(f"Invalid {name} {value!r}: expected a finite number of seconds.")
     if f <= 0:
         raise UsageError(f"Invalid {name} {value!r}: must be greater than 0.")
     return f
@@ -150,13 +162,25 @@ def credentials_path(directory: Path) -> Path:
     return directory / "credentials"
 
 
-def _secure(path: Path) -> None:
-    """Tighten an existing credentials file to 0600 (never widen)."""
+def _check_regular(path: Path) -> bool:
+    """True when ``path`` is a regular file (not a link, folder or device); False when it does not exist."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        st = path.lstat()
     except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else \
+            "not a regular file"
+        raise UsageError(f"{path} is {kind}; the credentials file must be a plain file.",
+                         hint=f"Move it away, then `sogni auth login` creates a new one.")
+    return True
+
+
+def _secure(path: Path) -> None:
+    """Tighten an existing credentials file to 0600 (never widen; never through a link)."""
+    if not _check_regular(path):
         return
-    if mode & 0o077:
+    if stat.S_IMODE(path.lstat().st_mode) & 0o077:
         os.chmod(path, 0o600)
 
 
@@ -180,10 +204,20 @@ def stored_key(directory: Path, profile: str) -> str | None:
 
 
 def write_credentials(directory: Path, parser: configparser.ConfigParser) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"Cannot create the config folder {directory}: {exc.strerror or exc}") from None
     path = credentials_path(directory)
+    _check_regular(path)
     tmp = path.with_name(".credentials.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise UsageError(f"Cannot write {tmp}: {exc.strerror or exc}") from None
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -193,7 +227,11 @@ def write_credentials(directory: Path, parser: configparser.ConfigParser) -> Pat
             os.unlink(tmp)
         finally:
             raise
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"Cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -20,9 +20,9 @@ def register(secret: str | None) -> None:
     global _secrets
     if not secret or len(secret) < MIN_LENGTH:
         return
+    forms = {secret, repr(secret)[1:-1], secret.encode("utf-8", "backslashreplace").decode("ascii", "replace")}
     with _lock:
-        if secret not in _secrets:
-            _secrets = tuple(sorted({*_secrets, secret}, key=len, reverse=True))
+        _secrets = tuple(sorted({*_secrets, *(f for f in forms if len(f) >= MIN_LENGTH)}, key=len, reverse=True))
 
 
 def known() -> tuple[str, ...]:

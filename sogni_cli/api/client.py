@@ -323,6 +323,10 @@ def make_client(settings: Any, *, log: Callable[[str], None] | None = None,
     """Build an :class:`ApiClient` from resolved settings (no key needed for --dry-run)."""
     if require_key and not settings.dry_run:
         settings.require_key()
+    if settings.api_key:
+        from ..config import check_key
+
+        check_key(settings.api_key, settings.api_key_source or "the settings")
     cfg = ClientConfig(
         base_url=settings.base_url,
         api_key=settings.api_key,

@@ -49,7 +49,12 @@ def put_bytes(url: str, data: bytes, mime: str, *, timeout: float = PUT_TIMEOUT,
     import httpx
 
     from .. import __version__
+    from ..media.downloads import media_url_problem
 
+    problem = media_url_problem(url)
+    if problem:  # the user's file goes only where a media download could come from: https, or this machine
+        raise UnavailableError(f"Refused to upload to the URL the API gave: {problem}.",
+                               hint="The upload URL must be https (or http to this machine).")
     headers = {"Content-Type": mime, "User-Agent": f"sogni-cli/{__version__}"}
     attempt = 0
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False) as http:

@@ -41,8 +41,9 @@ def login(ctx: typer.Context,
     key = key.strip()
     if not key:
         raise UsageError("No API key given on standard input.", hint="printf '%s' \"$KEY\" | sogni auth login")
-    if any(c.isspace() for c in key):
-        raise UsageError("The API key must be one line without spaces.")
+    from ..config import check_key
+
+    check_key(key, "standard input")
     path = store_key(s.config_dir, s.profile, key)
     err(f"Saved the API key for profile {s.profile!r} in {path}")
 

@@ -92,15 +92,14 @@ def chat(
     images = list(image or [])
     if images.count("-") > 1:
         raise UsageError("Only one -i may read standard input (-).")
+    if "-" in images and messages == "-":
+        raise UsageError("Only one of -i - and --messages - can read standard input.")
     stdin_used = "-" in images or messages == "-"
 
     # Prompt: argument, and piped standard input (prepended).
     text = prompt
-    if not stdin_used and not stdin_is_tty():
-        try:
-            piped = sys.stdin.read()
-        except (OSError, ValueError):
-            piped = ""
+    if not stdin_used and sys.stdin is not None and not stdin_is_tty():
+        piped = _read_stdin_text()
         if piped.strip():
             text = f"{piped.rstrip()}\n\n{prompt}" if prompt else piped
     if prompt == "":
@@ -137,6 +136,12 @@ def chat(
         raise UsageError("Nothing to send: give a prompt, pipe text on standard input, or use --messages.",
                          hint='sogni chat "Hello"')
 
+    if save_messages is not None and save_messages.is_dir():
+        raise UsageError(f"--save-messages {save_messages} is a folder; give a file name.")
+    if output_dir is not None:
+        from ..media.pipeline import check_output_paths
+
+        check_output_paths(output_dir)
     api = client(ctx, dry_run=dry_run)
     from ..render.chat_view import ChatView
 
@@ -179,12 +184,29 @@ def chat(
         raise typer.Exit(exit_code)
 
 
+def _read_stdin_text() -> str:
+    """Piped standard input as UTF-8 text (binary input is a usage error, not a crash)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+    except (OSError, ValueError):
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("Standard input is not UTF-8 text.",
+                         hint="Pipe text to sogni chat; give images with -i (or -i - for one image on stdin).") from None
+
+
 def _save_messages(path: Path, messages: list) -> None:
     import json
     import os
 
-    path.parent.mkdir(parents=True, exist_ok=True) if str(path.parent) not in ("", ".") else None
-    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"Cannot write --save-messages {path}: {exc.strerror or exc}") from None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(messages, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 

@@ -21,11 +21,13 @@ creating one; :class:`ResumeUnavailable` says that workflow cannot deliver (fail
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
-from ..errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError
+from ..errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError, UsageError
 from ..events import Artifact, Event, WorkflowUpdate
 
 __all__ = ["PipelineOptions", "JobResult", "run_media_job", "download_workflow", "refs_from_record",
@@ -240,6 +242,21 @@ MEDIA_EXTS = {"image": ("png", "jpg", "webp", "gif"), "video": ("mp4", "mov", "w
               "audio": ("wav", "mp3", "flac", "m4a", "ogg"), "model": ("glb",)}
 
 
+def check_output_paths(output_dir: Path, manifest: Path | None = None) -> None:
+    """The output folder can be made and written, and the manifest is a file: checked before paying."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"The output folder {output_dir} is a file.", hint="Give a folder with -o/--output-dir.")
+    if output_dir.is_dir() and not os.access(output_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"The output folder {output_dir} is not writable.")
+    if manifest is not None:
+        manifest = Path(manifest)
+        if manifest.is_dir():
+            raise UsageError(f"The manifest {manifest} is a folder; give a file name (JSON lines are appended).")
+        parent = manifest.parent
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"Cannot write the manifest {manifest}: {parent} is not a folder.")
+
+
 def precheck_names(job: Any, options: PipelineOptions) -> None:
     """Before anything is sent (or paid for): the ``--name`` template renders, and with
     ``--on-exists error`` no file the job could write exists yet, whatever extension the server picks."""
@@ -247,6 +264,7 @@ def precheck_names(job: Any, options: PipelineOptions) -> None:
     from . import naming
     from .downloads import check_on_exists
 
+    check_output_paths(Path(options.output_dir), options.manifest)
     refs = planned_refs(job)
     d_opts = _download_options(options)
     tool = load().get(job.tool)

@@ -30,11 +30,25 @@ def out_jsonl(obj: Any) -> None:
     out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
 
+_CONTROL = None
+
+
+def clean_text(text: str) -> str:
+    """Server text made safe for a terminal: control characters (escape sequences, carriage returns, bells)
+    shown as ``\\xNN`` instead of acting on the screen; newlines and tabs kept."""
+    global _CONTROL
+    if _CONTROL is None:
+        import re
+
+        _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def err(text: str) -> None:
     from ..secrets import redact
 
     stream = sys.stderr
-    stream.write(redact(text) + "\n")
+    stream.write(clean_text(redact(text)) + "\n")
     stream.flush()
 
 
