@@ -134,6 +134,30 @@ def profile_values(data: dict[str, Any], profile: str) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
+def _checked_profile(directory: Path, profile: str, values: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+    """Profile values of the right type (a hand-edited config.yaml is checked before anything is sent).
+    Not strict: a bad value is left out instead of being an error."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in PROFILE_KEYS or value is None:
+            out[key] = value
+            continue
+        kind = PROFILE_KEYS[key]
+        try:
+            if kind is str and not isinstance(value, str):
+                raise UsageError(f"{directory / 'config.yaml'}: profile {profile!r}: {key} must be text, "
+                                 f"got {value!r}.", hint=f"sogni config set {key} VALUE")
+            out[key] = coerce_profile_value(key, str(value)) if kind is not str or key in ("base_url", "token_type") \
+                else value
+        except UsageError as exc:
+            if strict:
+                if not exc.message.startswith(str(directory)):
+                    exc.message = f"{directory / 'config.yaml'}: profile {profile!r}: {exc.message}"
+                    exc.hint = exc.hint or f"sogni config set {key} VALUE"
+                raise
+    return out
+
+
 def coerce_profile_value(key: str, value: str) -> Any:
     if key not in PROFILE_KEYS:
         import difflib
@@ -322,12 +346,14 @@ def resolve(
     emulator: bool = False,
     env: Mapping[str, str] | None = None,
     new_profile_ok: bool = False,
+    lenient: bool = False,
 ) -> Settings:
     env = os.environ if env is None else env
     directory = config_dir(env)
     prof = profile or env.get("SOGNI_PROFILE") or "default"
     data = load_config_file(directory)
-    pvals = profile_values(data, prof)
+    # The config and auth commands must still work on a broken profile, to mend it: bad values are skipped.
+    pvals = _checked_profile(directory, prof, profile_values(data, prof), strict=not (lenient or new_profile_ok))
     if profile and not new_profile_ok and profile != "default" and profile not in (data.get("profiles") or {}):
         # An explicitly named profile that does not exist is a mistake, not an empty profile.
         if stored_key(directory, prof) is None:

@@ -132,3 +132,16 @@ def test_json_output_is_valid_even_with_odd_text(cli, env_key, httpx_mock):
     res = cli("chat", "x", "--no-stream", "--json")
     assert res.exit_code == 0
     assert json.loads(res.stdout)["choices"][0]["message"]["content"].startswith("\u2028line")
+
+
+def test_profile_values_of_the_wrong_type_fail_before_sending_and_can_be_mended(cli, env_key, httpx_mock, tmp_path):
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "config.yaml").write_text("profiles:\n  default:\n    name: 5\n    timeout: soon\n")
+    res = cli("image", "x")
+    assert res.exit_code == 2 and "config.yaml" in res.stderr
+    assert httpx_mock.get_requests() == []
+    assert cli("config", "list").exit_code == 0  # still readable, to mend it
+    assert cli("config", "set", "timeout", "30").exit_code == 0
+    assert cli("config", "unset", "name").exit_code == 0
+    assert "timeout" in cli("config", "list").stdout

@@ -23,7 +23,8 @@ def _root_obj(ctx: typer.Context) -> Any:
     return root.obj
 
 
-def settings(ctx: typer.Context, *, dry_run: bool = False, new_profile_ok: bool = False) -> Settings:
+def settings(ctx: typer.Context, *, dry_run: bool = False, new_profile_ok: bool = False,
+             lenient: bool = False) -> Settings:
     """Resolve (once) the settings from global options, environment and profile."""
     obj = _root_obj(ctx)
     cached = getattr(obj, "_settings", None) if obj is not None else None
@@ -37,7 +38,7 @@ def settings(ctx: typer.Context, *, dry_run: bool = False, new_profile_ok: bool 
     s = resolve(
         api_key=g.api_key, base_url=g.base_url, profile=g.profile, timeout=g.timeout,
         max_retries=g.max_retries, quiet=g.quiet, verbose=g.verbose, no_color=g.no_color,
-        dry_run=g.dry_run or dry_run, emulator=g.emulator, new_profile_ok=new_profile_ok,
+        dry_run=g.dry_run or dry_run, emulator=g.emulator, new_profile_ok=new_profile_ok, lenient=lenient,
     )
     if s.color is False:
         # Rich reads NO_COLOR when a console is made: every progress bar and table of this process obeys it.

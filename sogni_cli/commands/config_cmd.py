@@ -24,13 +24,13 @@ Examples:
 @app.command("path")
 def path_cmd(ctx: typer.Context) -> None:
     """Print the config folder."""
-    out(str(settings(ctx).config_dir))
+    out(str(settings(ctx, lenient=True).config_dir))
 
 
 @app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
     """List the effective settings and where each comes from."""
-    s = settings(ctx)
+    s = settings(ctx, lenient=True)
     rows = [
         ("profile", s.profile, ""),
         ("base_url", s.base_url, s.sources.get("base_url", "")),
@@ -51,7 +51,7 @@ def list_cmd(ctx: typer.Context) -> None:
 @app.command("get")
 def get_cmd(ctx: typer.Context, key: str = typer.Argument(..., help="Setting name.")) -> None:
     """Print one setting of the current profile."""
-    s = settings(ctx)
+    s = settings(ctx, lenient=True)
     if key not in PROFILE_KEYS:
         coerce_profile_value(key, "")  # raises the 'unknown setting' error with suggestions
     value = s.profile_data.get(key)
@@ -75,7 +75,7 @@ def set_cmd(ctx: typer.Context, key: str = typer.Argument(...), value: str = typ
 @app.command("unset")
 def unset_cmd(ctx: typer.Context, key: str = typer.Argument(...)) -> None:
     """Remove a setting from the current profile."""
-    s = settings(ctx)
+    s = settings(ctx, lenient=True)
     data = load_config_file(s.config_dir)
     prof = (data.get("profiles") or {}).get(s.profile) or {}
     if key not in prof:
