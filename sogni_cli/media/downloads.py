@@ -23,7 +23,8 @@ file is never fetched twice:
   it had when it was saved, that file is listed as the output and nothing is downloaded (a *present*
   :class:`SavedFile`), in every ``--on-exists`` mode except ``overwrite``; with ``suffix`` the record is
   also searched for the same artifact under ``NAME-N.ext``. Any other file under the name follows
-  ``--on-exists``. The record is rewritten atomically under a process-wide lock, at most every
+  ``--on-exists``. The record is read, merged and rewritten atomically under a lock on the output folder
+  (so processes saving there at once keep each other's entries) and a process-wide lock, at most every
   :data:`~sogni_cli.media.transfer.RECORD_INTERVAL` seconds during a batch and when the batch ends (also on
   Ctrl-C); a file the record does not know (saved by hand, by another tool, edited since, or saved just
   before the process was killed) is never taken for the artifact: it follows ``--on-exists``.
@@ -329,15 +330,16 @@ def read_record(output_dir: Path) -> dict[str, dict[str, Any]]:
 
 #: record file → (its stat signature when last read or written here, its entries): a batch of downloads
 #: re-reads (and prunes) the record only when another process changed it
-_RECORD_CACHE: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, Any]]]] = {}
+_RECORD_CACHE: dict[str, tuple[tuple[int, ...], dict[str, dict[str, Any]]]] = {}
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+def _signature(path: Path) -> tuple[int, ...] | None:
     try:
         st = os.lstat(path)
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
 
 def _intact(path: Path, entry: dict[str, Any]) -> bool:
     """Whether ``path`` is still the regular file the record entry describes (size and modification time)."""
@@ -373,7 +375,10 @@ def saved_as(path: Path, ref: ArtifactRef, record: dict[str, dict[str, Any]],
 
 def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, Any]]]) -> None:
     """Add saved files (each with its identity) to the output folder's download record; entries for
-    files that are gone are dropped."""
+    files that are gone are dropped.
+
+    Read, merge and write happen under a lock on the folder (and a lock in this process), so processes
+    saving into one folder at once each add their entries and none is lost."""
     entries: dict[str, dict[str, Any]] = {}
     for item, ident in saved:
         path = Path(item.path)
@@ -387,7 +392,9 @@ def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, An
         return
     record_file = Path(output_dir) / RECORD_NAME
     key = str(record_file)
-    with _RECORD_LOCK:
+    from .filewrite import locked_folder
+
+    with _RECORD_LOCK, locked_folder(Path(output_dir)):
         cached = _RECORD_CACHE.get(key)
         if cached is not None and cached[0] == _signature(record_file):
             files = cached[1]
@@ -547,6 +554,7 @@ def download_all(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, client: 
     return a fresh URL. With ``opts.manifest`` set, one line per saved file is appended as each completes.
     """
     from ..render.progress import NullProgress
+    from .filewrite import PartClaim
     from .transfer import _Downloader, _Fail
 
     refs = list(refs)
@@ -562,25 +570,32 @@ def download_all(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, client: 
     except OSError as exc:
         raise UsageError(f"Cannot create the output folder {opts.output_dir}: {exc.strerror or exc}") from None
     dl = _Downloader(opts, None, progress, refresh, sleep, date)
-    claims: list[Any] = [dl.claim(p, r) if p is not None else None for p, r in zip(planned, refs)]  # stable names
-    if opts.manifest:
-        try:
-            with open(opts.manifest, "a", encoding="utf-8"):
-                pass
-        except OSError as exc:
-            raise UsageError(f"Cannot write the manifest {opts.manifest}: {exc.strerror or exc}") from None
-    report = DownloadReport()
-    if not refs:
-        return report
-    own = client is None
-    dl.client = _make_client(opts) if own else client
-    if not own:
-        _check_client(client)
+    claims: list[Any] = []
     try:
-        results = dl.run(refs, claims)
+        for p, r in zip(planned, refs):  # stable names, held against other processes until saved
+            claims.append(dl.claim(p, r) if p is not None else None)
+        if opts.manifest:
+            try:
+                with open(opts.manifest, "a", encoding="utf-8"):
+                    pass
+            except OSError as exc:
+                raise UsageError(f"Cannot write the manifest {opts.manifest}: {exc.strerror or exc}") from None
+        report = DownloadReport()
+        if not refs:
+            return report
+        own = client is None
+        dl.client = _make_client(opts) if own else client
+        if not own:
+            _check_client(client)
+        try:
+            results = dl.run(refs, claims)
+        finally:
+            if own:
+                dl.client.close()
     finally:
-        if own:
-            dl.client.close()
+        for c in claims:  # names never handed to a job (an error, Ctrl-C): let them go
+            if isinstance(c, PartClaim) and not c.used:
+                c.release(keep=False)
     for ref, res in zip(refs, results):
         if isinstance(res, SavedFile):
             report.saved.append(res)

@@ -1,13 +1,22 @@
 """Writing a download to disk: hashing as it goes, batched ``writev`` calls, and a helper thread for
-large bodies so the network read never waits on the disk."""
+large bodies so the network read never waits on the disk; claims on names shared with other processes
+(part locks, the no-clobber rename, the folder lock)."""
 
 from __future__ import annotations
 
+import errno as _errno
 import hashlib
 import os
+import stat as _stat
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows
+    _fcntl = None  # type: ignore[assignment]
 
 WRITE_SIZE = 1 << 20
 
@@ -139,3 +148,252 @@ class _Writer:
             self.todo.put(None)
             self.thread.join()
             self.thread = None
+
+
+# ------------------------------------------------------------------------------------------------
+# Claims: which process writes which name
+# ------------------------------------------------------------------------------------------------
+#
+# Several ``sogni`` processes may save into one folder at once. A final name belongs to the process that
+# holds an exclusive ``flock`` on its ``NAME.part`` (kept open from the claim until the file is in place);
+# a process that finds the part locked takes another name, and the part is only ever truncated, never
+# replaced, while it is held. The file goes into place with ``link(part, final)`` (which fails when the
+# final name appeared meanwhile) and then the part is removed; where hard links are not available,
+# ``os.replace`` after a check. Locks are advisory and POSIX-only: without ``fcntl`` (Windows) every
+# lock succeeds and only the no-clobber rename protects the files.
+
+#: errno values that mean "this file system does not do that" (locks, hard links): carry on without it
+_UNSUPPORTED = frozenset(e for e in (getattr(_errno, n, None) for n in
+                                     ("ENOLCK", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EINVAL")) if e is not None)
+_NO_LINK = frozenset(e for e in (getattr(_errno, n, None) for n in
+                                 ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK", "EXDEV"))
+                     if e is not None)
+
+
+def try_lock(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting; False when another open file holds it.
+    True where locks do not exist (no ``fcntl``, or a file system without them)."""
+    if _fcntl is None:
+        return True
+    try:
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
+            return False
+        if exc.errno in _UNSUPPORTED:
+            return True
+        raise
+    return True
+
+
+@contextmanager
+def locked_folder(folder: Path):
+    """Hold an exclusive lock on the folder itself (waiting for it) for the ``with`` block; no file is
+    created. Without ``fcntl``, or when the folder cannot be opened or locked, the block runs unlocked."""
+    fd = -1
+    if _fcntl is not None:
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+            _fcntl.flock(fd, _fcntl.LOCK_EX)
+        except OSError:
+            if fd >= 0:
+                os.close(fd)
+            fd = -1
+    try:
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)  # releases the lock
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class PartClaim:
+    """The right to write ``part`` and put it into place as ``final``: ``fd`` is open on the part and
+    holds its lock until :meth:`release`.
+
+    ``base`` is the name the template gave (the start of the ``-N`` suffixes); ``overwrite``: the part
+    replaces ``final`` (``--on-exists overwrite``) instead of being linked without clobbering; ``private``:
+    a temporary part (its usual name was held by another process), never resumed, always removed.
+    """
+
+    def __init__(self, final: Path, part: Path, fd: int, *, private: bool = False):
+        self.final = final
+        self.part = part
+        self.fd = fd
+        self.private = private
+        self.base = final
+        self.overwrite = False
+        self.used = False  # handed to a job (which releases it)
+
+    @property
+    def sidecar(self) -> Path:
+        return self.part.with_name(self.part.name + ".json")
+
+    def _owns_path(self) -> bool:
+        """Whether ``part`` is still the file this claim holds (not moved into place, not another's)."""
+        try:
+            return self.fd >= 0 and _same_file(os.lstat(self.part), os.fstat(self.fd))
+        except OSError:
+            return False
+
+    def reset(self) -> None:
+        """Drop what the part holds and its sidecar (the part stays, empty and held)."""
+        _unlink(self.sidecar)
+        if self._owns_path():
+            os.ftruncate(self.fd, 0)
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size if self.fd >= 0 else 0
+
+    def release(self, keep: bool = True) -> None:
+        """Let the name go. The part (with its sidecar) stays for a later resume when ``keep`` and it holds
+        bytes; otherwise it is removed. Safe to call twice."""
+        if self.fd < 0:
+            return
+        try:
+            if self._owns_path() and (self.private or not keep or self.size() == 0):
+                _unlink(self.sidecar)
+                _unlink(self.part)
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+
+
+_OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+
+
+def lock_part(final: Path, *, check_final: bool = True) -> "PartClaim | str":
+    """Claim ``final`` by locking ``final.part`` (created empty when missing).
+
+    Returns the claim, or why not: ``"busy"`` (another process holds the part), ``"exists"`` (with
+    ``check_final``: the final name exists, checked once the part is held), ``"unusable"`` (the part is a
+    symlink or not a regular file).
+    """
+    part = final.with_name(final.name + ".part")
+    while True:
+        try:
+            fd = os.open(part, _OPEN_FLAGS, 0o644)
+        except OSError as exc:
+            if exc.errno in (_errno.ELOOP, _errno.EISDIR, _errno.ENXIO, _errno.EMLINK):
+                return "unusable"
+            raise
+        keep = False
+        try:
+            if not try_lock(fd):
+                return "busy"
+            st = os.fstat(fd)
+            try:
+                now = os.lstat(part)
+            except FileNotFoundError:
+                continue  # the holder finished and removed it while we waited: try again
+            if not _same_file(st, now):
+                continue  # replaced meanwhile: lock the file that is there now
+            if not _stat.S_ISREG(st.st_mode):
+                return "unusable"
+            if check_final and os.path.lexists(final):
+                if st.st_size == 0:  # made just now by us (or an empty leftover): not needed
+                    _unlink(part.with_name(part.name + ".json"))
+                    _unlink(part)
+                return "exists"
+            keep = True
+            return PartClaim(final, part, fd)
+        finally:
+            if not keep:
+                os.close(fd)
+
+
+def private_part(final: Path) -> PartClaim:
+    """A claim on a new temporary part next to ``final`` (for a name whose usual part another process holds)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=str(final.parent), prefix="." + final.name[:100] + ".", suffix=".part")
+    try_lock(fd)
+    return PartClaim(final, Path(tmp), fd, private=True)
+
+
+def hold_name(path: Path, got: Path, mode: str, next_name: Callable[[], Path]) -> "PartClaim | str":
+    """Hold ``got``, the name chosen under ``--on-exists mode`` for the template's name ``path`` (``got``
+    differs from ``path`` when it is a ``-N`` name).
+
+    When another process holds its part, or saved it since it was chosen: ``next_name()`` is tried next,
+    except for the template's own name under ``overwrite`` (a temporary part that replaces the file at the
+    end: the last writer wins) and under ``skip``/``error``, where the answer is why not (``"busy"``,
+    ``"exists"``, ``"unusable"``) for the caller to skip or to refuse.
+    """
+    while True:
+        own = got == path
+        c = lock_part(got, check_final=not (own and mode == "overwrite"))
+        if isinstance(c, PartClaim):
+            c.base, c.overwrite = path, own and mode == "overwrite"
+            return c
+        if own and mode == "overwrite":
+            c = private_part(got)
+            c.base, c.overwrite = path, True
+            return c
+        if own and mode in ("skip", "error"):
+            return c
+        got = next_name()
+
+
+def put_in_place(claim: PartClaim, mode: str, next_claim: Callable[[], PartClaim]) -> Path | None:
+    """Move the claim's finished part to its final name; returns where it went. The sidecar goes first.
+
+    ``overwrite`` replaces atomically. Otherwise an existing file is never replaced: when one appeared
+    under the final name since the claim, the part goes to the next free ``-N`` name (``next_claim()``,
+    held while the part is linked there), or — for the template's own name under ``skip``/``error`` —
+    nothing moves and the answer is None.
+    """
+    _unlink(claim.sidecar)
+    if claim.overwrite:
+        os.replace(claim.part, claim.final)
+        return claim.final
+    try:
+        link_no_clobber(claim.part, claim.final)
+        return claim.final
+    except FileExistsError:
+        pass
+    if claim.final == claim.base and mode in ("skip", "error"):
+        return None
+    while True:
+        nxt = next_claim()
+        try:
+            link_no_clobber(claim.part, nxt.final)
+        except FileExistsError:
+            continue
+        finally:
+            nxt.release(keep=False)
+        return nxt.final
+
+
+def link_no_clobber(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` unless ``dst`` exists (FileExistsError, ``src`` left alone): a hard link and
+    an unlink, so an existing file is never replaced. Where hard links are not available, ``os.replace``
+    after a check (a file appearing between the two is the only gap)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except (AttributeError, NotImplementedError):
+        pass
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+    else:
+        _unlink(src)
+        return
+    if os.path.lexists(dst):
+        raise FileExistsError(_errno.EEXIST, "File exists", str(dst))
+    os.replace(src, dst)

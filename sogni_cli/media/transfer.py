@@ -3,8 +3,9 @@
 A worker pool over the shared client; for each artifact: redirects (checked hop by hop), retries with
 backoff, a fresh link on 403/404/410, resume with ``Range`` and ``If-Range`` (only of a part whose
 sidecar names the same artifact), streaming into ``NAME.part`` with sha256 and a helper write thread for
-large bodies, then the checks, the atomic rename and the download record (see
+large bodies, then the checks, the rename into place and the download record (see
 :mod:`sogni_cli.media.downloads` for the sidecar and the record).
+Names are held against other processes saving into the same folder (see :mod:`sogni_cli.media.filewrite`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable
 
 from ..errors import SogniError, UsageError
 from . import naming
-from .filewrite import _Cancelled, _hash_file, _new_hash, _NoHash, _Writer
+from .filewrite import PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name, put_in_place
 from . import downloads as _dl
 from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, media_url_problem, verify_image,
                         write_manifest)
@@ -92,13 +93,6 @@ def _remove(path: Path | None) -> None:
         pass
 
 
-def _drop_part(part: Path | None) -> None:
-    """Remove a part and its sidecar."""
-    if part is not None:
-        _remove(part)
-        _remove(_dl.sidecar_path(part))
-
-
 def _size(path: Path | None) -> int:
     if path is None:
         return 0
@@ -114,16 +108,25 @@ def _size(path: Path | None) -> int:
 
 
 class _Job:
-    """What is known so far about one artifact's file."""
+    """What is known so far about one artifact's file: its claim (None until the name is known)."""
 
-    def __init__(self, final: Path | None, ref: ArtifactRef):
-        self.final = final
+    def __init__(self, claim: PartClaim | None, ref: ArtifactRef):
+        self.claim = claim
         self.ref = ref
         self.ident: dict[str, Any] | None = None  # the sidecar of the part being resumed
 
     @property
+    def final(self) -> Path | None:
+        return self.claim.final if self.claim is not None else None
+
+    @property
     def part(self) -> Path | None:
-        return self.final.with_name(self.final.name + ".part") if self.final is not None else None
+        return self.claim.part if self.claim is not None else None
+
+    def drop_part(self) -> None:
+        """Empty the part and remove its sidecar (the part stays held: the name is still this job's)."""
+        if self.claim is not None:
+            self.claim.reset()
 
     @property
     def label(self) -> str:
@@ -149,9 +152,10 @@ class _Downloader:
         self.recorded_at = time.monotonic()
 
     # -- naming -----------------------------------------------------------------------------------
-    def claim(self, path: Path, ref: ArtifactRef | None = None) -> Path | _Skip:
-        """The path for an artifact under ``--on-exists``; a present ``_Skip`` when the download record says
-        this artifact is already saved under the name (every mode but ``overwrite``)."""
+    def claim(self, path: Path, ref: ArtifactRef | None = None) -> PartClaim | _Skip:
+        """The name for an artifact under ``--on-exists``, held (its part locked) against other processes
+        saving into the same folder; a present ``_Skip`` when the download record says this artifact is
+        already saved under the name (every mode but ``overwrite``)."""
         with self.lock:
             if (ref is not None and self.opts.on_exists != "overwrite" and path not in self.taken
                     and (path.exists() or path.is_symlink())):
@@ -162,7 +166,45 @@ class _Downloader:
                     self.taken.add(done)
                     return _Skip(done, present=True)
             got = naming.resolve_collision(path, self.opts.on_exists, self.taken)
-        return _Skip(path) if got is None else got
+            if got is None:
+                return _Skip(path)
+            return self._hold(path, got)
+
+    def _hold(self, path: Path, got: Path) -> PartClaim | _Skip:
+        """Hold ``got`` (chosen for the template's name ``path``) against other processes, or the next free
+        ``-N`` name, or what ``skip``/``error`` say for the template's own name. ``self.lock`` is held."""
+        naming.safe_join(Path(self.opts.output_dir), got.name + ".part")
+        mode = self.opts.on_exists
+        c = hold_name(path, got, mode, lambda: naming.resolve_collision(path, "suffix", self.taken))
+        if isinstance(c, PartClaim):
+            return c
+        why = {"busy": "is being saved by another process", "exists": "exists"}.get(c, "has an unusable part file")
+        if mode == "skip":
+            self.progress.note(f"{got.name} {why}; skipped")
+            return _Skip(got)
+        raise UsageError(f"{got} {why}", "Use --on-exists suffix|overwrite|skip, or another --name.")
+
+    def place(self, job: "_Job") -> Path | _Skip:
+        """Put a finished part into place (see :func:`~sogni_cli.media.filewrite.put_in_place`)."""
+        c = job.claim
+        assert c is not None
+
+        def next_claim() -> PartClaim:
+            with self.lock:
+                got = self._hold(c.base, naming.resolve_collision(c.base, "suffix", self.taken))
+            assert isinstance(got, PartClaim)
+            return got
+
+        where = put_in_place(c, self.opts.on_exists, next_claim)
+        if where is None and self.opts.on_exists == "skip":
+            self.progress.note(f"{c.final.name} was saved by another process meanwhile; kept it, skipped this one")
+            return _Skip(c.final)
+        if where is None:
+            job.drop_part()
+            raise _Fail(f"{c.final} was saved by another process meanwhile (--on-exists error)")
+        if where != c.final:
+            self.progress.note(f"{c.final.name} was saved by another process meanwhile; saved as {where.name}")
+        return where
 
     def skipped(self, ref: ArtifactRef, skip: _Skip) -> SavedFile:
         path = skip.path
@@ -194,7 +236,7 @@ class _Downloader:
         if ident is None or not _dl.same_artifact(ident, ref, url) or (isinstance(total, int) and size > total):
             why = "from an unknown download" if ident is None else "from another download"
             self.progress.note(f"{job.label}: the partial file is {why}; starting from zero")
-            _drop_part(part)
+            job.drop_part()
             return 0, None
         job.ident = ident
         return size, _dl.if_range_value(ident)
@@ -241,11 +283,23 @@ class _Downloader:
                 raise _Fail(f"could not get a fresh link: {exc.message}") from None
 
     # -- one artifact -----------------------------------------------------------------------------
-    def run_one(self, key: int, ref: ArtifactRef, claimed: Path | _Skip | None) -> SavedFile:
-        opts = self.opts
+    def run_one(self, key: int, ref: ArtifactRef, claimed: PartClaim | _Skip | None) -> SavedFile:
         if isinstance(claimed, _Skip):
             return self.skipped(ref, claimed)
-        job = _Job(claimed if isinstance(claimed, Path) else None, ref)
+        if claimed is not None:
+            claimed.used = True
+        job = _Job(claimed, ref)
+        ok = False
+        try:
+            saved = self._run_one(key, ref, job)
+            ok = True
+            return saved
+        finally:
+            if job.claim is not None:  # a failed download keeps its bytes for a resume; the name goes free
+                job.claim.release(keep=not ok)
+
+    def _run_one(self, key: int, ref: ArtifactRef, job: "_Job") -> SavedFile:
+        opts = self.opts
         url = ref.url
         problem = media_url_problem(url)
         if problem:
@@ -288,7 +342,7 @@ class _Downloader:
                 url = new_url
                 continue
             if kind == "restart":
-                _drop_part(job.part)
+                job.drop_part()
                 if restarts_left <= 0:
                     raise _Fail(outcome[1])
                 restarts_left -= 1
@@ -305,13 +359,14 @@ class _Downloader:
         if opts.verify_images and final.suffix.lower().lstrip(".") in naming.IMAGE_EXTS:
             why = verify_image(part)
             if why:
-                _drop_part(part)
+                job.drop_part()
                 raise _Fail(f"downloaded file is {why}")
         if self.cancel.is_set():
             raise _Cancelled()
-        os.replace(part, final)
-        _remove(_dl.sidecar_path(part))
-        saved = SavedFile(ref, final, nbytes, digest, content_type, url=url)
+        placed = self.place(job)
+        if isinstance(placed, _Skip):
+            return self.skipped(ref, placed)
+        saved = SavedFile(ref, placed, nbytes, digest, content_type, url=url)
         self.remember(saved, job)
         return saved
 
@@ -347,7 +402,7 @@ class _Downloader:
         if status == 416 and offset:
             m = _UNSATISFIED_RANGE.match(response.headers.get("content-range", "").strip())
             if m and int(m.group(1)) == offset and final is not None:
-                part = final.with_name(final.name + ".part")  # the part is already complete
+                part = job.part  # the part is already complete
                 h = _new_hash(self.opts)
                 if not isinstance(h, _NoHash):
                     _hash_file(part, h, self.cancel)
@@ -365,10 +420,13 @@ class _Downloader:
             got = self.claim(_name_for(ref, ext, opts, self.date), ref)
             if isinstance(got, _Skip):
                 return ("skip", got)
-            job.final = final = got
+            got.used = True
+            job.claim = got
+            final = got.final
             if self.resume_point(job, ref, url)[0]:  # a part of this very artifact: ask again with Range
                 return ("named",)
-        part = final.with_name(final.name + ".part")
+        part = job.part
+        assert part is not None
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         decode = encoding not in ("", "identity")
         if status == 206:
@@ -392,19 +450,21 @@ class _Downloader:
             length = _content_length(response)
             expected = None if decode else length
         if expected is not None and expected > opts.max_size:
-            _drop_part(part)
+            job.drop_part()
             raise _Fail(f"refused: {expected} bytes is over the size limit ({opts.max_size} bytes)")
         if status == 200:  # a fresh body: the old part goes first, then its new identity, then the bytes
-            _drop_part(part)
+            job.drop_part()
             job.ident = _dl.identity(ref, url, response.headers, expected)
             _dl.write_sidecar(part, job.ident)
-        nbytes, digest = self.stream(key, response, part, offset, expected, job.label, decode, length)
+        nbytes, digest = self.stream(key, response, job, offset, expected, decode, length)
         return ("done", nbytes, digest, content_type)
 
-    def stream(self, key: int, response: Any, part: Path, offset: int, expected: int | None, label: str,
+    def stream(self, key: int, response: Any, job: "_Job", offset: int, expected: int | None,
                decode: bool, raw_length: int | None) -> tuple[int, str]:
         import httpx
 
+        part, label = job.part, job.label
+        assert part is not None
         opts = self.opts
         progress = self.progress
         cancel = self.cancel
@@ -459,7 +519,7 @@ class _Downloader:
             if isinstance(exc, _Fail) and exc.drop_part:
                 os.close(fd)
                 fd = -1
-                _drop_part(part)
+                job.drop_part()
             raise
         finally:
             with self.lock:

@@ -17,6 +17,8 @@
   server and recorded as ``interrupted`` with their ids, and the exception goes on within about
   :data:`GRACE` seconds. Worker threads are daemons, so one stuck on a silent connection cannot hold the
   process open.
+- A run holds a lock on its run record throughout (POSIX): a second run of the recipe into the same
+  folder stops at once (exit 2) before sending anything, so no job is paid for twice.
 - stdout: the saved paths, one per line, as jobs finish. Exit 0 when every job succeeded, 8 otherwise.
 """
 
@@ -145,6 +147,21 @@ class Runner:
         stream.flush()
 
     # -- records ------------------------------------------------------------------------------------
+    def open_record(self) -> None:
+        """Open the run record for appending and lock it for the whole run (closing it lets it go); a
+        UsageError when another run holds it."""
+        from ..media.filewrite import try_lock
+
+        try:
+            fh = open(self.record_file, "a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"Cannot write the run record {self.record_file}: {exc.strerror or exc}") from None
+        if not try_lock(fh.fileno()):
+            fh.close()
+            raise UsageError(f"another run is using {self.out_root}; wait for it or use another -o",
+                             f"{self.record_file} is held by a running `sogni recipe run`.")
+        self._rec_fh = fh
+
     def load_previous(self) -> None:
         for rec in read_record_file(self.record_file):
             self.previous[rec["id"]] = rec
@@ -487,7 +504,12 @@ class Runner:
             self.record_file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"Cannot create the output folder {self.out_root}: {exc.strerror or exc}") from None
-        self.load_previous()
+        self.open_record()
+        try:
+            self.load_previous()
+        except BaseException:
+            self._rec_fh.close()
+            raise
         deps = {u: [d for d in self.jobs[u].inst.deps if d in self.jobs] for u in self.order}
         dependants: dict[str, list[str]] = {u: [] for u in self.order}
         for u, ds in deps.items():
@@ -501,7 +523,6 @@ class Runner:
         ctx: dict[str, Any] = {"running": running, "state": state, "rows": rows, "ready": ready,
                                "waiting": waiting, "dependants": dependants, "first_error": None}
         done_q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
-        self._rec_fh = open(self.record_file, "a", encoding="utf-8")
         try:
             while ready or running:
                 while ready and len(running) < self.opts.concurrency and not self.stopping.is_set():
