@@ -183,12 +183,14 @@ function __sogni_options
                 '--latency'\t'Seconds added to every response.' \
                 '--no-auth'\t'Accept requests without an API key.' \
                 '--port'\t'Port (0: any free port).' \
+                '--quiet'\t'Do not log requests on stderr.' \
                 '--rate-429'\t'Fraction of API requests answered 429 (Retry-After: 1).' \
                 '--rate-503'\t'Fraction of API requests answered 503 (Retry-After: 1).' \
                 '--rate-reset'\t'Fraction of answers cut off mid-stream or mid-body.' \
                 '--seed'\t'Seed for the random faults (the same seed, the same faults).' \
                 '--step-seconds'\t'Seconds each workflow step takes.' \
-                '-h'\t'Show this message and exit.'
+                '-h'\t'Show this message and exit.' \
+                '-q'\t'Do not log requests on stderr.'
         case 'sogni image'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \

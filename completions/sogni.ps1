@@ -188,12 +188,14 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--latency Seconds added to every response.',
                 '--no-auth Accept requests without an API key.',
                 '--port Port (0: any free port).',
+                '--quiet Do not log requests on stderr.',
                 '--rate-429 Fraction of API requests answered 429 (Retry-After: 1).',
                 '--rate-503 Fraction of API requests answered 503 (Retry-After: 1).',
                 '--rate-reset Fraction of answers cut off mid-stream or mid-body.',
                 '--seed Seed for the random faults (the same seed, the same faults).',
                 '--step-seconds Seconds each workflow step takes.',
-                '-h Show this message and exit.') }
+                '-h Show this message and exit.',
+                '-q Do not log requests on stderr.') }
             'sogni image' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',

@@ -6,6 +6,7 @@ them into an ``Error:``/``Hint:`` pair on stderr and an exit code. Nothing else 
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 from typing import Any
 
@@ -83,6 +84,11 @@ class StreamError(UnavailableError):
     """A stream that ended early or broke after content was delivered (exit 5)."""
 
 
+class MalformedResponse(UnavailableError):
+    """The server sent data the CLI refuses to use (an event over the size limit, JSON nested too deeply):
+    exit 5, and never worked around (no fallback to another route)."""
+
+
 BILLING_CODES = {4078, 4079, 4080, 4081, 123, 149}
 BILLING_TYPES = {"insufficient_balance", "subscription_unavailable", "insufficient_credit", "insufficient_quota"}
 
@@ -107,12 +113,25 @@ class ApiError(SogniError):
         self.retry_after = retry_after
 
 
-def exit_code_for(status: int | None, code: Any = None, type: str | None = None) -> ExitCode:
-    try:
-        icode = int(code) if code is not None and str(code).lstrip("-").isdigit() else None
-    except (TypeError, ValueError):  # pragma: no cover - defensive
-        icode = None
-    if status == 402 or (icode in BILLING_CODES) or (type in BILLING_TYPES) or code in BILLING_TYPES:
+def _int_code(code: Any) -> int | None:
+    """An error code as an integer (``4078``, ``"4078"``), or None for anything else (objects, lists, floats)."""
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, int):
+        return code
+    if isinstance(code, str) and code.lstrip("-").isdigit() and len(code) <= 20:
+        return int(code)
+    return None
+
+
+def exit_code_for(status: Any, code: Any = None, type: Any = None) -> ExitCode:
+    """The exit code for an error answer; ``code`` and ``type`` may be any JSON value (only numbers and strings
+    mean something)."""
+    if isinstance(status, bool) or not isinstance(status, int):
+        status = None
+    icode = _int_code(code)
+    if (status == 402 or icode in BILLING_CODES or (isinstance(type, str) and type in BILLING_TYPES)
+            or (isinstance(code, str) and code in BILLING_TYPES)):
         return ExitCode.BILLING
     if status in (401, 403):
         return ExitCode.AUTH
@@ -125,8 +144,25 @@ def exit_code_for(status: int | None, code: Any = None, type: str | None = None)
     return ExitCode.UNAVAILABLE
 
 
+def _text(value: Any) -> str | None:
+    """A message-like value as text (None when absent or empty); objects and lists are shortened."""
+    if value is None or value == "" or value is False:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    try:
+        import json
+
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
 def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
-    """Build an :class:`ApiError` from either error envelope (or a plain body)."""
+    """Build an :class:`ApiError` from either error envelope (or a plain body); fields may hold any JSON value."""
     message = None
     code = None
     etype = None
@@ -135,21 +171,22 @@ def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
     if isinstance(body, dict):
         err = body.get("error")
         if isinstance(err, dict):  # OpenAI style
-            message = err.get("message")
+            message = _text(err.get("message"))
             code = err.get("code")
-            etype = err.get("type")
+            etype = err.get("type") if isinstance(err.get("type"), str) else None
             sub = err.get("subscription")
-            if isinstance(sub, dict) and sub.get("requiredPlans"):
-                hint = "This needs one of the plans: " + ", ".join(map(str, sub["requiredPlans"]))
+            plans = sub.get("requiredPlans") if isinstance(sub, dict) else None
+            if isinstance(plans, list) and plans:
+                hint = "This needs one of the plans: " + ", ".join(_text(p) or "?" for p in plans)
         elif isinstance(err, str):  # socket style
             etype = err
-            message = body.get("error_message") or body.get("message") or err
+            message = _text(body.get("error_message")) or _text(body.get("message")) or err
             code = body.get("error_code") or body.get("errorCode")
         if message is None and (body.get("status") == "error" or "errorCode" in body or "message" in body):
-            message = body.get("message")
+            message = _text(body.get("message"))
             code = body.get("errorCode", code)
         ra = body.get("retryAfter", body.get("retry_after"))
-        if isinstance(ra, (int, float)):
+        if isinstance(ra, (int, float)) and not isinstance(ra, bool) and math.isfinite(ra) and ra >= 0:
             retry_after = float(ra)
     if not message:
         snippet = " ".join((text or "").split())[:200]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import SogniError, StreamError, TimeoutError_, UsageError
+from ..errors import MalformedResponse, SogniError, StreamError, TimeoutError_, UsageError
 from ..events import Delta, Done, Event, ToolCall, ToolResult
 
 CHAT_PATH = "/v1/chat/completions"
@@ -218,41 +218,76 @@ def build_chat_body(req: ChatRequest, messages: list[dict[str, Any]] | None = No
 # ----------------------------------------------------------------------------- files
 
 
+#: The largest --messages / --function / --response-format file (or standard input) read.
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+
+
 def _load_structured(path: str, text: str, what: str) -> Any:
-    """JSON or YAML text -> data, with line and column in errors."""
+    """JSON or YAML text -> data, with line and column in errors.
+
+    YAML goes through the recipe loader's safe loader (no tags beyond plain values, bounded alias expansion and
+    nesting); JSON nested deeper than that loader allows is refused too.
+    """
+    from ..recipes.load import MAX_DEPTH, LoadError, load_data, too_deep
+
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON in {what}: {exc.msg}") from None
-    import yaml
-
+        except RecursionError:
+            data = None
+        else:
+            if not too_deep(data):
+                return data
+        raise UsageError(f"{path}: invalid JSON in {what}: nested more than {MAX_DEPTH} levels deep.")
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UsageError(f"{path}{where}: invalid YAML in {what}: {problem}") from None
+        return load_data(text, path)
+    except LoadError as exc:
+        mark = exc.problem.mark
+        raise UsageError(f"{path}:{mark.line}:{mark.col}: invalid YAML in {what}: {exc.problem.message}") from None
+
+
+def _read_stdin(stream: Any, what: str) -> str:
+    buf = getattr(stream, "buffer", None)
+    if buf is None:  # a text stream without bytes underneath (tests, embedding)
+        text = stream.read(MAX_INPUT_BYTES + 1)
+        if len(text) > MAX_INPUT_BYTES:
+            raise UsageError(f"{what} on standard input is over {MAX_INPUT_BYTES} bytes.")
+        return text
+    raw = buf.read(MAX_INPUT_BYTES + 1)
+    if len(raw) > MAX_INPUT_BYTES:
+        raise UsageError(f"{what} on standard input is over {MAX_INPUT_BYTES} bytes.")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError("The standard input is not UTF-8 text.",
+                         hint=f"{what} must be JSON or YAML text in UTF-8.") from None
 
 
 def read_text_file(path: str, what: str, stdin: Any = None) -> str:
+    """The text of ``path`` (``-``: standard input), UTF-8, at most :data:`MAX_INPUT_BYTES`."""
     if path == "-":
         import sys
 
-        return (stdin or sys.stdin).read()
+        return _read_stdin(stdin or sys.stdin, what)
     p = Path(path)
     if p.is_dir():
         raise UsageError(f"{what} {path} is a folder, not a file.")
     try:
-        return p.read_text(encoding="utf-8")
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"{what} not found: {path}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {path} is not UTF-8 text.") from None
     except OSError as exc:
         raise UsageError(f"Cannot read {what.lower()} {path}: {exc.strerror}") from None
+    if len(raw) > MAX_INPUT_BYTES:
+        raise UsageError(f"{what} {path} is over {MAX_INPUT_BYTES} bytes.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not UTF-8 text.") from None
 
 
 VALID_ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -356,6 +391,15 @@ def _one_completion(client: Any, body: dict[str, Any], on_event: Callable[[Event
                         on_event(ev)
                 if parser.done:
                     break
+        except MalformedResponse as exc:  # e.g. an event over the size limit: write what came before it
+            for sse in getattr(exc, "events", []):
+                if parser.done:
+                    break
+                for ev in parser.feed_event(sse):
+                    on_event(ev)
+            for ev in parser.flush():
+                on_event(ev)
+            raise
         except httpx.TimeoutException:
             for ev in parser.flush():
                 on_event(ev)
@@ -383,7 +427,9 @@ def _run_local_function(fn: Function, call: ToolCall, timeout: float | None = No
     args = call.arguments
     payload = args if isinstance(args, str) else json.dumps(args)
     try:
-        proc = subprocess.run(fn.command or [], input=payload, capture_output=True, text=True, timeout=timeout)
+        # text mode, but output that is not UTF-8 becomes U+FFFD instead of an error after the call was paid
+        proc = subprocess.run(fn.command or [], input=payload, capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=timeout)
     except FileNotFoundError:
         raise UsageError(f"Function {fn.name}: command not found: {fn.command[0] if fn.command else ''}",
                          hint=f"Check 'command' in {fn.source}.") from None

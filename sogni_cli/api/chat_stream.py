@@ -13,7 +13,8 @@ Choices made where servers differ (all deliberate):
 - **Errors inside a 200 stream.** A chunk carrying an error object (``{"error": {...}}`` or
   ``{"status": "error", ...}``) raises the :class:`ApiError` of :func:`sogni_cli.errors.parse_error_body`, with
   the exit code taken from the status/code/type the error object carries (402 or a billing code → 9,
-  401/403 → 3, 429 and server errors → 5). Data that is not JSON raises :class:`UnavailableError`.
+  401/403 → 3, 429 and server errors → 5). Data that is not JSON raises :class:`UnavailableError`, JSON
+  nested too deeply to decode :class:`MalformedResponse` (both exit 5).
 - **Tags split across chunks.** Only a suffix that could be the start of ``<think>``/``</think>`` is held back
   (e.g. a chunk ending in ``"<th"``); all other text is returned from the same call that received it.
 - **Missing opening tag.** Some servers start the content inside the reasoning and send only ``</think>``. Text
@@ -31,7 +32,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import ApiError, StreamError, UnavailableError, exit_code_for, parse_error_body
+from ..errors import ApiError, MalformedResponse, StreamError, UnavailableError, exit_code_for, parse_error_body
 from ..events import Delta, Done, Event, Reasoning, ToolCall, Usage
 from .sse import SSEEvent
 
@@ -119,8 +120,13 @@ def _parse_arguments(raw: str) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw
+
+
+def _too_deep() -> MalformedResponse:
+    return MalformedResponse("The chat stream sent JSON nested too deeply to read.",
+                             hint="The server or a proxy in between answered in an unexpected format.")
 
 
 class ChatStreamParser:
@@ -183,6 +189,8 @@ class ChatStreamParser:
                 obj = _json_decode(data)
             except ValueError:
                 obj = None
+            except RecursionError:
+                raise _too_deep() from None
             if type(obj) is dict:
                 return self.feed_chunk(obj)
         if ev.event not in ("message", "error"):
@@ -201,6 +209,8 @@ class ChatStreamParser:
             return []
         try:
             obj = json.loads(data)
+        except RecursionError:
+            raise _too_deep() from None
         except ValueError:
             snippet = " ".join(stripped.split())[:120]
             if ev.event == "error":
@@ -285,13 +295,13 @@ class ChatStreamParser:
         entry = self._calls.get(idx)
         if entry is None:
             entry = self._calls[idx] = {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
-        if piece.get("id") and not entry["id"]:
+        if isinstance(piece.get("id"), str) and piece["id"] and not entry["id"]:
             entry["id"] = piece["id"]
         if isinstance(piece.get("type"), str) and piece["type"]:
             entry["type"] = piece["type"]
         fn = piece.get("function")
         if isinstance(fn, dict):
-            if fn.get("name") and not entry["function"]["name"]:
+            if isinstance(fn.get("name"), str) and fn["name"] and not entry["function"]["name"]:
                 entry["function"]["name"] = fn["name"]
             args = fn.get("arguments")
             if isinstance(args, str):

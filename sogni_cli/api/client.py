@@ -205,7 +205,7 @@ class ApiClient:
                 return None
             try:
                 return resp.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise UnavailableError(f"The API answered {method} {urlsplit(str(resp.url)).path} with a body that is not JSON.") from None
 
     @contextmanager

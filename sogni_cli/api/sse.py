@@ -22,6 +22,9 @@ Rules implemented:
 - Text is UTF-8, invalid bytes become U+FFFD. Decoding is incremental by construction: lines are split on the
   raw bytes (CR and LF never occur inside a multi-byte UTF-8 sequence) and a line is decoded only once it is
   complete, so a character split across chunks is reassembled before it is decoded.
+- One event may not exceed :data:`MAX_EVENT_BYTES` (its data lines together, or any single line while it is being
+  received): a larger one raises :class:`~sogni_cli.errors.MalformedResponse` (exit 5) instead of growing
+  without bound.
 - At the end of the stream an unterminated final block (no empty line after it) is discarded, as the standard
   requires: :meth:`SSEDecoder.close` returns no events for it and sets :attr:`SSEDecoder.discarded`.
 
@@ -34,9 +37,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["SSEEvent", "SSEDecoder", "iter_sse"]
+from ..errors import MalformedResponse
+
+__all__ = ["SSEEvent", "SSEDecoder", "iter_sse", "MAX_EVENT_BYTES"]
 
 _BOM = b"\xef\xbb\xbf"
+#: The largest event (data of one block, or one line) accepted from a server; looked up at call time.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+def _too_large(events: list[SSEEvent] | None = None) -> MalformedResponse:
+    """The error for an oversized event; ``events`` (completed before it in the same chunk) ride along on it."""
+    limit = MAX_EVENT_BYTES
+    size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit} bytes"
+    err = MalformedResponse(f"Refused an event larger than {size} from the server.",
+                            hint="The server or a proxy in between sent a stream that is not what was expected.")
+    err.events = list(events or [])  # type: ignore[attr-defined]
+    return err
 
 
 @dataclass
@@ -50,14 +67,16 @@ class SSEEvent:
 class SSEDecoder:
     """Incremental decoder: ``feed()`` each chunk of bytes, ``close()`` at the end of the stream."""
 
-    __slots__ = ("_parts", "_cr", "_bom", "_data", "_event", "_block_retry", "_id_buf", "_last_id", "retry",
-                 "discarded")
+    __slots__ = ("_parts", "_pending", "_cr", "_bom", "_data", "_size", "_event", "_block_retry", "_id_buf",
+                 "_last_id", "retry", "discarded")
 
     def __init__(self, last_event_id: str | None = None) -> None:
         self._parts: list[bytes] = []  # pieces of the current incomplete line
+        self._pending = 0  # bytes in _parts
         self._cr = False  # the previous chunk ended with CR: drop an LF that starts the next one
         self._bom = True  # still at the start of the stream (BOM not yet ruled out)
         self._data: list[bytes] | None = None  # data lines of the block being built
+        self._size = 0  # bytes of the block being built (its data and event values)
         self._event: bytes | None = None
         self._block_retry: int | None = None
         self._id_buf: str | None = last_event_id
@@ -76,7 +95,7 @@ class SSEDecoder:
         """Decode one chunk; return the events it completed (often zero or one)."""
         # Fast path: the usual chunk is exactly one whole ``data: ...\n\n`` event and nothing is pending.
         if (type(chunk) is bytes and chunk[:6] == b"data: " and chunk.find(b"\n") == len(chunk) - 2
-                and chunk[-1] == 10 and not self._parts and self._data is None and self._event is None
+                and chunk[-1] == 10 and len(chunk) <= MAX_EVENT_BYTES and not self._parts and self._data is None and self._event is None
                 and self._block_retry is None and not self._bom and not self._cr and b"\r" not in chunk):
             self._last_id = self._id_buf
             return [SSEEvent("message", chunk[6:-2].decode("utf-8", "replace"), self._last_id, None)]
@@ -88,9 +107,11 @@ class SSEDecoder:
             head = b"".join(self._parts) + chunk if self._parts else chunk
             if len(head) < 3 and _BOM.startswith(head):
                 self._parts = [head]  # could still be a BOM: wait for more bytes
+                self._pending = len(head)
                 return []
             self._bom = False
             self._parts = []
+            self._pending = 0
             chunk = head[3:] if head[:3] == _BOM else head
             if not chunk:
                 return []
@@ -103,22 +124,51 @@ class SSEDecoder:
         if b"\r" in chunk:
             self._cr = chunk[-1] == 13
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        limit = MAX_EVENT_BYTES
         if b"\n" not in chunk:
+            self._pending += len(chunk)
+            if self._pending > limit:
+                self._drop()
+                raise _too_large()
             self._parts.append(chunk)
             return []
         lines = chunk.split(b"\n")
         if self._parts:
+            if self._pending + len(lines[0]) > limit:
+                self._drop()
+                raise _too_large()
             self._parts.append(lines[0])
             lines[0] = b"".join(self._parts)
         tail = lines.pop()
+        self._parts = []
+        self._pending = 0
+        out = self._lines(lines)
+        if len(tail) > limit:
+            self._drop()
+            raise _too_large(out)
         self._parts = [tail] if tail else []
-        return self._lines(lines)
+        self._pending = len(tail)
+        return out
+
+    def _drop(self) -> None:
+        """Forget the event being received (it was refused as too large)."""
+        self._parts = []
+        self._pending = 0
+        self._data = None
+        self._size = 0
+        self._event = None
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         out: list[SSEEvent] = []
         data = self._data
+        size = self._size
+        limit = MAX_EVENT_BYTES
         for line in lines:
             if line[:6] == b"data: ":  # the usual line first
+                size += len(line) - 5
+                if size > limit:
+                    self._drop()
+                    raise _too_large(out)
                 if data is None:
                     data = [line[6:]]
                 else:
@@ -134,6 +184,7 @@ class SSEDecoder:
                     data = None
                 self._event = None
                 self._block_retry = None
+                size = 0
                 continue
             if line[0] == 58:  # ":" comment
                 continue
@@ -144,6 +195,11 @@ class SSEDecoder:
                 name, value = line[:i], line[i + 1:]
                 if value[:1] == b" ":
                     value = value[1:]
+            if name == b"data" or name == b"event":
+                size += len(value) + 1
+                if size > limit:
+                    self._drop()
+                    raise _too_large(out)
             if name == b"data":
                 if data is None:
                     data = [value]
@@ -158,6 +214,7 @@ class SSEDecoder:
                 if value.isdigit():  # bytes.isdigit() is ASCII-only
                     self._block_retry = self.retry = int(value)
         self._data = data
+        self._size = size
         return out
 
     def close(self) -> list[SSEEvent]:
@@ -170,9 +227,11 @@ class SSEDecoder:
         self.discarded = pending or self._data is not None or self._event is not None \
             or self._block_retry is not None or self._id_buf != self._last_id
         self._parts = []
+        self._pending = 0
         self._cr = False
         self._bom = True
         self._data = None
+        self._size = 0
         self._event = None
         self._block_retry = None
         self._id_buf = self._last_id

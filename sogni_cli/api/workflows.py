@@ -13,11 +13,12 @@ those only ``data.workflow.status`` (or the event's own ``status``, when not ter
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
-from ..errors import ApiError, TimeoutError_, UnavailableError
+from ..errors import ApiError, MalformedResponse, TimeoutError_, UnavailableError
 from ..events import WorkflowUpdate
 
 BASE = "/v1/creative-agent/workflows"
@@ -114,7 +115,19 @@ def status_of(obj: Any, event_type: str | None = None) -> str | None:
 
 
 def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    """A finite number, or None (for booleans, strings, NaN and infinities too)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _list(v: Any) -> list[Any]:
+    """``v`` when it is a list, else an empty list (a record field of the wrong type reads as absent)."""
+    return v if isinstance(v, list) else []
 
 
 def _fraction(v: Any) -> float | None:
@@ -131,7 +144,7 @@ def update_from_event(wid: str, ev: dict[str, Any], event_name: str | None = Non
     etype = ev.get("type") if isinstance(ev.get("type"), str) else (event_name if event_name != "message" else None)
     seq = ev.get("sequence")
     return WorkflowUpdate(
-        workflow_id=str(ev.get("workflowId") or wid),
+        workflow_id=ev["workflowId"] if isinstance(ev.get("workflowId"), str) and ev["workflowId"] else wid,
         status=status_of(ev, etype),
         step=data.get("stepId") if isinstance(data.get("stepId"), str) else None,
         tool=data.get("toolName") if isinstance(data.get("toolName"), str) else None,
@@ -174,7 +187,7 @@ def failure_reason(rec: dict[str, Any]) -> str | None:
             return str(msg)
     elif isinstance(err, str) and err:
         return err
-    for s in rec.get("steps") or []:
+    for s in _list(rec.get("steps")):
         if isinstance(s, dict) and isinstance(s.get("error"), dict) and s["error"].get("message"):
             return str(s["error"]["message"])
     for key in ("message", "statusMessage", "reason"):
@@ -266,6 +279,9 @@ def _follow_sse(client, wid, watch: _Watch, on_wait, last_event_id):
                     for sse in dec.feed(chunk):
                         try:
                             ev = json.loads(sse.data) if sse.data else {}
+                        except RecursionError:
+                            raise MalformedResponse(f"The event stream of workflow {wid} sent JSON nested too "
+                                                    "deeply to read.") from None
                         except ValueError:
                             ev = {"message": sse.data}
                         if not isinstance(ev, dict):
@@ -294,7 +310,8 @@ def _follow_sse(client, wid, watch: _Watch, on_wait, last_event_id):
         except (httpx.TransportError, httpx.StreamError):
             dec.close()  # a cut-off event is discarded; resume after the last complete one
         except (UnavailableError, TimeoutError_) as exc:
-            if isinstance(exc, TimeoutError_) and "made no progress" in exc.message:
+            if isinstance(exc, MalformedResponse) or (isinstance(exc, TimeoutError_)
+                                                      and "made no progress" in exc.message):
                 raise
             return None
         watch.check(wid, status)
@@ -317,7 +334,9 @@ def _follow_poll(client, wid, watch: _Watch, on_wait, status):
     while True:
         rec = get(client, wid)
         upd = update_from_record(rec)
-        state = (upd.status, upd.progress, upd.step, rec.get("updatedAt"), len(rec.get("artifacts") or []))
+        updated = rec.get("updatedAt")
+        state = (upd.status, upd.progress, upd.step, updated if isinstance(updated, (str, int, float)) else None,
+                 len(_list(rec.get("artifacts"))))
         if state != watch.last_state:
             watch.last_state = state
             watch.progressed()

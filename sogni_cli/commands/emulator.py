@@ -37,6 +37,7 @@ def emulator(
     rate_503: float = typer.Option(0.0, "--rate-503", help="Fraction of API requests answered 503 (Retry-After: 1)."),
     rate_reset: float = typer.Option(0.0, "--rate-reset", help="Fraction of answers cut off mid-stream or mid-body."),
     seed: int = typer.Option(0, "--seed", help="Seed for the random faults (the same seed, the same faults)."),
+    quiet_flag: bool = typer.Option(False, "-q", "--quiet", help="Do not log requests on stderr."),
 ) -> None:
     """Serve the emulator until Ctrl-C; prints the base URL on stdout."""
     import sys
@@ -51,7 +52,7 @@ def emulator(
         raise UsageError("Fault rates are fractions between 0 and 1 (and add up to at most 1).")
     if not 0 <= port <= 65535:
         raise UsageError(f"Invalid --port {port}.")
-    quiet = settings(ctx).quiet
+    quiet = quiet_flag or settings(ctx).quiet
 
     def ready(base_url: str) -> None:
         out(f"SOGNI_BASE_URL={base_url}")

@@ -103,7 +103,7 @@ def _exit_for(rec: dict) -> None:
     if st == "partial_failure":
         raise IncompleteError(f"Workflow {workflow_id(rec)} finished with some failures.",
                               hint=f"`sogni workflow download {workflow_id(rec)}` saves what was made.")
-    if st == "completed" and not rec.get("artifacts"):
+    if st == "completed" and (not isinstance(rec.get("artifacts"), list) or not rec["artifacts"]):
         raise GenerationFailed(f"Workflow {workflow_id(rec)} completed but produced no media.")
 
 

@@ -305,7 +305,7 @@ def refs_from_record(rec: dict[str, Any], job: Any = None) -> tuple[list[Any], l
 
     wid = workflow_id(rec)
     steps = _steps(rec)
-    arts = [a for a in rec.get("artifacts") or [] if isinstance(a, dict)]
+    arts = [a for a in (rec.get("artifacts") if isinstance(rec.get("artifacts"), list) else []) if isinstance(a, dict)]
     n = len(arts)
     refs: list[Any] = []
     missing: list[tuple[Any, str]] = []

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import UsageError
 from .load import Problems
-from .schema import GlobAxis, JobSpec, MatrixSpec, Recipe
+from .schema import MAX_MATRIX_CELLS, GlobAxis, JobSpec, MatrixSpec, Recipe
 from .template import (Expr, Pending, TemplateError, did_you_mean, parse, render, render_value, to_text)
 from .variables import coerce_text, resolve_vars  # noqa: F401 - re-exported
 
@@ -108,6 +108,15 @@ def matrix_cells(spec: MatrixSpec, recipe: Recipe, values: dict[str, Any], probl
         else:
             axes[name] = list(vals)
     names = list(axes)
+    if empty_glob:
+        return [], globbed
+    total = 1
+    for n in names:
+        total *= max(1, len(axes[n]))
+    if total > MAX_MATRIX_CELLS:  # glob axes are only known now: the same cap as the validator's
+        problems.error(doc.mark(spec.path), f"the matrix has {total:,} cells, more than the {MAX_MATRIX_CELLS:,} "
+                       "allowed — split it over several recipes or jobs")
+        return [], globbed
     cells = [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))] if names else []
     if empty_glob:
         return [], globbed

@@ -5,7 +5,7 @@ that:
 
 - every value keeps its position (``Doc.mark(path)``), for ``FILE:LINE:COL`` messages;
 - duplicate keys, non-standard tags (``!!python/...``, ``!custom``, ``!!binary``, ``!!set``…) and recursive
-  aliases are rejected, and alias expansion is bounded (billion laughs);
+  aliases are rejected, alias expansion is bounded (billion laughs) and so is nesting (:data:`MAX_DEPTH`);
 - files over :data:`MAX_BYTES` are refused before they are parsed;
 - plain scalars that YAML 1.1 turns into something else (``no`` → false, ``0042`` → 34, ``1:30`` → 90)
   remember their text, so the schema check can warn (and use the text) where a string was expected.
@@ -23,6 +23,8 @@ from typing import Any
 MAX_BYTES = 1024 * 1024
 #: Nodes visited while expanding aliases; a document past this is refused (billion laughs).
 MAX_NODES = 200_000
+#: Lists and mappings nested deeper than this are refused (no recipe or input file needs more).
+MAX_DEPTH = 100
 
 Path_ = tuple  # a path into the document: ("jobs", 0, "image", "prompt")
 
@@ -177,13 +179,68 @@ def load_file(path: str | Path, *, max_bytes: int = MAX_BYTES, max_nodes: int = 
     return load_text(text, str(path), max_nodes=max_nodes)
 
 
-def load_text(text: str, path: str = "<recipe>", *, max_nodes: int = MAX_NODES) -> tuple[Doc, Problems]:
+def load_text(text: str, path: str = "<recipe>", *, max_nodes: int = MAX_NODES,
+              max_depth: int = MAX_DEPTH) -> tuple[Doc, Problems]:
+    nodes = _compose(text)
+    if not nodes:
+        raise LoadError(Mark(1, 1), "the file is empty; a recipe starts with `version: 1`")
+    if len(nodes) > 1:
+        raise LoadError(_mk(nodes[1].start_mark), "a recipe is one YAML document; found more than one")
+    problems = Problems()
+    doc = Doc(path=path, data=None)
+    builder = _Builder(doc, problems, max_nodes, max_depth)
+    doc.data = builder.build(nodes[0], ())
+    return doc, problems
+
+
+def load_data(text: str, path: str = "<input>", *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Any:
+    """Plain values from a one-document YAML text (not a recipe: any structure), with the same safety as a
+    recipe: no tags beyond plain values, no duplicate keys, bounded alias expansion and nesting. Dates stay
+    text. An empty text gives None. The first error raises :class:`LoadError` (with its position)."""
+    nodes = _compose(text)
+    if not nodes:
+        return None
+    if len(nodes) > 1:
+        raise LoadError(_mk(nodes[1].start_mark), "expected one YAML document; found more than one")
+    problems = Problems()
+    doc = Doc(path=path, data=None)
+    data = _Builder(doc, problems, max_nodes, max_depth).build(nodes[0], ())
+    errors = sorted(problems.errors, key=lambda p: (p.mark.line, p.mark.col))
+    if errors:
+        raise LoadError(errors[0].mark, errors[0].message)
+    return data
+
+
+def too_deep(value: Any, max_depth: int = MAX_DEPTH) -> bool:
+    """True when lists/mappings in ``value`` (e.g. decoded JSON) nest deeper than ``max_depth``; iterative."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            items = v.values()
+        elif isinstance(v, list):
+            items = v
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((x, depth + 1) for x in items if isinstance(x, (dict, list)))
+    return False
+
+
+def _compose(text: str) -> list[Any]:
+    """The YAML documents of ``text`` as nodes (no objects built); a parse error raises :class:`LoadError`."""
     import yaml
 
     loader_cls = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
-    problems = Problems()
     try:
-        nodes = list(yaml.compose_all(text, Loader=loader_cls))
+        try:
+            nodes = list(yaml.compose_all(text, Loader=loader_cls))
+        except yaml.MarkedYAMLError:
+            if loader_cls is yaml.SafeLoader:
+                raise
+            # the pure-Python parser points at the problem more precisely than libyaml: ask it where
+            nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _mk(mark) if mark is not None else Mark(1, 1)
@@ -191,29 +248,30 @@ def load_text(text: str, path: str = "<recipe>", *, max_nodes: int = MAX_NODES) 
         raise LoadError(where, f"invalid YAML: {what}") from None
     except yaml.YAMLError as exc:
         raise LoadError(Mark(1, 1), f"invalid YAML: {exc}") from None
-    nodes = [n for n in nodes if n is not None]
-    if not nodes:
-        raise LoadError(Mark(1, 1), "the file is empty; a recipe starts with `version: 1`")
-    if len(nodes) > 1:
-        raise LoadError(_mk(nodes[1].start_mark), "a recipe is one YAML document; found more than one")
-    doc = Doc(path=path, data=None)
-    builder = _Builder(doc, problems, max_nodes)
-    doc.data = builder.build(nodes[0], ())
-    return doc, problems
+    except RecursionError:  # the pure-Python composer recurses once per level
+        raise LoadError(Mark(1, 1), f"invalid YAML: nested more than {MAX_DEPTH} levels deep") from None
+    return [n for n in nodes if n is not None]
 
 
 class _TooBig(Exception):
     pass
 
 
+class _TooDeep(Exception):
+    def __init__(self, node: Any):
+        super().__init__()
+        self.node = node
+
+
 class _Builder:
-    def __init__(self, doc: Doc, problems: Problems, max_nodes: int):
+    def __init__(self, doc: Doc, problems: Problems, max_nodes: int, max_depth: int = MAX_DEPTH):
         import yaml
 
         self.yaml = yaml
         self.doc = doc
         self.problems = problems
         self.max_nodes = max_nodes
+        self.max_depth = max_depth
         self.count = 0
         self.stack: set[int] = set()
         self.constructor = yaml.constructor.SafeConstructor()
@@ -225,12 +283,19 @@ class _Builder:
             raise LoadError(_mk(node.start_mark),
                             f"the document expands to more than {self.max_nodes} values (aliases nested too "
                             "deeply?); refused") from None
+        except _TooDeep as exc:
+            raise LoadError(_mk(exc.node.start_mark),
+                            f"lists and mappings are nested more than {self.max_depth} levels deep; refused") from None
+        except RecursionError:  # e.g. a long chain of merge keys (<<) pointing at each other
+            raise LoadError(_mk(node.start_mark), "the document is nested too deeply; refused") from None
 
     def _node(self, node: Any, path: tuple) -> Any:
         y = self.yaml
         self.count += 1
         if self.count > self.max_nodes:
             raise _TooBig()
+        if len(self.stack) >= self.max_depth and not isinstance(node, y.ScalarNode):
+            raise _TooDeep(node)
         mark = _mk(node.start_mark)
         self.doc.marks[path] = mark
         if id(node) in self.stack:

@@ -13,6 +13,7 @@ interrupted.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,20 +32,49 @@ def record_path(output_dir: Path, recipe_name: str) -> Path:
     return Path(output_dir) / RECORD_DIR / f"{slugify(recipe_name, 80) or 'recipe'}.jsonl"
 
 
+def record_problem(rec: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of a record line (None when they have the types a run writes)."""
+    for key in ("recipe", "job", "kind", "status", "time", "workflow_id", "request_hash", "text", "shard"):
+        if rec.get(key) is not None and not isinstance(rec[key], str):
+            return f"'{key}' must be text"
+    dur = rec.get("duration")
+    if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float)) or not math.isfinite(dur)):
+        return "'duration' must be a number of seconds"
+    outputs = rec.get("outputs")
+    if outputs is not None:
+        if not isinstance(outputs, list):
+            return "'outputs' must be a list"
+        for i, o in enumerate(outputs, 1):
+            if not isinstance(o, dict) or not isinstance(o.get("path"), str):
+                return f"output {i} must be an object with a 'path'"
+            n = o.get("bytes")
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+                return f"output {i}: 'bytes' must be a whole number"
+    return None
+
+
 def read_record_file(path: Path) -> list[dict[str, Any]]:
-    """Every valid line of a run record (a line cut short by a crash is ignored)."""
+    """Every valid line of a run record (a line cut short by a crash is ignored).
+
+    A complete JSON line whose fields have the wrong types (edited or damaged) raises :class:`UsageError`
+    naming ``FILE:LINE``: it cannot be told apart from a real result, so it is not silently dropped.
+    """
     out: list[dict[str, Any]] = []
     try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for number, line in enumerate(fh, 1):
                 line = line.strip()
                 if not line:
                     continue
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                    problem = record_problem(rec)
+                    if problem:
+                        raise UsageError(f"{path}:{number}: invalid run record line: {problem}.",
+                                         hint="Fix or delete that line (it is not what a run writes).")
                     out.append(rec)
     except FileNotFoundError:
         return []
@@ -123,7 +153,7 @@ def summarize(rows: list[dict[str, Any]], *, sources: list[str] | None = None,
 
 
 def _dur(v: Any) -> str:
-    if not isinstance(v, (int, float)):
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
         return ""
     return f"{v:.1f} s" if v < 60 else f"{int(v) // 60} min {int(v) % 60:02d} s"
 

@@ -29,6 +29,12 @@ MATRIX_SPECIAL = ("include", "exclude")
 ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_AXIS_VALUES = 10_000
+#: The most cells one matrix may have: its list axes multiplied (a glob axis counts once, its files are not
+#: known yet), plus its ``include`` entries. Checked before anything is expanded.
+MAX_MATRIX_CELLS = 10_000
+#: The most job runs a whole recipe may expand to: every job times the cells of its matrix.
+MAX_JOB_RUNS = 50_000
+_SHOWN_LIMIT = 10**12  # larger counts are shown as "more than" this
 
 
 
@@ -206,6 +212,7 @@ def check(doc: Doc, problems: Problems) -> Recipe:
             continue
         seen[job.id] = ("jobs", i, "id")
         recipe.jobs.append(job)
+    _check_runs(c, recipe)
     return recipe
 
 
@@ -369,6 +376,12 @@ def _matrix(c: _Check, raw: Any, path: tuple, what: str) -> MatrixSpec | None:
             c.err(path, f"{what} has no axes")
     elif not spec.axes and not spec.include:
         c.err(path, f"{what} is empty: it needs at least one axis")
+    cells = matrix_size(spec)
+    if cells > MAX_MATRIX_CELLS:
+        extra = " plus its include entries" if spec.include else ""
+        c.err_key(path, f"{what} has {_count(cells)} cells (its axes multiplied{extra}); at most "
+                        f"{MAX_MATRIX_CELLS} — split it over several recipes or jobs")
+        _shrink(spec, MAX_MATRIX_CELLS)
     for kind in MATRIX_SPECIAL:
         for i, entry in enumerate(getattr(spec, kind)):
             if kind == "exclude":
@@ -381,6 +394,60 @@ def _matrix(c: _Check, raw: Any, path: tuple, what: str) -> MatrixSpec | None:
                     if not NAME_RE.match(str(key)):
                         c.err_key(path + (kind, i, key), f"invalid matrix axis name '{key}'")
     return spec
+
+
+def _product(sizes: Any) -> int:
+    """The product of ``sizes``, saturated just above :data:`_SHOWN_LIMIT` (no huge integers)."""
+    n = 1
+    for size in sizes:
+        n = min(n * size, _SHOWN_LIMIT + 1)
+    return n
+
+
+def _count(n: int) -> str:
+    return f"more than {_SHOWN_LIMIT}" if n > _SHOWN_LIMIT else str(n)
+
+
+def matrix_size(spec: MatrixSpec, axes: Any = None) -> int:
+    """How many cells ``spec`` can expand to, without expanding it: its list axes (or only ``axes``)
+    multiplied, a glob axis counted once, plus its ``include`` entries (``exclude`` only removes cells)."""
+    names = spec.axes if axes is None else [a for a in axes if a in spec.axes]
+    sizes = [len(spec.axes[n]) if isinstance(spec.axes[n], list) else 1 for n in names]
+    return min(_product(sizes) + len(spec.include), _SHOWN_LIMIT + 1)
+
+
+def _shrink(spec: MatrixSpec, keep_include: int) -> None:
+    """Cut a matrix that was refused as too large down to a token size, so that checking the rest of the
+    recipe (which expands it) stays cheap; the recipe is invalid anyway."""
+    spec.axes = {k: (v[:1] if isinstance(v, list) else v) for k, v in spec.axes.items()}
+    del spec.include[keep_include:]
+    spec.exclude.clear()
+
+
+def _job_runs(job: JobSpec, recipe: Recipe) -> int:
+    if job.matrix is True and recipe.matrix is not None:
+        return matrix_size(recipe.matrix)
+    if isinstance(job.matrix, list) and recipe.matrix is not None:
+        return min(matrix_size(recipe.matrix, job.matrix), matrix_size(recipe.matrix))
+    if isinstance(job.matrix, MatrixSpec):
+        return matrix_size(job.matrix)
+    return 1
+
+
+def _check_runs(c: _Check, recipe: Recipe) -> None:
+    """Refuse a recipe whose jobs, times their matrix cells, are more than :data:`MAX_JOB_RUNS`."""
+    runs = 0
+    for job in recipe.jobs:
+        runs = min(runs + _job_runs(job, recipe), _SHOWN_LIMIT + 1)
+    if runs <= MAX_JOB_RUNS:
+        return
+    c.err_key(("jobs",), f"the recipe expands to {_count(runs)} job runs (each job times the cells of its "
+                         f"matrix); at most {MAX_JOB_RUNS} — split it over several recipes")
+    if recipe.matrix is not None:
+        _shrink(recipe.matrix, 1)
+    for job in recipe.jobs:
+        if isinstance(job.matrix, MatrixSpec):
+            _shrink(job.matrix, 1)
 
 
 def _defaults(c: _Check, raw: Any, path: tuple) -> dict[str, tuple[dict, tuple]]:

@@ -8,6 +8,7 @@ heartbeat line at least every 30 s while waiting. ``rich`` is imported only for 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Callable, Hashable, TextIO
@@ -16,14 +17,31 @@ PLAIN_INTERVAL = 5.0
 HEARTBEAT_INTERVAL = 30.0
 
 
-def _pct(progress: float | None) -> str:
-    return "" if progress is None else f" {int(round(progress * 100))}%"
+def _finite(v: Any) -> float | None:
+    """A finite number, or None (booleans, text, NaN, infinities and huge integers read as absent)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
 
 
-def _eta(seconds: float | None) -> str:
-    if seconds is None:
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+def _pct(progress: Any) -> str:
+    p = _finite(progress)
+    return "" if p is None else f" {int(round(p * 100))}%"
+
+
+def _eta(seconds: Any) -> str:
+    sec = _finite(seconds)
+    if sec is None or sec < 0:
         return ""
-    s = int(round(seconds))
+    s = int(round(sec))
     return f" (ETA {s // 60}m{s % 60:02d}s)" if s >= 60 else f" (ETA {s}s)"
 
 
@@ -93,7 +111,7 @@ class WorkflowDisplay:
                 if tid is None:
                     tid = self._tasks[key] = self._rich.add_task(label, total=100)
                 kw: dict[str, Any] = {"description": label}
-                if upd.progress is not None:
+                if _finite(upd.progress) is not None:
                     kw["completed"] = upd.progress * 100
                 self._rich.update(tid, **kw)
                 from ..api.workflows import TERMINAL
@@ -198,9 +216,19 @@ def _field(rec: dict[str, Any], *keys: str) -> Any:
 
 
 def _tools(rec: dict[str, Any]) -> str:
-    steps = rec.get("steps") or (rec.get("input") or {}).get("steps") or []
-    names = [s.get("toolName", "?") for s in steps if isinstance(s, dict)]
+    inp = rec.get("input") if isinstance(rec.get("input"), dict) else {}
+    steps = _list(rec.get("steps")) or _list(inp.get("steps"))
+    names = [_text(s.get("toolName"), "?") for s in steps if isinstance(s, dict)]
     return ",".join(names) or "-"
+
+
+def _text(v: Any, default: str = "") -> str:
+    """A record value for display: text and numbers as they are, anything else (or nothing) as ``default``."""
+    if isinstance(v, str):
+        return v or default
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
+    return default
 
 
 def workflow_table(records: list[dict[str, Any]]) -> str:
@@ -209,8 +237,8 @@ def workflow_table(records: list[dict[str, Any]]) -> str:
 
     rows = [("ID", "STATUS", "TOOLS", "ARTIFACTS", "CREATED")]
     for r in records:
-        rows.append((workflow_id(r) or "?", str(r.get("status") or "?"), _tools(r),
-                     str(len(r.get("artifacts") or [])), str(_field(r, "createdAt", "createTime") or "")))
+        rows.append((workflow_id(r) or "?", _text(r.get("status"), "?"), _tools(r),
+                     str(len(_list(r.get("artifacts")))), _text(_field(r, "createdAt", "createTime"))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -218,7 +246,7 @@ def workflow_table(records: list[dict[str, Any]]) -> str:
 def format_show(rec: dict[str, Any]) -> str:
     from ..api.workflows import failure_reason, workflow_id
 
-    lines = [f"Workflow:  {workflow_id(rec) or '?'}", f"Status:    {rec.get('status') or '?'}"]
+    lines = [f"Workflow:  {workflow_id(rec) or '?'}", f"Status:    {_text(rec.get('status'), '?')}"]
     if rec.get("title"):
         lines.append(f"Title:     {rec['title']}")
     created = _field(rec, "createdAt", "createTime")
@@ -236,21 +264,19 @@ def format_show(rec: dict[str, Any]) -> str:
     preview = rec.get("billingPreview")
     if isinstance(preview, dict) and preview.get("totalEstimatedCapacityUnits") is not None:
         lines.append(f"Cost:      {preview['totalEstimatedCapacityUnits']} capacity units (estimated)")
-    steps = rec.get("steps") or []
+    steps = [s for s in _list(rec.get("steps")) if isinstance(s, dict)]
     if steps:
         lines.append("Steps:")
         for s in steps:
-            if not isinstance(s, dict):
-                continue
-            prog = s.get("progress")
-            pct = f" {int(round(prog * 100))}%" if isinstance(prog, (int, float)) and prog <= 1 else ""
-            lines.append(f"  {s.get('id', '?')}  {s.get('toolName', '?')}  {s.get('status', '?')}{pct}")
-    arts = rec.get("artifacts") or []
+            prog = _finite(s.get("progress"))
+            pct = _pct(prog) if prog is not None and 0 <= prog <= 1 else ""
+            lines.append(f"  {_text(s.get('id'), '?')}  {_text(s.get('toolName'), '?')}  "
+                         f"{_text(s.get('status'), '?')}{pct}")
+    arts = [a for a in _list(rec.get("artifacts")) if isinstance(a, dict)]
     lines.append(f"Artifacts: {len(arts)}")
     for a in arts:
-        if isinstance(a, dict):
-            kind = a.get("kind") or a.get("mediaType") or a.get("type") or ""
-            lines.append(f"  {a.get('id', '?')}  {kind}  {a.get('url') or '(no URL)'}")
+        kind = _text(a.get("kind")) or _text(a.get("mediaType")) or _text(a.get("type"))
+        lines.append(f"  {_text(a.get('id'), '?')}  {kind}  {_text(a.get('url'), '(no URL)')}")
     return "\n".join(lines)
 
 
@@ -258,9 +284,9 @@ def format_event(ev: dict[str, Any]) -> str:
     from ..api.workflows import status_of
 
     seq = ev.get("sequence")
-    ts = ev.get("timestamp") or ""
-    typ = ev.get("type") or "event"
+    ts = _text(ev.get("timestamp"))
+    typ = _text(ev.get("type"), "event")
     st = status_of(ev) or ""
-    msg = ev.get("message") or ""
-    head = f"{seq:>4} " if isinstance(seq, int) else ""
+    msg = _text(ev.get("message"))
+    head = f"{seq:>4} " if isinstance(seq, int) and not isinstance(seq, bool) else ""
     return f"{head}{ts}  {typ}  {st}  {msg}".rstrip()
