@@ -145,3 +145,24 @@ def test_profile_values_of_the_wrong_type_fail_before_sending_and_can_be_mended(
     assert cli("config", "set", "timeout", "30").exit_code == 0
     assert cli("config", "unset", "name").exit_code == 0
     assert "timeout" in cli("config", "list").stdout
+
+
+def test_record_with_artifacts_of_the_wrong_type_is_no_media_not_a_crash(cli, env_key, httpx_mock, tmp_path):
+    rec = {"workflowId": "wf_5", "status": "completed", "artifacts": 5, "steps": "x"}
+    httpx_mock.add_response(url=WF, method="POST", status_code=201, json={"status": "success", "data": {"workflow": rec}})
+    httpx_mock.add_response(url=f"{WF}/wf_5", json={"status": "success", "data": {"workflow": rec}}, is_reusable=True)
+    httpx_mock.add_response(url=f"{WF}/wf_5/events/stream", status_code=404, json={}, is_optional=True,
+                            is_reusable=True)
+    res = cli("image", "x", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 7, res.stderr
+    res = cli("workflow", "download", "wf_5", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 7, res.stderr
+    res = cli("workflow", "show", "wf_5")
+    assert res.exit_code == 0, res.stderr
+
+
+def test_deeply_nested_rest_answer_is_exit_5(cli, env_key, httpx_mock):
+    body = ("[" * 100_000 + "]" * 100_000).encode()
+    httpx_mock.add_response(url=f"{BASE_URL}/v1/models", content=body, headers={"content-type": "application/json"})
+    res = cli("models")
+    assert res.exit_code == 5, res.stderr
