@@ -148,3 +148,27 @@ def chunk(content: str | None = None, *, finish: str | None = None, role: str | 
 def tmp_cwd(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+ONE_JOB_RECIPE = """\
+version: 1
+name: one
+jobs:
+  - id: pic
+    image: {prompt: "a heron at dawn", width: 256, height: 256}
+    filename: heron
+"""
+
+
+@pytest.fixture
+def emu(monkeypatch):
+    """An in-process emulator with fast steps; SOGNI_BASE_URL and the canary key point at it."""
+    from sogni_cli import emulator
+
+    e = emulator.start(step_seconds=0.01)
+    monkeypatch.setenv("SOGNI_BASE_URL", e.base_url)
+    monkeypatch.setenv("SOGNI_API_KEY", CANARY_KEY)
+    try:
+        yield e
+    finally:
+        e.stop()

@@ -26,7 +26,7 @@ from sogni_cli.media import filewrite
 from sogni_cli.media.downloads import ArtifactRef, DownloadOptions, SavedFile, download_all
 from sogni_cli.media.filewrite import PartClaim, link_no_clobber, lock_part, locked_folder, try_lock
 from sogni_cli.render.progress import NullProgress
-from tests.conftest import CANARY_KEY
+from tests.conftest import CANARY_KEY, ONE_JOB_RECIPE as ONE
 
 CDN = "https://cdn.sogni.ai/runs/r_abc"
 URL = f"{CDN}/wf_1/step_1-1.png"
@@ -408,27 +408,8 @@ def test_processes_saving_at_once_keep_every_record_entry(tmp_path):
 
 # ---------------------------------------------------------------------------------- recipe run record
 
-ONE = """\
-version: 1
-name: one
-jobs:
-  - id: pic
-    image: {prompt: "a heron at dawn", width: 256, height: 256}
-    filename: heron
-"""
 
 
-@pytest.fixture
-def emu(monkeypatch):
-    from sogni_cli import emulator
-
-    e = emulator.start(step_seconds=0.01)
-    monkeypatch.setenv("SOGNI_BASE_URL", e.base_url)
-    monkeypatch.setenv("SOGNI_API_KEY", CANARY_KEY)
-    try:
-        yield e
-    finally:
-        e.stop()
 
 
 def test_a_second_recipe_run_on_the_same_folder_stops_before_sending(cli, tmp_cwd, emu):

@@ -11,31 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CANARY_KEY
+from tests.conftest import CANARY_KEY, ONE_JOB_RECIPE as ONE
 
 WF = "/v1/creative-agent/workflows"
 
-ONE = """\
-version: 1
-name: one
-jobs:
-  - id: pic
-    image: {prompt: "a heron at dawn", width: 256, height: 256}
-    filename: heron
-"""
 
 
-@pytest.fixture
-def emu(monkeypatch):
-    from sogni_cli import emulator
-
-    e = emulator.start(step_seconds=0.01)
-    monkeypatch.setenv("SOGNI_BASE_URL", e.base_url)
-    monkeypatch.setenv("SOGNI_API_KEY", CANARY_KEY)
-    try:
-        yield e
-    finally:
-        e.stop()
 
 
 def creates(emu) -> list[dict]:
