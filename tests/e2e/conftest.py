@@ -70,3 +70,32 @@ def run_sogni(args, env, input=None, timeout=60) -> subprocess.CompletedProcess:
 @pytest.fixture(name="run_sogni")
 def run_sogni_fixture():
     return run_sogni
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    """Poll a condition with a bounded wait (a failure guard, not a delay the test relies on)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def interrupt_when_stalled(emulator, args, env, part, sig=None, timeout: float = 30.0):
+    """Run ``sogni *args``; once the emulator holds a stalled download and ``part`` exists, send ``sig``
+    (SIGINT by default). Returns (returncode, stdout, stderr)."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (emulator.stalled.is_set() and part.exists()) or proc.poll() is not None)
+        proc.send_signal(signal.SIGINT if sig is None else sig)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, out, err

@@ -12,19 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import E2E_KEY
+from .conftest import E2E_KEY, interrupt_when_stalled
 
 CHAT = "/v1/chat/completions"
 WF = "/v1/creative-agent/workflows"
 
-
-def _wait_for(predicate, timeout=30.0):
-    """Poll a condition with a bounded wait (a failure guard, not a sleep the test relies on)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def test_streamed_chat_to_stdout(emulator, sogni_env, run_sogni):
@@ -131,20 +123,12 @@ def test_readme_quickstart_offline(tmp_path):
 def test_sigint_during_download_then_workflow_download_finishes(emulator, sogni_env, run_sogni, tmp_path):
     """Ctrl-C half-way through a download: nothing under the final name; `workflow download` resumes it."""
     emulator.script([{"match": "/media/", "action": "stall_after", "bytes": 2000, "hold": 60}])
-    proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", "image", "a blue heron", "--width", "512",
-                             "--height", "512", "-o", str(tmp_path)], env=sogni_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     part = tmp_path / "a-blue-heron-1.png.part"
     final = tmp_path / "a-blue-heron-1.png"
-    try:
-        # The server sent 2,000 bytes and now holds the connection; the client has the part file open.
-        _wait_for(lambda: (emulator.stalled.is_set() and part.exists()) or proc.poll() is not None)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    # The server sends 2,000 bytes and then holds the connection; Ctrl-C arrives while the part is open.
+    code, _, err = interrupt_when_stalled(emulator, ["image", "a blue heron", "--width", "512", "--height", "512",
+                                                     "-o", tmp_path], sogni_env, part)
+    assert code == 130, err
     assert "Traceback" not in err
     assert not final.exists() and part.stat().st_size == 2000
     wid = err.split("Workflow: ", 1)[1].split()[0]

@@ -10,20 +10,12 @@ import time
 import httpx
 import pytest
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.e2e
 
 WF = "/v1/creative-agent/workflows"
 
-
-def _wait_for(predicate, timeout: float = 20.0):
-    """Poll ``predicate`` (bounded); returns its first truthy value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_image_to_a_finished_png_of_the_requested_size(emulator, sogni_env, run_sogni, tmp_path):
@@ -71,7 +63,7 @@ def test_sigint_cancels_the_workflow(sogni_env, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", "image", "[slow] x", "-o", str(tmp_path)],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for(lambda: any(r["path"].endswith("/events/stream") for r in emu.requests)
+            wait_for(lambda: any(r["path"].endswith("/events/stream") for r in emu.requests)
                       or proc.poll() is not None)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import interrupt_when_stalled
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,16 +61,6 @@ jobs:
 """
 
 
-def _wait_for(predicate, timeout=30.0):
-    """Poll a condition with a bounded wait (a failure guard, not a sleep the test relies on)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
-
 
 @pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_interrupt_during_a_stalled_download_then_rerun_pays_once(sig, code, emulator, sogni_env, run_sogni,
@@ -82,19 +74,11 @@ def test_interrupt_during_a_stalled_download_then_rerun_pays_once(sig, code, emu
     (tmp_path / "one.yaml").write_text(ONE)
     out = tmp_path / "out"
     emulator.script([{"match": "/media/", "action": "stall_after", "bytes": 3000, "hold": 60}])
-    proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", "recipe", "run", str(tmp_path / "one.yaml"), "-o",
-                             str(out)], env=sogni_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     part = out / "heron.png.part"
-    try:
-        _wait_for(lambda: (emulator.stalled.is_set() and part.exists()) or proc.poll() is not None)
-        proc.send_signal(getattr(signal, sig))
-        # the server holds the connection for 60 s: a run that waited for it would miss this bound
-        _out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == code, err
+    # the server holds the connection for 60 s: a run that waited for it would miss the 10 s bound
+    returncode, _out, err = interrupt_when_stalled(emulator, ["recipe", "run", tmp_path / "one.yaml", "-o", out],
+                                                   sogni_env, part, getattr(signal, sig), timeout=10)
+    assert returncode == code, err
     assert "Traceback" not in err
     created = [r for r in emulator.requests if r["method"] == "POST" and r["path"] == WF]
     assert len(created) == 1

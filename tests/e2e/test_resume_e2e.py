@@ -10,18 +10,10 @@ import time
 
 import httpx
 
-from .conftest import E2E_KEY
+from .conftest import E2E_KEY, interrupt_when_stalled
 
 WF = "/v1/creative-agent/workflows"
 
-
-def _wait_for(predicate, timeout=30.0):
-    """Poll a condition with a bounded wait (a failure guard, not a sleep the test relies on)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def _artifact_url(emulator, wid: str) -> str:
@@ -34,20 +26,12 @@ def test_sigint_then_the_same_command_again_saves_the_new_workflows_file(emulato
     out = tmp_path / "mo"
     args = ["music", "a song", "--duration", "10", "-o", str(out)]
     emulator.script([{"match": "/media/", "action": "stall_after", "bytes": 3000, "hold": 60}])
-    proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", *args], env=sogni_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     part = out / "a-song-1.wav.part"
     sidecar = out / "a-song-1.wav.part.json"
     final = out / "a-song-1.wav"
-    try:
-        # The server sent 3,000 bytes and now holds the connection; the client has the part file open.
-        _wait_for(lambda: (emulator.stalled.is_set() and part.exists()) or proc.poll() is not None)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    # The server sends 3,000 bytes and then holds the connection; Ctrl-C arrives while the part is open.
+    code, _, err = interrupt_when_stalled(emulator, args, sogni_env, part)
+    assert code == 130, err
     assert "Traceback" not in err
     assert not final.exists() and part.stat().st_size == 3000
     first = err.split("Workflow: ", 1)[1].split()[0]
