@@ -78,6 +78,9 @@ class _Writer:
     """
 
     MAX_PIECES = 512  # well under IOV_MAX
+    #: The first bytes of a body are written as they arrive, so a download that stalls (or a process that is
+    #: killed) early still has what came on disk; batching starts after this many bytes.
+    EAGER_BYTES = 256 * 1024
 
     def __init__(self, fd: int, h: Any, on_written: Callable[[int], Any], *, threaded: bool,
                  size: int = WRITE_SIZE, depth: int = 4):
@@ -87,6 +90,7 @@ class _Writer:
         self.size = size
         self.batch: list[bytes] = []
         self.pending = 0
+        self.handed = 0
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
         if threaded:
@@ -117,6 +121,7 @@ class _Writer:
             return
         batch, n = self.batch, self.pending
         self.batch, self.pending = [], 0
+        self.handed += n
         if self.thread is None:
             self._consume(batch)
         else:
@@ -128,7 +133,7 @@ class _Writer:
     def add(self, chunk: bytes) -> None:
         self.batch.append(chunk)
         self.pending += len(chunk)
-        if self.pending >= self.size or len(self.batch) >= self.MAX_PIECES:
+        if self.pending >= self.size or len(self.batch) >= self.MAX_PIECES or self.handed < self.EAGER_BYTES:
             self._hand_off()
 
     def close(self) -> None:

@@ -83,15 +83,17 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def interrupt_when_stalled(emulator, args, env, part, sig=None, timeout: float = 30.0):
-    """Run ``sogni *args``; once the emulator holds a stalled download and ``part`` exists, send ``sig``
-    (SIGINT by default). Returns (returncode, stdout, stderr)."""
+def interrupt_when_stalled(emulator, args, env, part, sig=None, timeout: float = 30.0, min_bytes: int = 1):
+    """Run ``sogni *args``; once the emulator holds a stalled download and ``part`` holds at least
+    ``min_bytes`` (the client received and wrote them), send ``sig`` (SIGINT by default).
+    Returns (returncode, stdout, stderr)."""
     import signal
 
     proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", *map(str, args)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: (emulator.stalled.is_set() and part.exists()) or proc.poll() is not None)
+        wait_for(lambda: (emulator.stalled.is_set() and part.exists() and part.stat().st_size >= min_bytes)
+                 or proc.poll() is not None)
         proc.send_signal(signal.SIGINT if sig is None else sig)
         out, err = proc.communicate(timeout=timeout)
     finally:

@@ -127,7 +127,7 @@ def test_sigint_during_download_then_workflow_download_finishes(emulator, sogni_
     final = tmp_path / "a-blue-heron-1.png"
     # The server sends 2,000 bytes and then holds the connection; Ctrl-C arrives while the part is open.
     code, _, err = interrupt_when_stalled(emulator, ["image", "a blue heron", "--width", "512", "--height", "512",
-                                                     "-o", tmp_path], sogni_env, part)
+                                                     "-o", tmp_path], sogni_env, part, min_bytes=2000)
     assert code == 130, err
     assert "Traceback" not in err
     assert not final.exists() and part.stat().st_size == 2000

@@ -77,7 +77,7 @@ def test_interrupt_during_a_stalled_download_then_rerun_pays_once(sig, code, emu
     part = out / "heron.png.part"
     # the server holds the connection for 60 s: a run that waited for it would miss the 10 s bound
     returncode, _out, err = interrupt_when_stalled(emulator, ["recipe", "run", tmp_path / "one.yaml", "-o", out],
-                                                   sogni_env, part, getattr(signal, sig), timeout=10)
+                                                   sogni_env, part, getattr(signal, sig), timeout=10, min_bytes=3000)
     assert returncode == code, err
     assert "Traceback" not in err
     created = [r for r in emulator.requests if r["method"] == "POST" and r["path"] == WF]

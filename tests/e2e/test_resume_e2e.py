@@ -30,7 +30,7 @@ def test_sigint_then_the_same_command_again_saves_the_new_workflows_file(emulato
     sidecar = out / "a-song-1.wav.part.json"
     final = out / "a-song-1.wav"
     # The server sends 3,000 bytes and then holds the connection; Ctrl-C arrives while the part is open.
-    code, _, err = interrupt_when_stalled(emulator, args, sogni_env, part)
+    code, _, err = interrupt_when_stalled(emulator, args, sogni_env, part, min_bytes=3000)
     assert code == 130, err
     assert "Traceback" not in err
     assert not final.exists() and part.stat().st_size == 3000
