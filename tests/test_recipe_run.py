@@ -12,23 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CANARY_KEY
 
 WF = "/v1/creative-agent/workflows"
 CHAT = "/v1/chat/completions"
-
-
-@pytest.fixture
-def emu(monkeypatch):
-    from sogni_cli import emulator
-
-    e = emulator.start(step_seconds=0.01)
-    monkeypatch.setenv("SOGNI_BASE_URL", e.base_url)
-    monkeypatch.setenv("SOGNI_API_KEY", CANARY_KEY)
-    try:
-        yield e
-    finally:
-        e.stop()
 
 
 def creates(emu) -> list[dict]:

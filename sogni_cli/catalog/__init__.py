@@ -46,7 +46,8 @@ MODES = {
 # --------------------------------------------------------------------------------------------- types
 
 
-def _type_of(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON Schema type name of a decoded value (a Python type's name for anything else)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -173,7 +174,7 @@ class Param:
             if self.type == "integer" and isinstance(value, float) and not isinstance(value, bool):
                 extra = " (it must be a whole number)"
             return [
-                f"{label} must be {_TYPE_WORDS.get(self.type, self.type)}, got {_type_of(value)} {_show(value)}{extra}"
+                f"{label} must be {_TYPE_WORDS.get(self.type, self.type)}, got {json_type(value)} {_show(value)}{extra}"
             ]
         out = _scalar_problems(label, value, self.enum, self.minimum, self.maximum, self.min_length, self.max_length)
         if self.type == "array":
@@ -188,7 +189,7 @@ class Param:
                 for i, item in enumerate(value):
                     ilabel = f"'{self.name}[{i}]'"
                     if itype and not _is_type(item, itype):
-                        out.append(f"{ilabel} must be {_TYPE_WORDS.get(itype, itype)}, got {_type_of(item)} {_show(item)}")
+                        out.append(f"{ilabel} must be {_TYPE_WORDS.get(itype, itype)}, got {json_type(item)} {_show(item)}")
                         continue
                     out.extend(_scalar_problems(ilabel, item, ienum, None, None, None, None))
         return out
@@ -291,7 +292,7 @@ class Tool:
     def validate(self, args: Any) -> list[str]:
         """Every problem with ``args`` as readable messages; an empty list means valid."""
         if not isinstance(args, dict):
-            return [f"arguments for {self.name} must be a JSON object, got {_type_of(args)}"]
+            return [f"arguments for {self.name} must be a JSON object, got {json_type(args)}"]
         if self.open_params:
             return []
         problems: list[str] = []

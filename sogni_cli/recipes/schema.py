@@ -293,18 +293,14 @@ def _vars(c: _Check, raw: Any, path: tuple) -> dict[str, VarSpec]:
     return out
 
 
+_VAR_TYPES = {"boolean": "boolean", "integer": "integer", "number": "number", "array": "list", "object": "object"}
+
+
 def infer_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return "string"
+    """A variable's type from its default: the catalogue's JSON type, in recipe words (anything else: string)."""
+    from ..catalog import json_type
+
+    return _VAR_TYPES.get(json_type(value), "string")
 
 
 def var_problem(v: VarSpec, value: Any) -> str | None:
