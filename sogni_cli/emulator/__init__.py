@@ -37,7 +37,7 @@ def start(host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_
           out: TextIO | None = None, fault_rates: dict[str, float] | None = None, seed: int = 0) -> "Emulator":
     """Start an emulator in a daemon thread and return it (``port=0``: a free port).
 
-    Raises :class:`~sogni_cli.errors.UsageError` (also a ``ValueError``) for a non-loopback host.
+    Raises :class:`~sogni_cli.core.errors.UsageError` (also a ``ValueError``) for a non-loopback host.
     """
     from .server import Emulator
 
