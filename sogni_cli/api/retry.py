@@ -60,11 +60,14 @@ class Safety(enum.Enum):
 
 
 def _hosted_chat(body: Any) -> bool:
-    """A chat body in which the API may run Sogni's tools itself (and so start paid media work)."""
+    """A chat body in which the API may run Sogni's tools itself (and so start paid media work): Sogni's tools
+    are offered unless ``sogni_tools`` is false, and run by the API unless ``sogni_tool_execution`` is false."""
     if not isinstance(body, dict):
         return True  # unknown: assume the worst
-    tools = body.get("sogni_tools")
-    return bool(tools) and body.get("sogni_tool_execution") is not False
+    tools = body.get("sogni_tools", True)
+    if tools is False or (isinstance(tools, str) and tools.strip().lower() in ("none", "off", "no", "false")):
+        return False
+    return body.get("sogni_tool_execution") is not False
 
 
 def classify(method: str, path: str, body: Any = None) -> Safety:
