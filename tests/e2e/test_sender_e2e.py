@@ -77,3 +77,63 @@ def test_media_downloads_follow_timeout_and_max_retries(emulator, sogni_env, run
     media = [r for r in emulator.requests if r["path"].startswith("/media/")]
     assert len(media) == 2  # the first try and --max-retries 1
     assert media[1]["headers"].get("range") == "bytes=500-"  # the byte-level resume stays
+
+
+# ------------------------------------------------------------------------------------ a busy account
+
+SLOW_STEP = {"input": {"steps": [{"toolName": "generate_image", "arguments": {"prompt": "[slow] a long one"}}]}}
+
+
+@pytest.fixture
+def busy(sogni_env):
+    """An emulator whose account runs one workflow at a time, already running a long one."""
+    from sogni_cli import emulator as emu_mod
+
+    emu = emu_mod.start(step_seconds=2.0, max_active=1)
+    try:
+        first = httpx.post(f"{emu.base_url}{WF}", json=SLOW_STEP, headers={"Authorization": "Bearer x"})
+        assert first.status_code == 201, first.text
+        env = dict(sogni_env, SOGNI_BASE_URL=emu.base_url)
+        yield emu, env, first.json()["data"]["workflow"]["workflowId"]
+    finally:
+        emu.stop()
+
+
+def test_busy_account_409_waits_for_a_slot_then_starts_once(busy, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import wait_for
+
+    emu, env, first = busy
+    proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", "image", "a heron", "-o", str(tmp_path / "out")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the client was refused and is now looking at the account's workflows instead of resending
+        wait_for(lambda: any(r["method"] == "GET" and r["path"] == WF for r in emu.requests) or proc.poll() is not None)
+        httpx.post(f"{emu.base_url}{WF}/{first}/cancel", json={}, headers={"Authorization": "Bearer x"})
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "too many active workflows; waiting for one to finish" in err
+    posts = _posts(emu)[1:]  # the client's starts
+    assert len(posts) == 2 and posts[0]["headers"]["idempotency-key"] == posts[1]["headers"]["idempotency-key"]
+    assert len(_workflows(emu)) == 2  # the first one and exactly one for this command
+    assert len(out.split()) == 1
+
+
+def test_busy_account_409_gives_up_after_timeout_with_exit_5(busy, run_sogni, tmp_path):
+    emu, env, _ = busy
+    res = run_sogni(["--timeout", "2", "image", "a heron", "-o", tmp_path / "out"], env)
+    assert res.returncode == 5, res.stderr
+    assert "Error: " in res.stderr and "too many active workflows (1 of 1)" in res.stderr
+    assert len(_posts(emu)) == 2  # the long one, and one refused start: never resent blindly
+    assert len(_workflows(emu)) == 1
+
+
+def test_emulator_max_active_must_be_positive(sogni_env, run_sogni):
+    res = run_sogni(["emulator", "--port", "0", "--max-active", "0"], sogni_env)
+    assert res.returncode == 2 and "--max-active" in res.stderr
