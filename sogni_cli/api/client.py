@@ -353,7 +353,7 @@ class ApiClient:
                 f"The request {method} {where} {what} ({exc.__class__.__name__}) after it reached the API; it was "
                 "not sent again, because the API may already have started paid work for it.",
                 hint="Check `sogni workflow list` for work it started before running the command again.",
-                idempotency_key=key, exit_code=6 if timed_out else None)
+                idempotency_key=key, exit_code=6 if timed_out else None) from None
         if timed_out:
             raise TimeoutError_(
                 f"Timed out waiting for {method} {where} after {attempt + 1} attempt(s).",
