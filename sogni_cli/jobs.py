@@ -290,8 +290,9 @@ def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path(".")) 
             arg = tool.inputs[mkind]
             if arg is None or arg in args:
                 continue  # the tool uses the upload without an index argument, or the user set it
-            args[arg] = _index_value(tool.params.get(arg), mine)
-            bound.extend((arg, i) for i in mine)
+            param = tool.params.get(arg)
+            args[arg] = _index_value(param, mine)
+            bound.extend((arg, i) for i in (mine if param is not None and param.type == "array" else mine[:1]))
         _whole_numbers(tool, args)
         if tool.route == "execute" and inputs:
             problems.append(f"{tool.name} is a text composition tool; it takes no media files")
