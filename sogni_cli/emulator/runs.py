@@ -299,7 +299,8 @@ class RunStore:
             elif ev["type"] == "run_cancelled":
                 cancel = p.get("reason")
             elif ev["type"] == "run_waiting_for_user":
-                waiting = {"reason": p["reason"], "message": p["message"], "details": p["details"]}
+                details = self._wait_details(run) if run.pending else p["details"]  # a refreshed preview wins
+                waiting = {"reason": p["reason"], "message": p["message"], "details": details}
         body = run.body
         updated = events[-1]["at"] if events else iso(run.created)
         rec: dict[str, Any] = {

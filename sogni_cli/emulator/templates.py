@@ -202,6 +202,7 @@ class TemplateStore:
         return self._with_versions(tpl["id"])
 
     def _with_versions(self, tid: str) -> dict[str, Any]:
+        self.get(tid)  # 404 for an unknown id
         with self._lock:
             versions = self._items[tid]
             out = copy.deepcopy(versions[-1])
