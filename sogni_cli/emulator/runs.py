@@ -152,8 +152,10 @@ class RunStore:
     def _plan(self, run: Run, reply: Any, start: float = 0.0, first: bool = True) -> None:
         t = start
         if first:
-            for type_ in ("run_created", "run_queued", "run_started"):
-                self._at(run, t, type_, status=STATUS_OF[type_])
+            self._at(run, t, "run_created", status="queued")
+            self._at(run, t, "run_queued", status="queued")
+            t += self.workflows.step_seconds / 4
+            self._at(run, t, "run_started", status="running")
         self._at(run, t, "llm_round_started", round=1)
         calls = reply.tool_calls
         hosted = [c for c in calls if toolcat.get(c["name"]) is not None and c["name"] not in self._custom(run)]
@@ -247,7 +249,9 @@ class RunStore:
 
     def _say(self, run: Run, t: float, text: str, finish: str | None, calls: list[dict[str, Any]],
              final: str = "run_completed", failure: str | None = None) -> None:
+        gap = self.workflows.step_seconds / 20
         for i in range(0, len(text), 16):
+            t += gap
             self._at(run, t, "assistant_message_delta", content=text[i:i + 16])
         self._at(run, t, "assistant_message_completed", content=text, finishReason=finish,
                  toolCalls=[{"id": c["id"], "name": c["name"], "arguments": c["arguments"]} for c in calls])

@@ -213,6 +213,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # These are set per request in _dispatch.
     fault: dict[str, Any] | None = None
+    entry: dict[str, Any] | None = None  # the recorded request; its answer's status is added
     frames_sent = 0
     bytes_sent = 0
 
@@ -226,6 +227,11 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self.entry is not None:
+            self.entry["status"] = code
+        super().send_response(code, message)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         self.emu.log("emulator: " + (format % args))
@@ -272,6 +278,7 @@ class Handler(BaseHTTPRequestHandler):
         from . import routes
 
         self.fault = None
+        self.entry = None
         self.frames_sent = 0
         self.bytes_sent = 0
         parts = urlsplit(self.path)
@@ -302,6 +309,7 @@ class Handler(BaseHTTPRequestHandler):
                  "auth_sent": "authorization" in headers or "api-key" in headers,
                  "fault": fault["action"] if fault else None}
         self.emu.record(entry)
+        self.entry = entry
         envelope = self.envelope_for(path)
         try:
             if self.emu.latency > 0:
