@@ -21,9 +21,9 @@ TARGET_MS = 50.0
 
 
 def one_run(emu, client, out_dir: Path) -> float:
-    from sogni_cli.events import WorkflowUpdate
+    from sogni_cli.core.events import WorkflowUpdate
     from sogni_cli.jobs import build_job
-    from sogni_cli.media.pipeline import PipelineOptions, run_media_job
+    from sogni_cli.jobs.pipeline import PipelineOptions, run_media_job
 
     stamps: dict[str, float] = {}
 

@@ -246,9 +246,9 @@ def bench_overhead(tmp: Path, cfg: Path, reps: int) -> bool:
 def recipe_layer_cost(tmp: Path, cfg: Path, reps: int) -> tuple[float, float]:
     """(recipe runner per job - direct pipeline per job, direct pipeline per job), in process, paired."""
     from sogni_cli.api.client import make_client
-    from sogni_cli.config import resolve
+    from sogni_cli.core.config import resolve
     from sogni_cli.jobs import build_job
-    from sogni_cli.media.pipeline import PipelineOptions, run_media_job
+    from sogni_cli.jobs.pipeline import PipelineOptions, run_media_job
     from sogni_cli.recipes.plan import prepare
     from sogni_cli.recipes.run import RunOptions, run_plan
 

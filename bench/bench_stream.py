@@ -236,8 +236,8 @@ def main() -> int:
         med = {k: statistics.median(v) for k, v in big.items()}
         base = med["baseline"]
         print()
-        print(f"| client | s (median) | min-max | × baseline | 1-chunk s | µs per extra chunk |")
-        print(f"|---|---|---|---|---|---|")
+        print("| client | s (median) | min-max | × baseline | 1-chunk s | µs per extra chunk |")
+        print("|---|---|---|---|---|---|")
         for name in big:
             s1 = statistics.median(small[name]) if name in small else None
             per = f"{(med[name] - s1) / (a.chunks - 1) * 1e6:.1f}" if s1 is not None and a.chunks > 1 else "—"

@@ -30,8 +30,8 @@ def _secrets(argv: list[str]) -> list[str]:
 
 
 def _print_error(message: str, hint: str | None = None) -> None:
-    from .render.output import clean_text
-    from .secrets import redact
+    from .core.term import clean_text
+    from .core.secrets import redact
 
     message = clean_text(redact(message))
     hint = clean_text(redact(hint)) if hint else hint
@@ -56,7 +56,7 @@ def _quiet_stdout() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code. Exceptions never escape except SystemExit from click internals."""
     args = list(sys.argv[1:] if argv is None else argv)
-    from . import secrets
+    from .core import secrets
 
     for secret in _secrets(args):
         secrets.register(secret)
@@ -66,7 +66,7 @@ def run(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"sogni {__version__}\n")
         return 0
 
-    from .errors import DryRunDone, ExitCode, SogniError
+    from .core.errors import DryRunDone, ExitCode, SogniError
 
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
     from typer.exceptions import Abort, Exit as ClickExit
@@ -86,7 +86,7 @@ def run(argv: list[str] | None = None) -> int:
         if _debug():
             import traceback
 
-            from .secrets import redact
+            from .core.secrets import redact
 
             sys.stderr.write(redact(traceback.format_exc()))
         return int(exc.exit_code)
@@ -123,7 +123,7 @@ def run(argv: list[str] | None = None) -> int:
         if _debug():
             import traceback
 
-            from .secrets import redact
+            from .core.secrets import redact
 
             sys.stderr.write(redact(traceback.format_exc()))
         return int(ExitCode.INTERNAL)

@@ -7,13 +7,13 @@ stays fast; ``sogni CMD`` imports just ``sogni_cli.commands.CMD``.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from . import __version__
+from .core.options import GlobalOptions
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,6 +54,8 @@ class StdoutClosed(Exception):
 
 class LazyGroup(TyperGroup):
     """A group whose subcommands are imported on first use."""
+
+    lazy_commands = COMMANDS
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -96,20 +98,6 @@ class LazyGroup(TyperGroup):
                 f"No such command {name!r}." + (f" Did you mean {close[0]!r}?" if close else ""), ctx
             )
         return super().resolve_command(ctx, args)
-
-
-@dataclass
-class GlobalOptions:
-    api_key: Optional[str] = None
-    base_url: Optional[str] = None
-    profile: Optional[str] = None
-    timeout: Optional[float] = None
-    max_retries: Optional[int] = None
-    quiet: bool = False
-    verbose: bool = False
-    no_color: bool = False
-    emulator: bool = False
-    dry_run: bool = False
 
 
 def _version(value: bool) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from sogni_cli import catalog
 from sogni_cli.catalog import Catalog, Param, Tool, families, load, parse_arg
-from sogni_cli.errors import ExitCode, UsageError
+from sogni_cli.core.errors import ExitCode, UsageError
 
 SPEC = Path(__file__).resolve().parents[2] / "shared/spec/hosted-tools.md"
 JSON_PATH = Path(catalog.__file__).with_name("tools.json")

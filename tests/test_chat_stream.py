@@ -9,8 +9,8 @@ import pytest
 
 from sogni_cli.api.chat_stream import ChatStreamParser, parse_completion
 from sogni_cli.api.sse import SSEEvent, iter_sse
-from sogni_cli.errors import ApiError, ExitCode, StreamError, UnavailableError
-from sogni_cli.events import Delta, Done, Reasoning, ToolCall, Usage
+from sogni_cli.core.errors import ApiError, ExitCode, StreamError, UnavailableError
+from sogni_cli.core.events import Delta, Done, Reasoning, ToolCall, Usage
 
 
 def chunk(content=None, *, role=None, reasoning_content=None, reasoning=None, tool_calls=None, finish=None, **top):

@@ -12,7 +12,7 @@ import pytest
 from sogni_cli import catalog
 from sogni_cli import completion_gen as gen
 from sogni_cli.app import COMMANDS
-from sogni_cli.errors import SogniError
+from sogni_cli.core.errors import SogniError
 
 from .conftest import BASE_URL
 

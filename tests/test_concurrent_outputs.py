@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from sogni_cli.errors import UsageError
+from sogni_cli.core.errors import UsageError
 from sogni_cli.media import downloads as dl
-from sogni_cli.media import filewrite
+from sogni_cli.core import filewrite
 from sogni_cli.media.downloads import ArtifactRef, DownloadOptions, SavedFile, download_all
-from sogni_cli.media.filewrite import PartClaim, link_no_clobber, lock_part, locked_folder, try_lock
-from sogni_cli.render.progress import NullProgress
-from tests.conftest import CANARY_KEY, ONE_JOB_RECIPE as ONE
+from sogni_cli.core.filewrite import PartClaim, link_no_clobber, lock_part, locked_folder, try_lock
+from sogni_cli.core.progress import NullProgress
+from tests.conftest import ONE_JOB_RECIPE as ONE
 
 CDN = "https://cdn.sogni.ai/runs/r_abc"
 URL = f"{CDN}/wf_1/step_1-1.png"

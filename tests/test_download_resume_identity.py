@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sogni_cli.errors import UsageError
+from sogni_cli.core.errors import UsageError
 from sogni_cli.media import downloads as dl
 from sogni_cli.media.downloads import ArtifactRef, DownloadOptions, download_all
 

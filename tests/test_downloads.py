@@ -15,12 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sogni_cli.errors import ExitCode, SogniError, UsageError
+from sogni_cli.core.errors import ExitCode, SogniError, UsageError
 from sogni_cli.media import downloads as dl
 from sogni_cli.media import transfer
-from sogni_cli.media.downloads import (ArtifactRef, DownloadOptions, SavedFile, download_all, media_url_problem,
+from sogni_cli.api.urls import media_url_problem
+from sogni_cli.media.downloads import (ArtifactRef, DownloadOptions, SavedFile, download_all,
                                        plan_paths, write_manifest)
-from sogni_cli.render.progress import NullProgress, PlainProgress, RichProgress, format_bytes, make_progress
+from sogni_cli.core.progress import NullProgress, format_bytes
+from sogni_cli.render.progress import PlainProgress, RichProgress, make_progress
 
 CDN = "https://cdn.sogni.ai/runs/r_abc"
 

@@ -14,7 +14,7 @@ import pytest
 
 from sogni_cli import emulator as emulator_mod
 from sogni_cli.emulator.server import Emulator
-from sogni_cli.errors import UsageError
+from sogni_cli.core.errors import UsageError
 
 KEY = {"Authorization": "Bearer sk-test-emulator"}
 WF = "/v1/creative-agent/workflows"

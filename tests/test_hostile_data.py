@@ -11,7 +11,7 @@ import pytest
 from pytest_httpx import IteratorStream
 
 from sogni_cli.api import sse
-from sogni_cli.errors import ApiError, ExitCode, MalformedResponse, exit_code_for, parse_error_body
+from sogni_cli.core.errors import ApiError, ExitCode, MalformedResponse, exit_code_for, parse_error_body
 
 from .conftest import BASE_URL, chunk, sse_body
 

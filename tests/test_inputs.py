@@ -11,7 +11,7 @@ import zlib
 import pytest
 from PIL import Image, ImageFile
 
-from sogni_cli.errors import ExitCode, UsageError
+from sogni_cli.core.errors import ExitCode, UsageError
 from sogni_cli.media import inputs
 from sogni_cli.media.inputs import (
     MAX_VISION_IMAGES,
@@ -21,7 +21,7 @@ from sogni_cli.media.inputs import (
     sniff_media,
     to_data_uri,
 )
-from sogni_cli.media.redact import mask_key, redact_secret, shorten_data_uris
+from sogni_cli.core.redact import mask_key, redact_secret, shorten_data_uris
 
 
 # --- helpers ---------------------------------------------------------------------------------------

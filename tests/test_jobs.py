@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
-from sogni_cli.errors import GenerationFailed, UsageError
+from sogni_cli.core.errors import GenerationFailed, UsageError
 from sogni_cli.jobs import JOB_FIELDS, agent_body, build_job, parse_lora, workflow_body
 from tests.test_media_commands import FakeAPI, _wav, png_bytes
 
@@ -112,8 +111,8 @@ def test_agent_body_for_default_and_rich_tools():
 def test_run_media_job_concurrently_in_threads(httpx_mock, tmp_path):
     """Several jobs at once (the recipe runner's use): each its own workflow, files and progress key."""
     from sogni_cli.api.client import ApiClient, ClientConfig
-    from sogni_cli.media.pipeline import PipelineOptions, run_media_job
-    from sogni_cli.render.progress import ProgressSink
+    from sogni_cli.jobs.pipeline import PipelineOptions, run_media_job
+    from sogni_cli.core.progress import ProgressSink
 
     api = FakeAPI(httpx_mock)
     keys: list = []
@@ -149,7 +148,7 @@ def test_run_media_job_concurrently_in_threads(httpx_mock, tmp_path):
 
 def test_run_media_job_raises_generation_failed(httpx_mock, tmp_path):
     from sogni_cli.api.client import ApiClient, ClientConfig
-    from sogni_cli.media.pipeline import PipelineOptions, run_media_job
+    from sogni_cli.jobs.pipeline import PipelineOptions, run_media_job
 
     api = FakeAPI(httpx_mock)
     api.artifacts = []

@@ -624,7 +624,7 @@ def test_timeout_flag_must_be_positive(cli, httpx_mock, env_key):
 
 
 def test_plain_workflow_display_rate_limits_and_heartbeats():
-    from sogni_cli.events import WorkflowUpdate
+    from sogni_cli.core.events import WorkflowUpdate
     from sogni_cli.render.workflow_view import WorkflowDisplay
 
     now = [0.0]

@@ -158,7 +158,7 @@ def test_create_retried_on_503_with_one_idempotency_key(cli, api, httpx_mock, sl
 
 
 def test_hostile_workflow_id_is_quoted_in_paths(cli, httpx_mock, env_key, tmp_cwd):
-    api = FakeAPI(httpx_mock, wid="../../v1/admin")
+    FakeAPI(httpx_mock, wid="../../v1/admin")
     res = cli("image", "x", "--detach")
     assert res.exit_code == 0
     res = cli("workflow", "show", "../../v1/admin")

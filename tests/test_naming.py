@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sogni_cli.errors import ExitCode, UsageError
+from sogni_cli.core.errors import ExitCode, UsageError
 from sogni_cli.media import naming
 from sogni_cli.media.naming import EXT_ALLOWLIST, ext_for, render_name, resolve_collision, safe_join, slugify
 

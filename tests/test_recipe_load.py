@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from sogni_cli.recipes.load import LoadError, Mark, load_file, load_text
+from sogni_cli.core.loader import LoadError, Mark, load_file, load_text
 
 
 def pos(text: str, needle: str, nth: int = 0) -> Mark:

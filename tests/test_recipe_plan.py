@@ -165,7 +165,6 @@ def test_plan_shard_subset(cli, tmp_cwd):
 
 
 def test_a_thousand_job_matrix_plans_quickly(cli, tmp_cwd):
-    import time
 
     (tmp_cwd / "r.yaml").write_text(textwrap.dedent("""\
         version: 1

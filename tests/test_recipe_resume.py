@@ -219,9 +219,9 @@ def test_an_empty_shard_needs_no_key(cli, tmp_cwd):
 
 def test_a_cancelled_pipeline_sends_nothing_and_a_started_one_leaves_its_workflow(emu, tmp_path):
     from sogni_cli.api.client import make_client
-    from sogni_cli.config import resolve
+    from sogni_cli.core.config import resolve
     from sogni_cli.jobs import build_job
-    from sogni_cli.media.pipeline import JobCancelled, PipelineOptions, run_media_job
+    from sogni_cli.jobs.pipeline import JobCancelled, PipelineOptions, run_media_job
 
     client = make_client(resolve(api_key=CANARY_KEY, base_url=emu.base_url))
     job = build_job("image", {"prompt": "a heron", "width": 256, "height": 256})
@@ -251,9 +251,9 @@ def test_cancel_stops_a_stalled_download_in_a_worker_thread(emu, tmp_path):
     """A job in a worker thread (no KeyboardInterrupt there) stops when its cancel event is set, even while
     the media host holds the connection open; what arrived stays in the .part file."""
     from sogni_cli.api.client import make_client
-    from sogni_cli.config import resolve
+    from sogni_cli.core.config import resolve
     from sogni_cli.jobs import build_job
-    from sogni_cli.media.pipeline import JobCancelled, PipelineOptions, run_media_job
+    from sogni_cli.jobs.pipeline import JobCancelled, PipelineOptions, run_media_job
 
     emu.script([{"match": "/media/", "action": "stall_after", "bytes": 3000, "hold": 60}])
     client = make_client(resolve(api_key=CANARY_KEY, base_url=emu.base_url))

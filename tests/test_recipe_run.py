@@ -10,7 +10,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pytest
 
 
 WF = "/v1/creative-agent/workflows"
@@ -77,7 +76,7 @@ def test_chat_reply_becomes_the_image_prompt(cli, tmp_cwd, emu):
 
 
 def test_concurrency_runs_n_jobs_at_once_and_no_more(cli, tmp_cwd, env_key, monkeypatch):
-    from sogni_cli.media import pipeline
+    from sogni_cli.jobs import pipeline
     from sogni_cli.media.downloads import ArtifactRef, SavedFile
 
     barrier = threading.Barrier(3, timeout=10)

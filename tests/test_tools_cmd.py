@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sogni_cli import catalog
-from tests.test_media_commands import WF, FakeAPI, png_bytes
+from tests.test_media_commands import FakeAPI, png_bytes
 
 
 def test_list_grouped_by_route(cli):

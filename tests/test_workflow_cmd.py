@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.test_media_commands import CDN, WF, FakeAPI, png_bytes
+from tests.test_media_commands import WF, FakeAPI, png_bytes
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import GenerationFailed, MalformedResponse, SogniError, StreamError, TimeoutError_, UsageError
-from ..events import Delta, Done, Event, ToolCall, ToolResult
+from ..core.errors import GenerationFailed, MalformedResponse, SogniError, StreamError, TimeoutError_, UsageError
+from ..core.events import Delta, Done, Event, ToolCall, ToolResult
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -239,7 +239,7 @@ def _load_structured(path: str, text: str, what: str) -> Any:
     YAML goes through the recipe loader's safe loader (no tags beyond plain values, bounded alias expansion and
     nesting); JSON nested deeper than that loader allows is refused too.
     """
-    from ..recipes.load import MAX_DEPTH, LoadError, load_data, too_deep
+    from ..core.loader import MAX_DEPTH, LoadError, load_data, too_deep
 
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):

@@ -1,7 +1,7 @@
 """OpenAI-style chat completion bodies (streamed chunks or one ``chat.completion``) to typed events.
 
 :class:`ChatStreamParser` takes the :class:`~sogni_cli.api.sse.SSEEvent` objects of a streamed completion and
-returns :mod:`sogni_cli.events` events as soon as each chunk allows; :func:`parse_completion` does the same for
+returns :mod:`sogni_cli.core.events` events as soon as each chunk allows; :func:`parse_completion` does the same for
 a non-streamed body. Both split reasoning from the answer: the ``reasoning_content``/``reasoning`` delta fields
 and ``<think>…</think>`` inside the content become :class:`Reasoning`, the rest :class:`Delta`.
 
@@ -11,7 +11,7 @@ Choices made where servers differ (all deliberate):
   after a ``finish_reason``) raises :class:`StreamError` (exit 5) from :meth:`ChatStreamParser.finish`, after
   the text that did arrive has been returned: a cut connection must never pass for a finished answer.
 - **Errors inside a 200 stream.** A chunk carrying an error object (``{"error": {...}}`` or
-  ``{"status": "error", ...}``) raises the :class:`ApiError` of :func:`sogni_cli.errors.parse_error_body`, with
+  ``{"status": "error", ...}``) raises the :class:`ApiError` of :func:`sogni_cli.core.errors.parse_error_body`, with
   the exit code taken from the status/code/type the error object carries (402 or a billing code → 9,
   401/403 → 3, 429 and server errors → 5). Data that is not JSON raises :class:`UnavailableError`, JSON
   nested too deeply to decode :class:`MalformedResponse` (both exit 5).
@@ -32,8 +32,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import ApiError, MalformedResponse, StreamError, UnavailableError, exit_code_for, parse_error_body
-from ..events import Delta, Done, Event, Reasoning, ToolCall, Usage
+from ..core.errors import ApiError, MalformedResponse, StreamError, UnavailableError, exit_code_for, parse_error_body
+from ..core.events import Delta, Done, Event, Reasoning, ToolCall, Usage
 from .sse import SSEEvent
 
 __all__ = ["ChatStreamParser", "parse_completion", "error_from_body"]

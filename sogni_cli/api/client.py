@@ -5,7 +5,7 @@
 - timeouts; retries with exponential backoff and jitter, honouring ``retry-after-ms``, ``Retry-After`` and a
   body ``retryAfter`` (capped at 60 s); one ``Idempotency-Key`` per logical request, reused by its retries;
 - nothing retried once a streamed body has started;
-- both error envelopes turned into :class:`~sogni_cli.errors.ApiError`;
+- both error envelopes turned into :class:`~sogni_cli.core.errors.ApiError`;
 - ``--verbose`` request/response log and ``--dry-run`` with secrets redacted.
 
 It knows nothing of typer, rich or the command line: it is handed a :class:`ClientConfig`.
@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from .. import __version__
-from ..errors import ApiError, DryRunDone, SogniError, TimeoutError_, UnavailableError, parse_error_body
+from ..core.errors import ApiError, DryRunDone, SogniError, TimeoutError_, UnavailableError, parse_error_body
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 524})
 INITIAL_RETRY_DELAY = 0.5
@@ -176,7 +176,7 @@ class ApiClient:
             self.config.log(redact(line, self.secrets))
 
     def _dry_run(self, method: str, url: str, headers: dict[str, str], body: Any) -> None:
-        from ..media.redact import shorten_data_uris
+        from ..core.redact import shorten_data_uris
 
         out = self.config.dry_run_out or print
         lines = [f"{method} {url}"]
@@ -324,7 +324,7 @@ def make_client(settings: Any, *, log: Callable[[str], None] | None = None,
     if require_key and not settings.dry_run:
         settings.require_key()
     if settings.api_key:
-        from ..config import check_key
+        from ..core.config import check_key
 
         check_key(settings.api_key, settings.api_key_source or "the settings")
     cfg = ClientConfig(

@@ -23,7 +23,7 @@ Rules implemented:
   raw bytes (CR and LF never occur inside a multi-byte UTF-8 sequence) and a line is decoded only once it is
   complete, so a character split across chunks is reassembled before it is decoded.
 - One event may not exceed :data:`MAX_EVENT_BYTES` (its data lines together, or any single line while it is being
-  received): a larger one raises :class:`~sogni_cli.errors.MalformedResponse` (exit 5) instead of growing
+  received): a larger one raises :class:`~sogni_cli.core.errors.MalformedResponse` (exit 5) instead of growing
   without bound.
 - At the end of the stream an unterminated final block (no empty line after it) is discarded, as the standard
   requires: :meth:`SSEDecoder.close` returns no events for it and sets :attr:`SSEDecoder.discarded`.
@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..errors import MalformedResponse
+from ..core.errors import MalformedResponse
 
 __all__ = ["SSEEvent", "SSEDecoder", "iter_sse", "MAX_EVENT_BYTES"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable
 
-from ..errors import UnavailableError, parse_error_body
+from ..core.errors import UnavailableError, parse_error_body
 
 ROLES = {"image": "referenceImage", "audio": "referenceAudio", "video": "referenceVideo"}
 PUT_TIMEOUT = 300.0
@@ -49,7 +49,7 @@ def put_bytes(url: str, data: bytes, mime: str, *, timeout: float = PUT_TIMEOUT,
     import httpx
 
     from .. import __version__
-    from ..media.downloads import media_url_problem
+    from .urls import media_url_problem
 
     problem = media_url_problem(url)
     if problem:  # the user's file goes only where a media download could come from: https, or this machine
@@ -100,15 +100,3 @@ def upload_file(client: Any, kind: str, mime: str, data: bytes, *, job_id: str |
         raise UnavailableError("The API did not return a download URL for the upload.")
     return down
 
-
-def upload_inputs(client: Any, inputs: list[Any]) -> list[dict[str, Any]]:
-    """Upload each :class:`~sogni_cli.jobs.MediaInput`; return the ``media_references`` list in order."""
-    from ..jobs import media_reference
-
-    job_id = f"cli-{uuid.uuid4().hex[:16]}"
-    refs = []
-    for inp in inputs:
-        url = upload_file(client, inp.kind, inp.mime, inp.read_bytes(), job_id=job_id,
-                          item_id=f"{inp.ref_id}-{uuid.uuid4().hex[:8]}")
-        refs.append(media_reference(inp, url))
-    return refs

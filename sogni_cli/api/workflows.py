@@ -2,9 +2,9 @@
 
 :func:`follow` streams a workflow's events over SSE (``/events/stream``), resuming with ``Last-Event-ID``
 after a dropped connection without repeating events, and falls back to polling the record with backoff
-when the stream is not available. It yields :class:`~sogni_cli.events.WorkflowUpdate` items and stops
+when the stream is not available. It yields :class:`~sogni_cli.core.events.WorkflowUpdate` items and stops
 after the one that carries a terminal status. A workflow that makes no progress for ``timeout`` seconds
-raises :class:`~sogni_cli.errors.TimeoutError_` (exit 6).
+raises :class:`~sogni_cli.core.errors.TimeoutError_` (exit 6).
 
 The state is read from a ``status`` field (``data.status`` / ``data.workflow.status`` / ``status``), never
 from an event's type alone. Step and artifact events carry the *step's* status in ``data.status``, so for
@@ -18,8 +18,8 @@ import time
 from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
-from ..errors import ApiError, MalformedResponse, TimeoutError_, UnavailableError
-from ..events import WorkflowUpdate
+from ..core.errors import ApiError, MalformedResponse, TimeoutError_, UnavailableError
+from ..core.events import WorkflowUpdate
 
 BASE = "/v1/creative-agent/workflows"
 TERMINAL = frozenset({"completed", "partial_failure", "failed", "cancelled", "waiting_for_user"})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sogni_cli.errors import UsageError
+from sogni_cli.core.errors import UsageError
 
 __all__ = ["Param", "Tool", "Catalog", "load", "families", "parse_arg", "MODES", "PREFIX"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from ..config import Settings, resolve
-from ..render.output import err
+from ..core.config import Settings, resolve
+from ..core.term import err
 
 
 def make_app(help: str, epilog: str | None = None, **kw: Any) -> typer.Typer:
@@ -32,7 +32,7 @@ def settings(ctx: typer.Context, *, dry_run: bool = False, new_profile_ok: bool 
         if dry_run:
             cached.dry_run = True
         return cached
-    from ..app import GlobalOptions
+    from ..core.options import GlobalOptions
 
     g = obj if isinstance(obj, GlobalOptions) else GlobalOptions()
     s = resolve(

@@ -16,8 +16,9 @@ from typing import Any, List, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..render.output import err, out, out_json, out_jsonl
+from ..core.errors import UsageError
+from ..render.output import out, out_json, out_jsonl
+from ..core.term import err
 
 ON_EXISTS = ("suffix", "overwrite", "skip", "error")
 
@@ -174,7 +175,7 @@ def _tool_for(kind: str, fields: dict[str, Any]) -> Any:
 def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaFlags) -> None:
     """Build the job from ``fields`` + ``flags``, run it and print the product."""
     from ..jobs import build_job
-    from ..media.pipeline import PipelineOptions, run_media_job
+    from ..jobs.pipeline import PipelineOptions, run_media_job
     from ..render.progress import make_progress
     from ..render.workflow_view import Heartbeat, JobProgress, WorkflowDisplay
     from ._common import client, settings
@@ -230,7 +231,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
             err(f"Workflow: {wid}")
 
     def emit(event: Any) -> None:
-        from ..events import WorkflowUpdate
+        from ..core.events import WorkflowUpdate
 
         if isinstance(event, WorkflowUpdate):
             display.update(event)
@@ -266,7 +267,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
 
 def print_result(result: Any, flags: Any) -> None:
     """stdout: paths in order (or URLs, or text); ``--json`` one document; ``--jsonl`` the final events."""
-    from ..events import Delta, Done
+    from ..core.events import Delta, Done
 
     if flags.json_out:
         out_json(result.to_json())

@@ -7,9 +7,10 @@ from typing import Optional
 
 import typer
 
-from ..config import credentials_path, remove_key, resolve, store_key
-from ..errors import UsageError
-from ..render.output import err, out, stdin_is_tty
+from ..core.config import credentials_path, remove_key, store_key
+from ..core.errors import UsageError
+from ..render.output import out
+from ..core.term import err, stdin_is_tty
 from ._common import make_app, settings
 
 app = make_app(
@@ -41,7 +42,7 @@ def login(ctx: typer.Context,
     key = key.strip()
     if not key:
         raise UsageError("No API key given on standard input.", hint="printf '%s' \"$KEY\" | sogni auth login")
-    from ..config import check_key
+    from ..core.config import check_key
 
     check_key(key, "standard input")
     path = store_key(s.config_dir, s.profile, key)
@@ -51,11 +52,11 @@ def login(ctx: typer.Context,
 @app.command()
 def status(ctx: typer.Context) -> None:
     """Show where the API key comes from, masked."""
-    from ..media.redact import mask_key
+    from ..core.redact import mask_key
 
     s = settings(ctx)
     if not s.api_key:
-        from ..errors import AuthError
+        from ..core.errors import AuthError
 
         raise AuthError(f"No API key found (looked at --api-key, SOGNI_API_KEY and {credentials_path(s.config_dir)}).",
                         hint="Store one with `sogni auth login`, or set SOGNI_API_KEY.")

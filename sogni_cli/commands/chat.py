@@ -8,8 +8,9 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..render.output import err, out, out_json, out_jsonl, stdin_is_tty
+from ..core.errors import UsageError
+from ..render.output import out, out_json, out_jsonl
+from ..core.term import err, stdin_is_tty
 from ._common import client, make_app, settings
 
 app = make_app(
@@ -141,7 +142,7 @@ def chat(
     if save_messages is not None and save_messages.is_dir():
         raise UsageError(f"--save-messages {save_messages} is a folder; give a file name.")
     if output_dir is not None:
-        from ..media.pipeline import check_output_paths
+        from ..jobs.pipeline import check_output_paths
 
         check_output_paths(output_dir)
     api = client(ctx, dry_run=dry_run)
@@ -161,11 +162,13 @@ def chat(
     saved_paths: list[str] = []
     exit_code = 0
     if media:
-        from ..media.chat_media import save_hosted_media
+        from ..jobs.chat_media import save_hosted_media
+        from ..render.progress import make_progress
 
         report = save_hosted_media(
             api, media, prompt=text, output_dir=s.out_dir(output_dir), name=name, on_exists=on_exists,
             no_download=no_download, quiet=s.quiet, emit=view.handle,
+            progress_factory=lambda: make_progress(sys.stderr, quiet=s.quiet),
         )
         saved_paths = report.paths
         exit_code = report.exit_code

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ._common import make_app
 
 app = make_app(
@@ -27,25 +26,17 @@ Examples:
 _ALIASES = {"pwsh": "powershell", "ps": "powershell"}
 
 
-def root_command() -> Any:
-    """The root ``sogni`` command object, for walking the command tree."""
-    import typer.main
-
-    from ..app import app as root_app
-
-    return typer.main.get_command(root_app)
-
-
 @app.command()
 def completion(
+    ctx: typer.Context,
     shell: str = typer.Argument(..., help="bash, zsh, fish or powershell.", show_default=False),
 ) -> None:
     """Print a shell completion script (bash, zsh, fish, powershell)."""
-    from ..completion_gen import SHELLS, generate
+    from ..completion_shells.walk import SHELLS, generate
 
     key = _ALIASES.get(shell.strip().lower(), shell.strip().lower())
     if key not in SHELLS:
         raise UsageError(f"Unknown shell {shell!r}: one of {', '.join(SHELLS)}.", hint="sogni completion bash")
-    text = generate(key)
+    text = generate(key, ctx.find_root().command)
     sys.stdout.write(text)
     sys.stdout.flush()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from ..config import PROFILE_KEYS, coerce_profile_value, load_config_file, save_config_file
-from ..errors import UsageError
-from ..render.output import err, out
+from ..core.config import PROFILE_KEYS, coerce_profile_value, load_config_file, save_config_file
+from ..core.errors import UsageError
+from ..render.output import out
+from ..core.term import err
 from ._common import make_app, settings
 
 app = make_app(

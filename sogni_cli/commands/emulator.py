@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..render.output import out
 from ._common import make_app
 

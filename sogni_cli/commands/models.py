@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from ..render.output import out, out_json, stdout_is_tty
+from ..render.output import out, out_json
+
+from ..core.term import stdout_is_tty
 from ._common import client, make_app
 
 app = make_app(

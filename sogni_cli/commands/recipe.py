@@ -7,8 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import UsageError
-from ..render.output import err, out, out_json
+from ..core.errors import UsageError
+from ..render.output import out, out_json
+from ..core.term import err
 from ._common import make_app
 
 EPILOG = """\b
@@ -47,8 +48,8 @@ def _prepare(ctx: typer.Context, file: Path, sets: list[str] | None, strict: boo
 
 def _settings_no_emulator(ctx: typer.Context):
     """Settings for validate/plan: no key, no network, no emulator start."""
-    from ..app import GlobalOptions
-    from ..config import resolve
+    from ..core.options import GlobalOptions
+    from ..core.config import resolve
 
     root = ctx.find_root()
     g = root.obj if isinstance(root.obj, GlobalOptions) else GlobalOptions()

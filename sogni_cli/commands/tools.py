@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..render.output import out, out_json
 from ._common import make_app
 from ._media import MediaFlags, media_flags, run_job

@@ -8,8 +8,9 @@ from typing import Optional
 
 import typer
 
-from ..errors import UsageError
-from ..render.output import err, out, out_json, out_jsonl, stdout_is_tty
+from ..core.errors import UsageError
+from ..render.output import out, out_json, out_jsonl
+from ..core.term import err, stdout_is_tty
 from ._common import client, make_app, settings
 
 app = make_app(
@@ -94,9 +95,9 @@ def events(
 
 
 def _exit_for(rec: dict) -> None:
-    from ..media.pipeline import raise_for_state
+    from ..jobs.pipeline import raise_for_state
     from ..api.workflows import status_of, workflow_id
-    from ..errors import GenerationFailed, IncompleteError
+    from ..core.errors import GenerationFailed, IncompleteError
 
     raise_for_state(rec, workflow_id(rec) or "", None)
     st = status_of(rec)
@@ -168,7 +169,7 @@ def download(
 
     Only the .part files of this workflow resume; a file already saved from it (per the output folder's
     .sogni-downloads.json) is listed as the output, not fetched again (except with --on-exists overwrite)."""
-    from ..media.pipeline import PipelineOptions, download_workflow
+    from ..jobs.pipeline import PipelineOptions, download_workflow
     from ..render.progress import make_progress
     from ._media import ON_EXISTS, parse_size, print_result
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..completion_gen import Spec
+from .model import Spec
 from . import bash, fish, powershell, zsh
 
 __all__ = ["RENDERERS"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..completion_gen import Node, Opt, Spec
+from .model import Node, Opt, Spec
 from .common import Dialect, fill, header, option_keys, sq
 
 __all__ = ["TEMPLATE", "render"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..completion_gen import PROG, REGENERATE, Node, Opt, Spec
+from .model import PROG, REGENERATE, Node, Opt, Spec
 
 __all__ = ["Dialect", "fill", "header", "option_keys", "sq"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..completion_gen import PROG, Node, Opt, Spec
+from .model import PROG, Node, Opt, Spec
 from .common import Dialect, fill, header, option_keys, sq
 
 __all__ = ["TEMPLATE", "render"]

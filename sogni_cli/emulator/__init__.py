@@ -39,7 +39,7 @@ def start(host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_
           tool_names: str = "prefixed", balance: float | None = None) -> "Emulator":
     """Start an emulator in a daemon thread and return it (``port=0``: a free port).
 
-    Raises :class:`~sogni_cli.errors.UsageError` (also a ``ValueError``) for a non-loopback host.
+    Raises :class:`~sogni_cli.core.errors.UsageError` (also a ``ValueError``) for a non-loopback host.
     """
     from .server import Emulator
 

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
-from sogni_cli.errors import UsageError
+from sogni_cli.core.errors import UsageError
 
 from .common import ApiFailure, openai_error, sogni_error
 from .faults import FaultQueue

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import SogniError, UsageError
+from ..core.errors import SogniError, UsageError
 from . import naming
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
@@ -98,7 +98,7 @@ class SavedFile:
     present: bool = False  # skipped because this very artifact was already saved under this name
 
     def to_event(self):  # -> events.Artifact
-        from ..events import Artifact
+        from ..core.events import Artifact
 
         return Artifact(url=self.url or self.ref.url, path=str(self.path), workflow_id=self.ref.workflow_id,
                         tool=self.ref.tool, content_type=self.content_type, bytes=self.bytes, sha256=self.sha256)
@@ -122,45 +122,8 @@ class DownloadReport:
 # URL rules
 # ------------------------------------------------------------------------------------------------
 
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost":
-        return True
-    import ipaddress
-
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if isinstance(ip, ipaddress.IPv4Address):
-        return ip in ipaddress.IPv4Network("127.0.0.0/8")
-    return ip == ipaddress.IPv6Address("::1")
 
 
-def media_url_problem(url: str) -> str | None:
-    """Why ``url`` may not be fetched (None when it may): https anywhere; http only to this machine
-    (127.0.0.0/8, ::1, localhost); no other scheme; no credentials in the URL."""
-    import httpx
-
-    try:
-        u = httpx.URL(url)
-        _ = u.port
-    except Exception:  # httpx.InvalidURL and friends
-        return "malformed URL"
-    scheme = u.scheme.lower()
-    if not u.host:
-        return "URL has no host"
-    if u.userinfo:
-        return "URL carries credentials"
-    if scheme == "https":
-        return None
-    if scheme == "http":
-        if _is_loopback(u.host):
-            return None
-        return "plain http:// is allowed only to this machine (127.0.0.1, ::1, localhost); https is required"
-    return f"unsupported URL scheme {scheme + ':' if scheme else '(none)'}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -392,7 +355,7 @@ def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, An
         return
     record_file = Path(output_dir) / RECORD_NAME
     key = str(record_file)
-    from .filewrite import locked_folder
+    from ..core.filewrite import locked_folder
 
     with _RECORD_LOCK, locked_folder(Path(output_dir)):
         cached = _RECORD_CACHE.get(key)
@@ -553,8 +516,8 @@ def download_all(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, client: 
     ``refresh(ref)`` is called at most once per artifact, on a 403/404/410 from the media host, and may
     return a fresh URL. With ``opts.manifest`` set, one line per saved file is appended as each completes.
     """
-    from ..render.progress import NullProgress
-    from .filewrite import PartClaim
+    from ..core.progress import NullProgress
+    from ..core.filewrite import PartClaim
     from .transfer import _Downloader, _Fail
 
     refs = list(refs)

@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 # --- vision images ---------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 EXT_ALLOWLIST: frozenset[str] = frozenset(
     {"png", "jpg", "jpeg", "webp", "gif", "mp4", "mov", "webm", "mp3", "wav", "flac", "m4a", "ogg", "glb",

@@ -5,7 +5,7 @@ backoff, a fresh link on 403/404/410, resume with ``Range`` and ``If-Range`` (on
 sidecar names the same artifact), streaming into ``NAME.part`` with sha256 and a helper write thread for
 large bodies, then the checks, the rename into place and the download record (see
 :mod:`sogni_cli.media.downloads` for the sidecar and the record).
-Names are held against other processes saving into the same folder (see :mod:`sogni_cli.media.filewrite`).
+Names are held against other processes saving into the same folder (see :mod:`sogni_cli.core.filewrite`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import SogniError, UsageError
+from ..core.errors import SogniError, UsageError
 from . import naming
-from .filewrite import PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name, put_in_place
+from ..core.filewrite import PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name, put_in_place
 from . import downloads as _dl
-from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, media_url_problem, verify_image,
+from ..api.urls import media_url_problem
+from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, verify_image,
                         write_manifest)
 
 MAX_REDIRECTS = 5
@@ -185,7 +186,7 @@ class _Downloader:
         raise UsageError(f"{got} {why}", "Use --on-exists suffix|overwrite|skip, or another --name.")
 
     def place(self, job: "_Job") -> Path | _Skip:
-        """Put a finished part into place (see :func:`~sogni_cli.media.filewrite.put_in_place`)."""
+        """Put a finished part into place (see :func:`~sogni_cli.core.filewrite.put_in_place`)."""
         c = job.claim
         assert c is not None
 

@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .template import Pending, show_pending
 
 MEDIA_PATH_FIELDS = ("images", "image", "audio", "video")
@@ -194,7 +194,7 @@ def _as_list(value: Any) -> list[Any]:
 def preview(kind: str, fields: dict[str, Any], base_dir: Path, base_url: str) -> dict[str, Any]:
     """The request a job would send: ``{"method", "url", "body"}`` (Pending values shown as templates).
     Raises UsageError for an invalid job."""
-    from ..media.redact import shorten_data_uris
+    from ..core.redact import shorten_data_uris
 
     url = base_url.rstrip("/")
     if kind == "chat":

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..errors import UsageError
-from .load import Problems
+from ..core.errors import UsageError
+from ..core.loader import Problems
 from .schema import MAX_MATRIX_CELLS, GlobAxis, JobSpec, MatrixSpec, Recipe
 from .template import (Expr, Pending, TemplateError, did_you_mean, parse, render, render_value, to_text)
 from .variables import coerce_text, resolve_vars  # noqa: F401 - re-exported

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from . import bridge
 from .expand import Expanded, Instance, expand, render_instance, render_options
-from .load import LoadError, Problems, load_file
+from ..core.loader import LoadError, Problems, load_file
 from .schema import Recipe, check
 from .template import contains_pending, show_pending
 

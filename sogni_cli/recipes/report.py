@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 RECORD_DIR = ".sogni-run"
 TABLE_ROWS = 50

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from ..secrets import redact, redact_obj
-from ..errors import ExitCode, GenerationFailed, IncompleteError, SogniError, UsageError
+from ..core.secrets import redact, redact_obj
+from ..core.errors import ExitCode, GenerationFailed, IncompleteError, SogniError, UsageError
 from . import bridge
 from .expand import Outputs, render_instance
 from .plan import Plan, PlannedJob
@@ -150,7 +150,7 @@ class Runner:
     def open_record(self) -> None:
         """Open the run record for appending and lock it for the whole run (closing it lets it go); a
         UsageError when another run holds it."""
-        from ..media.filewrite import try_lock
+        from ..core.filewrite import try_lock
 
         try:
             fh = open(self.record_file, "a", encoding="utf-8")
@@ -211,7 +211,7 @@ class Runner:
 
     # -- one job (in a worker thread) ---------------------------------------------------------------
     def execute(self, uid: str, oc: Outcome | None = None) -> Outcome:
-        from ..media.pipeline import JobCancelled
+        from ..jobs.pipeline import JobCancelled
 
         pj = self.jobs[uid]
         start = self.opts.clock()
@@ -297,7 +297,7 @@ class Runner:
                 oc.printed.append(str(path))
             return
         if self.cancel.is_set():
-            from ..media.pipeline import JobCancelled
+            from ..jobs.pipeline import JobCancelled
 
             raise JobCancelled("interrupted before it started")
         if self.stopping.is_set():
@@ -325,7 +325,7 @@ class Runner:
         oc.text = result.text
         media = find_media(result.extras, result.text)
         if media:
-            from ..media.chat_media import save_hosted_media
+            from ..jobs.chat_media import save_hosted_media
 
             report = save_hosted_media(self.client, media, prompt=req.prompt, output_dir=job_dir,
                                        name=pj.inst.filename, on_exists=on_exists, no_download=False, quiet=True,
@@ -338,8 +338,8 @@ class Runner:
                 raise IncompleteError("some media made by hosted tools could not be saved")
 
     def _media(self, pj: PlannedJob, fields: dict[str, Any], job_dir: Path, on_exists: str, oc: Outcome) -> None:
-        from ..events import WorkflowUpdate
-        from ..media.pipeline import PipelineOptions, ResumeUnavailable, run_media_job
+        from ..core.events import WorkflowUpdate
+        from ..jobs.pipeline import PipelineOptions, ResumeUnavailable, run_media_job
         from .display import PipelineSink
 
         job = bridge.build_media(pj.kind, fields, self.base_dir)

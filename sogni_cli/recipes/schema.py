@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .load import Doc, Problems
+from ..core.loader import Doc, Problems
 from .fields import _KIND_TOOL, TYPE_WORDS, field_types, type_name, type_ok  # noqa: F401 - re-exported
 from .template import TemplateError, did_you_mean, has_template, parse
 
@@ -476,7 +476,7 @@ def _defaults(c: _Check, raw: Any, path: tuple) -> dict[str, tuple[dict, tuple]]
                     c.err_key(kpath + (key,), f"unknown field '{key}' for {kind} jobs"
                                               f"{did_you_mean(key, [*types, *OUTPUT_KEYS])}")
                 elif key == "save" and kind != "chat" and kind != "tool":
-                    c.err_key(kpath + (key,), f"'save' writes a text reply to a file: chat and tool jobs only")
+                    c.err_key(kpath + (key,), "'save' writes a text reply to a file: chat and tool jobs only")
         c.template(fields, kpath)
         out[kind] = (fields, kpath)
     return out

@@ -12,7 +12,7 @@ import hashlib
 import re
 from typing import Any
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 

@@ -6,8 +6,8 @@ import json
 import os
 from typing import Any, Mapping
 
-from ..errors import UsageError
-from .load import Problems
+from ..core.errors import UsageError
+from ..core.loader import Problems
 from .schema import Recipe, VarSpec, var_problem
 from .template import did_you_mean
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..events import Artifact, Delta, Done, Event, Reasoning, ToolCall, ToolResult, Usage
+from ..core.events import Artifact, Delta, Done, Event, Reasoning, ToolCall, ToolResult, Usage
 
 
 class ChatView:

@@ -97,7 +97,7 @@ class WorkflowDisplay:
         self._last_output = self._clock()
 
     def update(self, upd: Any) -> None:
-        """Show a :class:`~sogni_cli.events.WorkflowUpdate`."""
+        """Show a :class:`~sogni_cli.core.events.WorkflowUpdate`."""
         if self._quiet:
             return
         with self._lock:

@@ -68,8 +68,6 @@ def test_interrupt_during_a_stalled_download_then_rerun_pays_once(sig, code, emu
     """Ctrl-C (or SIGTERM) while a download hangs: the run stops at once and records the workflow id; the
     rerun follows that workflow, resumes the download and sends no second workflow."""
     import signal
-    import subprocess
-    import sys
 
     (tmp_path / "one.yaml").write_text(ONE)
     out = tmp_path / "out"

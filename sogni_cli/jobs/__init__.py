@@ -3,7 +3,7 @@
 A :class:`MediaJob` is plain data: which tool, the exact arguments, the local media files to upload and the
 billing switches. :data:`JOB_FIELDS` is the single mapping from job field names to tool arguments for each
 kind of job; :func:`build_job` checks every field and the arguments against the tool catalogue and reports
-every problem at once (:class:`~sogni_cli.errors.UsageError`, exit 2) before anything is sent.
+every problem at once (:class:`~sogni_cli.core.errors.UsageError`, exit 2) before anything is sent.
 
 No typer, no httpx, no rich: commands and the recipe runner both use this module.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from ..core.errors import UsageError
 
 __all__ = ["JOB_FIELDS", "COMMON_FIELDS", "KINDS", "MediaJob", "MediaInput", "build_job", "workflow_body",
            "agent_body", "agent_tool_name", "parse_lora", "placeholder_refs", "media_reference"]
@@ -79,7 +79,7 @@ class MediaInput:
         return Path(self.path).name
 
     def read_bytes(self) -> bytes:
-        from .media.inputs import load_media_file
+        from ..media.inputs import load_media_file
 
         return load_media_file(self.path, self.kind).read_bytes()
 
@@ -182,8 +182,8 @@ def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path(".")) 
     not set. Media paths are resolved against ``base_dir`` and checked by content. ``args`` is a dict of
     extra tool arguments (``--arg``/``--args``); a key set both there and by a typed field must agree.
     """
-    from . import catalog
-    from .media.inputs import load_media_file
+    from .. import catalog
+    from ..media.inputs import load_media_file
 
     if kind not in JOB_FIELDS:
         raise UsageError(f"Unknown job kind {kind!r}", hint="Kinds: " + ", ".join(KINDS))
@@ -387,7 +387,7 @@ def agent_tool_name(tool_name: str) -> tuple[str, Any]:
     The brief names the default tools ``sogni_generate_image`` …; the official SDK says that prefix was
     retired. Both agree on the creative-agent family, whose names are flat, so that is what is offered and
     forced for every tool: a forced name that was not offered would be a 400."""
-    from . import catalog
+    from .. import catalog
 
     tool = catalog.load().require(tool_name)
     return tool.name, "creative-agent"

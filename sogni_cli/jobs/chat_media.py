@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..events import Artifact, Event
+from ..core.events import Artifact, Event
+from ..core.progress import NullProgress, ProgressSink
 
 
 @dataclass
@@ -18,11 +19,14 @@ class MediaReport:
 
 def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: Path, name: str | None,
                       on_exists: str, no_download: bool, quiet: bool,
-                      emit: Callable[[Event], None]) -> MediaReport:
-    """Follow each workflow to its artifacts, add direct URLs, deduplicate, download."""
-    from ..errors import ExitCode, SogniError
-    from ..render.output import err
-    from .downloads import ArtifactRef, DownloadOptions, download_all
+                      emit: Callable[[Event], None],
+                      progress_factory: Callable[[], ProgressSink] | None = None) -> MediaReport:
+    """Follow each workflow to its artifacts, add direct URLs, deduplicate, download.
+
+    ``progress_factory`` makes the download display (only when there is something to download)."""
+    from ..core.errors import ExitCode, SogniError
+    from ..core.term import err
+    from ..media.downloads import ArtifactRef, DownloadOptions, download_all
 
     refs: list[ArtifactRef] = []
     seen: set[str] = set()
@@ -73,10 +77,7 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
         return report
     if not refs:
         return report
-    from ..render.progress import make_progress
-    import sys
-
-    progress = make_progress(sys.stderr, quiet=quiet)
+    progress = progress_factory() if progress_factory else NullProgress()
     try:
         result = download_all(refs, DownloadOptions(output_dir=output_dir, name_template=name, on_exists=on_exists),
                               progress=progress, refresh=lambda ref: _fresh_url(api, ref, positions.get(id(ref))),

@@ -4,7 +4,7 @@ and download its artifacts (contract §6-§7).
 :func:`run_media_job` is what the media commands, ``tools run`` and the recipe runner call. It is free of
 typer and ``sys.exit``, keeps no module state (several jobs run at once in threads, each with its own
 progress key), reports through ``emit`` (``WorkflowUpdate`` and ``Artifact`` events) and ``progress``, and
-raises :class:`~sogni_cli.errors.SogniError` subclasses for failures: ``GenerationFailed`` (failed,
+raises :class:`~sogni_cli.core.errors.SogniError` subclasses for failures: ``GenerationFailed`` (failed,
 cancelled, no media), ``IncompleteError`` (partial failure or downloads that failed; ``.result`` holds the
 :class:`JobResult`), ``RejectedError``/``BillingError`` (waiting for the user), ``TimeoutError_``.
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
-from ..errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError, UsageError
-from ..events import Artifact, Event, WorkflowUpdate
+from ..core.errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError, UsageError
+from ..core.events import Artifact, Event, WorkflowUpdate
 
 __all__ = ["PipelineOptions", "JobResult", "run_media_job", "download_workflow", "refs_from_record",
            "planned_refs", "KeyedProgress", "raise_for_state", "follow_to_end", "JobCancelled",
@@ -227,7 +227,7 @@ def _seed_of(args: dict[str, Any], art: dict[str, Any] | None = None) -> int | N
 def planned_refs(job: Any) -> list[Any]:
     """Artifact refs as far as they are known before the request (for ``--on-exists error``): one per
     variation, with the content type from an explicit ``outputFormat`` (else unknown → not checked)."""
-    from .downloads import ArtifactRef
+    from ..media.downloads import ArtifactRef
 
     args = job.arguments
     fmt = args.get("outputFormat")
@@ -261,8 +261,8 @@ def precheck_names(job: Any, options: PipelineOptions) -> None:
     """Before anything is sent (or paid for): the ``--name`` template renders, and with
     ``--on-exists error`` no file the job could write exists yet, whatever extension the server picks."""
     from ..catalog import load
-    from . import naming
-    from .downloads import check_on_exists
+    from ..media import naming
+    from ..media.downloads import check_on_exists
 
     check_output_paths(Path(options.output_dir), options.manifest)
     refs = planned_refs(job)
@@ -301,7 +301,7 @@ def _steps(rec: dict[str, Any]) -> list[dict[str, Any]]:
 def refs_from_record(rec: dict[str, Any], job: Any = None) -> tuple[list[Any], list[tuple[Any, str]]]:
     """(refs to download, artifacts without a URL as failures) for a finished workflow record."""
     from ..api.workflows import workflow_id
-    from .downloads import ArtifactRef
+    from ..media.downloads import ArtifactRef
 
     wid = workflow_id(rec)
     steps = _steps(rec)
@@ -346,7 +346,7 @@ def refs_from_record(rec: dict[str, Any], job: Any = None) -> tuple[list[Any], l
 
 
 def _download_options(options: PipelineOptions, timeout: float | None = None) -> Any:
-    from .downloads import DownloadOptions
+    from ..media.downloads import DownloadOptions
 
     d = DownloadOptions(output_dir=Path(options.output_dir), name_template=options.name,
                         on_exists=options.on_exists or "suffix", manifest=options.manifest,
@@ -359,8 +359,8 @@ def _download_options(options: PipelineOptions, timeout: float | None = None) ->
 def _start_agent(client: Any, job: Any, progress: Any) -> tuple[str | None, dict[str, Any], list[str]]:
     """Send the job through ``/v1/chat/completions``; (workflow id, its first record, direct media URLs)."""
     from ..api.hosted import find_media
-    from ..jobs import agent_body
-    from .inputs import load_media_file, prepare_vision_image
+    from . import agent_body
+    from ..media.inputs import load_media_file, prepare_vision_image
 
     inline = []
     for inp in job.inputs:
@@ -447,7 +447,7 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
             emit: Callable[[Event], None], result: JobResult, last: WorkflowUpdate | None = None,
             dl_client: Any = None) -> JobResult:
     from ..api import workflows
-    from .downloads import download_all
+    from ..media.downloads import download_all
 
     wid = workflows.workflow_id(rec) or result.workflow_id or ""
     status = workflows.status_of(rec)
@@ -508,7 +508,7 @@ def _open_download_client(options: PipelineOptions) -> Any:
     """The credential-free download client, made while the workflow runs (it takes tens of ms to create)."""
     if options.no_download:
         return None
-    from . import downloads
+    from ..media import downloads
 
     return downloads._make_client(_download_options(options))  # noqa: SLF001 - same package
 
@@ -516,9 +516,9 @@ def _open_download_client(options: PipelineOptions) -> Any:
 def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None, *, progress: Any = None,
                   emit: Callable[[Event], None] | None = None) -> JobResult:
     """Run ``job`` (a :class:`~sogni_cli.jobs.MediaJob`) to the end; see the module docstring."""
-    from ..api import tools_exec, uploads, workflows
-    from ..jobs import placeholder_refs, workflow_body
-    from ..render.progress import NullProgress
+    from ..api import tools_exec, workflows
+    from . import placeholder_refs, workflow_body
+    from ..core.progress import NullProgress
     options = options or PipelineOptions()
     progress = _watch(progress or NullProgress(), options)
     emit = emit or _noop
@@ -548,7 +548,7 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
         if options.agent:
             wid, rec, direct_urls = _start_agent(client, job, progress)
         else:
-            refs = placeholder_refs(job) if dry else uploads.upload_inputs(client, job.inputs)
+            refs = placeholder_refs(job) if dry else upload_inputs(client, job.inputs)
             _check(progress)  # uploads can take a while: do not start paying after a stop
             rec = workflows.create(client, workflow_body(job, refs))
             wid = workflows.workflow_id(rec)
@@ -583,7 +583,7 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
 def _resume_record(client: Any, wid: str) -> dict[str, Any]:
     """The record of the workflow to resume; ResumeUnavailable when it cannot deliver."""
     from ..api import workflows
-    from ..errors import ApiError
+    from ..core.errors import ApiError
 
     try:
         rec = workflows.get(client, wid)
@@ -614,7 +614,7 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
     """Fetch the artifacts of a finished workflow (fresh record, so fresh URLs); ``.part`` files resume."""
     from ..api import workflows
 
-    from ..render.progress import NullProgress
+    from ..core.progress import NullProgress
 
     options = options or PipelineOptions()
     progress = _watch(progress or NullProgress(), options)
@@ -636,3 +636,19 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
     finally:
         if dl_client is not None:
             dl_client.close()
+
+
+def upload_inputs(client: Any, inputs: list[Any]) -> list[dict[str, Any]]:
+    """Upload each :class:`MediaInput`; return the ``media_references`` list in order."""
+    import uuid
+
+    from ..api.uploads import upload_file
+    from . import media_reference
+
+    job_id = f"cli-{uuid.uuid4().hex[:16]}"
+    refs = []
+    for inp in inputs:
+        url = upload_file(client, inp.kind, inp.mime, inp.read_bytes(), job_id=job_id,
+                          item_id=f"{inp.ref_id}-{uuid.uuid4().hex[:8]}")
+        refs.append(media_reference(inp, url))
+    return refs

@@ -196,7 +196,7 @@ def _check_regular(path: Path) -> bool:
         kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else \
             "not a regular file"
         raise UsageError(f"{path} is {kind}; the credentials file must be a plain file.",
-                         hint=f"Move it away, then `sogni auth login` creates a new one.")
+                         hint="Move it away, then `sogni auth login` creates a new one.")
     return True
 
 
