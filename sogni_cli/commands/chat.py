@@ -25,7 +25,8 @@ Examples:
   sogni chat --no-exec "Make an image of a cat"          (print tool calls instead)
   sogni chat --function weather.yaml "Weather in Paris?" (local tool loop)
   sogni chat --messages convo.json --save-messages convo.json "And then?"
-  sogni chat --jsonl "Hello" | jq -c .""",
+  sogni chat --jsonl "Hello" | jq -c .
+  sogni chat --durable "Draw a red fox" -o out/         (resumable run; Ctrl-C cancels it)""",
 )
 
 
@@ -83,6 +84,8 @@ def chat(
     no_download: bool = typer.Option(False, "--no-download", help="List media URLs on stderr instead of saving."),
     as_json: bool = typer.Option(False, "--json", help="Print the final completion (plus \"artifacts\") as JSON."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON event per line as things happen."),
+    durable: bool = typer.Option(False, "--durable", help="Run it as a durable chat run (survives dropped connections; see `sogni run`)."),
+    detach: bool = typer.Option(False, "--detach", help="With --durable: print the run id and exit once it is started."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),
 ) -> None:
     """One chat completion, streamed to stdout."""
@@ -145,7 +148,17 @@ def chat(
         from ..jobs.pipeline import check_output_paths
 
         check_output_paths(output_dir)
+    if detach and not durable:
+        raise UsageError("--detach needs --durable (only durable runs go on without this process).")
     api = client(ctx, dry_run=dry_run)
+    if durable:
+        from ._durable import RunOutput, start_durable
+
+        start_durable(ctx, api, req, RunOutput(
+            mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,
+            output_dir=output_dir, name=name, on_exists=on_exists, no_download=no_download,
+            save_messages=save_messages), detach=detach, quiet=s.quiet, dry_run=s.dry_run, prompt=text)
+        return
     from ..render.chat_view import ChatView
 
     view = ChatView(mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,

@@ -81,6 +81,7 @@ class PipelineOptions:
     cancel: Any = None  # a threading.Event: when set, stop promptly (JobCancelled), leave the workflow running
     resume_workflow: str | None = None  # follow/download this existing workflow instead of creating one
     policy: Any = None  # the retry settings downloads follow (None: the API client's --timeout/--max-retries)
+    follow_after: str | None = None  # follow only events after this event id (a resumed workflow's new ones)
 
 
 @dataclass
@@ -410,7 +411,7 @@ def follow_to_end(client: Any, wid: str, options: PipelineOptions, progress: Any
     last: WorkflowUpdate | None = None
     try:
         for upd in workflows.follow(client, wid, timeout=options.timeout, use_sse=options.use_sse,
-                                    on_wait=progress.heartbeat):
+                                    on_wait=progress.heartbeat, last_event_id=options.follow_after):
             last = upd
             emit(upd)
     except BaseException as exc:

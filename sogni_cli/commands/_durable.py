@@ -1,0 +1,122 @@
+"""What ``sogni chat --durable`` and ``sogni run watch`` share: follow a chat run's events to stdout (text,
+``--json`` or ``--jsonl``), save the media its tools made, and exit with the code its end state means."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..core.term import err
+from ..render.output import out, out_json
+
+
+@dataclass
+class RunOutput:
+    mode: str = "text"  # text | json | jsonl
+    show_thinking: bool = False
+    output_dir: Optional[Path] = None
+    name: Optional[str] = None
+    on_exists: str = "suffix"
+    no_download: bool = False
+    save_messages: Optional[Path] = None
+
+
+def start_durable(ctx: Any, api: Any, req: Any, opts: RunOutput, *, detach: bool, quiet: bool,
+                  dry_run: bool, prompt: str | None) -> None:
+    """Start a durable run for ``req``; with ``detach`` print its id, else follow it (see :func:`follow`)."""
+    from ..api import runs
+    from ..jobs.chat_run import check_durable, start_run
+
+    check_durable(req)
+    rec = start_run(api, req, dry_run=dry_run)
+    rid = runs.run_id(rec) or ""
+    if detach:
+        if opts.mode == "json":
+            out_json({"run_id": rid, "status": runs.status_of(rec)})
+        else:
+            out(rid)
+        return
+    if not quiet:
+        err(f"Chat run: {rid}")
+    follow(ctx, api, rid, opts, quiet=quiet, prompt=prompt)
+
+
+def follow_only(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool) -> None:
+    """Follow an existing run (Ctrl-C stops watching; the run goes on)."""
+    follow(ctx, api, rid, opts, quiet=quiet, prompt=None, cancel_on_interrupt=False)
+
+
+def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt: str | None,
+           cancel_on_interrupt: bool = True) -> None:
+    import typer
+
+    from ..api.hosted import HostedMedia
+    from ..jobs.chat_run import finish_events, follow_run, raise_for_run
+    from ..render.chat_view import ChatView
+
+    view = ChatView(mode=opts.mode, show_thinking=opts.show_thinking, quiet=quiet)
+    try:
+        outcome = follow_run(api, rid, emit=view.handle, note=err, cancel_on_interrupt=cancel_on_interrupt)
+        rec = outcome.record
+        if rec.get("status") in ("completed", "partial_failure"):
+            finish_events(rec, view.handle)
+    finally:
+        view.close()
+    from ..api import runs
+
+    status = runs.status_of(rec)
+    if status not in ("completed", "partial_failure"):
+        if opts.mode == "json":
+            out_json(_json_doc(rid, rec, outcome.text, []))
+        raise_for_run(rec, rid)
+    media = _media_of(rec, HostedMedia)
+    saved: list[str] = []
+    exit_code = 0
+    if media:
+        from ..jobs.chat_media import save_hosted_media
+        from ..render.progress import make_progress
+        from ._common import settings
+
+        s = settings(ctx)
+        report = save_hosted_media(
+            api, media, prompt=prompt, output_dir=s.out_dir(opts.output_dir), name=opts.name,
+            on_exists=opts.on_exists, no_download=opts.no_download, quiet=quiet, emit=view.handle,
+            progress_factory=lambda: make_progress(sys.stderr, quiet=quiet),
+        )
+        saved = report.paths
+        exit_code = report.exit_code
+    if opts.save_messages is not None:
+        from .chat import _save_messages
+
+        msgs = rec.get("messages") if isinstance(rec.get("messages"), list) else []
+        _save_messages(opts.save_messages, msgs)
+    if opts.mode == "json":
+        out_json(_json_doc(rid, rec, outcome.text, saved))
+    raise_for_run(rec, rid)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _media_of(rec: dict, HostedMedia: Any) -> Any:
+    """Child workflows (followed through the workflow routes), plus artifact links outside them."""
+    wids = [w for w in rec.get("childWorkflowIds") or [] if isinstance(w, str) and w]
+    urls = []
+    for a in rec.get("artifacts") or []:
+        if isinstance(a, dict) and isinstance(a.get("url"), str) and a.get("workflowId") not in wids:
+            urls.append(a["url"])
+    return HostedMedia(workflow_ids=wids, urls=urls)
+
+
+def _json_doc(rid: str, rec: dict, text: str, saved: list[str]) -> dict:
+    final = rec.get("finalResponse") if isinstance(rec.get("finalResponse"), dict) else {}
+    request = rec.get("request") if isinstance(rec.get("request"), dict) else {}
+    return {
+        "id": rid, "object": "chat.run", "run_id": rid, "status": rec.get("status"),
+        "model": request.get("model"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": final.get("content") or text or None},
+                     "finish_reason": final.get("finishReason")}],
+        "child_workflow_ids": rec.get("childWorkflowIds") or [],
+        "artifacts": saved,
+    }
