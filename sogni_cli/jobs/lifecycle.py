@@ -16,7 +16,7 @@ from typing import Any, Callable
 from ..core.errors import RejectedError, UsageError
 from .pipeline import JobResult, PipelineOptions, run_media_job
 
-__all__ = ["RESUMABLE", "WorkflowNotResumable", "resume_workflow", "reseed_workflow", "parse_seeds",
+__all__ = ["RESUMABLE", "WorkflowNotResumable", "resume_workflow", "reseed_workflow", "parse_seeds", "run_template",
            "step_ids"]
 
 #: States a resume request continues (a cost wait is approved instead; running ones are just followed).
@@ -145,3 +145,51 @@ def reseed_workflow(client: Any, wid: str, seeds: dict[str, int] | None = None,
     if on_created:
         on_created(new_id)
     return _follow(client, new_id, _single_tool(rec), options, progress, emit)
+
+
+def upload_template_files(client: Any, tpl: dict[str, Any], inputs: dict[str, Any], *,
+                          dry_run: bool = False) -> dict[str, Any]:
+    """Media inputs given as local files are uploaded and passed as their signed URLs."""
+    from pathlib import Path
+
+    from ..api.templates import declared
+    from ..api.uploads import upload_file
+    from ..media.inputs import load_media_file
+
+    decls = declared(tpl)
+    out = dict(inputs)
+    for key, value in inputs.items():
+        kind = (decls.get(key) or {}).get("type")
+        if kind not in ("image", "video", "audio"):
+            continue
+        values = value if isinstance(value, list) else [value]
+        urls = []
+        for v in values:
+            if isinstance(v, str) and not v.startswith(("http://", "https://")) and Path(v).exists():
+                mf = load_media_file(v, kind)
+                urls.append("https://upload.invalid/planned" if dry_run else
+                            upload_file(client, kind, mf.mime, mf.read_bytes()))
+            else:
+                urls.append(v)
+        out[key] = urls if isinstance(value, list) else urls[0]
+    return out
+
+
+def run_template(client: Any, tpl: dict[str, Any], inputs: dict[str, Any], options: PipelineOptions | None = None,
+                 *, version: int | None = None, extra: dict[str, Any] | None = None, progress: Any = None,
+                 emit: Callable[[Any], None] | None = None) -> JobResult:
+    """Start saved template ``tpl`` with checked ``inputs`` (one Idempotency-Key for every retry of the
+    start), then follow and download the workflow like a media command."""
+    from ..api import workflows
+    from ..api.templates import start_body
+
+    dry = bool(getattr(getattr(client, "config", None), "dry_run", False))
+    inputs = upload_template_files(client, tpl, inputs, dry_run=dry)
+    rec = workflows.create(client, start_body(tpl, inputs, version, extra))
+    wid = workflows.workflow_id(rec) or ""
+    opts = options or PipelineOptions()
+    if opts.detach:
+        if opts.on_created:
+            opts.on_created(wid)
+        return JobResult(workflow_id=wid, status=workflows.status_of(rec))
+    return _follow(client, wid, _single_tool(rec), opts, progress, emit)
