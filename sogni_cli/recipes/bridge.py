@@ -126,9 +126,26 @@ def _unplace(body: Any, names: dict[str, str]) -> Any:
 
 
 def build_media(kind: str, fields: dict[str, Any], base_dir: Path) -> Any:
+    if kind == "template":
+        from ..jobs.template_job import build_template_job
+
+        return build_template_job(fields)
     from ..jobs import build_job
 
-    return build_job(kind, fields, base_dir=base_dir)
+    job = build_job(kind, fields, base_dir=base_dir)
+    from ..jobs.catalogue_check import check_job
+
+    check_job(job)
+    return job
+
+
+def bind_template(client: Any, job: Any) -> Any:
+    """A template job ready to start: the template looked up, its inputs checked (other jobs unchanged)."""
+    if getattr(job, "kind", None) != "template":
+        return job
+    from ..jobs.template_job import bind
+
+    return bind(client, job)
 
 
 def _abs(path: Any, base_dir: Path) -> str:

@@ -342,7 +342,7 @@ class Runner:
         from ..jobs.pipeline import PipelineOptions, ResumeUnavailable, run_media_job
         from .display import PipelineSink
 
-        job = bridge.build_media(pj.kind, fields, self.base_dir)
+        job = bridge.bind_template(self.client, bridge.build_media(pj.kind, fields, self.base_dir))
         uid = pj.uid
 
         def on_created(wid: str) -> None:
