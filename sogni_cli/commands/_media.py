@@ -206,6 +206,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     if flags.safe_content_filter is not None:
         fields["safe_content_filter"] = flags.safe_content_filter
     job = build_job(kind, fields, base_dir=Path("."))
+    from ..jobs.catalogue_check import check_job
+
+    check_job(job, s.config_dir)  # the cached catalogue refuses unknown or incompatible models and LoRAs
     if flags.agent and job.route == "execute":
         raise UsageError(f"{job.tool} runs synchronously; --agent applies to media tools only.")
 
