@@ -109,10 +109,7 @@ def resolve(client: Any, ref: str, version: int | None = None) -> dict[str, Any]
         close = difflib.get_close_matches(ref, names, n=1)
         raise UsageError(f"No template named {ref!r}" + (f"; did you mean {close[0]!r}?" if close else "."),
                          hint="List them with `sogni template list`.")
-    tpl = hits[0]
-    if version is not None or not isinstance(tpl.get("inputs"), list):
-        tpl = get(client, template_id(tpl) or ref, version)
-    return tpl
+    return get(client, template_id(hits[0]) or ref, version)  # the full record (versions included)
 
 
 # --------------------------------------------------------------------------------------------- inputs
