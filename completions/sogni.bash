@@ -45,7 +45,7 @@ _sogni_options() {
         'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
         'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --output-dir --set --shard --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
-        'sogni recipe validate') _sogni_r='--help --set --strict -h' ;;
+        'sogni recipe validate') _sogni_r='--help --offline --set --strict -h' ;;
         'sogni run') _sogni_r='--help -h' ;;
         'sogni run approve') _sogni_r='--decline --dry-run --help --json -h' ;;
         'sogni run cancel') _sogni_r='--dry-run --help --json --reason -h' ;;

@@ -338,6 +338,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe validate'
             printf '%s\n' '--help'\t'Show this message and exit.' \
+                '--offline'\t'Never ask the API (template jobs are then checked only for their...' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
                 '-h'\t'Show this message and exit.'

@@ -343,6 +343,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni recipe validate' { return @(
                 '--help Show this message and exit.',
+                '--offline Never ask the API (template jobs are then checked only for their...',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
                 '--strict Treat a glob that matches no files as an error.',
                 '-h Show this message and exit.') }
