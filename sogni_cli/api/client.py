@@ -53,6 +53,7 @@ class ClientConfig:
     sleep: Callable[[float], None] | None = None  # None: the module-level ``sleep`` (tests patch it)
     random: Callable[[], float] | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    on_status: Callable[[int], None] | None = None  # told every error status the API answers (409/429: slow down)
 
 
 def parse_retry_after(headers: Any, body: Any = None, now: float | None = None) -> float | None:
@@ -145,6 +146,12 @@ class ApiClient:
     def secrets(self) -> list[str]:
         return [self.config.api_key] if self.config.api_key else []
 
+    def derived(self, **changes: Any) -> "ApiClient":
+        """A client with the same settings except ``changes`` (shorter timeouts, say), on its own connections."""
+        from dataclasses import replace
+
+        return ApiClient(replace(self.config, **changes), transport=self._transport)
+
     def _sleep(self, seconds: float) -> None:
         (self.config.sleep or sleep)(seconds)
 
@@ -197,10 +204,12 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = False,
+        idempotency_key: str | None = None,
     ) -> Any:
-        """Send one logical request with retries; return the decoded JSON body."""
+        """Send one logical request with retries; return the decoded JSON body. ``idempotency_key``: the
+        key decided by the caller (sent by every attempt); ``idempotent`` without it: a fresh key."""
         with self._send(method, path, json=json, params=params, headers=headers, idempotent=idempotent,
-                        stream=False) as resp:
+                        stream=False, key=idempotency_key) as resp:
             if not resp.content:
                 return None
             try:
@@ -218,14 +227,15 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = False,
+        idempotency_key: str | None = None,
     ) -> Iterator[Any]:
         """Open a streamed response (retried only until its status line arrives); yields the httpx response."""
         with self._send(method, path, json=json, params=params, headers=headers, idempotent=idempotent,
-                        stream=True) as resp:
+                        stream=True, key=idempotency_key) as resp:
             yield resp
 
     @contextmanager
-    def _send(self, method, path, *, json, params, headers, idempotent, stream):
+    def _send(self, method, path, *, json, params, headers, idempotent, stream, key=None):
         import httpx
 
         url = self.url(path)
@@ -234,8 +244,8 @@ class ApiClient:
         hdrs = self.headers_for(url, headers, json_body=json is not None)
         if stream:
             hdrs["Accept"] = "text/event-stream"
-        if idempotent:
-            hdrs["Idempotency-Key"] = str(uuid.uuid4())
+        if key or idempotent:
+            hdrs["Idempotency-Key"] = key or str(uuid.uuid4())
         if self.config.dry_run:
             full = url
             if params:
@@ -287,6 +297,8 @@ class ApiClient:
                     resp.close()
                 return
             # an error answer: read it, decide whether to retry
+            if self.config.on_status is not None:
+                self.config.on_status(resp.status_code)
             try:
                 resp.read()
             except httpx.HTTPError:

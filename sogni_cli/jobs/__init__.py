@@ -321,9 +321,13 @@ def placeholder_refs(job: MediaJob) -> list[dict[str, Any]]:
     return [media_reference(i, f"<upload of {i.filename}>") for i in job.inputs]
 
 
-def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The ``POST /v1/creative-agent/workflows`` body: one step with exactly the job's arguments."""
+def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None, *,
+                  title: str | None = None) -> dict[str, Any]:
+    """The ``POST /v1/creative-agent/workflows`` body: one step with exactly the job's arguments (``title``:
+    a name that lets the workflow be found in ``workflow list``, e.g. a recipe job's identity)."""
     body: dict[str, Any] = {"input": {"steps": [{"toolName": job.tool, "arguments": dict(job.arguments)}]}}
+    if title:
+        body["input"] = {"title": title, **body["input"]}
     if media_refs:
         body["media_references"] = list(media_refs)
     if job.token_type:

@@ -48,6 +48,13 @@ class JobCancelled(GenerationFailed):
         self.workflow_id = workflow_id
 
 
+def settled(exc: BaseException, status: str | None) -> BaseException:
+    """Mark ``exc`` as the workflow's own final answer (``status``): running it again would not change it."""
+    exc.workflow_status = status  # type: ignore[attr-defined]
+    exc.final = True  # type: ignore[attr-defined]
+    return exc
+
+
 class ResumeUnavailable(GenerationFailed):
     """The workflow named by ``PipelineOptions.resume_workflow`` cannot deliver (``status``: its state, or
     ``"missing"`` when the API does not know it). Nothing was created."""
@@ -80,6 +87,10 @@ class PipelineOptions:
     checksum: bool = True  # sha256 of each saved file (for --json, --jsonl, manifests and run records)
     cancel: Any = None  # a threading.Event: when set, stop promptly (JobCancelled), leave the workflow running
     resume_workflow: str | None = None  # follow/download this existing workflow instead of creating one
+    idempotency_key: str | None = None  # the key of the paid request (decided by the caller: same job, same key)
+    title: str | None = None  # the workflow's title (a recipe job's identity, for `workflow list`)
+    before_send: Callable[[str], None] | None = None  # told the key just before a paid request leaves; may raise
+    upload_id: str | None = None  # stable upload names (a resend with the same key then sends the same body)
 
 
 @dataclass
@@ -356,7 +367,8 @@ def _download_options(options: PipelineOptions, timeout: float | None = None) ->
     return d
 
 
-def _start_agent(client: Any, job: Any, progress: Any) -> tuple[str | None, dict[str, Any], list[str]]:
+def _start_agent(client: Any, job: Any, progress: Any, key: str | None = None
+                 ) -> tuple[str | None, dict[str, Any], list[str]]:
     """Send the job through ``/v1/chat/completions``; (workflow id, its first record, direct media URLs)."""
     from ..api.hosted import find_media
     from . import agent_body
@@ -368,7 +380,8 @@ def _start_agent(client: Any, job: Any, progress: Any) -> tuple[str | None, dict
             inline.append((inp, prepare_vision_image(inp.path).data_uri))
         else:
             inline.append((inp, load_media_file(inp.path, inp.kind).data_uri()))
-    resp = client.request("POST", "/v1/chat/completions", json=agent_body(job, inline), idempotent=True)
+    resp = client.request("POST", "/v1/chat/completions", json=agent_body(job, inline), idempotent=True,
+                          idempotency_key=key)
     resp = resp if isinstance(resp, dict) else {}
     extras = resp.get("data") if isinstance(resp.get("data"), dict) and "choices" not in resp else resp
     text = ""
@@ -434,13 +447,16 @@ def raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None) 
         cost = f" Estimated cost: {units} capacity units." if units is not None else ""
         msg = f"Workflow {wid} is waiting for you ({why}): {reason or why}.{cost}"
         if why == "insufficient_credit":
-            raise BillingError(msg, hint="Add credits or change the token type (--token-type spark|sogni).")
+            raise settled(BillingError(msg, hint="Add credits or change the token type (--token-type spark|sogni)."),
+                          status)
         hint = ("Start again with --confirm-cost (or a higher --max-cost) to approve the cost."
                 if why in ("cost_approval_required", "cost_reauthorization_required") else
                 f"Answer it in the app, then `sogni workflow watch {wid}`.")
-        raise RejectedError(msg, hint=hint)
+        raise settled(RejectedError(msg, hint=hint), status)
     if status in ("failed", "cancelled"):
-        raise GenerationFailed(f"Workflow {wid} {status}" + (f": {reason}" if reason else "."))
+        exc = GenerationFailed(f"Workflow {wid} {status}" + (f": {reason}" if reason else "."))
+        exc.workflow_status = status  # type: ignore[attr-defined]
+        raise settled(exc, status) if status == "failed" else exc
 
 
 def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions, progress: Any,
@@ -456,8 +472,8 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
     raise_for_state(rec, wid, last)
     refs, missing = refs_from_record(rec, job)
     if not refs and not missing:
-        raise GenerationFailed(f"Workflow {wid} finished ({status}) but produced no media.",
-                               hint=f"See `sogni workflow show {wid}`.")
+        raise settled(GenerationFailed(f"Workflow {wid} finished ({status}) but produced no media.",
+                                       hint=f"See `sogni workflow show {wid}`."), status)
     result.failed.extend(missing)
     if options.no_download:
         for ref in refs:
@@ -500,6 +516,8 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
             msg += "\n  " + "\n  ".join(lines[:20]) + ("\n  …" if len(lines) > 20 else "")
         err = IncompleteError(msg, hint=f"`sogni workflow download {wid}` tries the downloads again.")
         err.result = result  # type: ignore[attr-defined]
+        if status == "partial_failure":
+            settled(err, status)
         raise err
     return result
 
@@ -526,7 +544,10 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     _check(progress)
 
     if job.route == "execute":
-        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type)
+        key = options.idempotency_key or workflows.new_key()
+        if options.before_send:
+            options.before_send(key)
+        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type, key=key)
         text = tools_exec.result_text(data)
         result.status = "completed"
         result.data = data
@@ -541,15 +562,27 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     else:
         dry = bool(getattr(getattr(client, "config", None), "dry_run", False))
         if not options.no_download:
+            if not dry and options.on_exists == "skip":
+                present = existing_outputs(job, options)
+                if present is not None:  # every file is there already: nothing is sent, nothing is paid
+                    result.status = "skipped"
+                    result.saved = present
+                    return result
             precheck_names(job, options)
 
         direct_urls = []
+        key = options.idempotency_key or workflows.new_key()
         if options.agent:
-            wid, rec, direct_urls = _start_agent(client, job, progress)
+            if options.before_send and not dry:
+                options.before_send(key)
+            wid, rec, direct_urls = _start_agent(client, job, progress, key)
         else:
-            refs = placeholder_refs(job) if dry else upload_inputs(client, job.inputs)
+            refs = placeholder_refs(job) if dry else upload_inputs(client, job.inputs, options.upload_id)
             _check(progress)  # uploads can take a while: do not start paying after a stop
-            rec = workflows.create(client, workflow_body(job, refs))
+            body = workflow_body(job, refs, title=options.title)
+            if options.before_send and not dry:
+                options.before_send(key)
+            rec = _create(client, body, key, options, progress)
             wid = workflows.workflow_id(rec)
     result.workflow_id = wid
     if wid is None:  # --agent answered with media links only
@@ -577,6 +610,76 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     finally:
         if dl_client is not None:
             dl_client.close()
+
+
+def _create(client: Any, body: dict[str, Any], key: str, options: PipelineOptions, progress: Any) -> dict[str, Any]:
+    """Start the workflow with ``key``. Interrupted (Ctrl-C, SIGTERM) while the answer is on its way: learn
+    its id with a quick resend under the same key, cancel it, and let the interrupt go on; when the id cannot
+    be learned, say how to find the workflow. A key the API already saw with another body (a resent job
+    whose uploads got new URLs) is looked up by the workflow's title."""
+    from ..api import workflows
+    from ..core.errors import ApiError
+
+    try:
+        return workflows.create(client, body, key=key)
+    except ApiError as exc:
+        if exc.status == 409 and options.title and options.idempotency_key:
+            found = workflows.find_by_title(client, options.title)
+            if found is not None and workflows.workflow_id(found):
+                return found
+        raise
+    except BaseException as exc:
+        if isinstance(exc, Exception) or options.cancel is not None:
+            raise  # a recipe's worker: its owner keeps the key in the run record and resends it later
+        wid = workflows.recover(client, body, key)
+        if wid:
+            progress.note(f"Workflow: {wid}")
+            _cancel_quietly(client, wid, progress)
+        else:
+            progress.note(f"The workflow may have started before the interrupt: its Idempotency-Key is {key}"
+                          + (f" and its title {options.title!r}" if options.title else "")
+                          + ". Find it with `sogni workflow list` and stop it with `sogni workflow cancel ID`.")
+        raise
+
+
+def existing_outputs(job: Any, options: PipelineOptions) -> list[Any] | None:
+    """For ``--on-exists skip``: the files already there for every output the job would make, or None
+    when any is missing (or its name is only known once the server answers)."""
+    from ..catalog import load
+    from ..media import naming
+    from ..media.downloads import SavedFile
+
+    used = naming.template_fields(options.name)
+    if "workflow" in used:
+        return None
+    tool = load().get(job.tool)
+    exts = MEDIA_EXTS.get(getattr(tool, "media", None) or "", ()) or ("png",)
+    found: list[Any] = []
+    for ref in planned_refs(job):
+        if "seed" in used and ref.seed is None:
+            return None
+        fmt = ref.content_type and naming.ext_for_content_type(ref.content_type)
+        hit = None
+        for ext in ([fmt] if fmt else exts):
+            fields = {"index": ref.index, "count": ref.count, "tool": ref.tool or "",
+                      "slug": naming.slugify(ref.prompt) or naming.slugify(ref.tool) or "sogni",
+                      "seed": "" if ref.seed is None else ref.seed, "workflow": "",
+                      "date": _today(), "ext": ext}
+            path = naming.safe_join(Path(options.output_dir), naming.render_name(options.name, fields))
+            if path.is_file() and not path.is_symlink():
+                hit = path
+                break
+        if hit is None:
+            return None
+        found.append(SavedFile(ref=ref, path=hit, bytes=hit.stat().st_size, sha256=None, content_type=None,
+                               skipped=True, present=True))
+    return found
+
+
+def _today() -> str:
+    import datetime as _dt
+
+    return _dt.date.today().isoformat()
 
 
 def _resume_record(client: Any, wid: str) -> dict[str, Any]:
@@ -637,17 +740,18 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
             dl_client.close()
 
 
-def upload_inputs(client: Any, inputs: list[Any]) -> list[dict[str, Any]]:
-    """Upload each :class:`MediaInput`; return the ``media_references`` list in order."""
+def upload_inputs(client: Any, inputs: list[Any], upload_id: str | None = None) -> list[dict[str, Any]]:
+    """Upload each :class:`MediaInput`; return the ``media_references`` list in order (``upload_id``: stable
+    names, so that the same job uploads to the same place every time)."""
     import uuid
 
     from ..api.uploads import upload_file
     from . import media_reference
 
-    job_id = f"cli-{uuid.uuid4().hex[:16]}"
+    job_id = f"cli-{upload_id or uuid.uuid4().hex[:16]}"
     refs = []
-    for inp in inputs:
-        url = upload_file(client, inp.kind, inp.mime, inp.read_bytes(), job_id=job_id,
-                          item_id=f"{inp.ref_id}-{uuid.uuid4().hex[:8]}")
+    for i, inp in enumerate(inputs):
+        item = f"{inp.ref_id}-{i}" if upload_id else f"{inp.ref_id}-{uuid.uuid4().hex[:8]}"
+        url = upload_file(client, inp.kind, inp.mime, inp.read_bytes(), job_id=job_id, item_id=item)
         refs.append(media_reference(inp, url))
     return refs

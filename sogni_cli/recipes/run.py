@@ -1,24 +1,29 @@
-"""Run a planned recipe: dependency order, bounded concurrency, resume, fail-fast or keep going.
+"""Run a planned recipe: dependency order, paced concurrency, resume, fail-fast or keep going.
 
 - Each job's fields are rendered again once the jobs it needs have finished (their text and files known),
   and sent through the same code as the commands (``run_chat`` / ``build_job`` + ``run_media_job``).
-- A job whose last record says it succeeded with the same request hash, and whose files are all still
-  there, is not sent again (``--force`` sends it anyway): a run stopped by Ctrl-C or a crash resumes.
-- The run record (``OUT/.sogni-run/<recipe>.jsonl``) gets a ``started`` line as soon as a job's workflow
-  exists (with its id and request hash) and one line when the job ends, each flushed at once; the last
-  line for a job is its state. A job whose last line is ``started``, ``interrupted``, ``failed`` or
-  ``cancelled`` with a workflow id and the same request hash is resumed by following and downloading
-  *that* workflow, not by starting (and paying for) a new one; if the API says it failed, was cancelled,
-  waits for the user or is gone, a new one is started.
-- Fail-fast (default): the first failure stops jobs from starting and cancels started workflows.
+- Never pay twice. A media or tool job's paid request carries an Idempotency-Key derived from the job's
+  identity (recipe, job instance, request hash, attempt: :func:`~.record.job_key`), and a ``starting`` line
+  with that key is on disk before the request leaves. A rerun, a crash, another shard or another machine
+  sends the same key for the same job, and the API answers with the workflow it already made.
+- The run record (``OUT/.sogni-run/<recipe>.jsonl``, see :mod:`.record`) starts with a ``plan`` line (this
+  shard's job ids), then per job ``starting`` (key), ``started`` (workflow id) and one line when it ends.
+  A later line never forgets a known workflow id. On the next run a job that succeeded with the same request
+  hash and still has its files is not sent again; one with a known workflow is resumed by following and
+  downloading *that* workflow; one with only a key resends its create with the same key. Only a workflow
+  the API says failed, was cancelled, waits or is gone makes a new attempt (a new key).
+- A job whose workflow gave its final answer (failed, partial failure, no media, waiting for the user) is
+  reported from the record and not run again; ``--retry ID``/``--retry-failed``/``--force`` make a new
+  attempt for the jobs they name (the user chose to pay again).
+- Fail-fast (default): the first failure stops jobs from starting; a failure of the job's own work also
+  cancels the started workflows, a passing one (network, 429, timeout) lets them finish and be collected.
   ``--continue-on-error``: the jobs that need a failed job are skipped, everything else runs.
-- Ctrl-C / SIGTERM: no new job starts, every running job is told to stop (``PipelineOptions.cancel``:
-  following and downloads end, ``.part`` files stay), the started workflows are left running on the
-  server and recorded as ``interrupted`` with their ids, and the exception goes on within about
-  :data:`GRACE` seconds. Worker threads are daemons, so one stuck on a silent connection cannot hold the
-  process open.
-- A run holds a lock on its run record throughout (POSIX): a second run of the recipe into the same
-  folder stops at once (exit 2) before sending anything, so no job is paid for twice.
+- Ctrl-C / SIGTERM: no new job starts, every running job is told to stop (``PipelineOptions.cancel``),
+  the started workflows are left running on the server and recorded as ``interrupted``, and the exception
+  goes on within about :data:`GRACE` seconds. Worker threads are daemons.
+- A record that cannot be written (disk full, read-only): no paid request is sent after that, the running
+  jobs stop as for Ctrl-C and are listed with their workflow ids, and the run ends with exit 8.
+- Concurrency follows :class:`~.pace.Pace`: halved on 409/429, raised slowly again.
 - stdout: the saved paths, one per line, as jobs finish. Exit 0 when every job succeeded, 8 otherwise.
 """
 
@@ -42,7 +47,9 @@ from ..core.errors import ExitCode, GenerationFailed, IncompleteError, SogniErro
 from . import bridge
 from .expand import Outputs, render_instance
 from .plan import Plan, PlannedJob
-from .report import append_step_summary, read_record_file, record_path, summarize, summary_markdown, summary_table
+from .pace import Pace
+from .record import RecordUnwritable, RunRecord, job_key, job_states, job_title
+from .report import append_step_summary, record_path, summarize, summary_markdown, summary_table
 from .template import TemplateError
 
 #: Called after each record line the scheduler writes for a job that ended (tests use it to stop a run
@@ -53,7 +60,11 @@ TICK = 0.1
 #: After Ctrl-C/SIGTERM, how long running jobs get to stop and report before the interrupt goes on.
 GRACE = 1.5
 #: Last record states whose workflow a rerun follows and downloads instead of starting a new one.
-RESUME_STATES = frozenset({"started", "interrupted", "failed", "cancelled"})
+RESUME_STATES = frozenset({"starting", "started", "interrupted", "failed", "cancelled", "succeeded"})
+#: Exit codes of failures in a job's own work: fail-fast cancels the other started workflows after them.
+#: Any other failure (network, 429 after retries, timeout, a download) lets them finish.
+OWN_FAILURES = frozenset({int(ExitCode.USAGE), int(ExitCode.AUTH), int(ExitCode.REJECTED),
+                          int(ExitCode.GENERATION_FAILED), int(ExitCode.BILLING)})
 
 
 @dataclass
@@ -70,6 +81,9 @@ class RunOptions:
     env: dict[str, str] | None = None
     tty: bool | None = None
     clock: Callable[[], float] = time.monotonic
+    retry: list[str] = field(default_factory=list)  # job ids or globs that get a new workflow
+    retry_failed: bool = False  # every job whose last run failed or was cancelled gets a new workflow
+    on_exists: str | None = None  # --on-exists: overrides the recipe's on_exists for every job
 
 
 @dataclass
@@ -87,6 +101,15 @@ class Outcome:
     resumed_workflow: str | None = None  # an earlier run's workflow, followed instead of starting a new one
     started_at: float = 0.0
     printed: list[str] = field(default_factory=list)  # what goes to stdout
+    idempotency_key: str | None = None
+    attempt: int = 0
+    workflow_status: str | None = None  # the workflow's own final state, when it gave one
+    final: bool = False  # the workflow's final answer: a rerun reports it instead of running it again
+    from_record: bool = False  # an earlier run's final failure, reported again (nothing sent)
+
+
+class _Settled(SogniError):
+    """An earlier run recorded this job's final failure: reported again, nothing sent."""
 
 
 def _now() -> str:
@@ -124,7 +147,10 @@ class Runner:
         self.stderr = opts.stderr
         self.jobs = {pj.uid: pj for pj in plan.jobs}
         self.order = [pj.uid for pj in plan.jobs]
-        self.record_file = record_path(self.out_root, plan.name)
+        self.record = RunRecord(self.out_root, plan.name)
+        self.record_file = self.record.path
+        self.pace = Pace(opts.concurrency)
+        self.known: dict[str, dict[str, Any]] = {}  # uid -> workflow id, key, attempt, hash last written
         self.previous: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, Outputs] = {}
         self.results: dict[str, Outcome] = {}
@@ -133,10 +159,8 @@ class Runner:
         self.stopping = threading.Event()
         self.cancel = threading.Event()  # Ctrl-C/SIGTERM: running jobs stop, their workflows keep running
         self.live: dict[str, Outcome] = {}  # uid -> the outcome a running job is filling in
-        self.rec_lock = threading.Lock()
         self.display = RunDisplay(self._err_stream(), len(self.order), name=plan.name, quiet=opts.quiet,
                                   tty=opts.tty, clock=opts.clock)
-        self._rec_fh: Any = None
 
     def _err_stream(self) -> TextIO:
         return self.stderr or sys.stderr
@@ -147,24 +171,11 @@ class Runner:
         stream.flush()
 
     # -- records ------------------------------------------------------------------------------------
-    def open_record(self) -> None:
-        """Open the run record for appending and lock it for the whole run (closing it lets it go); a
-        UsageError when another run holds it."""
-        from ..core.filewrite import try_lock
-
-        try:
-            fh = open(self.record_file, "a", encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"Cannot write the run record {self.record_file}: {exc.strerror or exc}") from None
-        if not try_lock(fh.fileno()):
-            fh.close()
-            raise UsageError(f"another run is using {self.out_root}; wait for it or use another -o",
-                             f"{self.record_file} is held by a running `sogni recipe run`.")
-        self._rec_fh = fh
-
     def load_previous(self) -> None:
-        for rec in read_record_file(self.record_file):
-            self.previous[rec["id"]] = rec
+        self.previous = job_states(self.record_file)
+        self.known = {}
+        for uid, rec in self.previous.items():
+            self.known[uid] = {k: rec.get(k) for k in ("workflow_id", "idempotency_key", "attempt", "request_hash")}
 
     def rel(self, path: str | Path) -> str:
         p = Path(path)
@@ -173,35 +184,46 @@ class Runner:
         except ValueError:
             return str(p)
 
-    def write_record(self, pj: PlannedJob, oc: Outcome, *, final: bool = True) -> dict[str, Any]:
-        """Append one line (thread-safe; dropped once the record is closed); ``final``: call :data:`after_record`."""
+    def write_plan(self) -> None:
+        """The job set of this run (and shard) first, on disk before any request: ``report`` finds the jobs
+        that never started and the shards that never ran."""
+        if not self.record.append(plan_line(self.plan.name, self.order, self.opts.shard), sync=True):
+            raise RecordUnwritable(f"Cannot write the run record {self.record_file}: "
+                                   f"{self.record.describe_error()}; nothing was sent.",
+                                   hint="Free some space (or make the folder writable) and run the same command again.")
+
+    def write_record(self, pj: PlannedJob, oc: Outcome, *, final: bool = True, sync: bool = False) -> bool:
+        """Append one line (thread-safe; False when the record cannot be written); ``final``: call
+        :data:`after_record`. A known workflow id or key is never replaced by nothing."""
+        known = self.known.get(pj.uid) or {}
+        same = known.get("request_hash") == oc.request_hash and int(known.get("attempt") or 0) == oc.attempt
+        wid = oc.workflow_id or (known.get("workflow_id") if same else None)
+        key = oc.idempotency_key or (known.get("idempotency_key") if same else None)
         rec = {
             "recipe": self.plan.name, "id": pj.uid, "job": pj.inst.job.id, "kind": pj.kind, "matrix": pj.inst.cell,
-            "status": oc.status, "request_hash": oc.request_hash, "workflow_id": oc.workflow_id,
+            "status": oc.status, "request_hash": oc.request_hash, "workflow_id": wid,
+            "idempotency_key": key, "attempt": oc.attempt,
             "outputs": [{"path": self.rel(o["path"]), "sha256": o.get("sha256"), "bytes": o.get("bytes")}
                         for o in oc.outputs],
             "text": oc.text, "duration": round(oc.duration, 3),
             "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None,
+            "workflow_status": oc.workflow_status, "final": oc.final or None,
             "shard": f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None,
             "time": _now(),
         }
-        line = json.dumps(redact_obj(rec), ensure_ascii=False, default=str) + "\n"
-        with self.rec_lock:  # worker threads write ``started`` lines
-            if self._rec_fh is not None and not self._rec_fh.closed:
-                self._rec_fh.write(line)
-                self._rec_fh.flush()
+        self.known[pj.uid] = {"workflow_id": wid, "idempotency_key": key, "attempt": oc.attempt,
+                              "request_hash": oc.request_hash}
+        ok = self.record.append(rec, sync=sync)
         if final and after_record is not None:
             after_record(rec)
-        return rec
+        return ok
 
     def write_started(self, pj: PlannedJob, oc: Outcome) -> None:
-        """The job's workflow exists: record its id now, so a rerun after a crash follows it."""
+        """The job's workflow exists: record its id now (on disk), so a rerun after a crash follows it."""
         started = Outcome(oc.uid, "started", workflow_id=oc.workflow_id, request_hash=oc.request_hash,
-                          duration=self.opts.clock() - oc.started_at)
-        try:
-            self.write_record(pj, started, final=False)
-        except (OSError, ValueError) as exc:  # a full disk must not lose the job itself
-            self.display.note(f"warning: could not write the run record: {exc}")
+                          duration=self.opts.clock() - oc.started_at, idempotency_key=oc.idempotency_key,
+                          attempt=oc.attempt)
+        self.write_record(pj, started, final=False, sync=True)
 
     def row(self, pj: PlannedJob, oc: Outcome) -> dict[str, Any]:
         return {"recipe": self.plan.name, "id": pj.uid, "kind": pj.kind, "status": oc.status,
@@ -232,6 +254,8 @@ class Runner:
                 oc.status = "cancelled"
             else:
                 oc.status = "failed"
+            oc.workflow_status = getattr(exc, "workflow_status", None) or oc.workflow_status
+            oc.final = bool(getattr(exc, "final", False)) or oc.final
             partial = getattr(exc, "result", None)
             if partial is not None:
                 self._collect_saved(partial, oc)
@@ -256,8 +280,20 @@ class Runner:
         assert fields is not None
         return bridge.with_profile_defaults(pj.kind, fields, self.opts.settings)
 
-    def _resumable(self, pj: PlannedJob, digest: str) -> dict[str, Any] | None:
+    def _retrying(self, pj: PlannedJob) -> bool:
+        """The user asked for a new workflow for this job (``--force``, ``--retry``, ``--retry-failed``)."""
+        import fnmatch
+
         if self.opts.force:
+            return True
+        if any(fnmatch.fnmatchcase(pj.uid, pat) or fnmatch.fnmatchcase(pj.inst.job.id, pat)
+               for pat in self.opts.retry):
+            return True
+        prev = self.previous.get(pj.uid)
+        return bool(self.opts.retry_failed and prev and prev.get("status") in ("failed", "cancelled"))
+
+    def _resumable(self, pj: PlannedJob, digest: str) -> dict[str, Any] | None:
+        if self._retrying(pj):
             return None
         prev = self.previous.get(pj.uid)
         if not prev or prev.get("status") != "succeeded" or prev.get("request_hash") != digest:
@@ -271,15 +307,30 @@ class Runner:
                 return None
         return prev
 
-    def _resume_workflow(self, pj: PlannedJob, digest: str) -> str | None:
-        """The workflow an earlier run started for this same request and did not finish collecting."""
-        if self.opts.force or pj.kind == "chat":
-            return None
+    def _attempt(self, pj: PlannedJob, digest: str, oc: Outcome) -> str | None:
+        """Set ``oc.attempt`` and ``oc.idempotency_key`` for this job; return the workflow to resume (an
+        earlier run's, for this same request), if any."""
         prev = self.previous.get(pj.uid)
-        if not prev or prev.get("status") not in RESUME_STATES or prev.get("request_hash") != digest:
+        same = bool(prev) and prev.get("request_hash") == digest
+        oc.attempt = int(prev.get("attempt") or 0) if same else 0
+        if self._retrying(pj):
+            oc.attempt = int(prev.get("attempt") or 0) + 1 if prev else 0
+            oc.idempotency_key = job_key(self.plan.name, pj.uid, digest, oc.attempt)
+            return None
+        oc.idempotency_key = (prev.get("idempotency_key") if same else None) or \
+            job_key(self.plan.name, pj.uid, digest, oc.attempt)
+        if not same or pj.kind == "chat" or prev.get("status") not in RESUME_STATES:
             return None
         wid = prev.get("workflow_id")
-        return wid if isinstance(wid, str) and wid else None
+        if not (isinstance(wid, str) and wid):
+            return None
+        if prev.get("status") == "failed" and prev.get("final"):
+            oc.workflow_id, oc.workflow_status, oc.final, oc.from_record = wid, prev.get("workflow_status"), True, True
+            err = prev.get("error") if isinstance(prev.get("error"), dict) else {}
+            raise _Settled(f"{str(err.get('message') or 'failed').splitlines()[0]} (recorded earlier; nothing "
+                           f"was sent: `--retry {pj.uid}` starts a new workflow)",
+                           exit_code=int(err.get("exit_code") or ExitCode.GENERATION_FAILED))
+        return wid
 
     def _execute(self, pj: PlannedJob, oc: Outcome) -> None:
         inst = pj.inst
@@ -291,11 +342,13 @@ class Runner:
             oc.resumed = True
             oc.text = prev.get("text")
             oc.workflow_id = prev.get("workflow_id")
+            oc.attempt = int(prev.get("attempt") or 0)
             for o in prev.get("outputs") or []:
                 path = self.out_root / o["path"]
                 oc.outputs.append({"path": str(path), "sha256": o.get("sha256"), "bytes": o.get("bytes")})
                 oc.printed.append(str(path))
             return
+        resume = self._attempt(pj, digest, oc)
         if self.cancel.is_set():
             from ..jobs.pipeline import JobCancelled
 
@@ -304,11 +357,11 @@ class Runner:
             raise GenerationFailed("cancelled before it started")
         self.display.started(pj.uid)
         job_dir = self.out_root / inst.output if inst.output else self.out_root
-        on_exists = inst.job.on_exists or "overwrite"
+        on_exists = self.opts.on_exists or inst.job.on_exists or "overwrite"
         if pj.kind == "chat":
             self._chat(pj, fields, job_dir, on_exists, oc)
         else:
-            self._media(pj, fields, job_dir, on_exists, oc)
+            self._media(pj, fields, job_dir, on_exists, oc, resume)
         if inst.save:
             target = self.out_root / inst.save
             _write_text(target, oc.text or "")
@@ -337,7 +390,22 @@ class Runner:
             if report.exit_code:
                 raise IncompleteError("some media made by hosted tools could not be saved")
 
-    def _media(self, pj: PlannedJob, fields: dict[str, Any], job_dir: Path, on_exists: str, oc: Outcome) -> None:
+    def _before_send(self, pj: PlannedJob, oc: Outcome, key: str) -> None:
+        """Just before the paid request leaves: stop when the run is stopping, and put the key on disk."""
+        from ..jobs.pipeline import JobCancelled
+
+        oc.idempotency_key = key
+        if self.cancel.is_set():
+            raise JobCancelled("interrupted before it started")
+        if self.stopping.is_set():
+            raise GenerationFailed("cancelled before it started")
+        starting = Outcome(oc.uid, "starting", request_hash=oc.request_hash, idempotency_key=key,
+                           attempt=oc.attempt, workflow_id=oc.workflow_id)
+        if not self.write_record(pj, starting, final=False, sync=True):
+            raise RecordUnwritable(f"not sent: the run record cannot be written ({self.record.describe_error()})")
+
+    def _media(self, pj: PlannedJob, fields: dict[str, Any], job_dir: Path, on_exists: str, oc: Outcome,
+               resume: str | None) -> None:
         from ..core.events import WorkflowUpdate
         from ..jobs.pipeline import PipelineOptions, ResumeUnavailable, run_media_job
         from .display import PipelineSink
@@ -362,13 +430,19 @@ class Runner:
         s = self.opts.settings
         if s is not None and getattr(s, "timeout_set", False):
             timeout = s.read_timeout
-        options = PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
-                                  progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel)
-        resume = self._resume_workflow(pj, oc.request_hash or "")
+
+        def options_for(key: str) -> Any:
+            return PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
+                                   progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel,
+                                   idempotency_key=key, title=job_title(self.plan.name, uid, key),
+                                   before_send=lambda k: self._before_send(pj, oc, k), upload_id=key[-16:])
+
+        options = options_for(oc.idempotency_key or job_key(self.plan.name, uid, oc.request_hash or "", oc.attempt))
         try:
             result = None
             if resume:
                 oc.resumed_workflow = resume
+                oc.workflow_id = resume  # known from now on, whatever happens to this attempt to follow it
                 options.resume_workflow = resume
                 self.display.note(f"{uid}: following workflow {resume} from the earlier run (not sending it again)")
                 try:
@@ -376,19 +450,29 @@ class Runner:
                                            emit=emit)
                 except ResumeUnavailable as exc:
                     self.display.note(f"{uid}: {exc.message.rstrip('.')}; starting a new workflow")
-                    oc.resumed_workflow = None
-                    options.resume_workflow = None
+                    oc.resumed_workflow = oc.workflow_id = None
+                    oc.attempt += 1
+                    oc.idempotency_key = job_key(self.plan.name, uid, oc.request_hash or "", oc.attempt)
+                    options = options_for(oc.idempotency_key)
             if result is None:
                 result = run_media_job(self.client, job, options, progress=PipelineSink(self.display), emit=emit)
         finally:
             with self.wid_lock:
                 self.wids.pop(uid, None)
         oc.workflow_id = result.workflow_id or oc.workflow_id
+        oc.workflow_status = result.status
+        if result.status == "skipped":
+            for saved in result.saved:
+                sha, n = _sha256(Path(saved.path))
+                saved.sha256, saved.bytes = sha, n
+            self.display.note(f"{uid}: every file exists already (on_exists: skip); nothing was sent")
         self._collect_saved(result, oc)
         if result.texts:
             oc.text = "\n\n".join(result.texts)
         if job.route != "execute" and not result.saved:
-            raise GenerationFailed(f"{job.tool} produced no files")
+            from ..jobs.pipeline import settled
+
+            raise settled(GenerationFailed(f"{job.tool} produced no files"), result.status)
 
     def _cancel(self, uid: str, wid: str) -> None:
         from ..api import workflows
@@ -430,7 +514,7 @@ class Runner:
         ctx["state"][uid] = oc.status
         pj = self.jobs[uid]
         rows = ctx["rows"]
-        if not (oc.resumed and oc.status == "succeeded"):
+        if not (oc.resumed and oc.status == "succeeded") and not oc.from_record:
             self.write_record(pj, oc)
         rows[uid] = self.row(pj, oc)
         for line in oc.printed:
@@ -441,6 +525,7 @@ class Runner:
         self.display.finished(uid, "resumed" if oc.resumed else oc.status, oc.duration,
                               error=oc.error if oc.status == "failed" else None, detail=detail)
         if oc.status == "succeeded":
+            self.pace.succeeded()
             self.outputs[uid] = Outputs(text=oc.text or "",
                                         files=[str(Path(o["path"]).resolve()) for o in oc.outputs],
                                         workflow=oc.workflow_id)
@@ -453,11 +538,14 @@ class Runner:
             ctx["first_error"] = oc
         if self.cancel.is_set():
             return
-        if self.opts.continue_on_error:
+        if self.opts.continue_on_error or oc.from_record:  # old news does not stop the other jobs
             self._skip_dependants(uid, ctx["dependants"], ctx["state"], rows)
         elif not self.stopping.is_set():
             self.stopping.set()
-            self.cancel_running()
+            if oc.exit_code in OWN_FAILURES:  # their results will not be used: stop paying for them
+                self.cancel_running()
+            else:  # a passing failure: the running jobs finish and are collected, a rerun does the rest
+                self.display.note(f"{uid} failed ({oc.exit_code}); no new job starts, the running ones finish")
 
     def _interrupted(self, done_q: "queue.SimpleQueue[Outcome]", ctx: dict[str, Any]) -> None:
         """Ctrl-C/SIGTERM: tell running jobs to stop, give them :data:`GRACE` seconds to report, and record
@@ -476,40 +564,109 @@ class Runner:
                     continue
                 self._finished(oc, ctx)
         finally:
-            kept = []
-            for uid in sorted(ctx["running"], key=self.order.index):
-                live = self.live.get(uid) or Outcome(uid, "interrupted")
-                wid = live.workflow_id
-                oc = Outcome(uid, "interrupted", workflow_id=wid, request_hash=live.request_hash,
-                             duration=self.opts.clock() - live.started_at if live.started_at else 0.0,
-                             error="interrupted" + (f"; workflow {wid} keeps running, a rerun downloads its results"
-                                                    if wid else ""),
-                             exit_code=int(ExitCode.INTERRUPTED))
-                try:
-                    self.write_record(self.jobs[uid], oc, final=False)
-                except (OSError, ValueError):
-                    pass
-                if wid:
-                    kept.append(wid)
-            kept += [r.workflow_id for r in self.results.values()
-                     if r.status == "interrupted" and r.workflow_id and r.workflow_id not in kept]
+            kept = self._stop_running(ctx)
             if kept:
                 self.display.note(f"Interrupted: {len(kept)} workflow(s) keep running on the server "
                                   f"({', '.join(kept[:5])}{', …' if len(kept) > 5 else ''}); run the same "
                                   "command again to collect their results without paying twice.")
 
-    def run(self) -> int:
-        started_at = self.opts.clock()
+    def _stop_running(self, ctx: dict[str, Any]) -> list[str]:
+        """Record the jobs still running as ``interrupted`` (with their workflow id or key); return the ids
+        of the workflows left running on the server."""
+        kept = []
+        for uid in sorted(ctx["running"], key=self.order.index):
+            live = self.live.get(uid) or Outcome(uid, "interrupted")
+            wid = live.workflow_id
+            oc = Outcome(uid, "interrupted", workflow_id=wid, request_hash=live.request_hash,
+                         idempotency_key=live.idempotency_key, attempt=live.attempt,
+                         duration=self.opts.clock() - live.started_at if live.started_at else 0.0,
+                         error="interrupted" + (f"; workflow {wid} keeps running, a rerun downloads its results"
+                                                if wid else ""),
+                         exit_code=int(ExitCode.INTERRUPTED))
+            self.write_record(self.jobs[uid], oc, final=False)
+            if wid:
+                kept.append(wid)
+        kept += [r.workflow_id for r in self.results.values()
+                 if r.status == "interrupted" and r.workflow_id and r.workflow_id not in kept]
+        return kept
+
+    def _record_failed(self, done_q: "queue.SimpleQueue[Outcome]", ctx: dict[str, Any]) -> None:
+        """The record cannot be written: stop sending, stop the running jobs (their workflows go on), list
+        them, and end with exit 8 saying what a rerun will do."""
+        self.stopping.set()
+        self.cancel.set()
+        deadline = time.monotonic() + GRACE
+        while ctx["running"] and time.monotonic() < deadline:
+            try:
+                self._finished(done_q.get(timeout=TICK), ctx)
+            except queue.Empty:
+                continue
+        lines = []
+        for uid in sorted(ctx["running"], key=self.order.index):
+            live = self.live.get(uid)
+            if live is not None and live.workflow_id:
+                lines.append(f"  {uid}: workflow {live.workflow_id}")
+            elif live is not None and live.idempotency_key:
+                lines.append(f"  {uid}: workflow id not known yet (Idempotency-Key {live.idempotency_key})")
+        for r in self.results.values():
+            if r.status == "interrupted" and r.workflow_id:
+                lines.append(f"  {r.uid}: workflow {r.workflow_id}")
+        self.display.close()
+        head = (f"{len(lines)} job(s) have workflows that keep running on the server:\n" + "\n".join(lines)
+                if lines else "No workflow is left running.")
+        raise RecordUnwritable(
+            f"Cannot write the run record {self.record_file}: {self.record.describe_error()}. No new workflow "
+            f"was started after that.\n{head}",
+            hint="When the record can be written again, run the same command: it follows these workflows and "
+                 "downloads their results instead of starting them again (a job whose workflow id was not "
+                 "learned resends its request with the same Idempotency-Key, which the API answers with the "
+                 "workflow it already made), and it starts the jobs that never started. It does not pay twice "
+                 "for a job; files saved since the record stopped are downloaded again.")
+
+    def _prepare_run(self) -> None:
+        """Lock the folder, read the earlier record, refuse clashes, write the plan: before anything is sent."""
+        from .owned import check_clashes
+
         try:
             self.record_file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"Cannot create the output folder {self.out_root}: {exc.strerror or exc}") from None
-        self.open_record()
+        self.record.open()
         try:
             self.load_previous()
+            on_exists = {u: self.opts.on_exists or pj.inst.job.on_exists or "overwrite" for u, pj in self.jobs.items()}
+            check_clashes(self.plan.name, self.plan.jobs, self.out_root, on_exists,
+                          overwrite_given=self.opts.on_exists == "overwrite")
+            if self.record.error is not None:
+                raise RecordUnwritable(f"Cannot write the run record {self.record_file}: "
+                                       f"{self.record.describe_error()}; nothing was sent.")
+            self.write_plan()
         except BaseException:
-            self._rec_fh.close()
+            self.record.close()
             raise
+
+    def _watch_statuses(self) -> Callable[[], None]:
+        """Tell :attr:`pace` about every 409/429 the API answers; returns the undo."""
+        cfg = getattr(self.client, "config", None)
+        if cfg is None or not hasattr(cfg, "on_status"):
+            return lambda: None
+        before = cfg.on_status
+
+        def on_status(code: int) -> None:
+            self.pace.status(code)
+            if before is not None:
+                before(code)
+
+        cfg.on_status = on_status
+
+        def undo() -> None:
+            cfg.on_status = before
+
+        return undo
+
+    def run(self) -> int:
+        started_at = self.opts.clock()
+        self._prepare_run()
         deps = {u: [d for d in self.jobs[u].inst.deps if d in self.jobs] for u in self.order}
         dependants: dict[str, list[str]] = {u: [] for u in self.order}
         for u, ds in deps.items():
@@ -523,9 +680,10 @@ class Runner:
         ctx: dict[str, Any] = {"running": running, "state": state, "rows": rows, "ready": ready,
                                "waiting": waiting, "dependants": dependants, "first_error": None}
         done_q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        undo = self._watch_statuses()
         try:
-            while ready or running:
-                while ready and len(running) < self.opts.concurrency and not self.stopping.is_set():
+            while (ready or running) and self.record.error is None:
+                while ready and len(running) < self.pace.allowed and not self.stopping.is_set():
                     uid = ready.popleft()
                     state[uid] = "running"
                     running.add(uid)
@@ -545,17 +703,26 @@ class Runner:
                         break
                     self._finished(oc, ctx)
                 self.display.tick()
+            if self.record.error is not None:
+                self._record_failed(done_q, ctx)
+        except RecordUnwritable:
+            self.record.close()
+            undo()
+            raise
         except BaseException:
             # Ctrl-C / SIGTERM: stop starting jobs, stop the running ones, keep their workflows for a rerun.
             try:
                 self._interrupted(done_q, ctx)
             finally:
                 self.display.close()
-                with self.rec_lock:
-                    self._rec_fh.close()
+                self.record.close()
+                undo()
             raise
-        with self.rec_lock:
-            self._rec_fh.close()
+        self.record.close()
+        undo()
+        if self.pace.cuts and not self.opts.quiet:
+            self.display.note(f"The API asked to slow down {self.pace.cuts} time(s) (409/429): at most "
+                              f"{self.pace.lowest} job(s) ran at once at the slowest.")
         first_error: Outcome | None = ctx["first_error"]
         for u in self.order:
             if state[u] == "waiting":
@@ -593,16 +760,24 @@ class Runner:
             stack.extend(dependants[d])
 
 
-def touch_record(output_dir: Path, recipe_name: str) -> Path:
-    """Make sure the run record exists (empty for a run with zero jobs); UsageError when it cannot be made."""
-    path = record_path(Path(output_dir), recipe_name)
+def plan_line(recipe: str, uids: list[str], shard: tuple[int, int] | None) -> dict[str, Any]:
+    """The record's first line for a run: the job instances this run (or shard) is to do."""
+    return {"recipe": recipe, "record": "plan", "jobs": list(uids),
+            "shard": f"{shard[0]}/{shard[1]}" if shard else None, "shards": shard[1] if shard else 1,
+            "time": _now()}
+
+
+def touch_record(output_dir: Path, recipe_name: str, shard: tuple[int, int] | None = None) -> Path:
+    """Record a run with zero jobs (its plan line), so ``recipe report`` over every shard's folder knows the
+    shard ran; UsageError when it cannot be written."""
+    rec = RunRecord(Path(output_dir), recipe_name)
+    rec.open()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"Cannot write the run record {path}: {exc.strerror or exc}") from None
-    return path
+        if not rec.append(plan_line(recipe_name, [], shard), sync=True):
+            raise RecordUnwritable(f"Cannot write the run record {rec.path}: {rec.describe_error()}")
+    finally:
+        rec.close()
+    return rec.path
 
 
 def run_plan(client: Any, plan: Plan, opts: RunOptions) -> int:
