@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -84,6 +85,8 @@ def read_record_file(path: Path, plans: list[dict[str, Any]] | None = None) -> l
     out: list[dict[str, Any]] = []
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return []  # a device or a pipe is no record (and /dev/zero-like files never end)
             for number, line in enumerate(fh, 1):
                 line = line.strip()
                 if not line:
