@@ -47,7 +47,7 @@ def start(host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_
 
 def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, step_seconds: float = 0.5,
           out: TextIO = sys.stderr, quiet: bool = False, require_auth: bool = True,
-          fault_rates: dict[str, float] | None = None, seed: int = 0,
+          fault_rates: dict[str, float] | None = None, seed: int = 0, retry_after: float = 1.0,
           on_ready: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> None:
     """Serve in the foreground until Ctrl-C (or until the emulator is stopped).
 
@@ -58,7 +58,7 @@ def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, st
     from .server import Emulator
 
     emu = Emulator(host, port, latency=latency, step_seconds=step_seconds, quiet=quiet, require_auth=require_auth,
-                   out=out, fault_rates=fault_rates, seed=seed).start()
+                   out=out, fault_rates=fault_rates, seed=seed, retry_after=retry_after).start()
     try:
         print(f"Sogni emulator listening on {emu.base_url} (Ctrl-C to stop)", file=out, flush=True)
         if on_ready is not None:

@@ -73,7 +73,7 @@ class Emulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_seconds: float = 0.5,
                  quiet: bool = True, require_auth: bool = True, keepalive: float = 1.0,
                  out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                 fault_rates: dict[str, float] | None = None, seed: int = 0):
+                 fault_rates: dict[str, float] | None = None, seed: int = 0, retry_after: float = 1.0):
         self.host = check_loopback(host)
         self.port = port
         self.latency = float(latency)
@@ -82,7 +82,7 @@ class Emulator:
         self.require_auth = require_auth
         self.keepalive = float(keepalive)
         self.out = out if out is not None else sys.stderr
-        self.faults = FaultQueue(fault_rates, seed)
+        self.faults = FaultQueue(fault_rates, seed, retry_after)
         self.stopping = threading.Event()
         self.stalled = threading.Event()  # set when a ``stall_after`` fault starts holding a connection
         self._lock = threading.RLock()

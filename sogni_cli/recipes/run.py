@@ -158,6 +158,7 @@ class Runner:
         self.wid_lock = threading.Lock()
         self.stopping = threading.Event()
         self.cancel = threading.Event()  # Ctrl-C/SIGTERM: running jobs stop, their workflows keep running
+        self.cancelling = threading.Event()  # fail-fast after a job's own failure: started workflows are cancelled
         self.live: dict[str, Outcome] = {}  # uid -> the outcome a running job is filling in
         self.display = RunDisplay(self._err_stream(), len(self.order), name=plan.name, quiet=opts.quiet,
                                   tty=opts.tty, clock=opts.clock)
@@ -419,7 +420,7 @@ class Runner:
                 self.wids[uid] = wid
             if wid != oc.resumed_workflow:
                 self.write_started(pj, oc)
-            if self.stopping.is_set() and not self.cancel.is_set():  # fail-fast began during the create
+            if self.cancelling.is_set() and not self.cancel.is_set():  # fail-fast began during the create
                 self._cancel(uid, wid)
 
         def emit(ev: Any) -> None:
@@ -543,6 +544,7 @@ class Runner:
         elif not self.stopping.is_set():
             self.stopping.set()
             if oc.exit_code in OWN_FAILURES:  # their results will not be used: stop paying for them
+                self.cancelling.set()
                 self.cancel_running()
             else:  # a passing failure: the running jobs finish and are collected, a rerun does the rest
                 self.display.note(f"{uid} failed ({oc.exit_code}); no new job starts, the running ones finish")
