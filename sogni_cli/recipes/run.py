@@ -350,21 +350,21 @@ class Runner(JobSteps):
             raise
 
     def _watch_statuses(self) -> Callable[[], None]:
-        """Tell :attr:`pace` about every 409/429 the API answers; returns the undo."""
+        """Tell :attr:`pace` about every 409/429 the API answers (the sender's signal); returns the undo."""
         cfg = getattr(self.client, "config", None)
-        if cfg is None or not hasattr(cfg, "on_status"):
+        if cfg is None or not hasattr(cfg, "on_limited"):
             return lambda: None
-        before = cfg.on_status
+        before = cfg.on_limited
 
-        def on_status(code: int) -> None:
-            self.pace.status(code)
+        def on_limited(limited: Any) -> None:
+            self.pace.status(int(getattr(limited, "status", 0) or 0))
             if before is not None:
-                before(code)
+                before(limited)
 
-        cfg.on_status = on_status
+        cfg.on_limited = on_limited
 
         def undo() -> None:
-            cfg.on_status = before
+            cfg.on_limited = before
 
         return undo
 
