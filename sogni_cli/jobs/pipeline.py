@@ -490,7 +490,8 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
         key = options.idempotency_key or workflows.new_key()
         if options.before_send:
             options.before_send(key)
-        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type, key=key)
+        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type, job.safe_content_filter,
+                                  key=key)
         text = tools_exec.result_text(data)
         result.status = "completed"
         result.data = data
