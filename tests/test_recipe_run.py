@@ -60,7 +60,7 @@ def test_chat_reply_becomes_the_image_prompt(cli, tmp_cwd, emu):
     assert len(wf) == 1
     assert reqs.index(next(r for r in reqs if r["path"] == WF and r["method"] == "POST")) > chat_i
     assert reqs[chat_i]["json"] == {"messages": [{"role": "user", "content": "Say hello"}], "stream": True,
-                                    "sogni_tools": False}
+                                    "stream_options": {"include_usage": True}, "sogni_tools": False}
     assert wf[0]["json"] == {"input": {"steps": [{"toolName": "generate_image", "arguments": {
         "prompt": "Echo: Say hello", "width": 512, "height": 512}}]}}
     assert (tmp_cwd / "out" / "script.txt").read_text() == "Echo: Say hello\n"
