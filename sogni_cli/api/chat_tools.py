@@ -8,8 +8,8 @@ A command runs:
 - with at most 1 MiB of output kept: more is cut, the command stopped, and the result marked as an error;
 - with an environment without ``SOGNI_*`` variables (the API key among them) unless the file lists them
   under ``env:``; known secrets are also removed from its output before it goes to the model;
-- with relative paths in ``command`` (any entry with a ``/``) taken from the function file's folder, in the current
-  folder.
+- with relative paths in ``command`` taken from the function file's folder (see :func:`resolved_argv`), in the
+  current folder.
 
 A failing command (non-zero status, timeout, too much output) is not an error of the run: the model gets an error
 result (status and the end of standard error) and stderr gets a warning, and the conversation goes on.
@@ -49,12 +49,13 @@ def _base_dir(fn: Any) -> Path:
 def resolved_argv(fn: Any) -> list[str]:
     """The command's argv with relative paths taken from the function file's folder.
 
-    The program itself is resolved whenever it names a path; other entries only when that file exists there (an
-    argument such as ``a/b`` that is not a path is left as it is)."""
+    The program is resolved when it names a path (``./tool.sh``, ``bin/tool``; a bare name is looked up on PATH);
+    the other entries when a file of that name exists in that folder (``[python3, tool.py]``); anything else
+    (an option, a word that is not a file there) is left as it is."""
     argv = list(fn.command or [])
     base = _base_dir(fn)
     for i, item in enumerate(argv):
-        if "/" not in item or os.path.isabs(item) or item.startswith("-"):
+        if not item or os.path.isabs(item) or item.startswith("-") or (i == 0 and "/" not in item):
             continue
         candidate = base / item
         if i == 0 or candidate.exists():
