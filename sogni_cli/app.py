@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EPILOG = """\b
 Examples:
   sogni chat "Write a haiku about rain"
-  cat notes.md | sogni chat "Summarise this" --no-stream
+  cat notes.md | sogni chat --stdin "Summarise this" --no-stream
   sogni chat -i photo.jpg "What is in this picture?"
   sogni image "a lighthouse at dusk" --width 1024 --height 768 -n 2 -o out/
   sogni --emulator image "a lighthouse at dusk" -o out/     (offline, no key)
