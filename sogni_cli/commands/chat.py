@@ -9,8 +9,7 @@ from typing import List, Optional
 import typer
 
 from ..core.errors import SogniError, UsageError
-from ..core.term import for_stdout
-from ..render.output import out, out_json
+from ..render.output import out_json, out_jsonl
 from ..core.term import stdin_is_tty, warn
 from ._common import client, make_app, settings
 
@@ -214,11 +213,8 @@ def chat(
         out_json(doc)
     view.finish()
     if result.pending_calls and not as_json and not jsonl:
-        import json
-
         for call in result.pending_calls:
-            out(for_stdout(json.dumps({"id": call.id, "name": call.name, "arguments": call.arguments},
-                                      ensure_ascii=False)))
+            out_jsonl({"id": call.id, "name": call.name, "arguments": call.arguments})
     if exit_code:
         raise typer.Exit(exit_code)
 

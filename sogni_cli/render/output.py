@@ -12,9 +12,11 @@ from typing import Any
 
 
 def out(text: str = "", end: str = "\n", flush: bool = True) -> None:
-    """Write product output to stdout."""
+    """Write product output to stdout (escaped when stdout is a terminal: server text cannot act on it)."""
+    from ..core.term import for_stdout
+
     stream = sys.stdout
-    stream.write(text + end)
+    stream.write(for_stdout(text) + end)
     if flush:
         stream.flush()
 
@@ -23,7 +25,9 @@ def _json_out(text: str) -> None:
     """A JSON document to stdout; on a terminal, characters that could act on it are written as JSON escapes."""
     from ..core.term import clean_text, stdout_is_tty
 
-    out(clean_text(text, json=True) if stdout_is_tty() else text)
+    stream = sys.stdout
+    stream.write((clean_text(text, json=True) if stdout_is_tty() else text) + "\n")
+    stream.flush()
 
 
 def out_json(obj: Any, *, pretty: bool = True) -> None:
