@@ -32,7 +32,7 @@ _sogni_options() {
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
         'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -i -n -o' ;;
-        'sogni emulator') _sogni_r='--help --host --latency --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds -h -q' ;;
+        'sogni emulator') _sogni_r='--help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds -h -q' ;;
         'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -n -o' ;;
         'sogni models') _sogni_r='--dry-run --help --json -h' ;;
         'sogni music') _sogni_r='--agent --arg --args --bpm --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --time-signature --timeout --token-type -h -n -o' ;;
@@ -114,6 +114,7 @@ _sogni_option_kind() {
         'sogni edit|-o'|'sogni edit|--output-dir') _sogni_r='dir' ;;
         'sogni emulator|--host') _sogni_r='value' ;;
         'sogni emulator|--latency') _sogni_r='value' ;;
+        'sogni emulator|--max-active') _sogni_r='value' ;;
         'sogni emulator|--port') _sogni_r='value' ;;
         'sogni emulator|--rate-429') _sogni_r='value' ;;
         'sogni emulator|--rate-503') _sogni_r='value' ;;
