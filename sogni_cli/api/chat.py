@@ -43,6 +43,8 @@ CHAT_FIELDS: dict[str, str] = {
     "tool_choice": "string",
     "functions": "list[path]",
     "max_rounds": "integer",
+    "safe_content_filter": "boolean",
+    "billing_mode": "string",
 }
 
 # Sampling fields copied as they are into the body when set.
@@ -52,6 +54,7 @@ TOOLS_MODES = {"default": True, "none": False, "rich": "rich", "creative-agent":
                "creative-tools": "creative-tools"}
 TASK_PROFILES = ("general", "coding", "reasoning")
 TOKEN_TYPES = ("spark", "sogni", "auto")
+BILLING_MODES = ("auto", "subscription", "tokens")
 MAX_VISION_IMAGES = 20
 
 
@@ -103,6 +106,8 @@ class ChatRequest:
     functions: list[Function] = field(default_factory=list)
     stream: bool = True
     max_rounds: int = 5
+    safe_content_filter: bool | None = None
+    billing_mode: str | None = None
 
 
 @dataclass
@@ -131,6 +136,8 @@ def validate_request(req: ChatRequest) -> None:
         problems.append(f"Invalid task profile {req.task_profile!r}: one of {', '.join(TASK_PROFILES)}.")
     if req.token_type is not None and req.token_type not in TOKEN_TYPES:
         problems.append(f"Invalid token type {req.token_type!r}: one of {', '.join(TOKEN_TYPES)}.")
+    if req.billing_mode is not None and req.billing_mode not in BILLING_MODES:
+        problems.append(f"Invalid billing mode {req.billing_mode!r}: one of {', '.join(BILLING_MODES)}.")
     if req.top_p is not None and not 0 <= req.top_p <= 1:
         problems.append(f"Invalid --top-p {req.top_p:g}: must be between 0 and 1.")
     if req.temperature is not None and not 0 <= req.temperature <= 2:
@@ -207,6 +214,10 @@ def build_chat_body(req: ChatRequest, messages: list[dict[str, Any]] | None = No
         body["chat_template_kwargs"] = kwargs
     if req.token_type:
         body["token_type"] = req.token_type
+    if req.billing_mode:
+        body["billingMode"] = req.billing_mode  # camelCase on this route, as both official SDKs send it
+    if req.safe_content_filter is not None:
+        body["safe_content_filter"] = req.safe_content_filter
     if req.response_format:
         body["response_format"] = req.response_format
     if req.functions:
@@ -382,9 +393,10 @@ def response_format_from(value: str) -> dict[str, Any]:
 
 
 def _hosted_name(name: str) -> bool:
+    """A Sogni tool in either spelling (the brief's ``sogni_generate_image`` or the SDK's ``generate_image``)."""
     from ..catalog import load
 
-    return load().get(name) is not None
+    return load().is_hosted_call(name)
 
 
 def _offered(req: ChatRequest, name: str) -> bool:

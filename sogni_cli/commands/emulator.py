@@ -42,6 +42,8 @@ def emulator(
     seed: int = typer.Option(0, "--seed", help="Seed for the random faults (the same seed, the same faults)."),
     max_active: Optional[int] = typer.Option(None, "--max-active", show_default=False,
                                              help="Account limit on workflows running at once (more: 409)."),
+    tool_names: str = typer.Option("prefixed", "--tool-names", help="Default hosted tools as the brief names them (prefixed: sogni_generate_image) or as the SDK does (flat: generate_image)."),
+    balance: float = typer.Option(10000.0, "--balance", help="Starting balance per token type, in capacity units."),
     quiet_flag: bool = typer.Option(False, "-q", "--quiet", help="Do not log requests on stderr."),
 ) -> None:
     """Serve the emulator until Ctrl-C; prints the base URL on stdout."""
@@ -57,6 +59,10 @@ def emulator(
         raise UsageError("Fault rates are fractions between 0 and 1 (and add up to at most 1).")
     if max_active is not None and max_active < 1:
         raise UsageError("--max-active must be 1 or more.")
+    if tool_names not in ("prefixed", "flat"):
+        raise UsageError(f"Invalid --tool-names {tool_names!r}: prefixed or flat.")
+    if balance < 0:
+        raise UsageError("--balance must be 0 or more.")
     if not 0 <= port <= 65535:
         raise UsageError(f"Invalid --port {port}.")
     quiet = quiet_flag or settings(ctx).quiet
@@ -66,6 +72,7 @@ def emulator(
 
     try:
         emu.serve(host, port, latency=latency, step_seconds=step_seconds, out=sys.stderr, quiet=quiet,
-                  require_auth=not no_auth, on_ready=ready, fault_rates=rates, seed=seed, max_active=max_active)
+                  require_auth=not no_auth, on_ready=ready, fault_rates=rates, seed=seed, tool_names=tool_names,
+                  balance=balance, max_active=max_active)
     except OSError as exc:
         raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
