@@ -228,7 +228,7 @@ class JobSteps:
         req = bridge.build_chat(fields, self.base_dir)
         result = run_chat(self.client, req)
         oc.text = result.text
-        media = find_media(result.extras, result.text)
+        media = find_media(result.extras, result.text, hosted_call_seen=bool(result.hosted_calls))
         if media:
             from ..jobs.chat_media import save_hosted_media
 
