@@ -411,13 +411,17 @@ Approver = Callable[[Function, ToolCall], bool]
 
 def run_chat(client: Any, req: ChatRequest, *, on_event: Callable[[Event], None] | None = None,
              command_timeout: float | None = None, result: ChatResult | None = None,
-             approve: Approver | None = None, warn: Callable[[str], None] | None = None) -> ChatResult:
+             approve: Approver | None = None, warn: Callable[[str], None] | None = None,
+             idempotency_key: str | None = None) -> ChatResult:
     """Run a chat (with the local function loop) and return its result; events go to ``on_event``.
 
     ``result`` (optional) is filled as the run goes, so a caller still has the conversation so far
     (``result.messages``) when the run fails after some rounds. ``approve`` is asked before each local command
     (False: the command is not run and the model is told so); ``warn`` gets a line for each failing command.
     ``--no-exec`` (``req.no_exec``) never runs a local command: its calls end the run like any other.
+    ``idempotency_key`` (decided by the caller before anything is sent, e.g. from a recipe job's identity) is
+    sent with the first round; later rounds send it with ``-rN`` appended, so every round has its own key and
+    a rerun of the same job sends the same keys.
     """
     from . import chat_tools
     from .chat_send import one_completion
@@ -447,7 +451,10 @@ def run_chat(client: Any, req: ChatRequest, *, on_event: Callable[[Event], None]
             else:
                 emit(ev)
 
-        summary = one_completion(client, body, relay)
+        round_key = None
+        if idempotency_key:
+            round_key = idempotency_key if not tool_rounds else f"{idempotency_key}-r{tool_rounds}"
+        summary = one_completion(client, body, relay, idempotency_key=round_key)
         result.text += summary.get("content") or ""
         result.reasoning += summary.get("reasoning") or ""
         result.finish_reason = summary.get("finish_reason")

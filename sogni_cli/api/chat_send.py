@@ -15,12 +15,13 @@ from ..core.events import Event
 from .chat import CHAT_PATH
 
 
-def one_completion(client: Any, body: dict[str, Any], on_event: Callable[[Event], None]) -> dict[str, Any]:
+def one_completion(client: Any, body: dict[str, Any], on_event: Callable[[Event], None], *,
+                   idempotency_key: str | None = None) -> dict[str, Any]:
     """Send one completion; emit events as they come; return the summary dict."""
     from .chat_stream import ChatStreamParser, parse_completion
 
     if not body.get("stream"):
-        data = client.request("POST", CHAT_PATH, json=body, idempotent=True)
+        data = client.request("POST", CHAT_PATH, json=body, idempotent=True, idempotency_key=idempotency_key)
         events, summary = parse_completion(data or {})
         for ev in events:
             on_event(ev)
@@ -34,7 +35,7 @@ def one_completion(client: Any, body: dict[str, Any], on_event: Callable[[Event]
     parser = ChatStreamParser()
     decoder = SSEDecoder()
     head = bytearray()  # the start of a body that is not an event stream (a JSON answer to a streamed request)
-    with client.stream("POST", CHAT_PATH, json=body, idempotent=True,
+    with client.stream("POST", CHAT_PATH, json=body, idempotent=True, idempotency_key=idempotency_key,
                        headers={"Accept-Encoding": "identity"}) as resp:
         ctype = str(resp.headers.get("content-type", "")).lower()
         if "json" in ctype and "event-stream" not in ctype:
