@@ -26,7 +26,7 @@ _sogni_options() {
         'sogni auth login') _sogni_r='--help -h' ;;
         'sogni auth logout') _sogni_r='--help -h' ;;
         'sogni auth status') _sogni_r='--help -h' ;;
-        'sogni chat') _sogni_r='--billing-mode --detach --developer --dry-run --durable --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
+        'sogni chat') _sogni_r='--approve-tools --billing-mode --detach --developer --dry-run --durable --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stdin --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stdin --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
         'sogni completion') _sogni_r='--help -h' ;;
         'sogni config') _sogni_r='--help -h' ;;
         'sogni config get') _sogni_r='--help -h' ;;
@@ -35,7 +35,7 @@ _sogni_options() {
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
         'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
-        'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds --tool-names -h -q' ;;
+        'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --retry-after --seed --step-seconds --tool-names -h -q' ;;
         'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
         'sogni loras') _sogni_r='--dry-run --help --json --model --personal --refresh -h' ;;
         'sogni models') _sogni_r='--dry-run --help --json --kind --refresh -h' ;;
@@ -43,7 +43,7 @@ _sogni_options() {
         'sogni recipe') _sogni_r='--help -h' ;;
         'sogni recipe plan') _sogni_r='--help --json --set --shard --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
-        'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --output-dir --set --shard --strict -h -j -o' ;;
+        'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --on-exists --output-dir --retry --retry-failed --set --shard --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --offline --set --strict -h' ;;
         'sogni run') _sogni_r='--help -h' ;;
@@ -142,6 +142,7 @@ _sogni_option_kind() {
         'sogni emulator|--rate-429') _sogni_r='value' ;;
         'sogni emulator|--rate-503') _sogni_r='value' ;;
         'sogni emulator|--rate-reset') _sogni_r='value' ;;
+        'sogni emulator|--retry-after') _sogni_r='value' ;;
         'sogni emulator|--seed') _sogni_r='value' ;;
         'sogni emulator|--step-seconds') _sogni_r='value' ;;
         'sogni emulator|--tool-names') _sogni_r='value' ;;
@@ -190,6 +191,8 @@ _sogni_option_kind() {
         'sogni recipe plan|--set') _sogni_r='value' ;;
         'sogni recipe plan|--shard') _sogni_r='value' ;;
         'sogni recipe run|--concurrency'|'sogni recipe run|-j') _sogni_r='value' ;;
+        'sogni recipe run|--on-exists') _sogni_r='choice:suffix overwrite skip error' ;;
+        'sogni recipe run|--retry') _sogni_r='value' ;;
         'sogni recipe run|--set') _sogni_r='value' ;;
         'sogni recipe run|--shard') _sogni_r='value' ;;
         'sogni recipe run|-o'|'sogni recipe run|--output-dir') _sogni_r='dir' ;;
@@ -301,9 +304,9 @@ _sogni_arg_kind() {
     local kinds=() variadic=0
     case "$1" in
         'sogni completion') kinds=('choice:bash zsh fish powershell'); variadic=0 ;;
-        'sogni config get') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
-        'sogni config set') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
-        'sogni config unset') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config get') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config set') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
+        'sogni config unset') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
         'sogni recipe plan') kinds=('file'); variadic=0 ;;
         'sogni recipe report') kinds=('file'); variadic=1 ;;
         'sogni recipe run') kinds=('file'); variadic=0 ;;

@@ -102,7 +102,8 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--billing-mode'\t'auto | subscription | tokens.' \
+            printf '%s\n' '--approve-tools'\t'Ask before each local command (needs a terminal).' \
+                '--billing-mode'\t'auto | subscription | tokens.' \
                 '--detach'\t'With --durable: print the run id and exit once it is started.' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
@@ -120,8 +121,9 @@ function __sogni_options
                 '--model'\t'Model id (see \'sogni models\').' \
                 '--name'\t'File name template for saved media.' \
                 '--no-download'\t'List media URLs on stderr instead of saving.' \
-                '--no-exec'\t'Return tool calls instead of running hosted tools.' \
+                '--no-exec'\t'Return tool calls instead of running them (hosted or local).' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
+                '--no-stdin'\t'Never read standard input.' \
                 '--no-stream'\t'Stream the reply as it is written.' \
                 '--no-think'\t'Ask for (or turn off) reasoning.' \
                 '--on-exists'\t'suffix | overwrite | skip | error.' \
@@ -130,8 +132,9 @@ function __sogni_options
                 '--repetition-penalty' \
                 '--response-format'\t'json, text, or a JSON Schema FILE.' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON).' \
+                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON); also when...' \
                 '--show-thinking'\t'Show reasoning on stderr.' \
+                '--stdin'\t'Read standard input and put it before the prompt.' \
                 '--stop'\t'Stop sequence (repeatable).' \
                 '--stream'\t'Stream the reply as it is written.' \
                 '--system'\t'System message.' \
@@ -217,6 +220,7 @@ function __sogni_options
                 '--rate-429'\t'Fraction of API requests answered 429 (Retry-After: 1).' \
                 '--rate-503'\t'Fraction of API requests answered 503 (Retry-After: 1).' \
                 '--rate-reset'\t'Fraction of answers cut off mid-stream or mid-body.' \
+                '--retry-after'\t'Seconds of Retry-After on the random 429/503 answers.' \
                 '--seed'\t'Seed for the random faults (the same seed, the same faults).' \
                 '--step-seconds'\t'Seconds each workflow step takes.' \
                 '--tool-names'\t'Default hosted tools as the brief names them (prefixed...' \
@@ -326,7 +330,10 @@ function __sogni_options
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
                 '--force'\t'Run every job again, even those already done.' \
                 '--help'\t'Show this message and exit.' \
+                '--on-exists'\t'For every job: overwrite, suffix, skip or error (overwrite here also...' \
                 '--output-dir'\t'Folder for everything the run saves [profile output_dir; default .].' \
+                '--retry'\t'Start a new workflow for these jobs (ids or globs, e.g.' \
+                '--retry-failed'\t'Start a new workflow for every job whose last run failed or was...' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
                 '--shard'\t'Run only shard K of N (deterministic; a job stays with what it needs).' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
@@ -752,6 +759,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni emulator|--rate-reset'
             echo 'value'
+        case 'sogni emulator|--retry-after'
+            echo 'value'
         case 'sogni emulator|--seed'
             echo 'value'
         case 'sogni emulator|--step-seconds'
@@ -847,6 +856,10 @@ function __sogni_option_kind
         case 'sogni recipe plan|--shard'
             echo 'value'
         case 'sogni recipe run|--concurrency' 'sogni recipe run|-j'
+            echo 'value'
+        case 'sogni recipe run|--on-exists'
+            echo 'choice:suffix overwrite skip error'
+        case 'sogni recipe run|--retry'
             echo 'value'
         case 'sogni recipe run|--set'
             echo 'value'
@@ -1064,13 +1077,13 @@ function __sogni_arg_kind
             set kinds 'choice:bash zsh fish powershell'
             set variadic 0
         case 'sogni config get'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni config set'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type' 'value'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'
             set variadic 0
         case 'sogni config unset'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni recipe plan'
             set kinds 'file'

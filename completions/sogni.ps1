@@ -107,6 +107,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
+                '--approve-tools Ask before each local command (needs a terminal).',
                 '--billing-mode auto | subscription | tokens.',
                 '--detach With --durable: print the run id and exit once it is started.',
                 '--developer Developer message (implies the coding profile server-side).',
@@ -125,8 +126,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model id (see ''sogni models'').',
                 '--name File name template for saved media.',
                 '--no-download List media URLs on stderr instead of saving.',
-                '--no-exec Return tool calls instead of running hosted tools.',
+                '--no-exec Return tool calls instead of running them (hosted or local).',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
+                '--no-stdin Never read standard input.',
                 '--no-stream Stream the reply as it is written.',
                 '--no-think Ask for (or turn off) reasoning.',
                 '--on-exists suffix | overwrite | skip | error.',
@@ -135,8 +137,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--repetition-penalty --repetition-penalty',
                 '--response-format json, text, or a JSON Schema FILE.',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--save-messages Write the conversation, with the reply, to FILE (JSON).',
+                '--save-messages Write the conversation, with the reply, to FILE (JSON); also when...',
                 '--show-thinking Show reasoning on stderr.',
+                '--stdin Read standard input and put it before the prompt.',
                 '--stop Stop sequence (repeatable).',
                 '--stream Stream the reply as it is written.',
                 '--system System message.',
@@ -222,6 +225,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--rate-429 Fraction of API requests answered 429 (Retry-After: 1).',
                 '--rate-503 Fraction of API requests answered 503 (Retry-After: 1).',
                 '--rate-reset Fraction of answers cut off mid-stream or mid-body.',
+                '--retry-after Seconds of Retry-After on the random 429/503 answers.',
                 '--seed Seed for the random faults (the same seed, the same faults).',
                 '--step-seconds Seconds each workflow step takes.',
                 '--tool-names Default hosted tools as the brief names them (prefixed...',
@@ -331,7 +335,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
                 '--force Run every job again, even those already done.',
                 '--help Show this message and exit.',
+                '--on-exists For every job: overwrite, suffix, skip or error (overwrite here also...',
                 '--output-dir Folder for everything the run saves [profile output_dir; default .].',
+                '--retry Start a new workflow for these jobs (ids or globs, e.g.',
+                '--retry-failed Start a new workflow for every job whose last run failed or was...',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
                 '--shard Run only shard K of N (deterministic; a job stays with what it needs).',
                 '--strict Treat a glob that matches no files as an error.',
@@ -705,6 +712,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni emulator|--rate-429' { return 'value' }
             'sogni emulator|--rate-503' { return 'value' }
             'sogni emulator|--rate-reset' { return 'value' }
+            'sogni emulator|--retry-after' { return 'value' }
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
             'sogni emulator|--tool-names' { return 'value' }
@@ -758,6 +766,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe plan|--shard' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
             'sogni recipe run|-j' { return 'value' }
+            'sogni recipe run|--on-exists' { return 'choice:suffix overwrite skip error' }
+            'sogni recipe run|--retry' { return 'value' }
             'sogni recipe run|--set' { return 'value' }
             'sogni recipe run|--shard' { return 'value' }
             'sogni recipe run|-o' { return 'dir' }
@@ -886,9 +896,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
         $variadic = $false
         switch -Exact -CaseSensitive ($node) {
             'sogni completion' { $kinds = @('choice:bash zsh fish powershell'); $variadic = $false }
-            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
-            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
-            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
+            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }
             'sogni recipe run' { $kinds = @('file'); $variadic = $false }

@@ -115,6 +115,12 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _safe_name(name: str) -> bool:
+    """A name with a control character, a space or a quote is no model or LoRA name: kept out of completion."""
+    return bool(name) and len(name) <= 200 and all(c.isprintable() and not c.isspace() and c not in "'\"`$\\"
+                                                   for c in name)
+
+
 def save_cache(config_dir: Path, cache: dict[str, Any]) -> None:
     """Save the cache and the name lists shell completion reads (best effort: a read-only folder is fine)."""
     try:
@@ -125,9 +131,9 @@ def save_cache(config_dir: Path, cache: dict[str, Any]) -> None:
             for m in ((cache.get("models") or {}).get(kind) or {}).get("items") or []:
                 if isinstance(m, dict) and m.get("id") and m["id"] not in names:
                     names.append(str(m["id"]))
-        _write(Path(config_dir) / MODEL_NAMES_FILE, "".join(n + "\n" for n in names))
+        _write(Path(config_dir) / MODEL_NAMES_FILE, "".join(n + "\n" for n in names if _safe_name(n)))
         loras = [str(r["loraId"]) for r in (cache.get("loras") or {}).get("items") or [] if isinstance(r, dict)]
-        _write(Path(config_dir) / LORA_NAMES_FILE, "".join(n + "\n" for n in loras))
+        _write(Path(config_dir) / LORA_NAMES_FILE, "".join(n + "\n" for n in loras if _safe_name(n)))
     except OSError:
         pass
 

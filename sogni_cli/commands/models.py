@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..core.errors import UsageError
-from ..core.term import clean_text, stdout_is_tty
+from ..core.term import shown, stdout_is_tty
 from ..render.output import out, out_json
 from ._common import client, make_app, settings
 
@@ -55,7 +55,7 @@ def models(
         return
     if not stdout_is_tty():
         for m in items:
-            out(clean_text(str(m.get("id"))))
+            out(shown(str(m.get("id"))))
         return
     from rich.table import Table
 
@@ -64,9 +64,9 @@ def models(
     if kind == "chat":
         table = Table("Model", "Owner")
         for m in items:
-            table.add_row(clean_text(str(m.get("id") or "")), clean_text(str(m.get("owned_by") or m.get("displayName") or "")))
+            table.add_row(shown(str(m.get("id") or "")), shown(str(m.get("owned_by") or m.get("displayName") or "")))
     else:
         table = Table("Model", "Tier", "Sizes")
         for m in items:
-            table.add_row(clean_text(str(m.get("id"))), clean_text(str(m.get("tier") or "")), _limits(m))
+            table.add_row(shown(str(m.get("id"))), shown(str(m.get("tier") or "")), _limits(m))
     make_console().print(table)
