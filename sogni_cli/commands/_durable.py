@@ -70,6 +70,7 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
     if status not in ("completed", "partial_failure"):
         if opts.mode == "json":
             out_json(_json_doc(rid, rec, outcome.text, []))
+        view.finish()
         raise_for_run(rec, rid)
     media = _media_of(rec, HostedMedia)
     saved: list[str] = []
@@ -83,30 +84,35 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
         report = save_hosted_media(
             api, media, prompt=prompt, output_dir=s.out_dir(opts.output_dir), name=opts.name,
             on_exists=opts.on_exists, no_download=opts.no_download, quiet=quiet, emit=view.handle,
-            progress_factory=lambda: make_progress(sys.stderr, quiet=quiet),
+            progress_factory=lambda: make_progress(sys.stderr, quiet=quiet), media_hosts=s.default("media_hosts"),
         )
         saved = report.paths
         exit_code = report.exit_code
     if opts.save_messages is not None:
-        from .chat import _save_messages
+        from .chat import write_conversation
 
         msgs = rec.get("messages") if isinstance(rec.get("messages"), list) else []
-        _save_messages(opts.save_messages, msgs)
+        write_conversation(opts.save_messages, msgs)
     if opts.mode == "json":
         out_json(_json_doc(rid, rec, outcome.text, saved))
+    view.finish()
     raise_for_run(rec, rid)
     if exit_code:
         raise typer.Exit(exit_code)
 
 
 def _media_of(rec: dict, HostedMedia: Any) -> Any:
-    """Child workflows (followed through the workflow routes), plus artifact links outside them."""
+    """Child workflows (followed through the workflow routes), plus artifact links outside them (the run
+    record is the API's own record, so its artifact links count like tool records, not like reply text)."""
+    from urllib.parse import urlsplit
+
     wids = [w for w in rec.get("childWorkflowIds") or [] if isinstance(w, str) and w]
     urls = []
     for a in rec.get("artifacts") or []:
         if isinstance(a, dict) and isinstance(a.get("url"), str) and a.get("workflowId") not in wids:
             urls.append(a["url"])
-    return HostedMedia(workflow_ids=wids, urls=urls)
+    return HostedMedia(workflow_ids=wids, urls=urls, hosted_ran=bool(wids or urls),
+                       record_hosts={urlsplit(u).hostname or "" for u in urls} - {""})
 
 
 def _json_doc(rid: str, rec: dict, text: str, saved: list[str]) -> dict:

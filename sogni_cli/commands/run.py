@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..core.errors import RejectedError, UsageError
-from ..core.term import clean_text, err, stdout_is_tty
+from ..core.term import err, for_stdout, shown, stdout_is_tty
 from ..render.output import out, out_json
 from ._common import client, make_app, settings
 
@@ -32,7 +32,7 @@ def _row(rec: dict) -> str:
     from ..api.runs import run_id, status_of
 
     final = rec.get("finalResponse") if isinstance(rec.get("finalResponse"), dict) else {}
-    text = clean_text(str(final.get("content") or "")).replace("\n", " ")
+    text = shown(final.get("content") or "").replace("\n", " ")
     created = (rec.get("timestamps") or {}).get("createdAt") if isinstance(rec.get("timestamps"), dict) else None
     return "  ".join(x for x in (run_id(rec) or "?", status_of(rec) or "unknown", str(created or ""),
                                  text[:60]) if x)
@@ -75,26 +75,26 @@ def show(
     out(f"Status:   {runs.status_of(rec) or 'unknown'}")
     request = rec.get("request") if isinstance(rec.get("request"), dict) else {}
     if request.get("model"):
-        out(f"Model:    {clean_text(str(request['model']))}")
+        out(f"Model:    {shown(request['model'])}")
     for call in rec.get("toolCalls") or []:
         if isinstance(call, dict):
-            out(f"Tool:     {clean_text(str(call.get('name')))} ({clean_text(str(call.get('id')))})")
+            out(f"Tool:     {shown(call.get('name'))} ({shown(call.get('id'))})")
     for wid in rec.get("childWorkflowIds") or []:
-        out(f"Workflow: {clean_text(str(wid))}")
+        out(f"Workflow: {shown(wid)}")
     for art in rec.get("artifacts") or []:
         if isinstance(art, dict) and art.get("url"):
-            out(f"Artifact: {clean_text(str(art['url']))}")
+            out(f"Artifact: {shown(art['url'])}")
     reason, call_id, preview = runs.waiting_details(rec)
     if runs.status_of(rec) == "waiting_for_user":
         units = (preview or {}).get("totalEstimatedCapacityUnits")
-        out(f"Waiting:  {clean_text(str(reason or 'other'))}" + (f" ({units} capacity units)" if units is not None else ""))
+        out(f"Waiting:  {shown(reason or 'other')}" + (f" ({units} capacity units)" if units is not None else ""))
     for key, label in (("failureReason", "Failure"), ("cancellationReason", "Cancelled")):
         if rec.get(key):
-            out(f"{label}: {clean_text(str(rec[key]))}")
+            out(f"{label}: {shown(rec[key])}")
     final = rec.get("finalResponse") if isinstance(rec.get("finalResponse"), dict) else {}
     if final.get("content"):
         out("")
-        out(clean_text(str(final["content"])))
+        out(for_stdout(str(final["content"])))
 
 
 @app.command("watch")

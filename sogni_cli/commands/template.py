@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ..core.term import clean_text, err, stdout_is_tty
+from ..core.term import err, shown, stdout_is_tty
 from ..render.output import out, out_json
 from ._common import client, make_app, settings
 
@@ -32,7 +32,7 @@ def _summary(t: dict) -> str:
     from ..api.templates import template_id
 
     n_in = len(t.get("inputs") or []) if isinstance(t.get("inputs"), list) else 0
-    parts = [template_id(t) or "?", clean_text(str(t.get("name") or "")), f"v{t.get('version', '?')}",
+    parts = [template_id(t) or "?", shown(t.get("name") or ""), f"v{t.get('version', '?')}",
              str(t.get("stability") or ""), str(t.get("visibility") or ""), f"{n_in} input(s)"]
     return "  ".join(p for p in parts if p)
 
@@ -56,7 +56,7 @@ def list_cmd(
         out_json(items)
         return
     for t in items:
-        out(_summary(t) if stdout_is_tty() else clean_text(str(t.get("name") or templates.template_id(t) or "")))
+        out(_summary(t) if stdout_is_tty() else shown(t.get("name") or templates.template_id(t) or ""))
 
 
 @app.command("show")
@@ -74,16 +74,16 @@ def show(
     if json_out:
         out_json(tpl)
         return
-    out(f"Template:   {clean_text(str(tpl.get('name')))} ({templates.template_id(tpl)})")
+    out(f"Template:   {shown(tpl.get('name'))} ({templates.template_id(tpl)})")
     if tpl.get("description"):
-        out(f"About:      {clean_text(str(tpl['description']))}")
+        out(f"About:      {shown(tpl['description'])}")
     out(f"Version:    {tpl.get('version')}  ({tpl.get('stability') or 'stable'}, {tpl.get('visibility') or 'private'})")
     versions = [str(v.get("version")) for v in tpl.get("versions") or [] if isinstance(v, dict)]
     if versions:
         out(f"Versions:   {', '.join(versions)}")
     fork = tpl.get("forkedFrom") if isinstance(tpl.get("forkedFrom"), dict) else None
     if fork:
-        out(f"Forked from: {clean_text(str(fork.get('id')))} v{fork.get('version')}")
+        out(f"Forked from: {shown(fork.get('id'))} v{fork.get('version')}")
     out("Inputs:")
     for d in tpl.get("inputs") or []:
         if not isinstance(d, dict):
@@ -93,13 +93,13 @@ def show(
             bits.append(f"default {d['default']!r}")
         if d.get("options"):
             bits.append("one of " + "|".join(map(str, d["options"])))
-        desc = f"  {clean_text(str(d['description']))}" if d.get("description") else ""
-        out(f"  {clean_text(str(d.get('name')))} ({', '.join(bits)}){desc}")
+        desc = f"  {shown(d['description'])}" if d.get("description") else ""
+        out(f"  {shown(d.get('name'))} ({', '.join(bits)}){desc}")
     inp = tpl.get("input") if isinstance(tpl.get("input"), dict) else {}
     out("Steps:")
     for s in inp.get("steps") or []:
         if isinstance(s, dict):
-            out(f"  {clean_text(str(s.get('id') or '-'))}: {clean_text(str(s.get('toolName')))}")
+            out(f"  {shown(s.get('id') or '-')}: {shown(s.get('toolName'))}")
 
 
 @app.command("create")
