@@ -80,6 +80,9 @@ class PipelineOptions:
     checksum: bool = True  # sha256 of each saved file (for --json, --jsonl, manifests and run records)
     cancel: Any = None  # a threading.Event: when set, stop promptly (JobCancelled), leave the workflow running
     resume_workflow: str | None = None  # follow/download this existing workflow instead of creating one
+    # A workflow that waits for cost approval is handed to this (client, id, record) -> record after approval
+    # (see jobs.approval.resolve_wait), then followed again; None: the wait ends the job (exit 9).
+    approve: Callable[[Any, str, dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -108,6 +111,10 @@ class JobResult:
             doc["text"] = "\n\n".join(self.texts)
         if self.data is not None:
             doc["data"] = self.data
+        if self.record is not None:
+            from ..api.billing import cost_of
+
+            doc["cost"] = cost_of(self.record)
         return doc
 
 
@@ -435,10 +442,12 @@ def raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None) 
         msg = f"Workflow {wid} is waiting for you ({why}): {reason or why}.{cost}"
         if why == "insufficient_credit":
             raise BillingError(msg, hint="Add credits or change the token type (--token-type spark|sogni).")
-        hint = ("Start again with --confirm-cost (or a higher --max-cost) to approve the cost."
-                if why in ("cost_approval_required", "cost_reauthorization_required") else
-                f"Answer it in the app, then `sogni workflow watch {wid}`.")
-        raise RejectedError(msg, hint=hint)
+        if why in ("cost_approval_required", "cost_reauthorization_required"):
+            from ..api.billing import preview_from
+            from .approval import needed_error
+
+            raise needed_error(wid, preview_from(rec))
+        raise RejectedError(msg, hint=f"Answer it in the app, then `sogni workflow watch {wid}`.")
     if status in ("failed", "cancelled"):
         raise GenerationFailed(f"Workflow {wid} {status}" + (f": {reason}" if reason else "."))
 
@@ -572,11 +581,20 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
             last = None  # already finished: no need to follow
         else:
             rec, last = follow_to_end(client, wid, options, progress, emit)
+        while options.approve is not None and _awaits_approval(rec):
+            rec = options.approve(client, wid, rec)
+            rec, last = follow_to_end(client, wid, options, progress, emit)
         _check(progress)
         return _finish(client, rec, job, options, progress, emit, result, last, dl_client)
     finally:
         if dl_client is not None:
             dl_client.close()
+
+
+def _awaits_approval(rec: dict[str, Any]) -> bool:
+    from ..api.billing import waiting_for_approval
+
+    return waiting_for_approval(rec)
 
 
 def _resume_record(client: Any, wid: str) -> dict[str, Any]:
