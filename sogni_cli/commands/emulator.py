@@ -37,6 +37,8 @@ def emulator(
     rate_503: float = typer.Option(0.0, "--rate-503", help="Fraction of API requests answered 503 (Retry-After: 1)."),
     rate_reset: float = typer.Option(0.0, "--rate-reset", help="Fraction of answers cut off mid-stream or mid-body."),
     seed: int = typer.Option(0, "--seed", help="Seed for the random faults (the same seed, the same faults)."),
+    tool_names: str = typer.Option("prefixed", "--tool-names", help="Default hosted tools as the brief names them (prefixed: sogni_generate_image) or as the SDK does (flat: generate_image)."),
+    balance: float = typer.Option(10000.0, "--balance", help="Starting balance per token type, in capacity units."),
     quiet_flag: bool = typer.Option(False, "-q", "--quiet", help="Do not log requests on stderr."),
 ) -> None:
     """Serve the emulator until Ctrl-C; prints the base URL on stdout."""
@@ -50,6 +52,10 @@ def emulator(
     rates = {"429": rate_429, "503": rate_503, "reset": rate_reset}
     if any(not 0 <= r <= 1 for r in rates.values()) or sum(rates.values()) > 1:
         raise UsageError("Fault rates are fractions between 0 and 1 (and add up to at most 1).")
+    if tool_names not in ("prefixed", "flat"):
+        raise UsageError(f"Invalid --tool-names {tool_names!r}: prefixed or flat.")
+    if balance < 0:
+        raise UsageError("--balance must be 0 or more.")
     if not 0 <= port <= 65535:
         raise UsageError(f"Invalid --port {port}.")
     quiet = quiet_flag or settings(ctx).quiet
@@ -59,6 +65,7 @@ def emulator(
 
     try:
         emu.serve(host, port, latency=latency, step_seconds=step_seconds, out=sys.stderr, quiet=quiet,
-                  require_auth=not no_auth, on_ready=ready, fault_rates=rates, seed=seed)
+                  require_auth=not no_auth, on_ready=ready, fault_rates=rates, seed=seed, tool_names=tool_names,
+                  balance=balance)
     except OSError as exc:
         raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -535,7 +535,8 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     _check(progress)
 
     if job.route == "execute":
-        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type)
+        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type,
+                                  job.safe_content_filter)
         text = tools_exec.result_text(data)
         result.status = "completed"
         result.data = data
