@@ -70,6 +70,8 @@ class RunOptions:
     env: dict[str, str] | None = None
     tty: bool | None = None
     clock: Callable[[], float] = time.monotonic
+    budget: float | None = None  # capacity units for the whole run (this folder and shard; see budget.py)
+    approve_up_to: float | None = None  # approve workflows that wait for a cost up to this many units
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Outcome:
     resumed_workflow: str | None = None  # an earlier run's workflow, followed instead of starting a new one
     started_at: float = 0.0
     printed: list[str] = field(default_factory=list)  # what goes to stdout
+    cost: dict[str, Any] | None = None  # what the API reports the job's workflow cost: {units, token_type}
 
 
 def _now() -> str:
@@ -137,6 +140,12 @@ class Runner:
         self.display = RunDisplay(self._err_stream(), len(self.order), name=plan.name, quiet=opts.quiet,
                                   tty=opts.tty, clock=opts.clock)
         self._rec_fh: Any = None
+        from .budget import RunMoney
+
+        self.money = RunMoney(self, opts.budget, opts.approve_up_to)
+
+    def shard_label(self) -> str | None:
+        return f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None
 
     def _err_stream(self) -> TextIO:
         return self.stderr or sys.stderr
@@ -163,8 +172,10 @@ class Runner:
         self._rec_fh = fh
 
     def load_previous(self) -> None:
-        for rec in read_record_file(self.record_file):
+        lines = read_record_file(self.record_file)
+        for rec in lines:
             self.previous[rec["id"]] = rec
+        self.money.load(lines)
 
     def rel(self, path: str | Path) -> str:
         p = Path(path)
@@ -183,6 +194,7 @@ class Runner:
             "text": oc.text, "duration": round(oc.duration, 3),
             "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None,
             "shard": f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None,
+            "cost": oc.cost,
             "time": _now(),
         }
         line = json.dumps(redact_obj(rec), ensure_ascii=False, default=str) + "\n"
@@ -206,7 +218,7 @@ class Runner:
     def row(self, pj: PlannedJob, oc: Outcome) -> dict[str, Any]:
         return {"recipe": self.plan.name, "id": pj.uid, "kind": pj.kind, "status": oc.status,
                 "resumed": oc.resumed, "outputs": [{"path": self.rel(o["path"])} for o in oc.outputs],
-                "duration": round(oc.duration, 3),
+                "duration": round(oc.duration, 3), "cost": oc.cost,
                 "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None}
 
     # -- one job (in a worker thread) ---------------------------------------------------------------
@@ -235,6 +247,7 @@ class Runner:
             partial = getattr(exc, "result", None)
             if partial is not None:
                 self._collect_saved(partial, oc)
+                self._collect_cost(partial, oc)
         except TemplateError as exc:
             oc.error = f"template: {exc.message}"
             oc.exit_code = int(ExitCode.USAGE)
@@ -245,6 +258,12 @@ class Runner:
             oc.error = redact(oc.error)  # server text can quote anything, the key included
         oc.duration = self.opts.clock() - start
         return oc
+
+    @staticmethod
+    def _collect_cost(result: Any, oc: Outcome) -> None:
+        from ..api.billing import cost_of
+
+        oc.cost = cost_of(getattr(result, "record", None)) or oc.cost
 
     def _collect_saved(self, result: Any, oc: Outcome) -> None:
         for s in getattr(result, "saved", []) or []:
@@ -363,7 +382,8 @@ class Runner:
         if s is not None and getattr(s, "timeout_set", False):
             timeout = s.read_timeout
         options = PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
-                                  progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel)
+                                  progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel,
+                                  approve=self.money.approver())
         resume = self._resume_workflow(pj, oc.request_hash or "")
         try:
             result = None
@@ -385,6 +405,7 @@ class Runner:
                 self.wids.pop(uid, None)
         oc.workflow_id = result.workflow_id or oc.workflow_id
         self._collect_saved(result, oc)
+        self._collect_cost(result, oc)
         if result.texts:
             oc.text = "\n\n".join(result.texts)
         if job.route != "execute" and not result.saved:
@@ -430,6 +451,7 @@ class Runner:
         ctx["state"][uid] = oc.status
         pj = self.jobs[uid]
         rows = ctx["rows"]
+        self.money.finished(oc)
         if not (oc.resumed and oc.status == "succeeded"):
             self.write_record(pj, oc)
         rows[uid] = self.row(pj, oc)
@@ -527,6 +549,9 @@ class Runner:
             while ready or running:
                 while ready and len(running) < self.opts.concurrency and not self.stopping.is_set():
                     uid = ready.popleft()
+                    if not self.money.admit(uid):
+                        self._left_out(uid, ctx)
+                        continue
                     state[uid] = "running"
                     running.add(uid)
                     self._start(uid, done_q)
@@ -554,6 +579,10 @@ class Runner:
                 with self.rec_lock:
                     self._rec_fh.close()
             raise
+        for u in self.order:  # jobs never reached because of the money rules are left out too
+            if state[u] == "waiting" and (self.money.stopped or self.money.left_out):
+                self.money.left_out.setdefault(u, self.money.stopped or "not started: it needs a job left out")
+                self._left_out(u, ctx)
         with self.rec_lock:
             self._rec_fh.close()
         first_error: Outcome | None = ctx["first_error"]
@@ -567,7 +596,7 @@ class Runner:
         summary = summarize([rows[u] for u in self.order if u in rows],
                             duration=self.opts.clock() - started_at)
         if not self.opts.quiet:
-            self._err_stream().write(summary_table(summary) + "\n")
+            self._err_stream().write("\n".join([summary_table(summary), *self.money.summary_lines()]) + "\n")
             self._err_stream().flush()
         title = f"`{self.plan.name}`" + (f" (shard {self.opts.shard[0]}/{self.opts.shard[1]})" if self.opts.shard else "")
         append_step_summary(summary_markdown(summary, title=title), self.opts.env)
@@ -575,7 +604,17 @@ class Runner:
             return 0
         if first_error is not None and not self.opts.quiet:
             self._err_stream().write(f"Error: {first_error.uid}: {first_error.error.splitlines()[0]}\n")
-        return int(ExitCode.INCOMPLETE)
+        return self.money.exit_code() or int(ExitCode.INCOMPLETE)
+
+    def _left_out(self, uid: str, ctx: dict[str, Any]) -> None:
+        """A job the money rules kept from starting: recorded (a rerun starts it) and listed."""
+        why = self.money.left_out.get(uid) or "not started"
+        ctx["state"][uid] = "skipped"
+        oc = Outcome(uid, "skipped", error=why, exit_code=int(ExitCode.BILLING))
+        pj = self.jobs[uid]
+        self.write_record(pj, oc)
+        ctx["rows"][uid] = self.row(pj, oc)
+        self.display.finished(uid, "skipped", 0.0, detail="left out")
 
     def _skip_dependants(self, uid: str, dependants: dict[str, list[str]], state: dict[str, str],
                          rows: dict[str, dict[str, Any]]) -> None:
