@@ -23,7 +23,7 @@ _sogni_options() {
         'sogni auth login') _sogni_r='--help -h' ;;
         'sogni auth logout') _sogni_r='--help -h' ;;
         'sogni auth status') _sogni_r='--help -h' ;;
-        'sogni chat') _sogni_r='--developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
+        'sogni chat') _sogni_r='--billing-mode --developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
         'sogni completion') _sogni_r='--help -h' ;;
         'sogni config') _sogni_r='--help -h' ;;
         'sogni config get') _sogni_r='--help -h' ;;
@@ -31,23 +31,23 @@ _sogni_options() {
         'sogni config path') _sogni_r='--help -h' ;;
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
-        'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -i -n -o' ;;
-        'sogni emulator') _sogni_r='--help --host --latency --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds -h -q' ;;
-        'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
+        'sogni emulator') _sogni_r='--balance --help --host --latency --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds --tool-names -h -q' ;;
+        'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
         'sogni models') _sogni_r='--dry-run --help --json -h' ;;
-        'sogni music') _sogni_r='--agent --arg --args --bpm --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --time-signature --timeout --token-type -h -n -o' ;;
+        'sogni music') _sogni_r='--agent --arg --args --billing-mode --bpm --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
         'sogni recipe') _sogni_r='--help -h' ;;
         'sogni recipe plan') _sogni_r='--help --json --set --shard --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
         'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --output-dir --set --shard --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --set --strict -h' ;;
-        'sogni speech') _sogni_r='--agent --arg --args --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
+        'sogni speech') _sogni_r='--agent --arg --args --billing-mode --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
         'sogni tools') _sogni_r='--help -h' ;;
         'sogni tools list') _sogni_r='--family --help --json -h' ;;
-        'sogni tools run') _sogni_r='--agent --arg --args --audio --confirm-cost --count --detach --dry-run --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --video -h -i -n -o' ;;
+        'sogni tools run') _sogni_r='--agent --arg --args --audio --billing-mode --confirm-cost --count --detach --dry-run --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --video -h -i -n -o' ;;
         'sogni tools show') _sogni_r='--help --json -h' ;;
-        'sogni video') _sogni_r='--agent --arg --args --aspect-ratio --audio --confirm-cost --count --detach --dry-run --duration --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --on-exists --output-dir --ratio --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
+        'sogni video') _sogni_r='--agent --arg --args --aspect-ratio --audio --billing-mode --confirm-cost --count --detach --dry-run --duration --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --no-safe-content-filter --on-exists --output-dir --ratio --safe-content-filter --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
         'sogni workflow') _sogni_r='--help -h' ;;
         'sogni workflow cancel') _sogni_r='--dry-run --help -h' ;;
         'sogni workflow download') _sogni_r='--dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir -h -o' ;;
@@ -67,6 +67,7 @@ _sogni_option_kind() {
         'sogni|--max-retries') _sogni_r='value' ;;
         'sogni|--profile') _sogni_r='value' ;;
         'sogni|--timeout') _sogni_r='value' ;;
+        'sogni chat|--billing-mode') _sogni_r='value' ;;
         'sogni chat|--developer') _sogni_r='value' ;;
         'sogni chat|--frequency-penalty') _sogni_r='value' ;;
         'sogni chat|--function') _sogni_r='file' ;;
@@ -96,6 +97,7 @@ _sogni_option_kind() {
         'sogni edit|--arg') _sogni_r='value' ;;
         'sogni edit|--args') _sogni_r='file' ;;
         'sogni edit|--aspect-ratio') _sogni_r='value' ;;
+        'sogni edit|--billing-mode') _sogni_r='value' ;;
         'sogni edit|--format') _sogni_r='value' ;;
         'sogni edit|--height') _sogni_r='value' ;;
         'sogni edit|--lora') _sogni_r='value' ;;
@@ -112,6 +114,7 @@ _sogni_option_kind() {
         'sogni edit|-i'|'sogni edit|--image') _sogni_r='file' ;;
         'sogni edit|-n'|'sogni edit|--count') _sogni_r='value' ;;
         'sogni edit|-o'|'sogni edit|--output-dir') _sogni_r='dir' ;;
+        'sogni emulator|--balance') _sogni_r='value' ;;
         'sogni emulator|--host') _sogni_r='value' ;;
         'sogni emulator|--latency') _sogni_r='value' ;;
         'sogni emulator|--port') _sogni_r='value' ;;
@@ -120,9 +123,11 @@ _sogni_option_kind() {
         'sogni emulator|--rate-reset') _sogni_r='value' ;;
         'sogni emulator|--seed') _sogni_r='value' ;;
         'sogni emulator|--step-seconds') _sogni_r='value' ;;
+        'sogni emulator|--tool-names') _sogni_r='value' ;;
         'sogni image|--arg') _sogni_r='value' ;;
         'sogni image|--args') _sogni_r='file' ;;
         'sogni image|--aspect-ratio') _sogni_r='value' ;;
+        'sogni image|--billing-mode') _sogni_r='value' ;;
         'sogni image|--format') _sogni_r='value' ;;
         'sogni image|--guidance') _sogni_r='value' ;;
         'sogni image|--height') _sogni_r='value' ;;
@@ -142,6 +147,7 @@ _sogni_option_kind() {
         'sogni image|-o'|'sogni image|--output-dir') _sogni_r='dir' ;;
         'sogni music|--arg') _sogni_r='value' ;;
         'sogni music|--args') _sogni_r='file' ;;
+        'sogni music|--billing-mode') _sogni_r='value' ;;
         'sogni music|--bpm') _sogni_r='value' ;;
         'sogni music|--duration') _sogni_r='value' ;;
         'sogni music|--key') _sogni_r='value' ;;
@@ -167,6 +173,7 @@ _sogni_option_kind() {
         'sogni recipe validate|--set') _sogni_r='value' ;;
         'sogni speech|--arg') _sogni_r='value' ;;
         'sogni speech|--args') _sogni_r='file' ;;
+        'sogni speech|--billing-mode') _sogni_r='value' ;;
         'sogni speech|--format') _sogni_r='value' ;;
         'sogni speech|--language') _sogni_r='value' ;;
         'sogni speech|--manifest') _sogni_r='file' ;;
@@ -186,6 +193,7 @@ _sogni_option_kind() {
         'sogni tools run|--arg') _sogni_r='value' ;;
         'sogni tools run|--args') _sogni_r='file' ;;
         'sogni tools run|--audio') _sogni_r='file' ;;
+        'sogni tools run|--billing-mode') _sogni_r='value' ;;
         'sogni tools run|--manifest') _sogni_r='file' ;;
         'sogni tools run|--max-cost') _sogni_r='value' ;;
         'sogni tools run|--max-download-size') _sogni_r='value' ;;
@@ -203,6 +211,7 @@ _sogni_option_kind() {
         'sogni video|--args') _sogni_r='file' ;;
         'sogni video|--aspect-ratio') _sogni_r='value' ;;
         'sogni video|--audio') _sogni_r='file' ;;
+        'sogni video|--billing-mode') _sogni_r='value' ;;
         'sogni video|--duration') _sogni_r='value' ;;
         'sogni video|--format') _sogni_r='value' ;;
         'sogni video|--height') _sogni_r='value' ;;

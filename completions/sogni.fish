@@ -82,7 +82,8 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--developer'\t'Developer message (implies the coding profile server-side).' \
+            printf '%s\n' '--billing-mode'\t'auto | subscription | tokens.' \
+                '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
                 '--frequency-penalty' \
                 '--function'\t'Custom function tool from a YAML/JSON FILE (repeatable).' \
@@ -98,6 +99,7 @@ function __sogni_options
                 '--name'\t'File name template for saved media.' \
                 '--no-download'\t'List media URLs on stderr instead of saving.' \
                 '--no-exec'\t'Return tool calls instead of running hosted tools.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--no-stream'\t'Stream the reply as it is written.' \
                 '--no-think'\t'Ask for (or turn off) reasoning.' \
                 '--on-exists'\t'suffix | overwrite | skip | error.' \
@@ -105,6 +107,7 @@ function __sogni_options
                 '--presence-penalty' \
                 '--repetition-penalty' \
                 '--response-format'\t'json, text, or a JSON Schema FILE.' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON).' \
                 '--show-thinking'\t'Show reasoning on stderr.' \
                 '--stop'\t'Stop sequence (repeatable).' \
@@ -150,6 +153,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -167,8 +171,10 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -178,7 +184,8 @@ function __sogni_options
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
         case 'sogni emulator'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--balance'\t'Starting balance per token type, in capacity units.' \
+                '--help'\t'Show this message and exit.' \
                 '--host'\t'Loopback address to bind (127.0.0.1, ::1 or localhost).' \
                 '--latency'\t'Seconds added to every response.' \
                 '--no-auth'\t'Accept requests without an API key.' \
@@ -189,6 +196,7 @@ function __sogni_options
                 '--rate-reset'\t'Fraction of answers cut off mid-stream or mid-body.' \
                 '--seed'\t'Seed for the random faults (the same seed, the same faults).' \
                 '--step-seconds'\t'Seconds each workflow step takes.' \
+                '--tool-names'\t'Default hosted tools as the brief names them (prefixed...' \
                 '-h'\t'Show this message and exit.' \
                 '-q'\t'Do not log requests on stderr.'
         case 'sogni image'
@@ -196,6 +204,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -214,8 +223,10 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -232,6 +243,7 @@ function __sogni_options
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--bpm'\t'Beats per minute.' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
@@ -249,8 +261,10 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--time-signature'\t'2, 3, 4 or 6 (timesig).' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
@@ -298,6 +312,7 @@ function __sogni_options
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -313,8 +328,10 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -336,6 +353,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -350,8 +368,10 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -370,6 +390,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
                 '--audio'\t'Audio to sync to (sound_to_video).' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -389,9 +410,11 @@ function __sogni_options
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-audio'\t'Generate a soundtrack (generateAudio).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--ratio'\t'adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -462,6 +485,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni|--timeout'
             echo 'value'
+        case 'sogni chat|--billing-mode'
+            echo 'value'
         case 'sogni chat|--developer'
             echo 'value'
         case 'sogni chat|--frequency-penalty'
@@ -520,6 +545,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni edit|--aspect-ratio'
             echo 'value'
+        case 'sogni edit|--billing-mode'
+            echo 'value'
         case 'sogni edit|--format'
             echo 'value'
         case 'sogni edit|--height'
@@ -552,6 +579,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni edit|-o' 'sogni edit|--output-dir'
             echo 'dir'
+        case 'sogni emulator|--balance'
+            echo 'value'
         case 'sogni emulator|--host'
             echo 'value'
         case 'sogni emulator|--latency'
@@ -568,11 +597,15 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni emulator|--step-seconds'
             echo 'value'
+        case 'sogni emulator|--tool-names'
+            echo 'value'
         case 'sogni image|--arg'
             echo 'value'
         case 'sogni image|--args'
             echo 'file'
         case 'sogni image|--aspect-ratio'
+            echo 'value'
+        case 'sogni image|--billing-mode'
             echo 'value'
         case 'sogni image|--format'
             echo 'value'
@@ -612,6 +645,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni music|--args'
             echo 'file'
+        case 'sogni music|--billing-mode'
+            echo 'value'
         case 'sogni music|--bpm'
             echo 'value'
         case 'sogni music|--duration'
@@ -662,6 +697,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni speech|--args'
             echo 'file'
+        case 'sogni speech|--billing-mode'
+            echo 'value'
         case 'sogni speech|--format'
             echo 'value'
         case 'sogni speech|--language'
@@ -700,6 +737,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni tools run|--audio'
             echo 'file'
+        case 'sogni tools run|--billing-mode'
+            echo 'value'
         case 'sogni tools run|--manifest'
             echo 'file'
         case 'sogni tools run|--max-cost'
@@ -734,6 +773,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni video|--audio'
             echo 'file'
+        case 'sogni video|--billing-mode'
+            echo 'value'
         case 'sogni video|--duration'
             echo 'value'
         case 'sogni video|--format'

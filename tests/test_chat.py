@@ -192,6 +192,39 @@ def test_function_with_local_command_loop(cli, env_key, httpx_mock, tmp_path):
     assert saved[-1]["content"] == "It is 21 degrees in Paris."
 
 
+def _calls(*names):
+    return [chunk(tool_calls=[{"index": i, "id": f"call_{i}", "type": "function",
+                               "function": {"name": n, "arguments": "{}"}} for i, n in enumerate(names)]),
+            chunk(finish="tool_calls")]
+
+
+@pytest.mark.parametrize("name", ["sogni_generate_image", "generate_image"])
+def test_manual_loop_knows_sogni_tools_by_either_spelling(cli, env_key, httpx_mock, tmp_path, name):
+    """A Sogni tool call next to a local function ends the loop with the calls printed (exit 0), whichever
+    spelling the server uses; nothing local runs for it."""
+    fn = tmp_path / "f.json"
+    fn.write_text(json.dumps({"name": "local_fn", "command": [sys.executable, "-c", "print('ran')"]}))
+    stream_response(httpx_mock, _calls(name))
+    res = cli("chat", "go", "--function", str(fn), "--no-exec")
+    assert res.exit_code == 0, res.stderr
+    assert [json.loads(line)["name"] for line in res.stdout.splitlines()] == [name]
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_a_call_to_a_function_not_offered_runs_nothing_and_exits_7(cli, env_key, httpx_mock, tmp_path):
+    marker = tmp_path / "ran"
+    fn = tmp_path / "f.json"
+    fn.write_text(json.dumps({"name": "local_fn", "command": [sys.executable, "-c",
+                                                              f"open({str(marker)!r}, 'w').write('x')"]}))
+    stream_response(httpx_mock, _calls("local_fn", "rm_rf_everything"))
+    res = cli("chat", "go", "--function", str(fn))
+    assert res.exit_code == 7 and "rm_rf_everything" in res.stderr and "not offer" in res.stderr
+    assert not marker.exists()
+    stream_response(httpx_mock, _calls("generate_image"))
+    res = cli("chat", "go", "--tools", "none", "--function", str(fn))
+    assert res.exit_code == 7  # Sogni tools were turned off: not offered either
+
+
 def test_function_loop_stops_at_max_rounds(cli, env_key, httpx_mock, tmp_path):
     fn = tmp_path / "f.json"
     fn.write_text(json.dumps({"name": "loop", "command": [sys.executable, "-c", "print('again')"]}))

@@ -43,6 +43,11 @@ def run(emulator, body):
         client = await SogniClient.create(api_key="sk-test-sdk", rest_endpoint=emulator.base_url,
                                           disable_socket=True, app_source="sdk-e2e")
         try:
+            # the client asks who it is in the background as it starts; let that answer arrive before closing
+            for _ in range(500):
+                if client.current_account.username:
+                    break
+                await asyncio.sleep(0.01)
             return await body(client)
         finally:
             await client.aclose()
