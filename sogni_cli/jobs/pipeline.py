@@ -409,14 +409,17 @@ def _cancel_quietly(client: Any, wid: str, progress: Any) -> None:
 
 
 def follow_to_end(client: Any, wid: str, options: PipelineOptions, progress: Any,
-                  emit: Callable[[Event], None]) -> tuple[dict[str, Any], WorkflowUpdate | None]:
-    """Follow ``wid`` to a terminal state (cancelling it on Ctrl-C/SIGTERM); return (record, last update)."""
+                  emit: Callable[[Event], None], after: WorkflowUpdate | None = None,
+                  ) -> tuple[dict[str, Any], WorkflowUpdate | None]:
+    """Follow ``wid`` to a terminal state (cancelling it on Ctrl-C/SIGTERM); return (record, last update).
+    ``after``: the last update already seen (the stream resumes after its sequence)."""
     from ..api import workflows
 
     last: WorkflowUpdate | None = None
+    resume_id = str(after.sequence) if after is not None and after.sequence is not None else None
     try:
         for upd in workflows.follow(client, wid, timeout=options.timeout, use_sse=options.use_sse,
-                                    on_wait=progress.heartbeat):
+                                    on_wait=progress.heartbeat, last_event_id=resume_id):
             last = upd
             emit(upd)
     except BaseException as exc:
@@ -584,7 +587,7 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
             rec, last = follow_to_end(client, wid, options, progress, emit)
         while options.approve is not None and _awaits_approval(rec):
             rec = options.approve(client, wid, rec)
-            rec, last = follow_to_end(client, wid, options, progress, emit)
+            rec, last = follow_to_end(client, wid, options, progress, emit, after=last)
         _check(progress)
         return _finish(client, rec, job, options, progress, emit, result, last, dl_client)
     finally:
