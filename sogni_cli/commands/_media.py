@@ -266,10 +266,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         progress.close()
         if partial is not None:
             print_result(partial, flags, quiet=quiet)
-        from ..core.errors import BillingError
-        from ..jobs.approval import ApprovalNeeded, out_of_credit
+        from ..jobs.approval import is_out_of_credit, out_of_credit
 
-        if isinstance(exc, BillingError) and not isinstance(exc, ApprovalNeeded):
+        if is_out_of_credit(exc):
             raise out_of_credit(api, exc) from None
         raise
     finally:

@@ -173,6 +173,14 @@ def _needed(details: Any) -> str | None:
     return fmt_units(units) if units is not None else None
 
 
+def is_out_of_credit(exc: BaseException) -> bool:
+    """An exit-9 answer about money (not a cost approval the policy declined)."""
+    from ..core.errors import ExitCode
+
+    return (isinstance(exc, SogniError) and exc.exit_code == ExitCode.BILLING
+            and not isinstance(exc, ApprovalNeeded))
+
+
 def out_of_credit(client: Any, exc: SogniError, needed: float | None = None) -> BillingError:
     """``exc`` (an exit-9 error) with the balance, what was needed when the API said, and a hint."""
     from ..api import billing
@@ -185,7 +193,9 @@ def out_of_credit(client: Any, exc: SogniError, needed: float | None = None) -> 
         need = fmt_units(needed)
     if need is not None and "needed" not in exc.message:
         lines.append(f"Needed: {need} capacity units.")
-    hint = exc.hint or f"Add credits at {DASHBOARD}, or pay with the other token type (--token-type spark|sogni)."
+    hint = f"Add credits at {DASHBOARD}, or pay with the other token type (--token-type spark|sogni)."
+    if exc.hint and "plan" in exc.hint:  # the API named the subscription plans that allow it
+        hint = exc.hint
     if client is not None:
         try:
             found = billing.balances(billing.balance(client))
