@@ -167,10 +167,26 @@ class RunMoney:
         if self.budget is not None:
             lines.append(f"Budget: {fmt_units(self.spent)} of {fmt_units(self.budget)} capacity units spent"
                          + (f" ({fmt_units(self.spent_before)} by earlier runs)" if self.spent_before else ""))
+        if self.billing_stop:
+            lines.extend(self._balance_lines())
         if self.left_out:
             order = [u for u in self.runner.order if u in self.left_out]
             lines.append(f"Left out ({len(order)}): " + ", ".join(order[:50]) + (", …" if len(order) > 50 else ""))
         return lines
+
+
+    def _balance_lines(self) -> list[str]:
+        """The balance after a billing refusal (best effort: the API may refuse this too)."""
+        from ..api.billing import balance, balances
+
+        try:
+            found = balances(balance(self.runner.client))
+        except SogniError:
+            return []
+        if not found:
+            return []
+        return ["Balance: " + ", ".join(f"{t} {fmt_units(v.get('net', v.get('credit')))}" for t, v in found.items())
+                + "; add credits at https://dashboard.sogni.ai or change --token-type"]
 
 
 # ------------------------------------------------------------------------------------------- reports
