@@ -227,3 +227,12 @@ def test_auth_status_check_against_the_emulator(emulator, sogni_env):
     assert res.returncode == 0 and "Account: emulator (emulator@example.invalid)" in res.stdout
     emulator.script([{"match": "/v1/account/me", "action": "status", "status": 401}])
     assert run_sogni(["auth", "status", "--check"], sogni_env).returncode == 3
+
+
+def test_a_chat_whose_hosted_workflow_waits_is_approved_by_policy(emulator, sogni_env, tmp_path):
+    res = run_sogni(["chat", "draw a fox [wait]", "--no-stream", "-o", tmp_path / "o"], sogni_env, input="")
+    assert res.returncode == 9 and "sogni workflow approve wf_" in res.stderr
+    res = run_sogni(["chat", "draw a fox [wait]", "--no-stream", "-o", tmp_path / "o", "--approve-up-to", "1"],
+                    sogni_env, input="")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "o" / "draw-a-fox-wait-1.png").is_file()
