@@ -558,7 +558,8 @@ def test_json_document(cli, api, tmp_cwd):
                    "arguments": {"prompt": "x", "width": 64},
                    "artifacts": [{"path": "x-1.png", "url": api.artifacts[0]["url"],
                                   "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                                  "content_type": "image/png"}]}
+                                  "content_type": "image/png"}],
+                   "cost": None}  # the scripted API reports no cost
 
 
 def test_jsonl_events_then_done(cli, api):

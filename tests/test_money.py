@@ -375,3 +375,37 @@ def test_clock_skew_verdicts():
     assert c.verdict == "warn" and c.detail == "60 s ahead of the server"
     assert check_clock("Fri, 04 Dec 2026 17:00:00 GMT", local).verdict == "fail"
     assert check_clock(None, local).verdict == "skip"
+
+
+def test_spent_counts_each_workflow_once_and_only_this_shards_lines():
+    from sogni_cli.recipes.budget import spent_in_records
+
+    lines = [{"id": "a", "workflow_id": "wf_1", "status": "started", "cost": None, "shard": None},
+             {"id": "a", "workflow_id": "wf_1", "status": "interrupted", "cost": {"units": 1}, "shard": None},
+             {"id": "a", "workflow_id": "wf_1", "status": "succeeded", "cost": {"units": 3}, "shard": None},
+             {"id": "b", "workflow_id": "wf_2", "status": "failed", "cost": {"units": 0.5}, "shard": None},
+             {"id": "c", "workflow_id": "wf_3", "status": "succeeded", "cost": {"units": 9}, "shard": "2/2"}]
+    assert spent_in_records(lines, None) == 3.5
+    assert spent_in_records(lines, "2/2") == 9
+
+
+def test_recipe_report_costs_per_job_kind_and_total(cli, tmp_path):
+    out = tmp_path / "o"
+    (out / ".sogni-run").mkdir(parents=True)
+    base = {"recipe": "r", "outputs": [], "duration": 1.0, "error": None, "time": "2026-01-01T00:00:00Z"}
+    rows = [dict(base, id="a", kind="image", status="succeeded", cost={"units": 2, "token_type": "spark"}),
+            dict(base, id="b", kind="video", status="succeeded", cost={"units": 10, "token_type": "spark"}),
+            dict(base, id="c", kind="music", status="succeeded", cost={"units": 3, "token_type": "sogni"})]
+    (out / ".sogni-run" / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = cli("recipe", "report", str(out))
+    assert res.exit_code == 0, res.stderr
+    assert "Cost: 3 sogni, 12 spark capacity units (image 2 spark; music 3 sogni; video 10 spark)" in res.stdout
+    assert any(line.startswith("b ") and "10 spark" in line for line in res.stdout.splitlines())
+    doc = json.loads(cli("recipe", "report", str(out), "--json").stdout)
+    assert doc["cost"]["total"] == {"spark": 12.0, "sogni": 3.0} and doc["cost"]["jobs"] == 3
+    md = cli("recipe", "report", str(out), "--markdown").stdout
+    assert "| `b` | video | succeeded |  | 1.0 s | 10 spark |  |" in md
+    bad = dict(base, id="d", kind="image", status="succeeded", cost={"units": "lots"})
+    (out / ".sogni-run" / "r.jsonl").write_text(json.dumps(bad) + "\n")
+    res = cli("recipe", "report", str(out))
+    assert res.exit_code == 2 and "'cost' must be an object with a number of 'units'" in res.stderr

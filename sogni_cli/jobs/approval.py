@@ -22,6 +22,8 @@ from ..core.errors import ApiError, BillingError, SogniError
 from ..core.units import fmt_units, number
 
 MAX_ROUNDS = 3
+#: In every message about a workflow left waiting for approval (a recipe tells these from credit refusals).
+APPROVAL_MARK = "waiting for cost approval"
 DASHBOARD = "https://dashboard.sogni.ai"
 
 
@@ -79,7 +81,7 @@ def approve_command(wid: str, preview: dict[str, Any] | None) -> str:
 
 
 def needed_error(wid: str, preview: dict[str, Any] | None, why: str = "") -> ApprovalNeeded:
-    msg = f"Workflow {wid} is waiting for cost approval: {describe(preview)}{why}."
+    msg = f"Workflow {wid} is {APPROVAL_MARK}: {describe(preview)}{why}."
     lines = breakdown_lines(preview)
     if lines:
         msg += "\n" + "\n".join(lines)
@@ -118,7 +120,7 @@ def resolve_wait(client: Any, wid: str, rec: dict[str, Any], policy: ApprovalPol
                 for line in breakdown_lines(preview):
                     policy.note(line)
             if not policy.ask(f"Approve {fmt_units(units)} capacity units for workflow {wid}? [y/N] "):
-                raise ApprovalNeeded(f"Not approved: workflow {wid} keeps waiting ({describe(preview)}).",
+                raise ApprovalNeeded(f"Not approved: workflow {wid} is still {APPROVAL_MARK} ({describe(preview)}).",
                                      hint=f"Approve it later with `{approve_command(wid, preview)}`, or "
                                           f"`sogni workflow cancel {wid}`.", workflow_id=wid, preview=preview)
         else:

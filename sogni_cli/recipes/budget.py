@@ -57,6 +57,7 @@ class RunMoney:
         self.estimates: dict[str, float] = {}
         self.stopped: str | None = None  # why no job starts any more
         self.billing_stop = False
+        self.approval_stop = False
         self.left_out: dict[str, str] = {}
 
     # -- set-up --------------------------------------------------------------------------------------
@@ -147,8 +148,14 @@ class RunMoney:
             self.reserved.pop(oc.uid, None)
             if not (oc.resumed and oc.status == "succeeded"):
                 self.spent_now += self.cost_units(oc)
-        if oc.status == "failed" and oc.exit_code == int(ExitCode.BILLING) and not self.billing_stop:
-            self.stop_for_billing(oc.uid, oc.error or "billing")
+        if oc.status == "failed" and oc.exit_code == int(ExitCode.BILLING) and not self.stopped:
+            from ..jobs.approval import APPROVAL_MARK
+
+            if APPROVAL_MARK in (oc.error or ""):  # not approved: stop too, but this is not about credit
+                self.approval_stop = True
+                self.stopped = f"not started: {oc.uid} was left waiting for cost approval"
+            else:
+                self.stop_for_billing(oc.uid, oc.error or "billing")
 
     def stop_for_billing(self, uid: str, message: str) -> None:
         self.billing_stop = True
@@ -158,7 +165,7 @@ class RunMoney:
     # -- the end -------------------------------------------------------------------------------------
     def exit_code(self) -> int | None:
         """9 when jobs were left out for money or a job was refused for billing; None otherwise."""
-        if self.left_out or self.billing_stop:
+        if self.left_out or self.billing_stop or self.approval_stop:
             return int(ExitCode.BILLING)
         return None
 

@@ -172,10 +172,9 @@ class Runner:
         self._rec_fh = fh
 
     def load_previous(self) -> None:
-        lines = read_record_file(self.record_file)
-        for rec in lines:
+        self.previous_lines = read_record_file(self.record_file)
+        for rec in self.previous_lines:
             self.previous[rec["id"]] = rec
-        self.money.load(lines)
 
     def rel(self, path: str | Path) -> str:
         p = Path(path)
@@ -529,6 +528,7 @@ class Runner:
         self.open_record()
         try:
             self.load_previous()
+            self.money.load(self.previous_lines)
         except BaseException:
             self._rec_fh.close()
             raise

@@ -236,3 +236,25 @@ def test_a_chat_whose_hosted_workflow_waits_is_approved_by_policy(emulator, sogn
                     sogni_env, input="")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "o" / "draw-a-fox-wait-1.png").is_file()
+
+
+def test_recipe_approvals_by_policy(emulator, sogni_env, tmp_path):
+    recipe = _write(tmp_path, """\
+version: 1
+name: pricey
+jobs:
+  - id: a
+    image: {prompt: "a heron [wait]", count: 2}
+  - id: b
+    image: {prompt: "a crane"}
+    needs: [a]
+""")
+    res = run_sogni(["recipe", "run", recipe, "-o", tmp_path / "o", "--approve-up-to", "1"], sogni_env)
+    assert res.returncode == 9
+    assert "is waiting for cost approval: 2 capacity units" in res.stderr and "Balance:" not in res.stderr
+    res = run_sogni(["recipe", "run", recipe, "-o", tmp_path / "o", "--approve-up-to", "2"], sogni_env)
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in (tmp_path / "o" / ".sogni-run" / "pricey.jsonl").read_text().splitlines()]
+    finals = {r["id"]: r for r in lines if r["status"] == "succeeded"}
+    assert finals["a"]["cost"] == {"units": 2.0, "token_type": "spark"}
+    assert finals["b"]["cost"] == {"units": 1.0, "token_type": "spark"}
