@@ -34,7 +34,7 @@ _sogni_options() {
         'sogni config unset') _sogni_r='--help -h' ;;
         'sogni doctor') _sogni_r='--emulator --help --json -h' ;;
         'sogni edit') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
-        'sogni emulator') _sogni_r='--balance --help --host --latency --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds --tool-names -h -q' ;;
+        'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds --tool-names -h -q' ;;
         'sogni image') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
         'sogni models') _sogni_r='--dry-run --help --json -h' ;;
         'sogni music') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --bpm --confirm-cost --count --detach --dry-run --duration --estimate --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
@@ -122,6 +122,7 @@ _sogni_option_kind() {
         'sogni emulator|--balance') _sogni_r='value' ;;
         'sogni emulator|--host') _sogni_r='value' ;;
         'sogni emulator|--latency') _sogni_r='value' ;;
+        'sogni emulator|--max-active') _sogni_r='value' ;;
         'sogni emulator|--port') _sogni_r='value' ;;
         'sogni emulator|--rate-429') _sogni_r='value' ;;
         'sogni emulator|--rate-503') _sogni_r='value' ;;

@@ -205,6 +205,7 @@ function __sogni_options
                 '--help'\t'Show this message and exit.' \
                 '--host'\t'Loopback address to bind (127.0.0.1, ::1 or localhost).' \
                 '--latency'\t'Seconds added to every response.' \
+                '--max-active'\t'Account limit on workflows running at once (more: 409).' \
                 '--no-auth'\t'Accept requests without an API key.' \
                 '--port'\t'Port (0: any free port).' \
                 '--quiet'\t'Do not log requests on stderr.' \
@@ -624,6 +625,8 @@ function __sogni_option_kind
         case 'sogni emulator|--host'
             echo 'value'
         case 'sogni emulator|--latency'
+            echo 'value'
+        case 'sogni emulator|--max-active'
             echo 'value'
         case 'sogni emulator|--port'
             echo 'value'

@@ -210,6 +210,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '--host Loopback address to bind (127.0.0.1, ::1 or localhost).',
                 '--latency Seconds added to every response.',
+                '--max-active Account limit on workflows running at once (more: 409).',
                 '--no-auth Accept requests without an API key.',
                 '--port Port (0: any free port).',
                 '--quiet Do not log requests on stderr.',
@@ -581,6 +582,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni emulator|--balance' { return 'value' }
             'sogni emulator|--host' { return 'value' }
             'sogni emulator|--latency' { return 'value' }
+            'sogni emulator|--max-active' { return 'value' }
             'sogni emulator|--port' { return 'value' }
             'sogni emulator|--rate-429' { return 'value' }
             'sogni emulator|--rate-503' { return 'value' }

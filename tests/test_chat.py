@@ -409,11 +409,12 @@ def test_retries_honour_retry_after_and_reuse_idempotency_key(cli, env_key, http
 
 
 def test_backoff_without_retry_after_and_body_retry_after(cli, env_key, httpx_mock, sleeps):
+    # without Sogni's tools a chat starts no paid work: it is retried like a read
     httpx_mock.add_response(url=CHAT_URL, status_code=502, text="bad gateway")
     httpx_mock.add_response(url=CHAT_URL, status_code=503, json={"status": "error", "message": "restarting",
                                                                   "errorCode": 503, "retryAfter": 3})
     stream_response(httpx_mock, [chunk("ok", finish="stop")])
-    assert cli("chat", "x").exit_code == 0
+    assert cli("chat", "--tools", "none", "x").exit_code == 0
     assert 0.375 <= sleeps[0] <= 0.5 and sleeps[1] == 3.0
 
 
@@ -444,8 +445,17 @@ def test_error_envelopes_map_to_exit_codes(cli, env_key, httpx_mock, status, bod
 def test_5xx_after_retries_is_5(cli, env_key, httpx_mock, sleeps):
     for _ in range(3):
         httpx_mock.add_response(url=CHAT_URL, status_code=500, json={"error": {"message": "boom"}})
-    res = cli("chat", "x")
+    res = cli("chat", "--tools", "none", "x")
     assert res.exit_code == 5 and len(sleeps) == 2
+
+
+def test_hosted_chat_5xx_is_not_resent(cli, env_key, httpx_mock, sleeps):
+    # Sogni's tools are on by default: the API may have started paid work before the 500
+    httpx_mock.add_response(url=CHAT_URL, status_code=500, json={"error": {"message": "boom"}})
+    res = cli("chat", "x")
+    assert res.exit_code == 5 and sleeps == []
+    assert len(httpx_mock.get_requests()) == 1
+    assert "Error: 500 boom" in res.stderr and "not sent again" in res.stderr
 
 
 def test_max_retries_flag(cli, env_key, httpx_mock, sleeps):
@@ -464,8 +474,15 @@ def test_connection_errors_retry_then_5(cli, env_key, httpx_mock, sleeps):
 def test_timeouts_retry_then_6(cli, env_key, httpx_mock, sleeps):
     for _ in range(3):
         httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=CHAT_URL)
+    res = cli("chat", "--tools", "none", "x")
+    assert res.exit_code == 6 and len(sleeps) == 2
+
+
+def test_hosted_chat_timeout_is_not_resent(cli, env_key, httpx_mock, sleeps):
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=CHAT_URL)
     res = cli("chat", "x")
-    assert res.exit_code == 6
+    assert res.exit_code == 6 and sleeps == [] and len(httpx_mock.get_requests()) == 1
+    assert "not sent again" in res.stderr
 
 
 def test_error_inside_stream(cli, env_key, httpx_mock):

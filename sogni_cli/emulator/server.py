@@ -385,6 +385,7 @@ class Handler(BaseHTTPRequestHandler):
         status = fault["status"]
         kind = fault.get("body") or envelope
         default_msg = {429: "Rate limit exceeded", 402: "Insufficient balance", 401: "Invalid API key",
+                       409: "Too many active workflows; wait for one to finish",
                        503: "Service temporarily unavailable", 500: "Internal server error",
                        502: "Bad gateway", 504: "Gateway timeout"}.get(status, f"HTTP {status}")
         message = fault.get("message") or f"{default_msg} (emulated fault)"

@@ -78,7 +78,12 @@ def check_media_references(refs: Any) -> list[dict[str, Any]]:
 
 
 class WorkflowStore:
-    """All workflows of one emulator. ``media_size`` returns an artifact's size (making the file)."""
+    """All workflows of one emulator. ``media_size`` returns an artifact's size (making the file).
+
+    ``max_active`` (None: no limit) is the account's limit on workflows queued or running at once: a start
+    beyond it is a 409 "too many active workflows" (an idempotent replay is still answered)."""
+
+    max_active: int | None = None
 
     def __init__(self, base_url: Callable[[], str], step_seconds: float, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, media_size: Callable[[dict[str, Any]], int] | None = None,
@@ -148,11 +153,24 @@ class WorkflowStore:
                         raise ApiFailure(409, "Idempotency-Key was already used with a different request body",
                                          code=409, envelope="sogni")
                     return self.snapshot(seen[1]), True
+            self.admit()
             record = self.create("creative_workflow", title, {"title": title, "steps": steps} if title is not None
                                  else {"steps": steps}, steps, opts, extra=extra)
             if idempotency_key:
                 self._idem[idempotency_key] = (digest, record["workflowId"])
         return record, False
+
+    def admit(self) -> None:
+        """Refuse a new workflow while the account has ``max_active`` queued or running."""
+        if self.max_active is None:
+            return
+        with self._lock:
+            ids = list(self._order)
+        active = sum(1 for wid in ids if self.events(wid)[1] in ("queued", "running"))
+        if active >= self.max_active:
+            raise ApiFailure(409, f"Too many active workflows: {active} of {self.max_active} are running; wait for "
+                             "one to finish", code="TOO_MANY_ACTIVE_WORKFLOWS",
+                             details={"activeWorkflows": active, "limit": self.max_active}, envelope="sogni")
 
     def _check_options(self, opts: dict[str, Any]) -> None:
         if "token_type" in opts and opts["token_type"] not in ("spark", "sogni", "auto"):
