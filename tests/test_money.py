@@ -409,3 +409,13 @@ def test_recipe_report_costs_per_job_kind_and_total(cli, tmp_path):
     (out / ".sogni-run" / "r.jsonl").write_text(json.dumps(bad) + "\n")
     res = cli("recipe", "report", str(out))
     assert res.exit_code == 2 and "'cost' must be an object with a number of 'units'" in res.stderr
+
+
+def test_server_text_in_a_preview_is_escaped_on_the_terminal(cli, httpx_mock, env_key, tmp_cwd):
+    hostile = dict(PREVIEW, tokenType="spark\x1b[2J", perToolBreakdown=[{"toolName": "x\x1b]0;pwned\x07",
+                                                                          "estimatedCapacityUnits": 1}])
+    httpx_mock.add_response(method="POST", url=f"{BASE_URL}{WF}/preview", json=ok({"preview": hostile}))
+    res = cli("image", "x", "--estimate")
+    assert res.exit_code == 0, res.stderr
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    assert "spark\\x1b[2J" in res.stdout

@@ -300,12 +300,14 @@ def print_estimate(api: Any, job: Any, flags: Any) -> None:
         doc = {"tool": job.tool, "arguments": job.arguments, **est.to_json()}
         out_jsonl({"event": "estimate", **doc}) if flags.jsonl else out_json(doc)
         return
+    from ..core.term import clean_text
+
     if est.preview is None:
-        out(f"{job.tool}: no cost preview ({est.reason}).")
+        out(clean_text(f"{job.tool}: no cost preview ({est.reason})."))
         return
-    out(f"{job.tool}: {est.line()}")
+    out(clean_text(f"{job.tool}: {est.line()}"))
     for line in breakdown_lines(est.preview):
-        out(line)
+        out(clean_text(line))
 
 
 def _cost_event(result: Any) -> Any:

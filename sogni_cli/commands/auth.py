@@ -66,7 +66,9 @@ def status(ctx: typer.Context,
     out(f"Profile: {s.profile}")
     out(f"API:     {s.base_url}")
     if check:
-        out(f"Account: {_check_key(ctx)}")
+        from ..core.term import clean_text
+
+        out(clean_text(f"Account: {_check_key(ctx)}"))
 
 
 def _check_key(ctx: typer.Context) -> str:

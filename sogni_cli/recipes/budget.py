@@ -273,4 +273,6 @@ def estimate_text(plan: Any, found: dict[str, Any], totals: Any) -> str:
     for pj in plan.jobs:
         lines.append(f"  {pj.uid:<{width}}  {found[pj.uid].line()}")
     lines.append(totals.line())
-    return "\n".join(lines)
+    from ..core.term import clean_text
+
+    return clean_text("\n".join(lines))

@@ -258,3 +258,11 @@ jobs:
     finals = {r["id"]: r for r in lines if r["status"] == "succeeded"}
     assert finals["a"]["cost"] == {"units": 2.0, "token_type": "spark"}
     assert finals["b"]["cost"] == {"units": 1.0, "token_type": "spark"}
+
+
+def test_doctor_compares_with_a_local_emulator(emulator, sogni_env):
+    res = run_sogni(["doctor", "--emulator", "--json"], sogni_env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    names = [c["name"] for c in json.loads(res.stdout)["checks"]]
+    assert "base URL" in names and "base URL (emulator)" in names and "key accepted (emulator)" in names
+
