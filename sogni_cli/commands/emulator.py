@@ -40,10 +40,10 @@ def emulator(
     rate_503: float = typer.Option(0.0, "--rate-503", help="Fraction of API requests answered 503 (Retry-After: 1)."),
     rate_reset: float = typer.Option(0.0, "--rate-reset", help="Fraction of answers cut off mid-stream or mid-body."),
     seed: int = typer.Option(0, "--seed", help="Seed for the random faults (the same seed, the same faults)."),
-    tool_names: str = typer.Option("prefixed", "--tool-names", help="Default hosted tools as the brief names them (prefixed: sogni_generate_image) or as the SDK does (flat: generate_image)."),
-    balance: float = typer.Option(10000.0, "--balance", help="Starting balance per token type, in capacity units."),
     max_active: Optional[int] = typer.Option(None, "--max-active", show_default=False,
                                              help="Account limit on workflows running at once (more: 409)."),
+    tool_names: str = typer.Option("prefixed", "--tool-names", help="Default hosted tools as the brief names them (prefixed: sogni_generate_image) or as the SDK does (flat: generate_image)."),
+    balance: float = typer.Option(10000.0, "--balance", help="Starting balance per token type, in capacity units."),
     quiet_flag: bool = typer.Option(False, "-q", "--quiet", help="Do not log requests on stderr."),
 ) -> None:
     """Serve the emulator until Ctrl-C; prints the base URL on stdout."""
@@ -57,12 +57,12 @@ def emulator(
     rates = {"429": rate_429, "503": rate_503, "reset": rate_reset}
     if any(not 0 <= r <= 1 for r in rates.values()) or sum(rates.values()) > 1:
         raise UsageError("Fault rates are fractions between 0 and 1 (and add up to at most 1).")
+    if max_active is not None and max_active < 1:
+        raise UsageError("--max-active must be 1 or more.")
     if tool_names not in ("prefixed", "flat"):
         raise UsageError(f"Invalid --tool-names {tool_names!r}: prefixed or flat.")
     if balance < 0:
         raise UsageError("--balance must be 0 or more.")
-    if max_active is not None and max_active < 1:
-        raise UsageError("--max-active must be 1 or more.")
     if not 0 <= port <= 65535:
         raise UsageError(f"Invalid --port {port}.")
     quiet = quiet_flag or settings(ctx).quiet

@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
 def start(host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_seconds: float = 0.5,
           quiet: bool = True, require_auth: bool = True, keepalive: float = 1.0,
           out: TextIO | None = None, fault_rates: dict[str, float] | None = None, seed: int = 0,
-          tool_names: str = "prefixed", balance: float | None = None, max_active: int | None = None) -> "Emulator":
+          max_active: int | None = None, tool_names: str = "prefixed", balance: float | None = None) -> "Emulator":
     """Start an emulator in a daemon thread and return it (``port=0``: a free port). ``max_active`` limits the
     workflows queued or running at once (a start beyond it is a 409 "too many active workflows").
 

@@ -43,7 +43,6 @@ import json
 import os
 import stat as _stat
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
