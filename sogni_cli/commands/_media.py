@@ -236,7 +236,10 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     display = WorkflowDisplay(sys.stderr, quiet=quiet or dry)
     progress = JobProgress(make_progress(sys.stderr, quiet=quiet or dry), display)
 
+    seen: dict[str, str] = {}
+
     def on_created(wid: str) -> None:
+        seen["workflow_id"] = wid
         if flags.detach and not (flags.json_out or flags.jsonl):
             out(wid)
         elif not quiet:
@@ -264,12 +267,15 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         partial = getattr(exc, "result", None)
         ticker.stop()
         progress.close()
-        if partial is not None:
-            print_result(partial, flags, quiet=quiet)
         from ..jobs.approval import is_out_of_credit, out_of_credit
 
-        if is_out_of_credit(exc):
-            raise out_of_credit(api, exc) from None
+        explained = out_of_credit(api, exc) if is_out_of_credit(exc) else exc  # type: ignore[arg-type]
+        if flags.json_out:  # one document, also for a failure: the workflow id, the exit code, the error
+            out_json(failure_json(explained, partial, seen.get("workflow_id")))
+        elif partial is not None:
+            print_result(partial, flags, quiet=quiet)
+        if explained is not exc:
+            raise explained from None
         raise
     finally:
         ticker.stop()
@@ -279,6 +285,8 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
             out_json({"workflow_id": result.workflow_id, "status": result.status, "tool": result.tool,
                       "arguments": result.arguments, "artifacts": []})
         return
+    if result.status == "skipped" and not quiet:
+        err(f"All {len(result.saved)} file(s) already exist (--on-exists skip): nothing was sent.")
     print_result(result, flags, quiet=quiet)
 
 
@@ -292,6 +300,7 @@ def approver(up_to: float | None) -> Any:
 
 def print_estimate(api: Any, job: Any, flags: Any) -> None:
     """``--estimate``: the API's preview of exactly this request on stdout; nothing is started."""
+    from ..core.term import clean_text
     from ..jobs.approval import breakdown_lines
     from ..jobs.estimate import estimate_job
 
@@ -300,8 +309,6 @@ def print_estimate(api: Any, job: Any, flags: Any) -> None:
         doc = {"tool": job.tool, "arguments": job.arguments, **est.to_json()}
         out_jsonl({"event": "estimate", **doc}) if flags.jsonl else out_json(doc)
         return
-    from ..core.term import clean_text
-
     if est.preview is None:
         out(clean_text(f"{job.tool}: no cost preview ({est.reason})."))
         return
@@ -318,6 +325,23 @@ def _cost_event(result: Any) -> Any:
         return None
     cost = cost_of(result.record) or {}
     return Cost(workflow_id=result.workflow_id, units=cost.get("units"), token_type=cost.get("token_type"))
+
+
+def failure_json(exc: BaseException, partial: Any, workflow_id: str | None) -> dict[str, Any]:
+    """The ``--json`` document of a command that failed: what was saved, the workflow, the exit code, the error."""
+    from ..core.errors import ExitCode, SogniError
+    from ..core.secrets import redact
+
+    doc: dict[str, Any] = partial.to_json() if partial is not None else {"workflow_id": None, "status": None,
+                                                                         "artifacts": []}
+    doc["workflow_id"] = doc.get("workflow_id") or workflow_id
+    doc["status"] = doc.get("status") or getattr(exc, "workflow_status", None) or "error"
+    code = int(exc.exit_code) if isinstance(exc, SogniError) else int(ExitCode.INTERNAL)
+    message = exc.message if isinstance(exc, SogniError) else f"Internal error: {exc.__class__.__name__}: {exc}"
+    hint = exc.hint if isinstance(exc, SogniError) else None
+    doc["exit_code"] = code
+    doc["error"] = {"message": redact(message), "hint": redact(hint) if hint else None}
+    return doc
 
 
 def print_result(result: Any, flags: Any, quiet: bool = False) -> None:

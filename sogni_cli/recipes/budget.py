@@ -115,7 +115,7 @@ class RunMoney:
         try:
             fields = r._render(pj)  # noqa: SLF001 - the runner's own rendering, same as the job will use
             digest = bridge.request_hash(pj.kind, fields, r.base_dir)
-            if r._resumable(pj, digest) is not None or r._resume_workflow(pj, digest):  # noqa: SLF001
+            if r._resumable(pj, digest) is not None or self._follows_earlier(pj, digest):  # noqa: SLF001
                 return None, None
             if pj.kind == "chat":
                 return None, "the API does not preview chat jobs"
@@ -133,6 +133,17 @@ class RunMoney:
         if est.units is None:
             return None, est.reason or "the API cannot preview it"
         return est.units, None
+
+    def _follows_earlier(self, pj: Any, digest: str) -> bool:
+        """The job will follow the workflow an earlier run started for this same request (nothing new)."""
+        from .jobrun import RESUME_STATES
+
+        r = self.runner
+        prev = r.previous.get(pj.uid)
+        if not prev or pj.kind == "chat" or r._retrying(pj) or prev.get("request_hash") != digest:  # noqa: SLF001
+            return False
+        wid = prev.get("workflow_id")
+        return bool(isinstance(wid, str) and wid and prev.get("status") in RESUME_STATES)
 
     # -- after a job ended ---------------------------------------------------------------------------
     def cost_units(self, oc: Any) -> float:
