@@ -21,6 +21,7 @@ class RunOutput:
     on_exists: str = "suffix"
     no_download: bool = False
     save_messages: Optional[Path] = None
+    approve_up_to: Optional[float] = None  # approve a cost the run waits for when its preview is at most this
 
 
 def start_durable(ctx: Any, api: Any, req: Any, opts: RunOutput, *, detach: bool, quiet: bool,
@@ -59,6 +60,11 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
     view = ChatView(mode=opts.mode, show_thinking=opts.show_thinking, quiet=quiet)
     try:
         outcome = follow_run(api, rid, emit=view.handle, note=err, cancel_on_interrupt=cancel_on_interrupt)
+        while _approve_by_policy(api, rid, outcome.record, opts.approve_up_to, quiet):
+            more = follow_run(api, rid, emit=view.handle, note=err, cancel_on_interrupt=cancel_on_interrupt,
+                              after=outcome.last)
+            more.text, more.events = outcome.text + more.text, outcome.events + more.events
+            outcome = more
         rec = outcome.record
         if rec.get("status") in ("completed", "partial_failure"):
             finish_events(rec, view.handle)
@@ -99,6 +105,26 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
     raise_for_run(rec, rid)
     if exit_code:
         raise typer.Exit(exit_code)
+
+
+def _approve_by_policy(api: Any, rid: str, rec: dict, up_to: Optional[float], quiet: bool) -> bool:
+    """A run waiting for a cost within ``--approve-up-to`` is approved (its preview, unchanged); True then."""
+    import uuid
+
+    from ..api import runs
+    from ..api.billing import preview_units
+
+    reason, call_id, preview = runs.waiting_details(rec)
+    if up_to is None or runs.status_of(rec) != "waiting_for_user" or not call_id or preview is None \
+            or reason not in ("cost_approval_required", "cost_reauthorization_required"):
+        return False
+    units = preview_units(preview)
+    if units is None or units > up_to:
+        return False
+    runs.confirm_cost(api, rid, tool_call_id=call_id, preview=preview, idempotency_key=str(uuid.uuid4()))
+    if not quiet:
+        err(f"Approved {units:g} capacity units (--approve-up-to).")
+    return True
 
 
 def _media_of(rec: dict, HostedMedia: Any) -> Any:

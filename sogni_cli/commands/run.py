@@ -146,6 +146,7 @@ def cancel(
 def approve(
     ctx: typer.Context,
     run_id: str = typer.Argument(..., help="Run id."),
+    up_to: Optional[str] = typer.Option(None, "--up-to", metavar="UNITS", help="Approve only when the preview is at most UNITS.", show_default=False),
     decline: bool = typer.Option(False, "--decline", help="Refuse the cost instead (the run is cancelled)."),
     json_out: bool = JSON,
     dry_run: bool = DRY_RUN,
@@ -163,6 +164,15 @@ def approve(
         raise RejectedError(f"Chat run {run_id} is not waiting for cost approval (it is "
                             f"{runs.status_of(rec) or 'unknown'}).", hint=f"See `sogni run show {run_id}`.")
     units = (preview or {}).get("totalEstimatedCapacityUnits")
+    if up_to is not None and not decline:
+        from ..core.units import parse_units
+
+        limit = parse_units(up_to, "--up-to")
+        if limit is not None and (not isinstance(units, (int, float)) or units > limit):
+            from ..core.errors import BillingError
+
+            raise BillingError(f"Chat run {run_id} waits for {units} capacity units, more than --up-to {up_to}; "
+                               "nothing was approved.", hint=f"`sogni run approve {run_id}` approves it as shown.")
     rec = runs.confirm_cost(api, run_id, tool_call_id=call_id, preview=preview or {},
                             decision="cancel" if decline else "confirm", idempotency_key=str(uuid.uuid4()))
     if json_out:

@@ -31,6 +31,7 @@ class RunOutcome:
     record: dict[str, Any] = field(default_factory=dict)
     text: str = ""
     events: int = 0
+    last: int = 0  # the sequence of the last event delivered
 
 
 def check_durable(req: Any) -> None:
@@ -149,15 +150,17 @@ def events_of(ev: dict[str, Any]) -> list[Event]:
 
 def follow_run(client: Any, rid: str, *, emit: Callable[[Event], None], on_raw: Callable[[dict], None] | None = None,
                on_wait: Callable[[], None] | None = None, cancel_on_interrupt: bool = True,
-               note: Callable[[str], None] | None = None) -> RunOutcome:
+               note: Callable[[str], None] | None = None, after: int = 0) -> RunOutcome:
     """Follow run ``rid`` to its end or a wait; Ctrl-C (or SIGTERM) cancels it on the server first."""
     from ..api import runs
 
-    outcome = RunOutcome(run_id=rid)
+    outcome = RunOutcome(run_id=rid, last=after)
     final_text: str | None = None
     try:
-        for ev in runs.follow(client, rid, on_wait=on_wait):
+        for ev in runs.follow(client, rid, on_wait=on_wait, after=after):
             outcome.events += 1
+            if isinstance(ev.get("sequence"), int):
+                outcome.last = ev["sequence"]
             if on_raw:
                 on_raw(ev)
             for chat_ev in events_of(ev):
@@ -193,9 +196,13 @@ def raise_for_run(rec: dict[str, Any], rid: str) -> None:
         reason, _, preview = runs.waiting_details(rec)
         units = (preview or {}).get("totalEstimatedCapacityUnits")
         cost = f" (estimated {units} capacity units)" if units is not None else ""
-        if reason in ("cost_approval_required", "cost_reauthorization_required", "insufficient_credit"):
+        if reason == "insufficient_credit":
+            raise BillingError(f"Chat run {rid} is waiting for credit{cost}.",
+                               hint="Add credits or change the token type (--token-type spark|sogni).")
+        if reason in ("cost_approval_required", "cost_reauthorization_required"):
             raise BillingError(f"Chat run {rid} is waiting for cost approval{cost}.",
-                               hint=f"Approve it with `sogni run approve {rid}`, then `sogni run watch {rid}`.")
+                               hint=f"Approve it with `sogni run approve {rid}`, then `sogni run watch {rid}` (or start "
+                                    "again with --approve-up-to UNITS).")
         raise RejectedError(f"Chat run {rid} is waiting for you ({reason or 'other'}).",
                             hint=f"See `sogni run show {rid}`.")
     if status in ("failed", "cancelled"):

@@ -119,6 +119,20 @@ def test_durable_cost_wait_exits_9_then_approve_and_watch(emulator, tmp_path):
     assert res.returncode == 4 and "not waiting" in res.stderr
 
 
+def test_durable_cost_within_approve_up_to_is_approved_and_followed(emulator, tmp_path):
+    env = _env(emulator, tmp_path)
+    res = run_sogni(["chat", "--durable", "--approve-up-to", "0.5", "Draw a cat [wait]"], env)
+    assert res.returncode == 9
+    assert not any(r["path"].endswith("/confirm-cost") for r in emulator.requests)
+    res = run_sogni(["chat", "--durable", "--approve-up-to", "5", "-o", tmp_path / "out", "--jsonl",
+                     "Draw a cat [wait]"], env)
+    assert res.returncode == 0, res.stderr
+    assert len([r for r in emulator.requests if r["path"].endswith("/confirm-cost")]) == 1
+    events = [json.loads(line)["event"] for line in res.stdout.splitlines()]
+    assert events.count("tool_call") == 1 and events[-1] == "done" and "artifact" in events
+    assert [p.name for p in (tmp_path / "out").glob("*.png")] == ["draw-a-cat-wait-1.png"]
+
+
 def test_durable_run_cancel_and_cancel_command(emulator, tmp_path):
     env = _env(emulator, tmp_path)
     res = run_sogni(["chat", "--durable", "--detach", "Draw a cat [wait]"], env)
