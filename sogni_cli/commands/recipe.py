@@ -26,6 +26,7 @@ app = make_app("Batch YAML recipes: validate, plan, run, report.", epilog=EPILOG
 
 SET_HELP = "Set a recipe variable, KEY=VALUE (repeatable)."
 STRICT_HELP = "Treat a glob that matches no files as an error."
+SHARDS_HELP = "With --shard auto: the number of shards (Kubernetes does not export it) [env SOGNI_SHARD_COUNT]."
 
 
 def _print_lines(lines: list[str]) -> None:
@@ -46,6 +47,10 @@ def _prepare(ctx: typer.Context, file: Path, sets: list[str] | None, strict: boo
     return plan, s
 
 
+def _quiet(ctx: typer.Context) -> bool:
+    return bool(getattr(ctx.find_root().obj, "quiet", False))
+
+
 def _settings_no_emulator(ctx: typer.Context):
     """Settings for validate/plan: no key, no network, no emulator start."""
     from ..core.options import GlobalOptions
@@ -61,12 +66,14 @@ def _settings_no_emulator(ctx: typer.Context):
     return s
 
 
-def _parse_shard(text: Optional[str]):
-    if text is None:
-        return None
-    from ..recipes.shard import parse_shard
+def _parse_shard(text: Optional[str], shards: Optional[int] = None, quiet: bool = False):
+    """``--shard K/N`` or ``--shard auto`` (the engine's variables); ``SOGNI_SHARD`` when not given."""
+    from ..recipes.engines import resolve_shard
 
-    return parse_shard(text)
+    sh, said = resolve_shard(text, shards)
+    if said and not quiet:
+        err(said)
+    return sh
 
 
 @app.command()
@@ -89,7 +96,8 @@ def plan(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
-    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Show only shard K of N.", show_default=False),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Show only shard K of N (auto: from the batch engine) [env SOGNI_SHARD].", show_default=False),
+    shards: Optional[int] = typer.Option(None, "--shards", metavar="N", help=SHARDS_HELP, show_default=False),
     as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
@@ -97,7 +105,7 @@ def plan(
     from ..recipes.plan import plan_json, plan_text
     from ..recipes.shard import apply_shard
 
-    sh = _parse_shard(shard)
+    sh = _parse_shard(shard, shards, _quiet(ctx))
     p, _s = _prepare(ctx, file, set_, strict)
     if sh:
         apply_shard(p, sh)
@@ -116,7 +124,8 @@ def run(
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
     continue_on_error: bool = typer.Option(False, "--continue-on-error", help="Keep going after a job fails (its dependants are skipped)."),
     force: bool = typer.Option(False, "--force", help="Run every job again, even those already done."),
-    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs).", show_default=False),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs); auto: from the batch engine [env SOGNI_SHARD].", show_default=False),
+    shards: Optional[int] = typer.Option(None, "--shards", metavar="N", help=SHARDS_HELP, show_default=False),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them (like `plan`)."),
 ) -> None:
@@ -125,7 +134,7 @@ def run(
     from ..recipes.shard import apply_shard
     from ._common import client, settings
 
-    sh = _parse_shard(shard)
+    sh = _parse_shard(shard, shards, _quiet(ctx))
     g = ctx.find_root().obj
     if dry_run or getattr(g, "dry_run", False):
         p, _s = _prepare(ctx, file, set_, strict)
