@@ -19,7 +19,9 @@ Examples:
   sogni recipe run recipes/product-shots.yaml -o out/ --concurrency 8
   sogni recipe run recipes/batch-edit.yaml --set style=watercolor --continue-on-error
   sogni recipe run recipes/product-shots.yaml -o out/ --shard 2/4      (one CI machine of four)
-  sogni recipe report out-1/ out-2/ out-3/ out-4/
+  sogni recipe report out-1/ out-2/ out-3/ out-4/ --html report.html
+  sogni recipe emit kubernetes recipes/product-shots.yaml --shards 8 > job.yaml
+  SOGNI_SHARD_COUNT=4 sogni recipe run recipes/product-shots.yaml -o out/ --shard auto
 """
 
 app = make_app("Batch YAML recipes: validate, plan, run, report.", epilog=EPILOG, no_args_is_help=True)
@@ -190,6 +192,24 @@ def report(
         out(summary_table(summary))
     if summary["failed_jobs"]:  # failed, interrupted, cancelled or skipped
         raise typer.Exit(8)
+
+
+@app.command()
+def emit(
+    ctx: typer.Context,
+    engine: str = typer.Argument(..., metavar="ENGINE", help="github, kubernetes, aws-batch or cloud-run.", show_default=False),
+    file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
+    shards: int = typer.Option(4, "--shards", metavar="N", help="How many shards run in parallel."),
+    image: Optional[str] = typer.Option(None, "--image", help="A container image with sogni installed [default: python:3.12-slim, installing sogni at start].", show_default=False),
+    output: Optional[str] = typer.Option(None, "--output", help="The folder the shards write to, one subfolder each [out on GitHub, /data/out elsewhere].", show_default=False),
+) -> None:
+    """Print a ready definition that runs RECIPE in N shards on a batch engine, then merges the report."""
+    from ..recipes.emit import ENGINE_NAMES, emit as emit_definition
+
+    if engine not in ENGINE_NAMES:
+        raise UsageError(f"Unknown engine {engine!r}.", hint="Engines: " + ", ".join(ENGINE_NAMES) + ".")
+    p, _s = _prepare(ctx, file, None, False, requests=False)
+    out(emit_definition(engine, file.as_posix(), p.name, shards, image=image, output=output), end="")
 
 
 @app.command()
