@@ -40,6 +40,7 @@ from typing import Any, Callable, TextIO
 from ..core.secrets import redact, redact_obj
 from ..core.errors import ExitCode, GenerationFailed, IncompleteError, SogniError, UsageError
 from . import bridge
+from .details import job_details
 from .expand import Outputs, render_instance
 from .plan import Plan, PlannedJob
 from .report import append_step_summary, read_record_file, record_path, summarize, summary_markdown, summary_table
@@ -87,6 +88,7 @@ class Outcome:
     resumed_workflow: str | None = None  # an earlier run's workflow, followed instead of starting a new one
     started_at: float = 0.0
     printed: list[str] = field(default_factory=list)  # what goes to stdout
+    details: dict[str, Any] | None = None  # prompt, model, seed, cost (see details.py), for reports
 
 
 def _now() -> str:
@@ -183,6 +185,7 @@ class Runner:
             "text": oc.text, "duration": round(oc.duration, 3),
             "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None,
             "shard": f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None,
+            "details": oc.details,
             "time": _now(),
         }
         line = json.dumps(redact_obj(rec), ensure_ascii=False, default=str) + "\n"
@@ -286,6 +289,7 @@ class Runner:
         fields = self._render(pj)
         digest = bridge.request_hash(pj.kind, fields, self.base_dir)
         oc.request_hash = digest
+        oc.details = job_details(pj.kind, fields)
         prev = self._resumable(pj, digest)
         if prev is not None:
             oc.resumed = True
@@ -384,6 +388,7 @@ class Runner:
             with self.wid_lock:
                 self.wids.pop(uid, None)
         oc.workflow_id = result.workflow_id or oc.workflow_id
+        oc.details = job_details(pj.kind, fields, result)
         self._collect_saved(result, oc)
         if result.texts:
             oc.text = "\n\n".join(result.texts)
