@@ -32,14 +32,14 @@ _sogni_options() {
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
         'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
-        'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds --tool-names -h -q' ;;
+        'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --retry-after --seed --step-seconds --tool-names -h -q' ;;
         'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
         'sogni models') _sogni_r='--dry-run --help --json -h' ;;
         'sogni music') _sogni_r='--agent --arg --args --billing-mode --bpm --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
         'sogni recipe') _sogni_r='--help -h' ;;
         'sogni recipe plan') _sogni_r='--help --json --set --shard --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
-        'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --output-dir --set --shard --strict -h -j -o' ;;
+        'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --on-exists --output-dir --retry --retry-failed --set --shard --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --set --strict -h' ;;
         'sogni speech') _sogni_r='--agent --arg --args --billing-mode --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
@@ -122,6 +122,7 @@ _sogni_option_kind() {
         'sogni emulator|--rate-429') _sogni_r='value' ;;
         'sogni emulator|--rate-503') _sogni_r='value' ;;
         'sogni emulator|--rate-reset') _sogni_r='value' ;;
+        'sogni emulator|--retry-after') _sogni_r='value' ;;
         'sogni emulator|--seed') _sogni_r='value' ;;
         'sogni emulator|--step-seconds') _sogni_r='value' ;;
         'sogni emulator|--tool-names') _sogni_r='value' ;;
@@ -168,6 +169,8 @@ _sogni_option_kind() {
         'sogni recipe plan|--set') _sogni_r='value' ;;
         'sogni recipe plan|--shard') _sogni_r='value' ;;
         'sogni recipe run|--concurrency'|'sogni recipe run|-j') _sogni_r='value' ;;
+        'sogni recipe run|--on-exists') _sogni_r='choice:suffix overwrite skip error' ;;
+        'sogni recipe run|--retry') _sogni_r='value' ;;
         'sogni recipe run|--set') _sogni_r='value' ;;
         'sogni recipe run|--shard') _sogni_r='value' ;;
         'sogni recipe run|-o'|'sogni recipe run|--output-dir') _sogni_r='dir' ;;

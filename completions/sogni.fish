@@ -195,6 +195,7 @@ function __sogni_options
                 '--rate-429'\t'Fraction of API requests answered 429 (Retry-After: 1).' \
                 '--rate-503'\t'Fraction of API requests answered 503 (Retry-After: 1).' \
                 '--rate-reset'\t'Fraction of answers cut off mid-stream or mid-body.' \
+                '--retry-after'\t'Seconds of Retry-After on the random 429/503 answers.' \
                 '--seed'\t'Seed for the random faults (the same seed, the same faults).' \
                 '--step-seconds'\t'Seconds each workflow step takes.' \
                 '--tool-names'\t'Default hosted tools as the brief names them (prefixed...' \
@@ -294,7 +295,10 @@ function __sogni_options
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
                 '--force'\t'Run every job again, even those already done.' \
                 '--help'\t'Show this message and exit.' \
+                '--on-exists'\t'For every job: overwrite, suffix, skip or error (overwrite here also...' \
                 '--output-dir'\t'Folder for everything the run saves [profile output_dir; default .].' \
+                '--retry'\t'Start a new workflow for these jobs (ids or globs, e.g.' \
+                '--retry-failed'\t'Start a new workflow for every job whose last run failed or was...' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
                 '--shard'\t'Run only shard K of N (deterministic; a job stays with what it needs).' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
@@ -596,6 +600,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni emulator|--rate-reset'
             echo 'value'
+        case 'sogni emulator|--retry-after'
+            echo 'value'
         case 'sogni emulator|--seed'
             echo 'value'
         case 'sogni emulator|--step-seconds'
@@ -687,6 +693,10 @@ function __sogni_option_kind
         case 'sogni recipe plan|--shard'
             echo 'value'
         case 'sogni recipe run|--concurrency' 'sogni recipe run|-j'
+            echo 'value'
+        case 'sogni recipe run|--on-exists'
+            echo 'choice:suffix overwrite skip error'
+        case 'sogni recipe run|--retry'
             echo 'value'
         case 'sogni recipe run|--set'
             echo 'value'

@@ -200,6 +200,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--rate-429 Fraction of API requests answered 429 (Retry-After: 1).',
                 '--rate-503 Fraction of API requests answered 503 (Retry-After: 1).',
                 '--rate-reset Fraction of answers cut off mid-stream or mid-body.',
+                '--retry-after Seconds of Retry-After on the random 429/503 answers.',
                 '--seed Seed for the random faults (the same seed, the same faults).',
                 '--step-seconds Seconds each workflow step takes.',
                 '--tool-names Default hosted tools as the brief names them (prefixed...',
@@ -299,7 +300,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
                 '--force Run every job again, even those already done.',
                 '--help Show this message and exit.',
+                '--on-exists For every job: overwrite, suffix, skip or error (overwrite here also...',
                 '--output-dir Folder for everything the run saves [profile output_dir; default .].',
+                '--retry Start a new workflow for these jobs (ids or globs, e.g.',
+                '--retry-failed Start a new workflow for every job whose last run failed or was...',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
                 '--shard Run only shard K of N (deterministic; a job stays with what it needs).',
                 '--strict Treat a glob that matches no files as an error.',
@@ -549,6 +553,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni emulator|--rate-429' { return 'value' }
             'sogni emulator|--rate-503' { return 'value' }
             'sogni emulator|--rate-reset' { return 'value' }
+            'sogni emulator|--retry-after' { return 'value' }
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
             'sogni emulator|--tool-names' { return 'value' }
@@ -600,6 +605,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe plan|--shard' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
             'sogni recipe run|-j' { return 'value' }
+            'sogni recipe run|--on-exists' { return 'choice:suffix overwrite skip error' }
+            'sogni recipe run|--retry' { return 'value' }
             'sogni recipe run|--set' { return 'value' }
             'sogni recipe run|--shard' { return 'value' }
             'sogni recipe run|-o' { return 'dir' }

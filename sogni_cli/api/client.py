@@ -141,6 +141,12 @@ class ApiClient:
     def secrets(self) -> list[str]:
         return [self.config.api_key] if self.config.api_key else []
 
+    def derived(self, **changes: Any) -> "ApiClient":
+        """A client with the same settings except ``changes`` (shorter timeouts, say), on its own connections."""
+        from dataclasses import replace
+
+        return ApiClient(replace(self.config, **changes), transport=self._transport)
+
     def _sleep(self, seconds: float) -> None:
         (self.config.sleep or sleep)(seconds)
 

@@ -224,7 +224,10 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     display = WorkflowDisplay(sys.stderr, quiet=quiet or dry)
     progress = JobProgress(make_progress(sys.stderr, quiet=quiet or dry), display)
 
+    seen: dict[str, str] = {}
+
     def on_created(wid: str) -> None:
+        seen["workflow_id"] = wid
         if flags.detach and not (flags.json_out or flags.jsonl):
             out(wid)
         elif not quiet:
@@ -251,7 +254,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         partial = getattr(exc, "result", None)
         ticker.stop()
         progress.close()
-        if partial is not None:
+        if flags.json_out:  # one document, also for a failure: the workflow id, the exit code, the error
+            out_json(failure_json(exc, partial, seen.get("workflow_id")))
+        elif partial is not None:
             print_result(partial, flags)
         raise
     finally:
@@ -262,7 +267,26 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
             out_json({"workflow_id": result.workflow_id, "status": result.status, "tool": result.tool,
                       "arguments": result.arguments, "artifacts": []})
         return
+    if result.status == "skipped" and not quiet:
+        err(f"All {len(result.saved)} file(s) already exist (--on-exists skip): nothing was sent.")
     print_result(result, flags)
+
+
+def failure_json(exc: BaseException, partial: Any, workflow_id: str | None) -> dict[str, Any]:
+    """The ``--json`` document of a command that failed: what was saved, the workflow, the exit code, the error."""
+    from ..core.errors import ExitCode, SogniError
+    from ..core.secrets import redact
+
+    doc: dict[str, Any] = partial.to_json() if partial is not None else {"workflow_id": None, "status": None,
+                                                                         "artifacts": []}
+    doc["workflow_id"] = doc.get("workflow_id") or workflow_id
+    doc["status"] = doc.get("status") or getattr(exc, "workflow_status", None) or "error"
+    code = int(exc.exit_code) if isinstance(exc, SogniError) else int(ExitCode.INTERNAL)
+    message = exc.message if isinstance(exc, SogniError) else f"Internal error: {exc.__class__.__name__}: {exc}"
+    hint = exc.hint if isinstance(exc, SogniError) else None
+    doc["exit_code"] = code
+    doc["error"] = {"message": redact(message), "hint": redact(hint) if hint else None}
+    return doc
 
 
 def print_result(result: Any, flags: Any) -> None:
