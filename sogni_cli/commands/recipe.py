@@ -194,15 +194,30 @@ def report(
     dirs: List[Path] = typer.Argument(..., help="Output folders (or run-record .jsonl files) of one or more runs or shards.", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
     markdown: bool = typer.Option(False, "--markdown", help="A Markdown summary (as written to $GITHUB_STEP_SUMMARY)."),
+    html_file: Optional[Path] = typer.Option(None, "--html", metavar="FILE", help="Also write one self-contained page: thumbnails, players, status, prompt, model, seed, cost.", show_default=False),
 ) -> None:
     """Merge the run records of several runs or shards into one summary (exit 8 when a job did not succeed)."""
     from ..recipes.report import load_records, merged_summary, summary_markdown, summary_table
 
     if as_json and markdown:
         raise UsageError("--json and --markdown cannot be combined.")
+    if html_file is not None:
+        from ..render.html_report import check_target
+
+        check_target(html_file, [str(d) for d in dirs])
     plans: list = []
     records = load_records([str(d) for d in dirs], plans)
     summary = merged_summary(records, plans)
+    names = [n for n in summary["recipes"] if n]
+    if len(names) > 1:
+        raise UsageError(f"These folders hold runs of different recipes ({', '.join(names)}).",
+                         hint="Report each recipe's shards separately.")
+    if html_file is not None:
+        from ..render.html_report import write_report
+
+        tiles = write_report(summary, records, html_file)
+        if not _quiet(ctx):
+            err(f"Wrote {html_file} ({tiles} tile{'s' if tiles != 1 else ''}).")
     if as_json:
         out_json(summary)
     elif markdown:
