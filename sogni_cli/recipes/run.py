@@ -111,9 +111,8 @@ class Runner(JobSteps):
         return self.stderr or sys.stderr
 
     def _out(self, line: str) -> None:
-        stream = self.stdout or sys.stdout
-        stream.write(line + "\n")
-        stream.flush()
+        # through the display: on a terminal it lifts its live area first, so the path is never drawn over
+        self.display.product(line, self.stdout or sys.stdout)
 
     # -- records ------------------------------------------------------------------------------------
     def load_previous(self) -> None:
