@@ -23,7 +23,7 @@ _sogni_options() {
         'sogni auth login') _sogni_r='--help -h' ;;
         'sogni auth logout') _sogni_r='--help -h' ;;
         'sogni auth status') _sogni_r='--help -h' ;;
-        'sogni chat') _sogni_r='--billing-mode --developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
+        'sogni chat') _sogni_r='--approve-tools --billing-mode --developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stdin --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stdin --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
         'sogni completion') _sogni_r='--help -h' ;;
         'sogni config') _sogni_r='--help -h' ;;
         'sogni config get') _sogni_r='--help -h' ;;
@@ -259,9 +259,9 @@ _sogni_arg_kind() {
     local kinds=() variadic=0
     case "$1" in
         'sogni completion') kinds=('choice:bash zsh fish powershell'); variadic=0 ;;
-        'sogni config get') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
-        'sogni config set') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
-        'sogni config unset') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config get') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config set') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
+        'sogni config unset') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
         'sogni recipe emit') kinds=('value' 'file'); variadic=0 ;;
         'sogni recipe plan') kinds=('file'); variadic=0 ;;
         'sogni recipe report') kinds=('file'); variadic=1 ;;

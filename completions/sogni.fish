@@ -83,7 +83,8 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--billing-mode'\t'auto | subscription | tokens.' \
+            printf '%s\n' '--approve-tools'\t'Ask before each local command (needs a terminal).' \
+                '--billing-mode'\t'auto | subscription | tokens.' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
                 '--frequency-penalty' \
@@ -99,8 +100,9 @@ function __sogni_options
                 '--model'\t'Model id (see \'sogni models\').' \
                 '--name'\t'File name template for saved media.' \
                 '--no-download'\t'List media URLs on stderr instead of saving.' \
-                '--no-exec'\t'Return tool calls instead of running hosted tools.' \
+                '--no-exec'\t'Return tool calls instead of running them (hosted or local).' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
+                '--no-stdin'\t'Never read standard input.' \
                 '--no-stream'\t'Stream the reply as it is written.' \
                 '--no-think'\t'Ask for (or turn off) reasoning.' \
                 '--on-exists'\t'suffix | overwrite | skip | error.' \
@@ -109,8 +111,9 @@ function __sogni_options
                 '--repetition-penalty' \
                 '--response-format'\t'json, text, or a JSON Schema FILE.' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON).' \
+                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON); also when...' \
                 '--show-thinking'\t'Show reasoning on stderr.' \
+                '--stdin'\t'Read standard input and put it before the prompt.' \
                 '--stop'\t'Stop sequence (repeatable).' \
                 '--stream'\t'Stream the reply as it is written.' \
                 '--system'\t'System message.' \
@@ -879,13 +882,13 @@ function __sogni_arg_kind
             set kinds 'choice:bash zsh fish powershell'
             set variadic 0
         case 'sogni config get'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni config set'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type' 'value'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'
             set variadic 0
         case 'sogni config unset'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni recipe emit'
             set kinds 'value' 'file'

@@ -88,6 +88,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
+                '--approve-tools Ask before each local command (needs a terminal).',
                 '--billing-mode auto | subscription | tokens.',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
@@ -104,8 +105,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model id (see ''sogni models'').',
                 '--name File name template for saved media.',
                 '--no-download List media URLs on stderr instead of saving.',
-                '--no-exec Return tool calls instead of running hosted tools.',
+                '--no-exec Return tool calls instead of running them (hosted or local).',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
+                '--no-stdin Never read standard input.',
                 '--no-stream Stream the reply as it is written.',
                 '--no-think Ask for (or turn off) reasoning.',
                 '--on-exists suffix | overwrite | skip | error.',
@@ -114,8 +116,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--repetition-penalty --repetition-penalty',
                 '--response-format json, text, or a JSON Schema FILE.',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--save-messages Write the conversation, with the reply, to FILE (JSON).',
+                '--save-messages Write the conversation, with the reply, to FILE (JSON); also when...',
                 '--show-thinking Show reasoning on stderr.',
+                '--stdin Read standard input and put it before the prompt.',
                 '--stop Stop sequence (repeatable).',
                 '--stream Stream the reply as it is written.',
                 '--system System message.',
@@ -718,9 +721,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
         $variadic = $false
         switch -Exact -CaseSensitive ($node) {
             'sogni completion' { $kinds = @('choice:bash zsh fish powershell'); $variadic = $false }
-            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
-            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
-            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
+            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni recipe emit' { $kinds = @('value', 'file'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }

@@ -62,7 +62,7 @@ def test_chat_reply_becomes_the_image_prompt(cli, tmp_cwd, emu):
     assert len(wf) == 1
     assert reqs.index(next(r for r in reqs if r["path"] == WF and r["method"] == "POST")) > chat_i
     assert reqs[chat_i]["json"] == {"messages": [{"role": "user", "content": "Say hello"}], "stream": True,
-                                    "sogni_tools": False}
+                                    "stream_options": {"include_usage": True}, "sogni_tools": False}
     title = wf[0]["json"]["input"].pop("title")
     assert title.startswith("sogni recipe chain · pic · ")  # `workflow list` finds the job's workflow
     assert wf[0]["json"] == {"input": {"steps": [{"toolName": "generate_image", "arguments": {

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any, Callable, TextIO
 
+from ..core.term import clean_text, shown
+
 HEARTBEAT = 30.0
 REDRAW = 0.1
 MAX_LINES = 12
@@ -29,8 +31,6 @@ def _fmt_duration(s: float) -> str:
 
 def _fit(line: str, width: int) -> str:
     """A live-area line as it will show: control characters escaped, cut to one row of ``width``."""
-    from ..core.term import clean_text
-
     line = clean_text(line).replace("\n", " ").replace("\t", " ")
     return line if len(line) < width else line[:width - 2] + "…"
 
@@ -90,8 +90,6 @@ class RunDisplay:
 
     def _line(self, text: str) -> None:
         """A permanent line (above the live block on a terminal)."""
-        from ..core.term import clean_text
-
         with self.lock:
             self._clear()
             self._write(clean_text(text) + "\n")
@@ -114,7 +112,7 @@ class RunDisplay:
         for uid, (started, fraction, status) in items[:MAX_LINES]:
             pct = f" {int(fraction * 100)}%" if fraction is not None else ""
             st = f" {status}" if status else ""
-            lines.append(f"  {uid}{st}{pct} ({_fmt_duration(now - started)})")
+            lines.append(f"  {shown(uid)}{shown(st)}{pct} ({_fmt_duration(now - started)})")
         if len(items) > MAX_LINES:
             lines.append(f"  … {len(items) - MAX_LINES} more running")
         # one screen row per line (a wrapped line would make the next redraw miss its top), escaped
@@ -152,14 +150,15 @@ class RunDisplay:
             if status not in ("succeeded", "resumed"):
                 self.failed += 1
             if error:
-                self._line(f"Error: {uid}: {error}")
+                self._line(f"Error: {shown(uid)}: {shown(error)}")
             elif not self.quiet:
                 extra = f" ({detail})" if detail else ""
                 if status == "resumed":
-                    self._line(f"[{self.done}/{self.total}] {uid}: already done{extra}")
+                    self._line(f"[{self.done}/{self.total}] {shown(uid)}: already done{shown(extra)}")
                 else:
                     word = "done" if status == "succeeded" else status
-                    self._line(f"[{self.done}/{self.total}] {uid}: {word} in {_fmt_duration(duration)}{extra}")
+                    self._line(f"[{self.done}/{self.total}] {shown(uid)}: {shown(word)} in {_fmt_duration(duration)}"
+                               f"{shown(extra)}")
             else:
                 self._draw(force=True)
 

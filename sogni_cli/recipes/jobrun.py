@@ -229,9 +229,11 @@ class JobSteps:
         from ..api.hosted import find_media
 
         req = bridge.build_chat(fields, self.base_dir)
-        result = run_chat(self.client, req)
+        key = oc.idempotency_key or job_key(self.plan.name, pj.uid, oc.request_hash or "", oc.attempt)
+        self._before_send(pj, oc, key)  # the key is on disk before the chat (which may start paid work) leaves
+        result = run_chat(self.client, req, idempotency_key=key)
         oc.text = result.text
-        media = find_media(result.extras, result.text)
+        media = find_media(result.extras, result.text, hosted_call_seen=bool(result.hosted_calls))
         if media:
             from ..jobs.chat_media import save_hosted_media
 
