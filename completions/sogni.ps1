@@ -11,10 +11,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
     function SogniSubcommands([string]$node) {
         switch -Exact -CaseSensitive ($node) {
             'sogni' { return @(
+                'account Balances, subscription, usage this cycle, fair-use state and limits.',
                 'auth Store, show and remove the API key.',
                 'chat One chat completion, streamed to stdout (vision, tools, hosted media).',
                 'completion Print a shell completion script (bash, zsh, fish, powershell).',
                 'config Show and change settings in config.yaml.',
+                'doctor Check the installation, settings, key and API connection.',
                 'edit Edit or combine reference images.',
                 'emulator Serve the local stand-in for the API in the foreground.',
                 'image Generate images with exact parameters.',
@@ -28,7 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni auth' { return @(
                 'login Read the API key from standard input and store it in the credentials...',
                 'logout Remove the stored API key of the current profile.',
-                'status Show where the API key comes from, masked.') }
+                'status Show where the API key comes from, masked (--check: verify it...') }
             'sogni config' { return @(
                 'get Print one setting of the current profile.',
                 'list List the effective settings and where each comes from.',
@@ -47,6 +49,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'run Run any tool with exact arguments (--arg KEY=VALUE, --args...',
                 'show Show a tool''s parameters: name, type, required, allowed values...') }
             'sogni workflow' { return @(
+                'approve Approve the cost of a workflow that waits for it (its current...',
                 'cancel Cancel a running workflow.',
                 'download Fetch the artifacts of a finished workflow (fresh URLs; .part files...',
                 'events Replay a workflow''s event log (--follow streams new events).',
@@ -75,6 +78,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-q No progress; warnings and errors only.',
                 '-v Log requests and responses to stderr (secrets redacted).') }
+            'sogni account' { return @(
+                '--dry-run Print the first request instead of sending it.',
+                '--help Show this message and exit.',
+                '--json One JSON document.',
+                '-h Show this message and exit.') }
             'sogni auth' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
@@ -85,10 +93,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni auth status' { return @(
+                '--check Ask the API whether it accepts the key (exit 3 when refused) and...',
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
                 '--approve-tools Ask before each local command (needs a terminal).',
+                '--approve-up-to Approve a cost a hosted workflow waits for when its preview is at...',
                 '--billing-mode auto | subscription | tokens.',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
@@ -157,8 +167,14 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni config unset' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
+            'sogni doctor' { return @(
+                '--emulator Also run the network checks against a local emulator, for comparison.',
+                '--help Show this message and exit.',
+                '--json One JSON document.',
+                '-h Show this message and exit.') }
             'sogni edit' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
@@ -167,6 +183,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format png, jpg or webp (outputFormat).',
                 '--height Height in pixels.',
                 '--help Show this message and exit.',
@@ -213,6 +230,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-q Do not log requests on stderr.') }
             'sogni image' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
@@ -221,6 +239,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format png, jpg or webp (outputFormat).',
                 '--guidance How strongly to follow the prompt.',
                 '--height Height in pixels.',
@@ -254,6 +273,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni music' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
@@ -263,6 +283,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
                 '--duration Seconds.',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--help Show this message and exit.',
                 '--json Print one JSON document at the end.',
                 '--jsonl Print JSON events as they happen.',
@@ -295,6 +316,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--shards How many shards run in parallel.',
                 '-h Show this message and exit.') }
             'sogni recipe plan' { return @(
+                '--estimate Ask the API for each job''s cost preview (needs the key; starts nothing).',
                 '--help Show this message and exit.',
                 '--json One JSON document for machines.',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
@@ -309,6 +331,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--markdown A Markdown summary (as written to $GITHUB_STEP_SUMMARY).',
                 '-h Show this message and exit.') }
             'sogni recipe run' { return @(
+                '--approve-up-to Approve a cost a workflow waits for when its preview is at most UNITS.',
+                '--budget Cap the whole run (this output folder and shard, earlier runs...',
                 '--concurrency Jobs running at once [profile concurrency; default 4].',
                 '--continue-on-error Keep going after a job fails (its dependants are skipped).',
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
@@ -335,6 +359,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni speech' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
@@ -342,6 +367,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format wav, mp3 or flac (outputFormat).',
                 '--help Show this message and exit.',
                 '--json Print one JSON document at the end.',
@@ -375,6 +401,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni tools run' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
@@ -383,6 +410,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--help Show this message and exit.',
                 '--image Image file to upload (repeatable).',
                 '--json Print one JSON document at the end.',
@@ -411,6 +439,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni video' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
@@ -421,6 +450,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
                 '--duration Seconds.',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format mp4 or mov (outputFormat).',
                 '--height Height in pixels.',
                 '--help Show this message and exit.',
@@ -452,6 +482,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-o Folder for the saved files [profile output_dir; default .].') }
             'sogni workflow' { return @(
                 '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni workflow approve' { return @(
+                '--dry-run Print the request instead of sending it.',
+                '--help Show this message and exit.',
+                '--json Print the workflow record after the approval.',
+                '--up-to Approve only when the current preview is at most UNITS.',
                 '-h Show this message and exit.') }
             'sogni workflow cancel' { return @(
                 '--dry-run Print the request instead of sending it.',
@@ -507,6 +543,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--max-retries' { return 'value' }
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
+            'sogni chat|--approve-up-to' { return 'value' }
             'sogni chat|--billing-mode' { return 'value' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
@@ -538,6 +575,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni chat|--output-dir' { return 'dir' }
             'sogni chat|-s' { return 'value' }
             'sogni chat|--system' { return 'value' }
+            'sogni edit|--approve-up-to' { return 'value' }
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
@@ -573,6 +611,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
             'sogni emulator|--tool-names' { return 'value' }
+            'sogni image|--approve-up-to' { return 'value' }
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
@@ -596,6 +635,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--count' { return 'value' }
             'sogni image|-o' { return 'dir' }
             'sogni image|--output-dir' { return 'dir' }
+            'sogni music|--approve-up-to' { return 'value' }
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
             'sogni music|--billing-mode' { return 'value' }
@@ -624,6 +664,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe plan|--shard' { return 'value' }
             'sogni recipe plan|--shards' { return 'value' }
             'sogni recipe report|--html' { return 'file' }
+            'sogni recipe run|--approve-up-to' { return 'value' }
+            'sogni recipe run|--budget' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
             'sogni recipe run|-j' { return 'value' }
             'sogni recipe run|--on-exists' { return 'choice:suffix overwrite skip error' }
@@ -634,6 +676,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe run|-o' { return 'dir' }
             'sogni recipe run|--output-dir' { return 'dir' }
             'sogni recipe validate|--set' { return 'value' }
+            'sogni speech|--approve-up-to' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
             'sogni speech|--billing-mode' { return 'value' }
@@ -655,6 +698,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni speech|-o' { return 'dir' }
             'sogni speech|--output-dir' { return 'dir' }
             'sogni tools list|--family' { return 'value' }
+            'sogni tools run|--approve-up-to' { return 'value' }
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
@@ -675,6 +719,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--count' { return 'value' }
             'sogni tools run|-o' { return 'dir' }
             'sogni tools run|--output-dir' { return 'dir' }
+            'sogni video|--approve-up-to' { return 'value' }
             'sogni video|--arg' { return 'value' }
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
@@ -702,6 +747,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--count' { return 'value' }
             'sogni video|-o' { return 'dir' }
             'sogni video|--output-dir' { return 'dir' }
+            'sogni workflow approve|--up-to' { return 'value' }
             'sogni workflow download|--manifest' { return 'file' }
             'sogni workflow download|--max-download-size' { return 'value' }
             'sogni workflow download|--name' { return 'value' }

@@ -38,8 +38,8 @@ def make_tree(root: Path) -> Path:
     lines1 = [
         {"record": "plan", "recipe": "shots", "jobs": ["a", "z"], "shard": "1/2", "shards": 2},
         _rec(id="a", outputs=[{"path": "shots/a-1.png", "bytes": 1}, {"path": "shots/a-2.png", "bytes": 1}],
-             details={"prompt": "a red " + HOSTILE, "model": "z-turbo", "seed": 42,
-                      "cost": {"capacity_units": 1.5, "token_type": "spark"}}, shard="1/2"),
+             details={"prompt": "a red " + HOSTILE, "model": "z-turbo", "seed": 42},
+             cost={"units": 1.5, "token_type": "spark"}, shard="1/2"),
     ]
     lines2 = [
         {"record": "plan", "recipe": "shots", "jobs": ["b", "c", "m", "f", "evil"], "shard": "2/2", "shards": 2},

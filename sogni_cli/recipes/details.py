@@ -1,8 +1,8 @@
 """What a job asked for and what it cost, kept in its run-record line (``details``) for reports.
 
 ``prompt``, ``model`` and ``seed`` come from the job's rendered fields (the seed, when the recipe left it to
-the server, from the first saved file); ``cost`` from the finished workflow (capacity units and token type)
-when the API reports it. Every value is data from the recipe or the server: reports escape it.
+the server, from the first saved file). The cost has its own field in the record (``cost``). Every value is
+data from the recipe or the server: reports escape it.
 """
 
 from __future__ import annotations
@@ -37,11 +37,4 @@ def job_details(kind: str, fields: dict[str, Any] | None, result: Any = None) ->
                 out["model"] = ref.model
             if "prompt" not in out and isinstance(getattr(ref, "prompt", None), str):
                 out["prompt"] = ref.prompt[:MAX_PROMPT]
-        cost = (getattr(result, "record", None) or {}).get("cost")
-        if isinstance(cost, dict):
-            units = cost.get("capacityUnits")
-            if isinstance(units, (int, float)) and not isinstance(units, bool):
-                out["cost"] = {"capacity_units": units}
-                if isinstance(cost.get("tokenType"), str):
-                    out["cost"]["token_type"] = cost["tokenType"]
     return out or None

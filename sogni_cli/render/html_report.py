@@ -186,11 +186,11 @@ def _tile(out: dict[str, Any], root: Path, target_dir: Path) -> str:
     return f'<div class="tile" data-kind="{kind}">{body}{name}<a href="{_e(href)}">open</a></div>'
 
 
-def _cost(details: dict[str, Any]) -> str:
-    c = details.get("cost")
-    if not isinstance(c, dict) or c.get("capacity_units") is None:
+def _cost(row: dict[str, Any]) -> str:
+    c = row.get("cost")
+    if not isinstance(c, dict) or c.get("units") is None:
         return ""
-    return f"{c['capacity_units']} capacity units" + (f" ({c['token_type']})" if c.get("token_type") else "")
+    return f"{c['units']} capacity units" + (f" ({c['token_type']})" if c.get("token_type") else "")
 
 
 def _duration(v: Any) -> str:
@@ -210,7 +210,7 @@ def _job(row: dict[str, Any], rec: dict[str, Any] | None, target_dir: Path) -> t
     message = err.get("message") if isinstance(err, dict) else err
     items = [("recipe", row.get("recipe")), ("kind", row.get("kind")), ("prompt", details.get("prompt")),
              ("tool", details.get("tool")), ("model", details.get("model")), ("seed", details.get("seed")),
-             ("cost", _cost(details)), ("duration", _duration(row.get("duration"))), ("shard", row.get("shard")),
+             ("cost", _cost(row)), ("duration", _duration(row.get("duration"))), ("shard", row.get("shard")),
              ("workflow", row.get("workflow_id"))]
     meta = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items if v not in (None, ""))
     tiles = []
