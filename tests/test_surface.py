@@ -6,8 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from .conftest import BASE_URL
 
 RUN = f"{BASE_URL}/v1/chat/runs/run_1"

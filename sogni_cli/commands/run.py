@@ -84,7 +84,7 @@ def show(
     for art in rec.get("artifacts") or []:
         if isinstance(art, dict) and art.get("url"):
             out(f"Artifact: {shown(art['url'])}")
-    reason, call_id, preview = runs.waiting_details(rec)
+    reason, _call_id, preview = runs.waiting_details(rec)
     if runs.status_of(rec) == "waiting_for_user":
         units = (preview or {}).get("totalEstimatedCapacityUnits")
         out(f"Waiting:  {shown(reason or 'other')}" + (f" ({units} capacity units)" if units is not None else ""))
@@ -159,7 +159,7 @@ def approve(
     s = settings(ctx, dry_run=dry_run)
     api = client(ctx, dry_run=dry_run)
     rec = runs.get(api, run_id)
-    reason, call_id, preview = runs.waiting_details(rec)
+    _reason, call_id, preview = runs.waiting_details(rec)
     if runs.status_of(rec) != "waiting_for_user" or not call_id or (preview is None and not decline):
         raise RejectedError(f"Chat run {run_id} is not waiting for cost approval (it is "
                             f"{runs.status_of(rec) or 'unknown'}).", hint=f"See `sogni run show {run_id}`.")

@@ -23,7 +23,7 @@ _KIND_TOOLS = {"image": (("generate_image", "model"), ("edit_image", "model")),
                "video": (("generate_video", "videoModel"), ("animate_photo", "videoModel"),
                          ("sound_to_video", "videoModel"), ("video_to_video", "videoModel")),
                "audio": (("generate_music", "model"), ("generate_speech", "model"))}
-_RANGE = lambda lo, hi, default: {"min": lo, "max": hi, "default": default}  # noqa: E731
+_RANGE = lambda lo, hi, default: {"min": lo, "max": hi, "default": default}
 TIERS: dict[str, dict[str, Any]] = {
     "image-fast": {"type": "image", "width": _RANGE(256, 2048, 1024), "height": _RANGE(256, 2048, 1024),
                    "steps": _RANGE(1, 12, 8)},

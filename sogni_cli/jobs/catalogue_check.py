@@ -93,7 +93,7 @@ def check_job(job: Any, config_dir: Path | None = None) -> None:
 
     try:
         folder = config_dir if config_dir is not None else default_dir()
-    except Exception:  # noqa: BLE001 - no usable config folder means no cache
+    except Exception:
         return
     cache = load_cache(folder)
     if not cache:

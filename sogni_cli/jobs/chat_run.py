@@ -13,7 +13,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..core.errors import BillingError, GenerationFailed, IncompleteError, RejectedError, UsageError
+from ..core.errors import (
+    BillingError,
+    GenerationFailed,
+    IncompleteError,
+    RejectedError,
+    UsageError,
+)
 from ..core.events import Artifact, Delta, Done, Event, ToolCall, ToolResult
 
 __all__ = ["RunOutcome", "run_body", "upload_inline_media", "start_run", "follow_run", "raise_for_run",
@@ -177,7 +183,7 @@ def follow_run(client: Any, rid: str, *, emit: Callable[[Event], None], on_raw: 
                 runs.cancel(client, rid, reason="interrupted")
                 if note:
                     note(f"Cancelled chat run {rid}.")
-            except Exception as cexc:  # noqa: BLE001 - the interrupt matters more
+            except Exception as cexc:
                 if note:
                     note(f"Could not cancel chat run {rid}: {getattr(cexc, 'message', cexc)}")
         raise
