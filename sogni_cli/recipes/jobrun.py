@@ -18,7 +18,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..core.errors import ExitCode, GenerationFailed, IncompleteError, SogniError
 from ..core.secrets import redact
@@ -55,6 +55,7 @@ class Outcome:
     from_record: bool = False  # an earlier run's final failure, reported again (nothing sent)
     details: dict[str, Any] | None = None  # prompt, model, seed, cost (see details.py), for reports
     cost: dict[str, Any] | None = None  # what the API reports the job's workflow cost: {units, token_type}
+    retry_in_place: str | None = None  # --retry of a partly failed workflow: resumed through the API first
 
 
 class _Settled(SogniError):
@@ -178,6 +179,10 @@ class JobSteps:
         if self._retrying(pj):
             oc.attempt = int(prev.get("attempt") or 0) + 1 if prev else 0
             oc.idempotency_key = job_key(self.plan.name, pj.uid, digest, oc.attempt)
+            wid = prev.get("workflow_id") if prev else None
+            if (same and not self.opts.force and pj.kind != "chat" and isinstance(wid, str) and wid
+                    and prev.get("workflow_status") in ("partial_failure", "failed")):
+                oc.retry_in_place = wid  # the API may finish what failed, before a new workflow is paid for
             return None
         oc.idempotency_key = (prev.get("idempotency_key") if same else None) or \
             job_key(self.plan.name, pj.uid, digest, oc.attempt)
@@ -269,6 +274,23 @@ class JobSteps:
         if not self.write_record(pj, starting, final=False, sync=True):
             raise RecordUnwritable(f"not sent: the run record cannot be written ({self.record.describe_error()})")
 
+    def _resume_in_place(self, pj: PlannedJob, oc: Outcome, options: Any, emit: Callable[[Any], None]) -> Any:
+        """``--retry`` of a job whose workflow partly failed: ask the API to resume that workflow (it redoes only
+        what failed). None when it cannot be resumed; the caller then starts a new workflow."""
+        from ..jobs.lifecycle import WorkflowNotResumable, resume_workflow
+        from .display import PipelineSink
+
+        wid = oc.retry_in_place
+        assert wid is not None
+        self.display.note(f"{pj.uid}: resuming workflow {wid} (only what failed is made again)")
+        oc.workflow_id = wid
+        try:
+            return resume_workflow(self.client, wid, options, progress=PipelineSink(self.display), emit=emit)
+        except WorkflowNotResumable as exc:
+            self.display.note(f"{pj.uid}: {exc.message.rstrip('.')}; starting a new workflow")
+            oc.workflow_id = None
+            return None
+
     def _media(self, pj: PlannedJob, fields: dict[str, Any], job_dir: Path, on_exists: str, oc: Outcome,
                resume: str | None) -> None:
         from ..core.events import WorkflowUpdate
@@ -306,6 +328,8 @@ class JobSteps:
         options = options_for(oc.idempotency_key or job_key(self.plan.name, uid, oc.request_hash or "", oc.attempt))
         try:
             result = None
+            if oc.retry_in_place:
+                result = self._resume_in_place(pj, oc, options, emit)
             if resume:
                 oc.resumed_workflow = resume
                 oc.workflow_id = resume  # known from now on, whatever happens to this attempt to follow it
