@@ -203,15 +203,17 @@ def _read_stdin_text() -> str:
 
 def _save_messages(path: Path, messages: list) -> None:
     import json
-    import os
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"Cannot write --save-messages {path}: {exc.strerror or exc}") from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(messages, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from ..core.filewrite import write_atomic
+
+    try:
+        write_atomic(path, json.dumps(messages, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise UsageError(f"Cannot write --save-messages {path}: {exc.strerror or exc}") from None
 
 
 _ = (out_jsonl, err)

@@ -55,11 +55,9 @@ def _cache(ctx: typer.Context, ids: list) -> None:
     try:
         s = settings(ctx)
         s.config_dir.mkdir(parents=True, exist_ok=True)
-        import os
+        from ..core.errors import UsageError
+        from ..core.filewrite import write_atomic
 
-        target = s.config_dir / "models-cache.txt"
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(ids) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError:
+        write_atomic(s.config_dir / "models-cache.txt", "\n".join(ids) + "\n", durable=False)
+    except (OSError, UsageError):
         pass

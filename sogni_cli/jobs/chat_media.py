@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core.events import Artifact, Event
+from ..core.events import Event
 from ..core.progress import NullProgress, ProgressSink
 
 
@@ -15,23 +15,26 @@ class MediaReport:
     paths: list[str] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
     exit_code: int = 0
+    saved: list[Any] = field(default_factory=list)  # downloads.SavedFile (with sha256 and size)
 
 
 def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: Path, name: str | None,
                       on_exists: str, no_download: bool, quiet: bool,
                       emit: Callable[[Event], None],
-                      progress_factory: Callable[[], ProgressSink] | None = None) -> MediaReport:
+                      progress_factory: Callable[[], ProgressSink] | None = None,
+                      root: Path | None = None) -> MediaReport:
     """Follow each workflow to its artifacts, add direct URLs, deduplicate, download.
 
-    ``progress_factory`` makes the download display (only when there is something to download)."""
+    ``progress_factory`` makes the download display (only when there is something to download); ``root``
+    is the folder nothing may be written outside of (a recipe's ``-o``; default ``output_dir``)."""
     from ..core.errors import ExitCode, SogniError
     from ..core.term import err
-    from ..media.downloads import ArtifactRef, DownloadOptions, download_all
+    from ..media.downloads import ArtifactRef
+    from .collect import collect, download_options, refs_from_record
 
     refs: list[ArtifactRef] = []
     seen: set[str] = set()
     report = MediaReport()
-    positions: dict[int, int] = {}  # id(ref) -> the artifact's position in its own workflow's list
 
     def fail(code: int) -> None:
         if not report.exit_code:  # the first problem decides the exit code; later ones are still reported
@@ -48,21 +51,17 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
                 err(f"Hint: {exc.hint}")
             fail(int(exc.exit_code))
             continue
-        arts = [a for a in record.get("artifacts") or [] if isinstance(a, dict)] \
-            if isinstance(record.get("artifacts"), list) else []
-        if not arts:
+        found, _ = refs_from_record(dict(record, workflowId=wid), prompt=prompt)
+        if not isinstance(record.get("artifacts"), list) or not record["artifacts"]:
             err(f"Error: workflow {wid} finished but produced no media.")
             fail(int(ExitCode.GENERATION_FAILED))
         elif record.get("status") == "partial_failure":
             err(f"Error: workflow {wid} finished with some failures; what it made is saved.")
             fail(int(ExitCode.INCOMPLETE))
-        for pos, art in enumerate(arts):
-            url = art.get("url")
-            if isinstance(url, str) and url not in seen:
-                seen.add(url)
-                ref = ArtifactRef(url=url, workflow_id=wid, tool=art.get("toolName"), prompt=prompt,
-                                  content_type=art.get("mimeType") if isinstance(art.get("mimeType"), str) else None)
-                positions[id(ref)] = pos
+        for ref in found:
+            if ref.url not in seen:
+                seen.add(ref.url)
+                ref.seed = ref.model = ref.arguments = None  # names and records as for chat: the prompt only
                 refs.append(ref)
     for url in media.urls:
         if url not in seen:
@@ -70,25 +69,16 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
             refs.append(ArtifactRef(url=url, prompt=prompt))
     for i, ref in enumerate(refs, 1):
         ref.index, ref.count = i, len(refs)
-    if no_download:
-        for ref in refs:
-            report.urls.append(ref.url)
-            emit(Artifact(url=ref.url, workflow_id=ref.workflow_id, tool=ref.tool))
-        return report
-    if not refs:
-        return report
-    progress = progress_factory() if progress_factory else NullProgress()
+    progress = progress_factory() if progress_factory and refs and not no_download else NullProgress()
     try:
-        result = download_all(refs, DownloadOptions(output_dir=output_dir, name_template=name, on_exists=on_exists),
-                              progress=progress, refresh=lambda ref: _fresh_url(api, ref, positions.get(id(ref))),
-                              sleep=_retry_sleep)
+        got = collect(refs, download_options(output_dir, name=name, on_exists=on_exists, root=root), client=api,
+                      progress=progress, emit=emit, no_download=no_download, sleep=_retry_sleep)
     finally:
         progress.close()
-    for saved in result.saved:
-        report.paths.append(str(saved.path))
-        emit(Artifact(url=saved.ref.url, path=str(saved.path), workflow_id=saved.ref.workflow_id,
-                      tool=saved.ref.tool, content_type=saved.content_type, bytes=saved.bytes, sha256=saved.sha256))
-    for ref, why in result.failed:
+    report.urls = got.urls
+    report.paths = got.paths
+    report.saved = got.saved
+    for ref, why in got.failed:
         err(f"Error: could not save {ref.url.split('?')[0]}: {why}")
         fail(int(ExitCode.INCOMPLETE))
     return report
@@ -112,16 +102,3 @@ def _finished_record(api: Any, workflow_id: str, *, quiet: bool) -> dict:
     record = wf.get(api, workflow_id)
     raise_for_state(record, workflow_id, last)
     return record
-
-
-def _fresh_url(api: Any, ref: Any, position: int | None) -> str | None:
-    """A fresh link for an expired one: the same artifact (by its position in its own workflow)."""
-    if not ref.workflow_id or position is None:
-        return None
-    from ..api.workflows import get
-
-    record = get(api, ref.workflow_id)
-    arts = record.get("artifacts") if isinstance(record.get("artifacts"), list) else []
-    art = arts[position] if 0 <= position < len(arts) and isinstance(arts[position], dict) else None
-    url = art.get("url") if art else None
-    return url if isinstance(url, str) else None

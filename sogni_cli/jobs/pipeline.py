@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Hashable
 
 from ..core.errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError, UsageError
-from ..core.events import Artifact, Event, WorkflowUpdate
+from ..core.events import Event, WorkflowUpdate
+from .collect import _model_of, _prompt_of, _seed_of, _steps, refs_from_record
 
 __all__ = ["PipelineOptions", "JobResult", "run_media_job", "download_workflow", "refs_from_record",
            "planned_refs", "KeyedProgress", "raise_for_state", "follow_to_end", "JobCancelled",
@@ -80,6 +81,7 @@ class PipelineOptions:
     checksum: bool = True  # sha256 of each saved file (for --json, --jsonl, manifests and run records)
     cancel: Any = None  # a threading.Event: when set, stop promptly (JobCancelled), leave the workflow running
     resume_workflow: str | None = None  # follow/download this existing workflow instead of creating one
+    root: Path | None = None  # nothing is written outside this folder (default: output_dir); recipes: -o
 
 
 @dataclass
@@ -203,27 +205,6 @@ def _num_variations(args: dict[str, Any]) -> int:
     return int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 1 else 1
 
 
-def _model_of(args: dict[str, Any]) -> str | None:
-    for key in ("model", "videoModel"):
-        if isinstance(args.get(key), str):
-            return args[key]
-    return None
-
-
-def _prompt_of(args: dict[str, Any]) -> str | None:
-    for key in ("prompt", "description", "brief", "imagePrompt"):
-        if isinstance(args.get(key), str):
-            return args[key]
-    return None
-
-
-def _seed_of(args: dict[str, Any], art: dict[str, Any] | None = None) -> int | None:
-    for src in ((art or {}).get("metadata"), art, args):
-        if isinstance(src, dict) and isinstance(src.get("seed"), int) and not isinstance(src.get("seed"), bool):
-            return src["seed"]
-    return None
-
-
 def planned_refs(job: Any) -> list[Any]:
     """Artifact refs as far as they are known before the request (for ``--on-exists error``): one per
     variation, with the content type from an explicit ``outputFormat`` (else unknown → not checked)."""
@@ -242,8 +223,13 @@ MEDIA_EXTS = {"image": ("png", "jpg", "webp", "gif"), "video": ("mp4", "mov", "w
               "audio": ("wav", "mp3", "flac", "m4a", "ogg"), "model": ("glb",)}
 
 
-def check_output_paths(output_dir: Path, manifest: Path | None = None) -> None:
-    """The output folder can be made and written, and the manifest is a file: checked before paying."""
+def check_output_paths(output_dir: Path, manifest: Path | None = None, root: Path | None = None) -> None:
+    """The output folder can be made and written, no folder between ``root`` and it is a link, and the
+    manifest is a file: checked before paying."""
+    if root is not None:
+        from ..core.filewrite import safe_folder
+
+        safe_folder(Path(root), output_dir, create=False)
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"The output folder {output_dir} is a file.", hint="Give a folder with -o/--output-dir.")
     if output_dir.is_dir() and not os.access(output_dir, os.W_OK | os.X_OK):
@@ -264,7 +250,7 @@ def precheck_names(job: Any, options: PipelineOptions) -> None:
     from ..media import naming
     from ..media.downloads import check_on_exists
 
-    check_output_paths(Path(options.output_dir), options.manifest)
+    check_output_paths(Path(options.output_dir), options.manifest, options.root)
     refs = planned_refs(job)
     d_opts = _download_options(options)
     tool = load().get(job.tool)
@@ -290,70 +276,15 @@ def _with_type(ref: Any, mime: str) -> Any:
     return replace(ref, content_type=mime, url=f"https://planned.invalid/x.{mime.rsplit('/', 1)[-1]}")
 
 
-def _steps(rec: dict[str, Any]) -> list[dict[str, Any]]:
-    inp = rec.get("input") if isinstance(rec.get("input"), dict) else {}
-    for src in (inp.get("steps"), rec.get("steps")):
-        if isinstance(src, list) and src:
-            return [s for s in src if isinstance(s, dict)]
-    return []
-
-
-def refs_from_record(rec: dict[str, Any], job: Any = None) -> tuple[list[Any], list[tuple[Any, str]]]:
-    """(refs to download, artifacts without a URL as failures) for a finished workflow record."""
-    from ..api.workflows import workflow_id
-    from ..media.downloads import ArtifactRef
-
-    wid = workflow_id(rec)
-    steps = _steps(rec)
-    arts = [a for a in (rec.get("artifacts") if isinstance(rec.get("artifacts"), list) else []) if isinstance(a, dict)]
-    n = len(arts)
-    refs: list[Any] = []
-    missing: list[tuple[Any, str]] = []
-    for i, art in enumerate(arts):
-        step = None
-        for s in steps:
-            if art.get("stepId") and s.get("id") == art.get("stepId"):
-                step = s
-                break
-        if step is None:
-            for s in steps:
-                if art.get("toolName") and s.get("toolName") == art.get("toolName"):
-                    step = s
-                    break
-        if step is None and len(steps) == 1:
-            step = steps[0]
-        # what we sent is what we know best; the record's copy serves `workflow download`
-        args = job.arguments if job is not None else None
-        if args is None and step and isinstance(step.get("arguments"), dict):
-            args = step["arguments"]
-        args = args or {}
-        tool = art.get("toolName") or (step or {}).get("toolName") or (job.tool if job is not None else None)
-        url = art.get("url") if isinstance(art.get("url"), str) else ""
-        ctype = art.get("mimeType") or art.get("contentType") or art.get("mime_type")
-        ref = ArtifactRef(url=url, index=i + 1, count=n, workflow_id=wid, tool=tool, prompt=_prompt_of(args),
-                          seed=_seed_of(args, art), model=_model_of(args), arguments=args,
-                          content_type=ctype if isinstance(ctype, str) else None,
-                          media_type=art.get("kind") or art.get("mediaType") or art.get("type"))
-        if url:
-            refs.append(ref)
-        else:
-            why = art.get("urlUnavailable") or "no URL in the workflow record"
-            missing.append((ref, f"artifact {art.get('id') or i + 1}: {why}"))
-    return refs, missing
-
-
 # --------------------------------------------------------------------------------------------- running
 
 
 def _download_options(options: PipelineOptions, timeout: float | None = None) -> Any:
-    from ..media.downloads import DownloadOptions
+    from .collect import download_options
 
-    d = DownloadOptions(output_dir=Path(options.output_dir), name_template=options.name,
-                        on_exists=options.on_exists or "suffix", manifest=options.manifest,
-                        concurrency=max(1, options.concurrency), checksum=options.checksum)
-    if options.max_download_size:
-        d.max_size = int(options.max_download_size)
-    return d
+    return download_options(Path(options.output_dir), name=options.name, on_exists=options.on_exists,
+                            manifest=options.manifest, max_size=options.max_download_size,
+                            concurrency=options.concurrency, checksum=options.checksum, root=options.root)
 
 
 def _start_agent(client: Any, job: Any, progress: Any) -> tuple[str | None, dict[str, Any], list[str]]:
@@ -447,7 +378,6 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
             emit: Callable[[Event], None], result: JobResult, last: WorkflowUpdate | None = None,
             dl_client: Any = None) -> JobResult:
     from ..api import workflows
-    from ..media.downloads import download_all
 
     wid = workflows.workflow_id(rec) or result.workflow_id or ""
     status = workflows.status_of(rec)
@@ -459,35 +389,16 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
         raise GenerationFailed(f"Workflow {wid} finished ({status}) but produced no media.",
                                hint=f"See `sogni workflow show {wid}`.")
     result.failed.extend(missing)
-    if options.no_download:
-        for ref in refs:
-            result.urls.append(ref.url)
-            emit(Artifact(url=ref.url, workflow_id=wid, tool=ref.tool, content_type=ref.content_type))
-    elif refs:
-        cache: dict[str, Any] = {}
+    if refs:
+        from .collect import collect
 
-        def refresh(ref: Any) -> str | None:
-            if client is None or not wid:
-                return None
-            if "rec" not in cache:  # one re-read of the record for every expired link
-                cache["rec"] = workflows.get(client, wid)
-            fresh, _ = refs_from_record(cache["rec"], job)
-            for r in fresh:
-                if r.index == ref.index and r.url and r.url != ref.url:
-                    return r.url
-            return None
-
-        kw: dict[str, Any] = {}
-        sleep = _cancellable_sleep(options)
-        if sleep is not None:
-            kw["sleep"] = sleep
         _check(progress)
-        report = download_all(refs, _download_options(options), client=dl_client,
-                              progress=KeyedProgress(progress, options.progress_key), refresh=refresh, **kw)
-        result.saved.extend(report.saved)
-        result.failed.extend(report.failed)
-        for s in report.saved:
-            emit(s.to_event())
+        got = collect(refs, _download_options(options), client=client, dl_client=dl_client,
+                      progress=KeyedProgress(progress, options.progress_key), emit=emit,
+                      no_download=options.no_download, sleep=_cancellable_sleep(options))
+        result.saved.extend(got.saved)
+        result.urls.extend(got.urls)
+        result.failed.extend(got.failed)
     if result.failed or status == "partial_failure":
         n_ok = len(result.saved) + len(result.urls)
         lines = [f"{ref.url or 'artifact ' + str(ref.index)}: {why}" for ref, why in result.failed]
@@ -508,9 +419,9 @@ def _open_download_client(options: PipelineOptions) -> Any:
     """The credential-free download client, made while the workflow runs (it takes tens of ms to create)."""
     if options.no_download:
         return None
-    from ..media import downloads
+    from .collect import open_download_client
 
-    return downloads._make_client(_download_options(options))  # noqa: SLF001 - same package
+    return open_download_client(_download_options(options))
 
 
 def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None, *, progress: Any = None,

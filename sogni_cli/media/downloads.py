@@ -69,6 +69,7 @@ class ArtifactRef:
     arguments: dict | None = None
     content_type: str | None = None
     media_type: str | None = None
+    position: int | None = None  # its place in its workflow's artifact list (to find a fresh link)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class DownloadOptions:
     retries: int = 2
     verify_images: bool = True
     checksum: bool = True  # sha256 of each file; forced on with a manifest. Off: SavedFile.sha256 is None
+    root: Path | None = None  # the folder nothing is written outside of (default: output_dir itself)
 
 
 @dataclass
@@ -256,22 +258,12 @@ def _read_json(path: Path, limit: int) -> Any:
         return None
 
 
-def write_json_atomic(path: Path, doc: Any) -> None:
-    """Write ``doc`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    import tempfile
+def write_json_atomic(path: Path, doc: Any, *, root: Path | None = None, durable: bool = True) -> None:
+    """Write ``doc`` as compact JSON with the one file writer (temporary name, flush, rename)."""
+    from ..core.filewrite import write_atomic
 
     data = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix="." + path.name[:100] + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, data, root=root, durable=durable)
 
 
 def read_sidecar(part: Path) -> dict[str, Any] | None:
@@ -280,7 +272,7 @@ def read_sidecar(part: Path) -> dict[str, Any] | None:
 
 
 def write_sidecar(part: Path, ident: dict[str, Any]) -> None:
-    write_json_atomic(sidecar_path(part), ident)
+    write_json_atomic(sidecar_path(part), ident, durable=False)  # a lost sidecar only means starting over
 
 
 def read_record(output_dir: Path) -> dict[str, dict[str, Any]]:
@@ -336,7 +328,8 @@ def saved_as(path: Path, ref: ArtifactRef, record: dict[str, dict[str, Any]],
     return None
 
 
-def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, Any]]]) -> None:
+def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, Any]]], *,
+                 root: Path | None = None) -> None:
     """Add saved files (each with its identity) to the output folder's download record; entries for
     files that are gone are dropped.
 
@@ -366,7 +359,7 @@ def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, An
                      if os.path.lexists(Path(output_dir) / k)}
         files.update(entries)
         _RECORD_CACHE.pop(key, None)
-        write_json_atomic(record_file, {"version": IDENTITY_VERSION, "files": files})
+        write_json_atomic(record_file, {"version": IDENTITY_VERSION, "files": files}, root=root or output_dir)
         sig = _signature(record_file)
         if sig is not None:
             _RECORD_CACHE[key] = (sig, files)
@@ -402,7 +395,9 @@ def write_manifest(path: Path, saved: Iterable[SavedFile], now: _dt.datetime | N
     lines = [json.dumps(manifest_record(s, now), ensure_ascii=False, default=str) for s in saved if not s.skipped]
     if not lines:
         return 0
-    with open(path, "a", encoding="utf-8") as fh:
+    from ..core.filewrite import open_append
+
+    with os.fdopen(open_append(path), "a", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     return len(lines)
 
@@ -528,19 +523,19 @@ def download_all(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, client: 
     progress = progress or NullProgress()
     date = _today()
     planned = plan_paths(refs, opts, date=date)
-    try:
-        Path(opts.output_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"Cannot create the output folder {opts.output_dir}: {exc.strerror or exc}") from None
+    from ..core.filewrite import safe_folder
+
+    safe_folder(Path(opts.root or opts.output_dir), Path(opts.output_dir))  # no folder below the root is a link
     dl = _Downloader(opts, None, progress, refresh, sleep, date)
     claims: list[Any] = []
     try:
         for p, r in zip(planned, refs):  # stable names, held against other processes until saved
             claims.append(dl.claim(p, r) if p is not None else None)
         if opts.manifest:
+            from ..core.filewrite import open_append
+
             try:
-                with open(opts.manifest, "a", encoding="utf-8"):
-                    pass
+                os.close(open_append(opts.manifest))
             except OSError as exc:
                 raise UsageError(f"Cannot write the manifest {opts.manifest}: {exc.strerror or exc}") from None
         report = DownloadReport()

@@ -388,9 +388,9 @@ class _Downloader:
         if not todo:
             return
         try:
-            _dl.record_saved(Path(self.opts.output_dir), todo)
-        except OSError as exc:
-            self.progress.note(f"warning: could not update the download record: {exc}")
+            _dl.record_saved(Path(self.opts.output_dir), todo, root=self.opts.root)
+        except (OSError, UsageError) as exc:
+            self.progress.note(f"warning: could not update the download record: {getattr(exc, 'message', exc)}")
 
     def receive(self, key: int, ref: ArtifactRef, response: Any, url: str, job: "_Job", offset: int) -> tuple:
         opts = self.opts

@@ -103,12 +103,10 @@ def _sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with open(part, "w", encoding="utf-8") as fh:
-        fh.write(text if text.endswith("\n") or not text else text + "\n")
-    os.replace(part, path)
+def _write_text(path: Path, text: str, root: Path) -> None:
+    from ..core.filewrite import write_atomic
+
+    write_atomic(path, text if text.endswith("\n") or not text else text + "\n", root=root)
 
 
 class Runner:
@@ -152,8 +150,10 @@ class Runner:
         UsageError when another run holds it."""
         from ..core.filewrite import try_lock
 
+        from ..core.filewrite import open_append
+
         try:
-            fh = open(self.record_file, "a", encoding="utf-8")
+            fh = os.fdopen(open_append(self.record_file, root=self.out_root), "a", encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"Cannot write the run record {self.record_file}: {exc.strerror or exc}") from None
         if not try_lock(fh.fileno()):
@@ -161,6 +161,18 @@ class Runner:
             raise UsageError(f"another run is using {self.out_root}; wait for it or use another -o",
                              f"{self.record_file} is held by a running `sogni recipe run`.")
         self._rec_fh = fh
+
+    def check_folders(self) -> None:
+        """Before anything is sent: no folder the run writes into below the output folder (the record's,
+        each job's ``output``, each ``save`` file's) is a symbolic link or a file (UsageError, exit 2)."""
+        from ..core.filewrite import safe_folder
+
+        safe_folder(self.out_root, self.record_file.parent, create=False)
+        for pj in self.plan.jobs:
+            if pj.inst.output:
+                safe_folder(self.out_root, self.out_root / pj.inst.output, create=False)
+            if pj.inst.save:
+                safe_folder(self.out_root, (self.out_root / pj.inst.save).parent, create=False)
 
     def load_previous(self) -> None:
         for rec in read_record_file(self.record_file):
@@ -311,7 +323,7 @@ class Runner:
             self._media(pj, fields, job_dir, on_exists, oc)
         if inst.save:
             target = self.out_root / inst.save
-            _write_text(target, oc.text or "")
+            _write_text(target, oc.text or "", self.out_root)
             sha, n = _sha256(target)
             oc.outputs.append({"path": str(target), "sha256": sha, "bytes": n})
             oc.printed.append(str(target))
@@ -329,11 +341,8 @@ class Runner:
 
             report = save_hosted_media(self.client, media, prompt=req.prompt, output_dir=job_dir,
                                        name=pj.inst.filename, on_exists=on_exists, no_download=False, quiet=True,
-                                       emit=lambda ev: None)
-            for p in report.paths:
-                sha, n = _sha256(Path(p))
-                oc.outputs.append({"path": p, "sha256": sha, "bytes": n})
-                oc.printed.append(p)
+                                       emit=lambda ev: None, root=self.out_root)
+            self._collect_saved(report, oc)
             if report.exit_code:
                 raise IncompleteError("some media made by hosted tools could not be saved")
 
@@ -362,7 +371,7 @@ class Runner:
         s = self.opts.settings
         if s is not None and getattr(s, "timeout_set", False):
             timeout = s.read_timeout
-        options = PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
+        options = PipelineOptions(output_dir=job_dir, root=self.out_root, name=pj.inst.filename, on_exists=on_exists,
                                   progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel)
         resume = self._resume_workflow(pj, oc.request_hash or "")
         try:
@@ -499,11 +508,11 @@ class Runner:
                                   "command again to collect their results without paying twice.")
 
     def run(self) -> int:
+        from ..core.filewrite import safe_folder
+
         started_at = self.opts.clock()
-        try:
-            self.record_file.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"Cannot create the output folder {self.out_root}: {exc.strerror or exc}") from None
+        self.check_folders()
+        safe_folder(self.out_root, self.record_file.parent)
         self.open_record()
         try:
             self.load_previous()
@@ -595,11 +604,11 @@ class Runner:
 
 def touch_record(output_dir: Path, recipe_name: str) -> Path:
     """Make sure the run record exists (empty for a run with zero jobs); UsageError when it cannot be made."""
+    from ..core.filewrite import open_append
+
     path = record_path(Path(output_dir), recipe_name)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
+        os.close(open_append(path, root=Path(output_dir)))
     except OSError as exc:
         raise UsageError(f"Cannot write the run record {path}: {exc.strerror or exc}") from None
     return path
