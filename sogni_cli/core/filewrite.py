@@ -247,6 +247,8 @@ def open_append(path: Path | str, *, root: Path | str | None = None, mode: int =
     except OSError as exc:
         if exc.errno in (_errno.ELOOP, _errno.EMLINK):
             raise UnsafePathError(f"Refused to write {path}: it is a symbolic link.") from None
+        if exc.errno == _errno.ENXIO:  # a pipe nobody reads, a device without its driver
+            raise UnsafePathError(f"Refused to write {path}: it is {_kind(os.lstat(path).st_mode)}.") from None
         raise
     st = os.fstat(fd)
     if not _stat.S_ISREG(st.st_mode):
