@@ -634,3 +634,60 @@ def test_mask_key():
     assert mask_key("abcdefgh") == "\u2026efgh"
     assert mask_key("short") == "\u2026"
     assert mask_key("") == "" and mask_key(None) == ""
+
+
+# --- whole-file probes (audio and video structure) ---------------------------------------------------
+
+def _mp3(frames: int = 5) -> bytes:
+    frame = b"\xff\xfb\x90\x00" + bytes(417 - 4)  # MPEG-1 layer III, 128 kbit/s, 44.1 kHz: 417 bytes
+    return b"ID3\x03\x00\x00\x00\x00\x00\x00" + frame * frames
+
+
+def _adts(frames: int = 4) -> bytes:
+    n = 200
+    head = bytes([0xFF, 0xF1, 0x50, 0x80 | (n >> 11), (n >> 3) & 0xFF, ((n & 7) << 5) | 0x1F, 0xFC])
+    return (head + bytes(n - 7)) * frames
+
+
+def _ogg_page(flags: int, body: bytes) -> bytes:
+    segs = [255] * (len(body) // 255) + [len(body) % 255]
+    return b"OggS\x00" + bytes([flags]) + bytes(20) + bytes([len(segs)]) + bytes(segs) + body
+
+
+def _webm(cut: int = 0) -> bytes:
+    ebml = b"\x1a\x45\xdf\xa3" + bytes([0x80 | 4]) + b"\x42\x82\x81\x00"  # a 4-byte header body
+    seg_body = bytes(300)
+    return (ebml + b"\x18\x53\x80\x67" + b"\x41\x2c" + seg_body)[: None if not cut else -cut]
+
+
+@pytest.mark.parametrize("name, data, ok", [
+    ("a.mp3", _mp3(), True),
+    ("cut.mp3", _mp3()[:-100], False),
+    ("a.aac", _adts(), True),
+    ("cut.aac", _adts()[:-50], False),
+    ("a.ogg", _ogg_page(2, b"\x01vorbis" + bytes(40)) + _ogg_page(4, bytes(600)), True),
+    ("cut.ogg", (_ogg_page(2, b"\x01vorbis" + bytes(40)) + _ogg_page(4, bytes(600)))[:-10], False),
+    ("open.ogg", _ogg_page(2, b"\x01vorbis" + bytes(40)), False),  # no end-of-stream page
+    ("a.wav", wav_bytes(100), True),
+    ("cut.wav", wav_bytes(100)[:-20], False),
+    ("a.webm", _webm(), True),
+    ("cut.webm", _webm(cut=40), False),
+])
+def test_audio_and_video_structure_is_probed(tmp_path, name, data, ok):
+    path = tmp_path / name
+    path.write_bytes(data)
+    kind = "video" if name.endswith(".webm") else "audio"
+    if ok:
+        assert load_media_file(str(path), kind).size == len(data)
+    else:
+        with pytest.raises(UsageError, match="truncated or corrupt") as ei:
+            load_media_file(str(path), kind)
+        assert ei.value.exit_code == 2
+
+
+def test_a_video_track_of_impossible_size_is_refused(tmp_path):
+    tkhd = box(b"tkhd", bytes(76) + struct.pack(">II", 20000 << 16, 20000 << 16))
+    data = ftyp(b"isom", b"isom") + box(b"moov", box(b"trak", tkhd)) + box(b"mdat", bytes(100))
+    (tmp_path / "v.mp4").write_bytes(data)
+    with pytest.raises(UsageError, match="20000x20000"):
+        load_media_file(str(tmp_path / "v.mp4"), "video")
