@@ -23,7 +23,7 @@ _sogni_options() {
         'sogni auth login') _sogni_r='--help -h' ;;
         'sogni auth logout') _sogni_r='--help -h' ;;
         'sogni auth status') _sogni_r='--help -h' ;;
-        'sogni chat') _sogni_r='--developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
+        'sogni chat') _sogni_r='--concurrency --developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
         'sogni completion') _sogni_r='--help -h' ;;
         'sogni config') _sogni_r='--help -h' ;;
         'sogni config get') _sogni_r='--help -h' ;;
@@ -31,26 +31,26 @@ _sogni_options() {
         'sogni config path') _sogni_r='--help -h' ;;
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
-        'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -i -n -o' ;;
+        'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --concurrency --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -i -n -o' ;;
         'sogni emulator') _sogni_r='--help --host --latency --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds -h -q' ;;
-        'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --concurrency --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -n -o' ;;
         'sogni models') _sogni_r='--dry-run --help --json -h' ;;
-        'sogni music') _sogni_r='--agent --arg --args --bpm --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --time-signature --timeout --token-type -h -n -o' ;;
+        'sogni music') _sogni_r='--agent --arg --args --bpm --concurrency --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --time-signature --timeout --token-type -h -n -o' ;;
         'sogni recipe') _sogni_r='--help -h' ;;
         'sogni recipe plan') _sogni_r='--help --json --set --shard --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
         'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --output-dir --set --shard --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --set --strict -h' ;;
-        'sogni speech') _sogni_r='--agent --arg --args --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
+        'sogni speech') _sogni_r='--agent --arg --args --concurrency --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
         'sogni tools') _sogni_r='--help -h' ;;
         'sogni tools list') _sogni_r='--family --help --json -h' ;;
-        'sogni tools run') _sogni_r='--agent --arg --args --audio --confirm-cost --count --detach --dry-run --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --video -h -i -n -o' ;;
+        'sogni tools run') _sogni_r='--agent --arg --args --audio --concurrency --confirm-cost --count --detach --dry-run --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --video -h -i -n -o' ;;
         'sogni tools show') _sogni_r='--help --json -h' ;;
-        'sogni video') _sogni_r='--agent --arg --args --aspect-ratio --audio --confirm-cost --count --detach --dry-run --duration --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --on-exists --output-dir --ratio --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
+        'sogni video') _sogni_r='--agent --arg --args --aspect-ratio --audio --concurrency --confirm-cost --count --detach --dry-run --duration --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --on-exists --output-dir --ratio --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
         'sogni workflow') _sogni_r='--help -h' ;;
         'sogni workflow cancel') _sogni_r='--dry-run --help -h' ;;
-        'sogni workflow download') _sogni_r='--dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir -h -o' ;;
+        'sogni workflow download') _sogni_r='--concurrency --dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir -h -o' ;;
         'sogni workflow events') _sogni_r='--dry-run --follow --help --jsonl -f -h' ;;
         'sogni workflow list') _sogni_r='--dry-run --help --json --limit --offset -h' ;;
         'sogni workflow show') _sogni_r='--dry-run --help --json -h' ;;
@@ -67,6 +67,7 @@ _sogni_option_kind() {
         'sogni|--max-retries') _sogni_r='value' ;;
         'sogni|--profile') _sogni_r='value' ;;
         'sogni|--timeout') _sogni_r='value' ;;
+        'sogni chat|--concurrency') _sogni_r='value' ;;
         'sogni chat|--developer') _sogni_r='value' ;;
         'sogni chat|--frequency-penalty') _sogni_r='value' ;;
         'sogni chat|--function') _sogni_r='file' ;;
@@ -96,6 +97,7 @@ _sogni_option_kind() {
         'sogni edit|--arg') _sogni_r='value' ;;
         'sogni edit|--args') _sogni_r='file' ;;
         'sogni edit|--aspect-ratio') _sogni_r='value' ;;
+        'sogni edit|--concurrency') _sogni_r='value' ;;
         'sogni edit|--format') _sogni_r='value' ;;
         'sogni edit|--height') _sogni_r='value' ;;
         'sogni edit|--lora') _sogni_r='value' ;;
@@ -123,6 +125,7 @@ _sogni_option_kind() {
         'sogni image|--arg') _sogni_r='value' ;;
         'sogni image|--args') _sogni_r='file' ;;
         'sogni image|--aspect-ratio') _sogni_r='value' ;;
+        'sogni image|--concurrency') _sogni_r='value' ;;
         'sogni image|--format') _sogni_r='value' ;;
         'sogni image|--guidance') _sogni_r='value' ;;
         'sogni image|--height') _sogni_r='value' ;;
@@ -143,6 +146,7 @@ _sogni_option_kind() {
         'sogni music|--arg') _sogni_r='value' ;;
         'sogni music|--args') _sogni_r='file' ;;
         'sogni music|--bpm') _sogni_r='value' ;;
+        'sogni music|--concurrency') _sogni_r='value' ;;
         'sogni music|--duration') _sogni_r='value' ;;
         'sogni music|--key') _sogni_r='value' ;;
         'sogni music|--lyrics') _sogni_r='file' ;;
@@ -167,6 +171,7 @@ _sogni_option_kind() {
         'sogni recipe validate|--set') _sogni_r='value' ;;
         'sogni speech|--arg') _sogni_r='value' ;;
         'sogni speech|--args') _sogni_r='file' ;;
+        'sogni speech|--concurrency') _sogni_r='value' ;;
         'sogni speech|--format') _sogni_r='value' ;;
         'sogni speech|--language') _sogni_r='value' ;;
         'sogni speech|--manifest') _sogni_r='file' ;;
@@ -186,6 +191,7 @@ _sogni_option_kind() {
         'sogni tools run|--arg') _sogni_r='value' ;;
         'sogni tools run|--args') _sogni_r='file' ;;
         'sogni tools run|--audio') _sogni_r='file' ;;
+        'sogni tools run|--concurrency') _sogni_r='value' ;;
         'sogni tools run|--manifest') _sogni_r='file' ;;
         'sogni tools run|--max-cost') _sogni_r='value' ;;
         'sogni tools run|--max-download-size') _sogni_r='value' ;;
@@ -203,6 +209,7 @@ _sogni_option_kind() {
         'sogni video|--args') _sogni_r='file' ;;
         'sogni video|--aspect-ratio') _sogni_r='value' ;;
         'sogni video|--audio') _sogni_r='file' ;;
+        'sogni video|--concurrency') _sogni_r='value' ;;
         'sogni video|--duration') _sogni_r='value' ;;
         'sogni video|--format') _sogni_r='value' ;;
         'sogni video|--height') _sogni_r='value' ;;
@@ -222,6 +229,7 @@ _sogni_option_kind() {
         'sogni video|-i'|'sogni video|--image') _sogni_r='file' ;;
         'sogni video|-n'|'sogni video|--count') _sogni_r='value' ;;
         'sogni video|-o'|'sogni video|--output-dir') _sogni_r='dir' ;;
+        'sogni workflow download|--concurrency') _sogni_r='value' ;;
         'sogni workflow download|--manifest') _sogni_r='file' ;;
         'sogni workflow download|--max-download-size') _sogni_r='value' ;;
         'sogni workflow download|--name') _sogni_r='value' ;;

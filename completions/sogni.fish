@@ -82,7 +82,8 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--developer'\t'Developer message (implies the coding profile server-side).' \
+            printf '%s\n' '--concurrency'\t'Media files downloaded at once [default 8].' \
+                '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
                 '--frequency-penalty' \
                 '--function'\t'Custom function tool from a YAML/JSON FILE (repeatable).' \
@@ -150,6 +151,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
+                '--concurrency'\t'Files downloaded at once [default 8].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -196,6 +198,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
+                '--concurrency'\t'Files downloaded at once [default 8].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -233,6 +236,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--bpm'\t'Beats per minute.' \
+                '--concurrency'\t'Files downloaded at once [default 8].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -298,6 +302,7 @@ function __sogni_options
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
+                '--concurrency'\t'Files downloaded at once [default 8].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -336,6 +341,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
+                '--concurrency'\t'Files downloaded at once [default 8].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -370,6 +376,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
                 '--audio'\t'Audio to sync to (sound_to_video).' \
+                '--concurrency'\t'Files downloaded at once [default 8].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -410,7 +417,8 @@ function __sogni_options
                 '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow download'
-            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+            printf '%s\n' '--concurrency'\t'Files downloaded at once [default 8].' \
+                '--dry-run'\t'Print the request instead of sending it.' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document.' \
                 '--manifest'\t'Append one JSON line per saved file.' \
@@ -461,6 +469,8 @@ function __sogni_option_kind
         case 'sogni|--profile'
             echo 'value'
         case 'sogni|--timeout'
+            echo 'value'
+        case 'sogni chat|--concurrency'
             echo 'value'
         case 'sogni chat|--developer'
             echo 'value'
@@ -520,6 +530,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni edit|--aspect-ratio'
             echo 'value'
+        case 'sogni edit|--concurrency'
+            echo 'value'
         case 'sogni edit|--format'
             echo 'value'
         case 'sogni edit|--height'
@@ -574,6 +586,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni image|--aspect-ratio'
             echo 'value'
+        case 'sogni image|--concurrency'
+            echo 'value'
         case 'sogni image|--format'
             echo 'value'
         case 'sogni image|--guidance'
@@ -613,6 +627,8 @@ function __sogni_option_kind
         case 'sogni music|--args'
             echo 'file'
         case 'sogni music|--bpm'
+            echo 'value'
+        case 'sogni music|--concurrency'
             echo 'value'
         case 'sogni music|--duration'
             echo 'value'
@@ -662,6 +678,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni speech|--args'
             echo 'file'
+        case 'sogni speech|--concurrency'
+            echo 'value'
         case 'sogni speech|--format'
             echo 'value'
         case 'sogni speech|--language'
@@ -700,6 +718,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni tools run|--audio'
             echo 'file'
+        case 'sogni tools run|--concurrency'
+            echo 'value'
         case 'sogni tools run|--manifest'
             echo 'file'
         case 'sogni tools run|--max-cost'
@@ -734,6 +754,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni video|--audio'
             echo 'file'
+        case 'sogni video|--concurrency'
+            echo 'value'
         case 'sogni video|--duration'
             echo 'value'
         case 'sogni video|--format'
@@ -772,6 +794,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni video|-o' 'sogni video|--output-dir'
             echo 'dir'
+        case 'sogni workflow download|--concurrency'
+            echo 'value'
         case 'sogni workflow download|--manifest'
             echo 'file'
         case 'sogni workflow download|--max-download-size'

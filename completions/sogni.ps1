@@ -87,6 +87,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
+                '--concurrency Media files downloaded at once [default 8].',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
                 '--frequency-penalty --frequency-penalty',
@@ -155,6 +156,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
+                '--concurrency Files downloaded at once [default 8].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -201,6 +203,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
+                '--concurrency Files downloaded at once [default 8].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -238,6 +241,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--bpm Beats per minute.',
+                '--concurrency Files downloaded at once [default 8].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -303,6 +307,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
+                '--concurrency Files downloaded at once [default 8].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -341,6 +346,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
+                '--concurrency Files downloaded at once [default 8].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -375,6 +381,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
                 '--audio Audio to sync to (sound_to_video).',
+                '--concurrency Files downloaded at once [default 8].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -415,6 +422,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni workflow download' { return @(
+                '--concurrency Files downloaded at once [default 8].',
                 '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
                 '--json Print one JSON document.',
@@ -463,6 +471,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--max-retries' { return 'value' }
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
+            'sogni chat|--concurrency' { return 'value' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
             'sogni chat|--function' { return 'file' }
@@ -496,6 +505,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
+            'sogni edit|--concurrency' { return 'value' }
             'sogni edit|--format' { return 'value' }
             'sogni edit|--height' { return 'value' }
             'sogni edit|--lora' { return 'value' }
@@ -526,6 +536,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
+            'sogni image|--concurrency' { return 'value' }
             'sogni image|--format' { return 'value' }
             'sogni image|--guidance' { return 'value' }
             'sogni image|--height' { return 'value' }
@@ -548,6 +559,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
             'sogni music|--bpm' { return 'value' }
+            'sogni music|--concurrency' { return 'value' }
             'sogni music|--duration' { return 'value' }
             'sogni music|--key' { return 'value' }
             'sogni music|--lyrics' { return 'file' }
@@ -576,6 +588,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe validate|--set' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
+            'sogni speech|--concurrency' { return 'value' }
             'sogni speech|--format' { return 'value' }
             'sogni speech|--language' { return 'value' }
             'sogni speech|--manifest' { return 'file' }
@@ -597,6 +610,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
+            'sogni tools run|--concurrency' { return 'value' }
             'sogni tools run|--manifest' { return 'file' }
             'sogni tools run|--max-cost' { return 'value' }
             'sogni tools run|--max-download-size' { return 'value' }
@@ -617,6 +631,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
             'sogni video|--audio' { return 'file' }
+            'sogni video|--concurrency' { return 'value' }
             'sogni video|--duration' { return 'value' }
             'sogni video|--format' { return 'value' }
             'sogni video|--height' { return 'value' }
@@ -639,6 +654,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--count' { return 'value' }
             'sogni video|-o' { return 'dir' }
             'sogni video|--output-dir' { return 'dir' }
+            'sogni workflow download|--concurrency' { return 'value' }
             'sogni workflow download|--manifest' { return 'file' }
             'sogni workflow download|--max-download-size' { return 'value' }
             'sogni workflow download|--name' { return 'value' }

@@ -42,6 +42,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "dry_run": (bool, typer.Option(False, "--dry-run", help="Print the request instead of sending it (no key needed).")),
     "manifest": (Optional[Path], typer.Option(None, "--manifest", help="Append one JSON line per saved file to FILE.", show_default=False)),
     "max_download_size": (Optional[str], typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download, e.g. 500M, 2G [default 2G].", show_default=False)),
+    "concurrency": (Optional[int], typer.Option(None, "--concurrency", metavar="N", help="Files downloaded at once [default 8].", show_default=False)),
     "detach": (bool, typer.Option(False, "--detach", help="Print the workflow id and exit once it is created.")),
     "timeout": (Optional[float], typer.Option(None, "--timeout", help="Give up (exit 6) when the workflow makes no progress for this many seconds.", show_default=False)),
 }
@@ -67,6 +68,7 @@ class MediaFlags:
     dry_run: bool = False
     manifest: Optional[Path] = None
     max_download_size: Optional[str] = None
+    concurrency: Optional[int] = None
     detach: bool = False
     timeout: Optional[float] = None
 
@@ -235,6 +237,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         no_download=flags.no_download, manifest=flags.manifest, max_download_size=parse_size(flags.max_download_size),
         detach=flags.detach, timeout=timeout, agent=flags.agent, on_created=on_created,
         checksum=bool(flags.json_out or flags.jsonl or flags.manifest),
+        concurrency=check_concurrency(flags.concurrency),
     )
     ticker = Heartbeat(progress)
     try:
@@ -255,6 +258,13 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
                       "arguments": result.arguments, "artifacts": []})
         return
     print_result(result, flags)
+
+
+def check_concurrency(value: Optional[int]) -> Optional[int]:
+    """``--concurrency`` for downloads: None (the default) or at least 1."""
+    if value is not None and value < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {value}.")
+    return value
 
 
 def print_result(result: Any, flags: Any) -> None:

@@ -79,6 +79,7 @@ def chat(
     name: Optional[str] = typer.Option(None, "--name", help="File name template for saved media.", show_default=False),
     on_exists: str = typer.Option("suffix", "--on-exists", help="suffix | overwrite | skip | error."),
     no_download: bool = typer.Option(False, "--no-download", help="List media URLs on stderr instead of saving."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Media files downloaded at once [default 8].", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print the final completion (plus \"artifacts\") as JSON."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON event per line as things happen."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),
@@ -88,6 +89,8 @@ def chat(
 
     if as_json and jsonl:
         raise UsageError("--json and --jsonl cannot be used together.")
+    if concurrency is not None and concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}.")
     if on_exists not in ("suffix", "overwrite", "skip", "error"):
         raise UsageError(f"Invalid --on-exists {on_exists!r}: one of suffix, overwrite, skip, error.")
     images = list(image or [])
@@ -165,7 +168,7 @@ def chat(
 
         report = save_hosted_media(
             api, media, prompt=text, output_dir=s.out_dir(output_dir), name=name, on_exists=on_exists,
-            no_download=no_download, quiet=s.quiet, emit=view.handle,
+            no_download=no_download, quiet=s.quiet, emit=view.handle, concurrency=concurrency,
             progress_factory=lambda: make_progress(sys.stderr, quiet=s.quiet),
         )
         saved_paths = report.paths

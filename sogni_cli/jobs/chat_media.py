@@ -22,7 +22,7 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
                       on_exists: str, no_download: bool, quiet: bool,
                       emit: Callable[[Event], None],
                       progress_factory: Callable[[], ProgressSink] | None = None,
-                      root: Path | None = None) -> MediaReport:
+                      root: Path | None = None, concurrency: int | None = None) -> MediaReport:
     """Follow each workflow to its artifacts, add direct URLs, deduplicate, download.
 
     ``progress_factory`` makes the download display (only when there is something to download); ``root``
@@ -71,7 +71,8 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
         ref.index, ref.count = i, len(refs)
     progress = progress_factory() if progress_factory and refs and not no_download else NullProgress()
     try:
-        got = collect(refs, download_options(output_dir, name=name, on_exists=on_exists, root=root), client=api,
+        got = collect(refs, download_options(output_dir, name=name, on_exists=on_exists, root=root,
+                                              concurrency=concurrency), client=api,
                       progress=progress, emit=emit, no_download=no_download, sleep=_retry_sleep)
     finally:
         progress.close()

@@ -113,15 +113,16 @@ def refs_from_record(rec: dict[str, Any], job: Any = None, *,
 
 
 def download_options(output_dir: Path, *, name: str | None = None, on_exists: str | None = "suffix",
-                     manifest: Path | None = None, max_size: int | None = None, concurrency: int = 4,
+                     manifest: Path | None = None, max_size: int | None = None, concurrency: int | None = None,
                      checksum: bool = True, root: Path | None = None, timeout: float | None = None,
                      retries: int | None = None) -> Any:
     """The :class:`~sogni_cli.media.downloads.DownloadOptions` for a command's or a job's settings."""
     from ..media.downloads import DownloadOptions
 
     d = DownloadOptions(output_dir=Path(output_dir), name_template=name, on_exists=on_exists or "suffix",
-                        manifest=manifest, concurrency=max(1, int(concurrency or 1)), checksum=checksum,
-                        root=Path(root) if root is not None else None)
+                        manifest=manifest, checksum=checksum, root=Path(root) if root is not None else None)
+    if concurrency is not None:
+        d.concurrency = max(1, int(concurrency))
     if max_size:
         d.max_size = int(max_size)
     if timeout is not None:

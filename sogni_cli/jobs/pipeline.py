@@ -73,7 +73,7 @@ class PipelineOptions:
     detach: bool = False
     timeout: float | None = None  # no-progress limit while following (None: wait as long as it moves)
     agent: bool = False
-    concurrency: int = 4
+    concurrency: int | None = None  # files downloaded at once (None: the downloads' default)
     progress_key: Hashable = "job"
     on_created: Callable[[str], None] | None = None  # called with the workflow id as soon as it exists
     use_sse: bool = True

@@ -51,6 +51,9 @@ from typing import Any, Callable, Iterable
 from ..core.errors import SogniError, UsageError
 from . import naming
 
+#: Files downloaded at once unless ``--concurrency`` says otherwise (measured: see bench/README.md).
+DOWNLOAD_CONCURRENCY = 8
+
 CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
 
 
@@ -78,7 +81,7 @@ class DownloadOptions:
     name_template: str | None = None
     on_exists: str = "suffix"
     max_size: int = 2 * 1024**3
-    concurrency: int = 4
+    concurrency: int = DOWNLOAD_CONCURRENCY
     manifest: Path | None = None
     timeout: float = 300.0
     connect_timeout: float = 10.0
