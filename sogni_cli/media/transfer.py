@@ -10,6 +10,7 @@ Names are held against other processes saving into the same folder (see :mod:`so
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -20,7 +21,8 @@ from typing import Any, Callable
 
 from ..core.errors import SogniError, UsageError
 from . import naming
-from ..core.filewrite import PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name, put_in_place
+from ..core.filewrite import (PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, _write_all, hold_name,
+                              put_in_place)
 from . import downloads as _dl
 from ..api.urls import media_url_problem
 from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, verify_image,
@@ -472,9 +474,11 @@ class _Downloader:
         h = _new_hash(opts)
         if offset and not isinstance(h, _NoHash):
             _hash_file(part, h, cancel)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if offset else os.O_TRUNC)
+        flags = os.O_WRONLY | os.O_CREAT | (0 if offset else os.O_TRUNC)
         flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
         fd = os.open(part, flags, 0o644)
+        if offset:
+            os.lseek(fd, 0, os.SEEK_END)  # the part is held by this process: writing at its end appends
         limit = opts.max_size - offset
         received = 0
         ok = False
@@ -487,6 +491,7 @@ class _Downloader:
             self.active.add(response)
         try:
             source = response.iter_bytes() if decode else response.iter_raw()
+            sock = None if decode or expected is None else _plain_socket(response, expected - offset)
             try:
                 for chunk in source:
                     if cancel.is_set():
@@ -497,6 +502,21 @@ class _Downloader:
                     if expected is not None and offset + received > expected:
                         raise _Fail(f"the body is longer than announced ({expected} bytes)", drop_part=True)
                     writer.add(chunk)
+                    if sock is not None:
+                        break  # what the HTTP layer had buffered is written; the rest comes straight off the socket
+                if sock is not None and expected is not None and offset + received < expected:
+                    writer.close()  # in order: the buffered start is on disk before the rest
+                    received += _from_socket(sock, fd, expected - offset - received, h, opts.timeout,
+                                             lambda n: progress.advance(key, n), cancel)
+            except (OSError, _Closed) as exc:
+                if sock is None or isinstance(exc, (FileNotFoundError, PermissionError)) or (
+                        isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS):
+                    raise
+                writer.close()
+                if cancel.is_set():
+                    raise _Cancelled() from None
+                raise _Retry("timed out" if isinstance(exc, TimeoutError) else
+                             f"connection broken ({exc})") from None
             except httpx.TransportError as exc:
                 writer.close()  # what arrived is good: keep it for the resume
                 if cancel.is_set():
@@ -604,6 +624,149 @@ class _Downloader:
         if fatal:
             raise fatal[0]
         return results
+
+
+#: errno values of a failing disk (not a failing connection) while the body is written
+_DISK_ERRNOS = frozenset(e for e in (getattr(errno, n, None) for n in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EIO"))
+                         if e is not None)
+SOCKET_BODY_MIN = THREADED_WRITE_MIN
+RECV_SIZE = 1 << 20
+
+
+class _Closed(Exception):
+    """The connection ended before the announced length (the part keeps what arrived)."""
+
+
+def _plain_socket(response: Any, remaining: int) -> Any:
+    """The socket under a plain-HTTP/1.1 answer whose body (``remaining`` bytes, no content coding) is
+    large enough to read straight off it, or None (TLS, HTTP/2, a test transport, a small body).
+
+    Reading the body without the HTTP layer saves two copies of every byte; the HTTP layer first hands
+    over what it had already buffered, and the connection is closed afterwards, never reused."""
+    if remaining < SOCKET_BODY_MIN or response.http_version != "HTTP/1.1":
+        return None
+    stream = getattr(response, "extensions", {}).get("network_stream")
+    if stream is None or stream.get_extra_info("ssl_object") is not None:
+        return None
+    sock = stream.get_extra_info("socket")
+    return sock if sock is not None and hasattr(sock, "recv_into") else None
+
+
+def _from_socket(sock: Any, fd: int, remaining: int, h: Any, timeout: float, advance: Callable[[int], Any],
+                 cancel: threading.Event) -> int:
+    """Read ``remaining`` bytes from ``sock`` into the file ``fd``; returns the bytes written.
+
+    Each 1 MiB buffer is filled with ``recv_into`` and written with one ``write``; when a checksum is
+    wanted a helper thread hashes the same buffers (hashlib releases the GIL), so hashing never holds up
+    the network or the disk; a small ring of buffers bounds the memory. Raises ``TimeoutError``/``OSError``
+    (connection) or :class:`_Closed` (the peer stopped early) after writing what arrived, so a resume
+    starts at the right byte."""
+    import queue
+
+    hashing = not isinstance(h, _NoHash)
+    if not hashing and SPLICE:
+        return _splice_from(sock, fd, remaining, timeout, advance, cancel)
+    ring = [memoryview(bytearray(RECV_SIZE)) for _ in range(4 if hashing else 1)]
+    free: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+    for i in range(len(ring)):
+        free.put(i)
+    todo: "queue.SimpleQueue[tuple[int, int] | None]" = queue.SimpleQueue()
+    hasher: threading.Thread | None = None
+    if hashing:
+        def hash_loop() -> None:
+            while True:
+                item = todo.get()
+                if item is None:
+                    return
+                h.update(ring[item[0]][:item[1]])
+                free.put(item[0])
+
+        hasher = threading.Thread(target=hash_loop, name="sogni-download-hash", daemon=True)
+        hasher.start()
+    sock.settimeout(timeout)
+    done = 0
+    try:
+        while remaining > 0:
+            i = free.get()
+            view = ring[i]
+            pos = 0
+            ended: BaseException | None = None
+            try:
+                while pos < RECV_SIZE and remaining > 0:
+                    if cancel.is_set():
+                        raise _Cancelled()
+                    n = sock.recv_into(view[pos:pos + min(RECV_SIZE - pos, remaining)])
+                    if n == 0:
+                        raise _Closed(f"the body ended early ({remaining} bytes missing)")
+                    pos += n
+                    remaining -= n
+            except BaseException as exc:  # write what arrived, then report why it stopped
+                ended = exc
+            if pos:
+                _write_all(fd, view[:pos])
+                done += pos
+                advance(pos)
+            if hashing:
+                todo.put((i, pos))
+            else:
+                free.put(i)
+            if ended is not None:
+                raise ended
+    finally:
+        if hasher is not None:
+            todo.put(None)
+            hasher.join()
+    return done
+
+
+SPLICE = hasattr(os, "splice") and hasattr(os, "SPLICE_F_MOVE")
+
+
+def _splice_from(sock: Any, fd: int, remaining: int, timeout: float, advance: Callable[[int], Any],
+                 cancel: threading.Event) -> int:
+    """:func:`_from_socket` without a checksum, where the platform has ``splice`` (Linux): the bytes go
+    from the socket to the file through a pipe inside the kernel, never copied into this process."""
+    import fcntl
+    import socket
+    import struct
+
+    r, w = os.pipe()
+    try:
+        try:
+            fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), RECV_SIZE)
+        except OSError:
+            pass  # the default pipe size works too, in smaller steps
+        # A blocking socket with a receive timeout: splice waits in the kernel (no poll per read) and
+        # a shutdown from another thread (Ctrl-C, a stop) wakes it.
+        sock.settimeout(None)
+        secs = max(0.001, float(timeout))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                        struct.pack("ll", int(secs), int((secs % 1) * 1_000_000)))
+        sfd = sock.fileno()
+        done = 0
+        step = 0
+        while remaining > 0:
+            if cancel.is_set():
+                raise _Cancelled()
+            try:
+                n = os.splice(sfd, w, min(RECV_SIZE, remaining), flags=os.SPLICE_F_MOVE)
+            except BlockingIOError:
+                raise TimeoutError("timed out") from None
+            if n == 0:
+                raise _Closed(f"the body ended early ({remaining} bytes missing)")
+            remaining -= n
+            left = n
+            while left:  # the pipe is drained into the file before anything else can happen
+                left -= os.splice(r, fd, left, flags=os.SPLICE_F_MOVE)
+            done += n
+            step += n
+            if step >= RECV_SIZE or not remaining:
+                advance(step)
+                step = 0
+        return done
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def _short(url: str, limit: int = 120) -> str:
