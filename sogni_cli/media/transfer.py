@@ -31,6 +31,9 @@ from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, veri
 MAX_REDIRECTS = 5
 THREADED_WRITE_MIN = 8 << 20  # bodies larger than this (or of unknown size) hash and write in a helper thread
 WAIT_INTERVAL = 1.0  # how often the waiting thread gives the progress display a heartbeat
+#: Bodies up to this size get their part's sidecar only when they stop short (a process killed meanwhile
+#: leaves a part without one, which is started over: at most this many bytes fetched again).
+SIDECAR_EAGER_MIN = 1 << 20
 RECORD_INTERVAL = 0.25  # the download record is written at most this often during a batch, and at its end
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524})
 EXPIRED_STATUSES = frozenset({403, 404, 410})
@@ -117,6 +120,7 @@ class _Job:
         self.claim = claim
         self.ref = ref
         self.ident: dict[str, Any] | None = None  # the sidecar of the part being resumed
+        self.sidecar_due = False  # a small body's sidecar, written only when the body stops short
 
     @property
     def final(self) -> Path | None:
@@ -153,6 +157,7 @@ class _Downloader:
         self.record: dict[str, dict[str, Any]] | None = None  # the output folder's download record
         self.unrecorded: list[tuple[SavedFile, dict[str, Any]]] = []  # saved, not yet in the record
         self.recorded_at = time.monotonic()
+        self.checked: dict[str, str | None] = {}  # URL -> why it may not be fetched (None: it may)
 
     # -- naming -----------------------------------------------------------------------------------
     def claim(self, path: Path, ref: ArtifactRef | None = None) -> PartClaim | _Skip:
@@ -161,7 +166,7 @@ class _Downloader:
         already saved under the name (every mode but ``overwrite``)."""
         with self.lock:
             if (ref is not None and self.opts.on_exists != "overwrite" and path not in self.taken
-                    and (path.exists() or path.is_symlink())):
+                    and os.path.lexists(path)):
                 if self.record is None:
                     self.record = _dl.read_record(Path(self.opts.output_dir))
                 done = _dl.saved_as(path, ref, self.record, suffixed=self.opts.on_exists == "suffix")
@@ -176,7 +181,6 @@ class _Downloader:
     def _hold(self, path: Path, got: Path) -> PartClaim | _Skip:
         """Hold ``got`` (chosen for the template's name ``path``) against other processes, or the next free
         ``-N`` name, or what ``skip``/``error`` say for the template's own name. ``self.lock`` is held."""
-        naming.safe_join(Path(self.opts.output_dir), got.name + ".part")
         mode = self.opts.on_exists
         c = hold_name(path, got, mode, lambda: naming.resolve_collision(path, "suffix", self.taken))
         if isinstance(c, PartClaim):
@@ -230,7 +234,6 @@ class _Downloader:
         part = job.part
         if part is None:
             return 0, None
-        naming.safe_join(Path(self.opts.output_dir), part.name)
         size = _size(part)
         if not size:
             return 0, None
@@ -245,6 +248,14 @@ class _Downloader:
         return size, _dl.if_range_value(ident)
 
     # -- HTTP -------------------------------------------------------------------------------------
+    def url_problem(self, url: str) -> str | None:
+        """:func:`~sogni_cli.api.urls.media_url_problem`, once per URL."""
+        try:
+            return self.checked[url]
+        except KeyError:
+            problem = self.checked[url] = media_url_problem(url)
+            return problem
+
     def open(self, url: str, offset: int, if_range: str | None = None):
         import httpx
 
@@ -254,7 +265,7 @@ class _Downloader:
             if if_range:
                 headers["If-Range"] = if_range
         for hop in range(MAX_REDIRECTS + 1):
-            problem = media_url_problem(url)
+            problem = self.url_problem(url)
             if problem:
                 where = "redirect target" if hop else "URL"
                 raise _Fail(f"refused {where} {_short(url)}: {problem}")
@@ -304,7 +315,7 @@ class _Downloader:
     def _run_one(self, key: int, ref: ArtifactRef, job: "_Job") -> SavedFile:
         opts = self.opts
         url = ref.url
-        problem = media_url_problem(url)
+        problem = self.url_problem(url)
         if problem:
             raise _Fail(f"refused URL {_short(url)}: {problem}")
         refreshed = False
@@ -458,7 +469,10 @@ class _Downloader:
         if status == 200:  # a fresh body: the old part goes first, then its new identity, then the bytes
             job.drop_part()
             job.ident = _dl.identity(ref, url, response.headers, expected)
-            _dl.write_sidecar(part, job.ident)
+            if expected is None or expected > SIDECAR_EAGER_MIN:
+                _dl.write_sidecar(part, job.ident)
+            else:  # a small body: its sidecar is written only if it does not arrive whole
+                job.sidecar_due = True
         nbytes, digest = self.stream(key, response, job, offset, expected, decode, length)
         return ("done", nbytes, digest, content_type)
 
@@ -541,6 +555,12 @@ class _Downloader:
                 os.close(fd)
                 fd = -1
                 job.drop_part()
+            elif job.sidecar_due and job.ident is not None:  # what arrived can be resumed later
+                job.sidecar_due = False
+                try:
+                    _dl.write_sidecar(part, job.ident)
+                except OSError:
+                    pass
             raise
         finally:
             with self.lock:
