@@ -68,7 +68,8 @@ class _Body:
         if conn is None:
             return
         resp = self.resp
-        if self.done and resp.isclosed() and not resp.will_close and conn.sock is not None:
+        if self.done and (resp.isclosed() or resp.length == 0) and not resp.will_close and conn.sock is not None:
+            resp.close()  # read to its end: the connection is ready for the next request
             self.pool._release(self.key, conn)
         else:
             conn.close()
