@@ -461,23 +461,38 @@ def make_download_client(opts: DownloadOptions):
 
 
 _SSL_CONTEXT: Any = None
+_SSL_LOADED = False
 _SSL_LOCK = threading.Lock()
 
 
-def _ssl_context() -> Any:
-    """One TLS context per process: loading the CA bundle costs ~17 ms, too much to pay per job."""
+def _ssl_context(load: bool = False) -> Any:
+    """One TLS context per process. Its CA bundle (~17 ms or more to load) is loaded on the first
+    ``https`` download (``load=True``, or :func:`ssl_ready`), never for plain-HTTP ones."""
     global _SSL_CONTEXT
     with _SSL_LOCK:
         if _SSL_CONTEXT is None:
             import ssl
 
+            _SSL_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies hosts and certificates
+    if load:
+        ssl_ready()
+    return _SSL_CONTEXT
+
+
+def ssl_ready() -> Any:
+    """The process's TLS context with its CA bundle loaded (once)."""
+    global _SSL_LOADED
+    ctx = _ssl_context()
+    with _SSL_LOCK:
+        if not _SSL_LOADED:
             try:
                 import certifi
 
-                _SSL_CONTEXT = ssl.create_default_context(cafile=certifi.where())
+                ctx.load_verify_locations(cafile=certifi.where())
             except ImportError:  # pragma: no cover - httpx brings certifi
-                _SSL_CONTEXT = ssl.create_default_context()
-        return _SSL_CONTEXT
+                ctx.load_default_certs()
+            _SSL_LOADED = True
+    return ctx
 
 
 def _make_client(opts: DownloadOptions):
@@ -495,22 +510,25 @@ def _make_client(opts: DownloadOptions):
         limits=httpx.Limits(max_connections=n * 2, max_keepalive_connections=n),
         headers={"User-Agent": f"sogni-cli/{__version__}"},
     )
-    _lean_pool(client, n)
+    proxied = any(t is not None for t in (getattr(client, "_mounts", None) or {}).values())
+    if not _lean_pool(client, n) or proxied:
+        ssl_ready()  # proxies (or httpcore itself) use the context as it is: load the CA bundle now
     return client
 
 
-def _lean_pool(client: Any, keepalive: int) -> None:
+def _lean_pool(client: Any, keepalive: int) -> bool:
     """Put the standard library's HTTP/1.1 connections under the client's own transport (a third of the
     CPU per request: see :mod:`sogni_cli.media.http1`); kept as it is when httpx lays it out otherwise."""
     import httpx
 
     transport = getattr(client, "_transport", None)
     if type(transport) is not httpx.HTTPTransport or not hasattr(transport, "_pool"):
-        return  # pragma: no cover - another httpx layout: keep httpcore
+        return False  # pragma: no cover - another httpx layout: keep httpcore
     from .http1 import Http1Pool
 
-    old, transport._pool = transport._pool, Http1Pool(_ssl_context(), keepalive=keepalive)
+    old, transport._pool = transport._pool, Http1Pool(ssl_ready, keepalive=keepalive)
     old.close()
+    return True
 
 
 def _check_client(client: Any) -> None:

@@ -80,7 +80,7 @@ class Http1Pool:
     connections (at most ``keepalive`` idle ones per host)."""
 
     def __init__(self, ssl_context: Any, keepalive: int = 8):
-        self.ssl_context = ssl_context
+        self.ssl_context = ssl_context  # an SSLContext, or a function that returns it (on first https use)
         self.keepalive = keepalive
         self.idle: dict[tuple, list[http.client.HTTPConnection]] = {}
         self.lock = threading.Lock()
@@ -101,7 +101,8 @@ class Http1Pool:
 
     def _new(self, scheme: str, host: str, port: int, timeout: float | None) -> http.client.HTTPConnection:
         if scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=self.ssl_context)
+            ctx = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
         return http.client.HTTPConnection(host, port, timeout=timeout)
 
     def handle_request(self, request: Any) -> Any:
