@@ -82,7 +82,7 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--concurrency'\t'Media files downloaded at once [default 8].' \
+            printf '%s\n' '--concurrency'\t'Media files downloaded at once [default 16].' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
                 '--frequency-penalty' \
@@ -151,7 +151,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
-                '--concurrency'\t'Files downloaded at once [default 8].' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -198,7 +198,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
-                '--concurrency'\t'Files downloaded at once [default 8].' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -236,7 +236,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--bpm'\t'Beats per minute.' \
-                '--concurrency'\t'Files downloaded at once [default 8].' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -302,7 +302,7 @@ function __sogni_options
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
-                '--concurrency'\t'Files downloaded at once [default 8].' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -341,7 +341,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
-                '--concurrency'\t'Files downloaded at once [default 8].' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -376,7 +376,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
                 '--audio'\t'Audio to sync to (sound_to_video).' \
-                '--concurrency'\t'Files downloaded at once [default 8].' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -417,7 +417,7 @@ function __sogni_options
                 '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow download'
-            printf '%s\n' '--concurrency'\t'Files downloaded at once [default 8].' \
+            printf '%s\n' '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--dry-run'\t'Print the request instead of sending it.' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document.' \

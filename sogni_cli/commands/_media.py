@@ -42,7 +42,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "dry_run": (bool, typer.Option(False, "--dry-run", help="Print the request instead of sending it (no key needed).")),
     "manifest": (Optional[Path], typer.Option(None, "--manifest", help="Append one JSON line per saved file to FILE.", show_default=False)),
     "max_download_size": (Optional[str], typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download, e.g. 500M, 2G [default 2G].", show_default=False)),
-    "concurrency": (Optional[int], typer.Option(None, "--concurrency", metavar="N", help="Files downloaded at once [default 8].", show_default=False)),
+    "concurrency": (Optional[int], typer.Option(None, "--concurrency", metavar="N", help="Files downloaded at once [default 16].", show_default=False)),
     "detach": (bool, typer.Option(False, "--detach", help="Print the workflow id and exit once it is created.")),
     "timeout": (Optional[float], typer.Option(None, "--timeout", help="Give up (exit 6) when the workflow makes no progress for this many seconds.", show_default=False)),
 }

@@ -79,7 +79,7 @@ def chat(
     name: Optional[str] = typer.Option(None, "--name", help="File name template for saved media.", show_default=False),
     on_exists: str = typer.Option("suffix", "--on-exists", help="suffix | overwrite | skip | error."),
     no_download: bool = typer.Option(False, "--no-download", help="List media URLs on stderr instead of saving."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Media files downloaded at once [default 8].", show_default=False),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Media files downloaded at once [default 16].", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print the final completion (plus \"artifacts\") as JSON."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON event per line as things happen."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),

@@ -162,7 +162,7 @@ def download(
     no_download: bool = typer.Option(False, "--no-download", help="Print the URLs instead."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Append one JSON line per saved file.", show_default=False),
     max_download_size: Optional[str] = typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download.", show_default=False),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Files downloaded at once [default 8].", show_default=False),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Files downloaded at once [default 16].", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     dry_run: bool = DRY_RUN,
 ) -> None:

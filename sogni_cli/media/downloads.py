@@ -52,7 +52,7 @@ from ..core.errors import SogniError, UsageError
 from . import naming
 
 #: Files downloaded at once unless ``--concurrency`` says otherwise (measured: see bench/README.md).
-DOWNLOAD_CONCURRENCY = 8
+DOWNLOAD_CONCURRENCY = 16
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization", "cookie"})
 

@@ -684,8 +684,10 @@ def _from_socket(sock: Any, fd: int, remaining: int, h: Any, timeout: float, adv
     import queue
 
     hashing = not isinstance(h, _NoHash)
-    if not hashing and SPLICE:
-        return _splice_from(sock, fd, remaining, timeout, advance, cancel)
+    if SPLICE:
+        reader = _reopen_for_reading(fd) if hashing else None
+        if not hashing or reader is not None:
+            return _splice_from(sock, fd, remaining, timeout, advance, cancel, h if hashing else None, reader)
     ring = [memoryview(bytearray(RECV_SIZE)) for _ in range(4 if hashing else 1)]
     free: "queue.SimpleQueue[int]" = queue.SimpleQueue()
     for i in range(len(ring)):
@@ -742,14 +744,73 @@ def _from_socket(sock: Any, fd: int, remaining: int, h: Any, timeout: float, adv
 SPLICE = hasattr(os, "splice") and hasattr(os, "SPLICE_F_MOVE")
 
 
+def _reopen_for_reading(fd: int) -> int | None:
+    """A second, read-only descriptor on the file open as ``fd`` (Linux), or None."""
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+
+
+class _HashBehind:
+    """Hashes a file as it grows, from a thread reading just behind the writer (the page cache still holds
+    what was written), so the checksum never slows the transfer down."""
+
+    def __init__(self, h: Any, reader: int, start: int):
+        self.h = h
+        self.reader = reader
+        self.written = start
+        self.done = start
+        self.finished = False
+        self.cond = threading.Condition()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="sogni-download-hash", daemon=True)
+        self.thread.start()
+
+    def wrote(self, n: int) -> None:
+        with self.cond:
+            self.written += n
+            self.cond.notify()
+
+    def _run(self) -> None:
+        buf = memoryview(bytearray(RECV_SIZE))
+        try:
+            while True:
+                with self.cond:
+                    while self.done >= self.written and not self.finished:
+                        self.cond.wait()
+                    target, finished = self.written, self.finished
+                while self.done < target:
+                    n = os.preadv(self.reader, [buf[:min(RECV_SIZE, target - self.done)]], self.done)
+                    if n <= 0:
+                        raise OSError("the file is shorter than what was written to it")
+                    self.h.update(buf[:n])
+                    self.done += n
+                if finished:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - reported by close()
+            self.error = exc
+
+    def close(self) -> None:
+        with self.cond:
+            self.finished = True
+            self.cond.notify()
+        self.thread.join()
+        os.close(self.reader)
+        if self.error is not None:
+            raise self.error
+
+
 def _splice_from(sock: Any, fd: int, remaining: int, timeout: float, advance: Callable[[int], Any],
-                 cancel: threading.Event) -> int:
-    """:func:`_from_socket` without a checksum, where the platform has ``splice`` (Linux): the bytes go
-    from the socket to the file through a pipe inside the kernel, never copied into this process."""
+                 cancel: threading.Event, h: Any = None, reader: int | None = None) -> int:
+    """:func:`_from_socket` where the platform has ``splice`` (Linux): the bytes go from the socket to the
+    file through a pipe inside the kernel, never copied into this process. With ``h`` (and ``reader``, a
+    read-only descriptor on the same file), a thread hashes the file just behind the writer."""
     import fcntl
     import socket
     import struct
 
+    behind = _HashBehind(h, reader, os.lseek(fd, 0, os.SEEK_CUR)) if h is not None and reader is not None else None
     r, w = os.pipe()
     try:
         try:
@@ -778,15 +839,25 @@ def _splice_from(sock: Any, fd: int, remaining: int, timeout: float, advance: Ca
             left = n
             while left:  # the pipe is drained into the file before anything else can happen
                 left -= os.splice(r, fd, left, flags=os.SPLICE_F_MOVE)
+            if behind is not None:
+                behind.wrote(n)
             done += n
             step += n
             if step >= RECV_SIZE or not remaining:
                 advance(step)
                 step = 0
+        if behind is not None:
+            b, behind = behind, None
+            b.close()  # the checksum covers every byte before the download counts as done
         return done
     finally:
         os.close(r)
         os.close(w)
+        if behind is not None:
+            try:
+                behind.close()
+            except OSError:
+                pass  # the download failed anyway: a retry hashes the part again
 
 
 def _short(url: str, limit: int = 120) -> str:
