@@ -663,8 +663,9 @@ def _plain_socket(response: Any, remaining: int) -> Any:
 
     Reading the body without the HTTP layer saves two copies of every byte; the HTTP layer first hands
     over what it had already buffered, and the connection is closed afterwards, never reused."""
-    if remaining < SOCKET_BODY_MIN or response.http_version != "HTTP/1.1":
-        return None
+    if (remaining < SOCKET_BODY_MIN or response.http_version != "HTTP/1.1"
+            or response.headers.get("transfer-encoding")):
+        return None  # small, not HTTP/1.1, or framed in chunks that only the HTTP layer undoes
     stream = getattr(response, "extensions", {}).get("network_stream")
     if stream is None or stream.get_extra_info("ssl_object") is not None:
         return None
