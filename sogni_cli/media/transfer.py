@@ -249,11 +249,14 @@ class _Downloader:
 
     # -- HTTP -------------------------------------------------------------------------------------
     def url_problem(self, url: str) -> str | None:
-        """:func:`~sogni_cli.api.urls.media_url_problem`, once per URL."""
+        """:func:`~sogni_cli.api.urls.media_url_problem`, once per origin: what it looks at (scheme, host,
+        port, credentials) is all before the path. A malformed path is refused when the request is built."""
+        head = url.split("?", 1)[0].split("#", 1)[0].split("/", 3)
+        origin = "/".join(head[:3]) if len(head) >= 3 and head[1] == "" else url
         try:
-            return self.checked[url]
+            return self.checked[origin]
         except KeyError:
-            problem = self.checked[url] = media_url_problem(url)
+            problem = self.checked[origin] = media_url_problem(url)
             return problem
 
     def open(self, url: str, offset: int, if_range: str | None = None):
@@ -276,6 +279,8 @@ class _Downloader:
                 response = self.client.send(request, stream=True, follow_redirects=False)
             except httpx.TransportError as exc:
                 raise _Retry(_describe(exc)) from None
+            except (httpx.InvalidURL, ValueError):
+                raise _Fail(f"refused URL {_short(url)}: malformed URL") from None
             if response.is_redirect:
                 location = response.headers.get("location", "")
                 target = str(response.url.join(location))
