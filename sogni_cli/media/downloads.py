@@ -510,10 +510,27 @@ def _make_client(opts: DownloadOptions):
         limits=httpx.Limits(max_connections=n * 2, max_keepalive_connections=n),
         headers={"User-Agent": f"sogni-cli/{__version__}"},
     )
+    _no_cookies(client)
     proxied = any(t is not None for t in (getattr(client, "_mounts", None) or {}).values())
     if not _lean_pool(client, n) or proxied:
         ssl_ready()  # proxies (or httpcore itself) use the context as it is: load the CA bundle now
     return client
+
+
+def _no_cookies(client: Any) -> None:
+    """Media hosts get no cookies back, so none are kept: a host cannot set one that another would see,
+    and each answer skips the cookie jar's work (a tenth of a small file's CPU time)."""
+    import httpx
+
+    class NoCookies(httpx.Cookies):
+        def extract_cookies(self, response: Any) -> None:
+            pass
+
+        def set_cookie_header(self, request: Any) -> None:
+            pass
+
+    if isinstance(getattr(client, "_cookies", None), httpx.Cookies):
+        client._cookies = NoCookies()
 
 
 def _lean_pool(client: Any, keepalive: int) -> bool:
