@@ -87,6 +87,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
+                '--approve-tools Ask before each local command (needs a terminal).',
+                '--billing-mode auto | subscription | tokens.',
                 '--concurrency Media files downloaded at once [default 16].',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
@@ -103,7 +105,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model id (see ''sogni models'').',
                 '--name File name template for saved media.',
                 '--no-download List media URLs on stderr instead of saving.',
-                '--no-exec Return tool calls instead of running hosted tools.',
+                '--no-exec Return tool calls instead of running them (hosted or local).',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
+                '--no-stdin Never read standard input.',
                 '--no-stream Stream the reply as it is written.',
                 '--no-think Ask for (or turn off) reasoning.',
                 '--on-exists suffix | overwrite | skip | error.',
@@ -111,8 +115,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--presence-penalty --presence-penalty',
                 '--repetition-penalty --repetition-penalty',
                 '--response-format json, text, or a JSON Schema FILE.',
-                '--save-messages Write the conversation, with the reply, to FILE (JSON).',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
+                '--save-messages Write the conversation, with the reply, to FILE (JSON); also when...',
                 '--show-thinking Show reasoning on stderr.',
+                '--stdin Read standard input and put it before the prompt.',
                 '--stop Stop sequence (repeatable).',
                 '--stream Stream the reply as it is written.',
                 '--system System message.',
@@ -156,6 +162,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -174,8 +181,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -185,17 +194,21 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-n Number of variations (one request, numberOfVariations).',
                 '-o Folder for the saved files [profile output_dir; default .].') }
             'sogni emulator' { return @(
+                '--balance Starting balance per token type, in capacity units.',
                 '--help Show this message and exit.',
                 '--host Loopback address to bind (127.0.0.1, ::1 or localhost).',
                 '--latency Seconds added to every response.',
+                '--max-active Account limit on workflows running at once (more: 409).',
                 '--no-auth Accept requests without an API key.',
                 '--port Port (0: any free port).',
                 '--quiet Do not log requests on stderr.',
                 '--rate-429 Fraction of API requests answered 429 (Retry-After: 1).',
                 '--rate-503 Fraction of API requests answered 503 (Retry-After: 1).',
                 '--rate-reset Fraction of answers cut off mid-stream or mid-body.',
+                '--retry-after Seconds of Retry-After on the random 429/503 answers.',
                 '--seed Seed for the random faults (the same seed, the same faults).',
                 '--step-seconds Seconds each workflow step takes.',
+                '--tool-names Default hosted tools as the brief names them (prefixed...',
                 '-h Show this message and exit.',
                 '-q Do not log requests on stderr.') }
             'sogni image' { return @(
@@ -203,6 +216,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -222,8 +236,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--negative What to keep out (negativePrompt).',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -240,6 +256,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--bpm Beats per minute.',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
@@ -258,8 +275,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--time-signature 2, 3, 4 or 6 (timesig).',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
@@ -288,7 +307,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
                 '--force Run every job again, even those already done.',
                 '--help Show this message and exit.',
+                '--on-exists For every job: overwrite, suffix, skip or error (overwrite here also...',
                 '--output-dir Folder for everything the run saves [profile output_dir; default .].',
+                '--retry Start a new workflow for these jobs (ids or globs, e.g.',
+                '--retry-failed Start a new workflow for every job whose last run failed or was...',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
                 '--shard Run only shard K of N (deterministic; a job stays with what it needs).',
                 '--strict Treat a glob that matches no files as an error.',
@@ -307,6 +329,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -323,8 +346,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -346,6 +371,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -361,8 +387,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -381,6 +409,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
                 '--audio Audio to sync to (sound_to_video).',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -401,9 +430,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--negative What to keep out (negativePrompt).',
                 '--no-audio Generate a soundtrack (generateAudio).',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--ratio adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -471,6 +502,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--max-retries' { return 'value' }
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
+            'sogni chat|--billing-mode' { return 'value' }
             'sogni chat|--concurrency' { return 'value' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
@@ -505,6 +537,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
+            'sogni edit|--billing-mode' { return 'value' }
             'sogni edit|--concurrency' { return 'value' }
             'sogni edit|--format' { return 'value' }
             'sogni edit|--height' { return 'value' }
@@ -525,17 +558,22 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--count' { return 'value' }
             'sogni edit|-o' { return 'dir' }
             'sogni edit|--output-dir' { return 'dir' }
+            'sogni emulator|--balance' { return 'value' }
             'sogni emulator|--host' { return 'value' }
             'sogni emulator|--latency' { return 'value' }
+            'sogni emulator|--max-active' { return 'value' }
             'sogni emulator|--port' { return 'value' }
             'sogni emulator|--rate-429' { return 'value' }
             'sogni emulator|--rate-503' { return 'value' }
             'sogni emulator|--rate-reset' { return 'value' }
+            'sogni emulator|--retry-after' { return 'value' }
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
+            'sogni emulator|--tool-names' { return 'value' }
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
+            'sogni image|--billing-mode' { return 'value' }
             'sogni image|--concurrency' { return 'value' }
             'sogni image|--format' { return 'value' }
             'sogni image|--guidance' { return 'value' }
@@ -558,6 +596,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--output-dir' { return 'dir' }
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
+            'sogni music|--billing-mode' { return 'value' }
             'sogni music|--bpm' { return 'value' }
             'sogni music|--concurrency' { return 'value' }
             'sogni music|--duration' { return 'value' }
@@ -581,6 +620,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe plan|--shard' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
             'sogni recipe run|-j' { return 'value' }
+            'sogni recipe run|--on-exists' { return 'choice:suffix overwrite skip error' }
+            'sogni recipe run|--retry' { return 'value' }
             'sogni recipe run|--set' { return 'value' }
             'sogni recipe run|--shard' { return 'value' }
             'sogni recipe run|-o' { return 'dir' }
@@ -588,6 +629,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe validate|--set' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
+            'sogni speech|--billing-mode' { return 'value' }
             'sogni speech|--concurrency' { return 'value' }
             'sogni speech|--format' { return 'value' }
             'sogni speech|--language' { return 'value' }
@@ -610,6 +652,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
+            'sogni tools run|--billing-mode' { return 'value' }
             'sogni tools run|--concurrency' { return 'value' }
             'sogni tools run|--manifest' { return 'file' }
             'sogni tools run|--max-cost' { return 'value' }
@@ -631,6 +674,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
             'sogni video|--audio' { return 'file' }
+            'sogni video|--billing-mode' { return 'value' }
             'sogni video|--concurrency' { return 'value' }
             'sogni video|--duration' { return 'value' }
             'sogni video|--format' { return 'value' }
@@ -674,9 +718,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
         $variadic = $false
         switch -Exact -CaseSensitive ($node) {
             'sogni completion' { $kinds = @('choice:bash zsh fish powershell'); $variadic = $false }
-            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
-            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
-            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
+            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }
             'sogni recipe run' { $kinds = @('file'); $variadic = $false }

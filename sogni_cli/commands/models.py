@@ -6,7 +6,7 @@ import typer
 
 from ..render.output import out, out_json
 
-from ..core.term import stdout_is_tty
+from ..core.term import shown, stdout_is_tty
 from ._common import client, make_app
 
 app = make_app(
@@ -44,7 +44,7 @@ def models(
     table = Table("Model", "Owner")
     for m in items:
         if isinstance(m, dict):
-            table.add_row(str(m.get("id") or m.get("modelId") or ""), str(m.get("owned_by") or m.get("displayName") or ""))
+            table.add_row(shown(m.get("id") or m.get("modelId") or ""), shown(m.get("owned_by") or m.get("displayName") or ""))
     make_console().print(table)
 
 
@@ -58,6 +58,9 @@ def _cache(ctx: typer.Context, ids: list) -> None:
         from ..core.errors import UsageError
         from ..core.filewrite import write_atomic
 
-        write_atomic(s.config_dir / "models-cache.txt", "\n".join(ids) + "\n", durable=False)
+        # an id with a control character, a space or a quote is not a model name: kept out of the completion scripts
+        safe = [i for i in ids if i and len(i) <= 200 and all(c.isprintable() and not c.isspace() and c not in "'\"`$\\"
+                                                              for c in i)]
+        write_atomic(s.config_dir / "models-cache.txt", "\n".join(safe) + "\n", durable=False)
     except (OSError, UsageError):
         pass

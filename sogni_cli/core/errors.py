@@ -198,6 +198,9 @@ def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
             hint = "Add credits or change the token type (--token-type spark|sogni)."
         elif status == 429:
             hint = "Rate limited: wait a little, or raise --max-retries."
+    from .term import clean_text
+
+    message = clean_text(message, newlines=False)  # server text: one line, so it cannot forge one of ours
     prefix = f"{status} " if status else ""
     err = ApiError(f"{prefix}{message}".strip() if status else message, status=status, code=code, type=etype,
                    hint=hint, retry_after=retry_after)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.events import Artifact, Event
+from .targets import _model_of, _prompt_of, _seed_of
 
 __all__ = ["Collected", "collect", "refs_from_record", "download_options", "open_download_client"]
 
@@ -40,27 +41,6 @@ def _steps(rec: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(src, list) and src:
             return [s for s in src if isinstance(s, dict)]
     return []
-
-
-def _model_of(args: dict[str, Any]) -> str | None:
-    for key in ("model", "videoModel"):
-        if isinstance(args.get(key), str):
-            return args[key]
-    return None
-
-
-def _prompt_of(args: dict[str, Any]) -> str | None:
-    for key in ("prompt", "description", "brief", "imagePrompt"):
-        if isinstance(args.get(key), str):
-            return args[key]
-    return None
-
-
-def _seed_of(args: dict[str, Any], art: dict[str, Any] | None = None) -> int | None:
-    for src in ((art or {}).get("metadata"), art, args):
-        if isinstance(src, dict) and isinstance(src.get("seed"), int) and not isinstance(src.get("seed"), bool):
-            return src["seed"]
-    return None
 
 
 def refs_from_record(rec: dict[str, Any], job: Any = None, *,
@@ -114,21 +94,17 @@ def refs_from_record(rec: dict[str, Any], job: Any = None, *,
 
 def download_options(output_dir: Path, *, name: str | None = None, on_exists: str | None = "suffix",
                      manifest: Path | None = None, max_size: int | None = None, concurrency: int | None = None,
-                     checksum: bool = True, root: Path | None = None, timeout: float | None = None,
-                     retries: int | None = None) -> Any:
+                     checksum: bool = True, root: Path | None = None, policy: Any = None) -> Any:
     """The :class:`~sogni_cli.media.downloads.DownloadOptions` for a command's or a job's settings."""
     from ..media.downloads import DownloadOptions
 
     d = DownloadOptions(output_dir=Path(output_dir), name_template=name, on_exists=on_exists or "suffix",
-                        manifest=manifest, checksum=checksum, root=Path(root) if root is not None else None)
+                        manifest=manifest, checksum=checksum, root=Path(root) if root is not None else None,
+                        policy=policy)
     if concurrency is not None:
         d.concurrency = max(1, int(concurrency))
     if max_size:
         d.max_size = int(max_size)
-    if timeout is not None:
-        d.timeout = float(timeout)
-    if retries is not None:
-        d.retries = int(retries)
     return d
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import random
 import re
 import threading
 import time
@@ -24,8 +23,9 @@ from . import naming
 from ..core.filewrite import (PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, _write_all, hold_name,
                               put_in_place)
 from . import downloads as _dl
+from ..api.retry import RETRY_STATUSES, Safety, parse_retry_after
 from ..api.urls import media_url_problem
-from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, verify_image,
+from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, policy_of, verify_image,
                         write_manifest)
 
 MAX_REDIRECTS = 5
@@ -35,7 +35,6 @@ WAIT_INTERVAL = 1.0  # how often the waiting thread gives the progress display a
 #: leaves a part without one, which is started over: at most this many bytes fetched again).
 SIDECAR_EAGER_MIN = 1 << 20
 RECORD_INTERVAL = 0.25  # the download record is written at most this often during a batch, and at its end
-RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524})
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
@@ -51,10 +50,13 @@ class _Fail(Exception):
 
 
 class _Retry(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
+    """A failure the policy may retry: a transport failure (``status`` None) or a retryable HTTP status."""
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.status = status
 
 
 class _Skip:
@@ -76,16 +78,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"connection broken ({exc})" if str(exc) else "connection broken"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, min(60.0, float(value)))
-    except ValueError:
-        return None
 
 
 def _remove(path: Path | None) -> None:
@@ -148,6 +140,7 @@ class _Downloader:
         self.progress = progress
         self.refresh = refresh
         self.sleep = sleep
+        self.policy = policy_of(opts)
         self.date = date
         self.lock = threading.Lock()
         self.refresh_lock = threading.Lock()
@@ -324,7 +317,8 @@ class _Downloader:
         if problem:
             raise _Fail(f"refused URL {_short(url)}: {problem}")
         refreshed = False
-        retries_left = max(0, int(opts.retries))
+        policy = self.policy
+        retries = max(0, int(policy.max_retries))
         restarts_left = 1
         attempt = 0
         while True:
@@ -340,12 +334,10 @@ class _Downloader:
             except _Retry as exc:
                 if self.cancel.is_set():
                     raise _Cancelled() from None
-                if retries_left <= 0:
-                    tries = f" after {opts.retries} retr{'y' if opts.retries == 1 else 'ies'}" if opts.retries else ""
+                if not policy.may_resend(Safety.READ, attempt, status=exc.status, retry_after=exc.retry_after):
+                    tries = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if attempt else ""
                     raise _Fail(f"{exc.message}{tries}") from None
-                retries_left -= 1
-                delay = exc.retry_after if exc.retry_after is not None else \
-                    min(8.0, 0.5 * (2 ** attempt)) * random.uniform(0.8, 1.2)
+                delay = policy.delay(attempt, exc.retry_after)
                 attempt += 1
                 self.progress.note(f"{job.label}: {exc.message}; retrying in {delay:.1f}s")
                 self.sleep(delay)
@@ -416,8 +408,8 @@ class _Downloader:
         status = response.status_code
         if status in EXPIRED_STATUSES:
             return ("refresh", status)
-        if status in RETRY_STATUSES or status >= 500:
-            raise _Retry(f"HTTP {status} from the media host", _retry_after(response.headers))
+        if status in RETRY_STATUSES:
+            raise _Retry(f"HTTP {status} from the media host", parse_retry_after(response.headers), status)
         if status == 416 and offset:
             m = _UNSATISFIED_RANGE.match(response.headers.get("content-range", "").strip())
             if m and int(m.group(1)) == offset and final is not None:
@@ -525,7 +517,7 @@ class _Downloader:
                         break  # what the HTTP layer had buffered is written; the rest comes straight off the socket
                 if sock is not None and expected is not None and offset + received < expected:
                     writer.close()  # in order: the buffered start is on disk before the rest
-                    received += _from_socket(sock, fd, expected - offset - received, h, opts.timeout,
+                    received += _from_socket(sock, fd, expected - offset - received, h, self.policy.timeout,
                                              lambda n: progress.advance(key, n), cancel)
             except (OSError, _Closed) as exc:
                 if sock is None or isinstance(exc, (FileNotFoundError, PermissionError)) or (
