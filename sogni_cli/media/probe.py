@@ -305,7 +305,7 @@ for _layer in (1, 2, 3):
 
 def _mp3_frame(data, pos: int) -> int:
     """The length of the MPEG audio frame at ``pos``, or 0 when there is none."""
-    b1, b2, b3 = data[pos + 1], data[pos + 2], data[pos + 3]
+    b1, b2 = data[pos + 1], data[pos + 2]
     if data[pos] != 0xFF or (b1 & 0xE0) != 0xE0:
         return 0
     version, layer = (b1 >> 3) & 3, (b1 >> 1) & 3

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from ..core.errors import ExitCode, SogniError, UsageError
+from ..core.errors import ExitCode, SogniError
 from .expand import Outputs
 from .jobrun import RESUME_STATES, JobSteps, Outcome, _now  # noqa: F401 - RESUME_STATES: part of the run's API
 from .pace import Pace
