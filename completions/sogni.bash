@@ -27,7 +27,7 @@ _sogni_options() {
         'sogni auth login') _sogni_r='--help -h' ;;
         'sogni auth logout') _sogni_r='--help -h' ;;
         'sogni auth status') _sogni_r='--check --help -h' ;;
-        'sogni chat') _sogni_r='--approve-tools --approve-up-to --billing-mode --detach --developer --dry-run --durable --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stdin --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stdin --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
+        'sogni chat') _sogni_r='--approve-tools --approve-up-to --billing-mode --concurrency --detach --developer --dry-run --durable --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stdin --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stdin --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
         'sogni completion') _sogni_r='--help -h' ;;
         'sogni config') _sogni_r='--help -h' ;;
         'sogni config get') _sogni_r='--help -h' ;;
@@ -36,12 +36,12 @@ _sogni_options() {
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
         'sogni doctor') _sogni_r='--emulator --help --json -h' ;;
-        'sogni edit') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
+        'sogni edit') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
         'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --retry-after --seed --step-seconds --tool-names -h -q' ;;
-        'sogni image') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni image') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
         'sogni loras') _sogni_r='--dry-run --help --json --model --personal --refresh -h' ;;
         'sogni models') _sogni_r='--dry-run --help --json --kind --refresh -h' ;;
-        'sogni music') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --bpm --confirm-cost --count --detach --dry-run --duration --estimate --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
+        'sogni music') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --bpm --concurrency --confirm-cost --count --detach --dry-run --duration --estimate --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
         'sogni recipe') _sogni_r='--help -h' ;;
         'sogni recipe emit') _sogni_r='--help --image --output --shards -h' ;;
         'sogni recipe plan') _sogni_r='--estimate --help --json --set --shard --shards --strict -h' ;;
@@ -55,7 +55,7 @@ _sogni_options() {
         'sogni run list') _sogni_r='--dry-run --help --json --limit --offset -h' ;;
         'sogni run show') _sogni_r='--dry-run --help --json -h' ;;
         'sogni run watch') _sogni_r='--dry-run --help --json --jsonl --name --no-download --on-exists --output-dir --show-thinking -h -o' ;;
-        'sogni speech') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
+        'sogni speech') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
         'sogni template') _sogni_r='--help -h' ;;
         'sogni template create') _sogni_r='--dry-run --file --help --json -f -h' ;;
         'sogni template delete') _sogni_r='--dry-run --help --json -h' ;;
@@ -66,13 +66,13 @@ _sogni_options() {
         'sogni template update') _sogni_r='--dry-run --file --help --json -f -h' ;;
         'sogni tools') _sogni_r='--help -h' ;;
         'sogni tools list') _sogni_r='--family --help --json -h' ;;
-        'sogni tools run') _sogni_r='--agent --approve-up-to --arg --args --audio --billing-mode --confirm-cost --count --detach --dry-run --estimate --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --video -h -i -n -o' ;;
+        'sogni tools run') _sogni_r='--agent --approve-up-to --arg --args --audio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --video -h -i -n -o' ;;
         'sogni tools show') _sogni_r='--help --json -h' ;;
-        'sogni video') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --audio --billing-mode --confirm-cost --count --detach --dry-run --duration --estimate --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --no-safe-content-filter --on-exists --output-dir --ratio --safe-content-filter --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
+        'sogni video') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --audio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --duration --estimate --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --no-safe-content-filter --on-exists --output-dir --ratio --safe-content-filter --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
         'sogni workflow') _sogni_r='--help -h' ;;
         'sogni workflow approve') _sogni_r='--dry-run --help --json --up-to -h' ;;
         'sogni workflow cancel') _sogni_r='--dry-run --help -h' ;;
-        'sogni workflow download') _sogni_r='--dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir --preview -h -o' ;;
+        'sogni workflow download') _sogni_r='--concurrency --dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir --preview -h -o' ;;
         'sogni workflow events') _sogni_r='--dry-run --follow --help --jsonl -f -h' ;;
         'sogni workflow list') _sogni_r='--dry-run --help --json --limit --offset -h' ;;
         'sogni workflow reseed') _sogni_r='--dry-run --help --json --jsonl --manifest --name --no-download --on-exists --output-dir --seed --token-type -h -o' ;;
@@ -93,6 +93,7 @@ _sogni_option_kind() {
         'sogni|--timeout') _sogni_r='value' ;;
         'sogni chat|--approve-up-to') _sogni_r='value' ;;
         'sogni chat|--billing-mode') _sogni_r='value' ;;
+        'sogni chat|--concurrency') _sogni_r='value' ;;
         'sogni chat|--developer') _sogni_r='value' ;;
         'sogni chat|--frequency-penalty') _sogni_r='value' ;;
         'sogni chat|--function') _sogni_r='file' ;;
@@ -124,6 +125,7 @@ _sogni_option_kind() {
         'sogni edit|--args') _sogni_r='file' ;;
         'sogni edit|--aspect-ratio') _sogni_r='value' ;;
         'sogni edit|--billing-mode') _sogni_r='value' ;;
+        'sogni edit|--concurrency') _sogni_r='value' ;;
         'sogni edit|--format') _sogni_r='value' ;;
         'sogni edit|--height') _sogni_r='value' ;;
         'sogni edit|--lora') _sogni_r='lora' ;;
@@ -157,6 +159,7 @@ _sogni_option_kind() {
         'sogni image|--args') _sogni_r='file' ;;
         'sogni image|--aspect-ratio') _sogni_r='value' ;;
         'sogni image|--billing-mode') _sogni_r='value' ;;
+        'sogni image|--concurrency') _sogni_r='value' ;;
         'sogni image|--format') _sogni_r='value' ;;
         'sogni image|--guidance') _sogni_r='value' ;;
         'sogni image|--height') _sogni_r='value' ;;
@@ -181,6 +184,7 @@ _sogni_option_kind() {
         'sogni music|--args') _sogni_r='file' ;;
         'sogni music|--billing-mode') _sogni_r='value' ;;
         'sogni music|--bpm') _sogni_r='value' ;;
+        'sogni music|--concurrency') _sogni_r='value' ;;
         'sogni music|--duration') _sogni_r='value' ;;
         'sogni music|--key') _sogni_r='value' ;;
         'sogni music|--lyrics') _sogni_r='file' ;;
@@ -224,6 +228,7 @@ _sogni_option_kind() {
         'sogni speech|--arg') _sogni_r='value' ;;
         'sogni speech|--args') _sogni_r='file' ;;
         'sogni speech|--billing-mode') _sogni_r='value' ;;
+        'sogni speech|--concurrency') _sogni_r='value' ;;
         'sogni speech|--format') _sogni_r='value' ;;
         'sogni speech|--language') _sogni_r='value' ;;
         'sogni speech|--manifest') _sogni_r='file' ;;
@@ -258,6 +263,7 @@ _sogni_option_kind() {
         'sogni tools run|--args') _sogni_r='file' ;;
         'sogni tools run|--audio') _sogni_r='file' ;;
         'sogni tools run|--billing-mode') _sogni_r='value' ;;
+        'sogni tools run|--concurrency') _sogni_r='value' ;;
         'sogni tools run|--manifest') _sogni_r='file' ;;
         'sogni tools run|--max-cost') _sogni_r='value' ;;
         'sogni tools run|--max-download-size') _sogni_r='value' ;;
@@ -277,6 +283,7 @@ _sogni_option_kind() {
         'sogni video|--aspect-ratio') _sogni_r='value' ;;
         'sogni video|--audio') _sogni_r='file' ;;
         'sogni video|--billing-mode') _sogni_r='value' ;;
+        'sogni video|--concurrency') _sogni_r='value' ;;
         'sogni video|--duration') _sogni_r='value' ;;
         'sogni video|--format') _sogni_r='value' ;;
         'sogni video|--height') _sogni_r='value' ;;
@@ -297,6 +304,7 @@ _sogni_option_kind() {
         'sogni video|-n'|'sogni video|--count') _sogni_r='value' ;;
         'sogni video|-o'|'sogni video|--output-dir') _sogni_r='dir' ;;
         'sogni workflow approve|--up-to') _sogni_r='value' ;;
+        'sogni workflow download|--concurrency') _sogni_r='value' ;;
         'sogni workflow download|--manifest') _sogni_r='file' ;;
         'sogni workflow download|--max-download-size') _sogni_r='value' ;;
         'sogni workflow download|--name') _sogni_r='value' ;;

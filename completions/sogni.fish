@@ -115,6 +115,7 @@ function __sogni_options
             printf '%s\n' '--approve-tools'\t'Ask before each local command (needs a terminal).' \
                 '--approve-up-to'\t'Approve a cost a hosted workflow waits for when its preview is at...' \
                 '--billing-mode'\t'auto | subscription | tokens.' \
+                '--concurrency'\t'Media files downloaded at once [default 16].' \
                 '--detach'\t'With --durable: print the run id and exit once it is started.' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
@@ -196,6 +197,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -252,6 +254,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -305,6 +308,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--bpm'\t'Beats per minute.' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -431,6 +435,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -531,6 +536,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -570,6 +576,7 @@ function __sogni_options
                 '--aspect-ratio'\t'aspectRatio.' \
                 '--audio'\t'Audio to sync to (sound_to_video).' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -619,7 +626,8 @@ function __sogni_options
                 '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow download'
-            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+            printf '%s\n' '--concurrency'\t'Files downloaded at once [default 16].' \
+                '--dry-run'\t'Print the request instead of sending it.' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document.' \
                 '--manifest'\t'Append one JSON line per saved file.' \
@@ -703,6 +711,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni chat|--billing-mode'
             echo 'value'
+        case 'sogni chat|--concurrency'
+            echo 'value'
         case 'sogni chat|--developer'
             echo 'value'
         case 'sogni chat|--frequency-penalty'
@@ -764,6 +774,8 @@ function __sogni_option_kind
         case 'sogni edit|--aspect-ratio'
             echo 'value'
         case 'sogni edit|--billing-mode'
+            echo 'value'
+        case 'sogni edit|--concurrency'
             echo 'value'
         case 'sogni edit|--format'
             echo 'value'
@@ -831,6 +843,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni image|--billing-mode'
             echo 'value'
+        case 'sogni image|--concurrency'
+            echo 'value'
         case 'sogni image|--format'
             echo 'value'
         case 'sogni image|--guidance'
@@ -878,6 +892,8 @@ function __sogni_option_kind
         case 'sogni music|--billing-mode'
             echo 'value'
         case 'sogni music|--bpm'
+            echo 'value'
+        case 'sogni music|--concurrency'
             echo 'value'
         case 'sogni music|--duration'
             echo 'value'
@@ -965,6 +981,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni speech|--billing-mode'
             echo 'value'
+        case 'sogni speech|--concurrency'
+            echo 'value'
         case 'sogni speech|--format'
             echo 'value'
         case 'sogni speech|--language'
@@ -1033,6 +1051,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni tools run|--billing-mode'
             echo 'value'
+        case 'sogni tools run|--concurrency'
+            echo 'value'
         case 'sogni tools run|--manifest'
             echo 'file'
         case 'sogni tools run|--max-cost'
@@ -1070,6 +1090,8 @@ function __sogni_option_kind
         case 'sogni video|--audio'
             echo 'file'
         case 'sogni video|--billing-mode'
+            echo 'value'
+        case 'sogni video|--concurrency'
             echo 'value'
         case 'sogni video|--duration'
             echo 'value'
@@ -1110,6 +1132,8 @@ function __sogni_option_kind
         case 'sogni video|-o' 'sogni video|--output-dir'
             echo 'dir'
         case 'sogni workflow approve|--up-to'
+            echo 'value'
+        case 'sogni workflow download|--concurrency'
             echo 'value'
         case 'sogni workflow download|--manifest'
             echo 'file'

@@ -120,6 +120,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--approve-tools Ask before each local command (needs a terminal).',
                 '--approve-up-to Approve a cost a hosted workflow waits for when its preview is at...',
                 '--billing-mode auto | subscription | tokens.',
+                '--concurrency Media files downloaded at once [default 16].',
                 '--detach With --durable: print the run id and exit once it is started.',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
@@ -201,6 +202,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -257,6 +259,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -310,6 +313,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--bpm Beats per minute.',
+                '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -436,6 +440,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -536,6 +541,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -575,6 +581,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--aspect-ratio aspectRatio.',
                 '--audio Audio to sync to (sound_to_video).',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -624,6 +631,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni workflow download' { return @(
+                '--concurrency Files downloaded at once [default 16].',
                 '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
                 '--json Print one JSON document.',
@@ -702,6 +710,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--timeout' { return 'value' }
             'sogni chat|--approve-up-to' { return 'value' }
             'sogni chat|--billing-mode' { return 'value' }
+            'sogni chat|--concurrency' { return 'value' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
             'sogni chat|--function' { return 'file' }
@@ -737,6 +746,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
             'sogni edit|--billing-mode' { return 'value' }
+            'sogni edit|--concurrency' { return 'value' }
             'sogni edit|--format' { return 'value' }
             'sogni edit|--height' { return 'value' }
             'sogni edit|--lora' { return 'lora' }
@@ -773,6 +783,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
             'sogni image|--billing-mode' { return 'value' }
+            'sogni image|--concurrency' { return 'value' }
             'sogni image|--format' { return 'value' }
             'sogni image|--guidance' { return 'value' }
             'sogni image|--height' { return 'value' }
@@ -799,6 +810,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni music|--args' { return 'file' }
             'sogni music|--billing-mode' { return 'value' }
             'sogni music|--bpm' { return 'value' }
+            'sogni music|--concurrency' { return 'value' }
             'sogni music|--duration' { return 'value' }
             'sogni music|--key' { return 'value' }
             'sogni music|--lyrics' { return 'file' }
@@ -847,6 +859,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
             'sogni speech|--billing-mode' { return 'value' }
+            'sogni speech|--concurrency' { return 'value' }
             'sogni speech|--format' { return 'value' }
             'sogni speech|--language' { return 'value' }
             'sogni speech|--manifest' { return 'file' }
@@ -886,6 +899,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
             'sogni tools run|--billing-mode' { return 'value' }
+            'sogni tools run|--concurrency' { return 'value' }
             'sogni tools run|--manifest' { return 'file' }
             'sogni tools run|--max-cost' { return 'value' }
             'sogni tools run|--max-download-size' { return 'value' }
@@ -908,6 +922,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--aspect-ratio' { return 'value' }
             'sogni video|--audio' { return 'file' }
             'sogni video|--billing-mode' { return 'value' }
+            'sogni video|--concurrency' { return 'value' }
             'sogni video|--duration' { return 'value' }
             'sogni video|--format' { return 'value' }
             'sogni video|--height' { return 'value' }
@@ -931,6 +946,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|-o' { return 'dir' }
             'sogni video|--output-dir' { return 'dir' }
             'sogni workflow approve|--up-to' { return 'value' }
+            'sogni workflow download|--concurrency' { return 'value' }
             'sogni workflow download|--manifest' { return 'file' }
             'sogni workflow download|--max-download-size' { return 'value' }
             'sogni workflow download|--name' { return 'value' }

@@ -13,10 +13,11 @@ Routes: chat models ``GET /v1/models``; media models ``GET /api/v1/models/list``
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from ..core.errors import UsageError
 
 KINDS = ("chat", "image", "video", "audio")
 TTL = 24 * 3600.0
@@ -103,16 +104,9 @@ def fresh(entry: Any, ttl: float = TTL, now: float | None = None) -> bool:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write through the project's atomic writer when it offers one; else a temp file and a rename."""
-    from ..core import filewrite
+    from ..core.filewrite import write_atomic
 
-    writer = getattr(filewrite, "write_atomic", None)
-    if writer is not None:
-        writer(path, text.encode("utf-8"))
-        return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"), durable=False)
 
 
 def _safe_name(name: str) -> bool:
@@ -134,7 +128,7 @@ def save_cache(config_dir: Path, cache: dict[str, Any]) -> None:
         _write(Path(config_dir) / MODEL_NAMES_FILE, "".join(n + "\n" for n in names if _safe_name(n)))
         loras = [str(r["loraId"]) for r in (cache.get("loras") or {}).get("items") or [] if isinstance(r, dict)]
         _write(Path(config_dir) / LORA_NAMES_FILE, "".join(n + "\n" for n in loras if _safe_name(n)))
-    except OSError:
+    except (OSError, UsageError):  # the writer refuses a linked or special file with a UsageError
         pass
 
 

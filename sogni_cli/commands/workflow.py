@@ -165,6 +165,7 @@ def download(
     no_download: bool = typer.Option(False, "--no-download", help="Print the URLs instead."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Append one JSON line per saved file.", show_default=False),
     max_download_size: Optional[str] = typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download.", show_default=False),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Files downloaded at once [default 16].", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     show_preview: bool = typer.Option(False, "--preview", help="Show each saved image on the terminal, a few rows high (stderr, only on a terminal)."),
     dry_run: bool = DRY_RUN,
@@ -175,7 +176,7 @@ def download(
     .sogni-downloads.json) is listed as the output, not fetched again (except with --on-exists overwrite)."""
     from ..jobs.pipeline import PipelineOptions, download_workflow
     from ..render.progress import make_progress
-    from ._media import ON_EXISTS, parse_size, print_result
+    from ._media import ON_EXISTS, check_concurrency, parse_size, print_result
 
     if on_exists is not None and on_exists not in ON_EXISTS:
         raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: " + ", ".join(ON_EXISTS))
@@ -183,7 +184,8 @@ def download(
     api = client(ctx, dry_run=dry_run)
     options = PipelineOptions(output_dir=s.out_dir(output_dir), name=name_template or s.default("name"),
                               on_exists=on_exists or s.default("on_exists") or "suffix", no_download=no_download,
-                              manifest=manifest, max_download_size=parse_size(max_download_size))
+                              manifest=manifest, max_download_size=parse_size(max_download_size),
+                              concurrency=check_concurrency(concurrency), checksum=bool(json_out or manifest))
     progress = make_progress(sys.stderr, quiet=s.quiet)
 
     class _F:

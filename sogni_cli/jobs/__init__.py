@@ -81,7 +81,7 @@ class MediaInput:
     def read_bytes(self) -> bytes:
         from ..media.inputs import load_media_file
 
-        return load_media_file(self.path, self.kind).read_bytes()
+        return load_media_file(self.path, self.kind, probe=False).read_bytes()  # checked when the job was built
 
 
 @dataclass

@@ -64,7 +64,8 @@ _PLACEHOLDER_BYTES = {
     "image": (".png", _png),
     "audio": (".wav", lambda: b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
               + bytes([1, 0, 1, 0, 0x40, 0x1F, 0, 0, 0x80, 0x3E, 0, 0, 2, 0, 16, 0]) + b"data" + bytes(4)),
-    "video": (".mp4", lambda: (24).to_bytes(4, "big") + b"ftypisom" + bytes(4) + b"isommp41"),
+    "video": (".mp4", lambda: (24).to_bytes(4, "big") + b"ftypisom" + bytes(4) + b"isommp41"
+              + (16).to_bytes(4, "big") + b"moov" + (8).to_bytes(4, "big") + b"mvhd"),
 }
 
 

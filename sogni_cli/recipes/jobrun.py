@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -76,12 +75,10 @@ def _sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with open(part, "w", encoding="utf-8") as fh:
-        fh.write(text if text.endswith("\n") or not text else text + "\n")
-    os.replace(part, path)
+def _write_text(path: Path, text: str, root: Path) -> None:
+    from ..core.filewrite import write_atomic
+
+    write_atomic(path, text if text.endswith("\n") or not text else text + "\n", root=root)
 
 
 
@@ -232,7 +229,7 @@ class JobSteps:
             self._media(pj, fields, job_dir, on_exists, oc, resume)
         if inst.save:
             target = self.out_root / inst.save
-            _write_text(target, oc.text or "")
+            _write_text(target, oc.text or "", self.out_root)
             sha, n = _sha256(target)
             oc.outputs.append({"path": str(target), "sha256": sha, "bytes": n})
             oc.printed.append(str(target))
@@ -252,11 +249,8 @@ class JobSteps:
 
             report = save_hosted_media(self.client, media, prompt=req.prompt, output_dir=job_dir,
                                        name=pj.inst.filename, on_exists=on_exists, no_download=False, quiet=True,
-                                       emit=lambda ev: None)
-            for p in report.paths:
-                sha, n = _sha256(Path(p))
-                oc.outputs.append({"path": p, "sha256": sha, "bytes": n})
-                oc.printed.append(p)
+                                       emit=lambda ev: None, root=self.out_root)
+            self._collect_saved(report, oc)
             if report.exit_code:
                 raise IncompleteError("some media made by hosted tools could not be saved")
 
@@ -319,7 +313,7 @@ class JobSteps:
             timeout = s.read_timeout
 
         def options_for(key: str) -> Any:
-            return PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
+            return PipelineOptions(output_dir=job_dir, root=self.out_root, name=pj.inst.filename, on_exists=on_exists,
                                    progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel,
                                    idempotency_key=key, title=job_title(self.plan.name, uid, key),
                                    before_send=lambda k: self._before_send(pj, oc, k), upload_id=key[-16:],
