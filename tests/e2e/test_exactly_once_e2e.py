@@ -359,12 +359,18 @@ def test_a_partial_failure_is_reported_not_followed_again_and_retry_picks_it_up(
     assert res.returncode == 8
     assert emulator.requests[before:] == []  # neither followed again nor paid again
     assert "--retry pics" in res.stderr and "--retry none" in res.stderr
+    pics_wid = next(r["workflow_id"] for r in job_lines(out, "part") if r["id"] == "pics" and r.get("workflow_id"))
     res = run_sogni(["recipe", "run", tmp_path / "r.yaml", "-o", out, "--retry", "pic*"], sogni_env)
-    assert res.returncode == 8  # the retried job fails the same way again, but it was sent again
-    assert len(creates(emulator)) == 4
-    assert creates(emulator)[-1]["json"]["input"]["steps"][0]["arguments"]["prompt"] == "[partial] two foxes"
+    # the partly failed workflow is resumed through the API (only what failed is made again): no new workflow
+    assert [r["path"] for r in emulator.requests if r["method"] == "POST" and r["path"].endswith("/resume")] == [
+        f"{WF}/{pics_wid}/resume"]
+    assert len(creates(emulator)) == 3
+    assert res.returncode == 8, res.stderr  # `none` is still reported failed from the record
+    assert [r["status"] for r in job_lines(out, "part") if r["id"] == "pics"][-1] == "succeeded"
     res = run_sogni(args + ["--retry-failed"], sogni_env)
-    assert len(creates(emulator)) == 6
+    # `none` completed with no media: nothing to resume, so a new workflow is started for it alone
+    assert len(creates(emulator)) == 4
+    assert creates(emulator)[-1]["json"]["input"]["steps"][0]["arguments"]["prompt"] == "[empty] nothing"
 
 
 # ---------------------------------------------------------------------------- recipe chat jobs
