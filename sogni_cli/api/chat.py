@@ -44,6 +44,7 @@ CHAT_FIELDS: dict[str, str] = {
     "tool_choice": "string",
     "functions": "list[path]",
     "max_rounds": "integer",
+    "preset": "string",  # a saved preset's options, where the job sets none of its own
 }
 
 # Sampling fields copied as they are into the body when set.

@@ -44,6 +44,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "max_download_size": (Optional[str], typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download, e.g. 500M, 2G [default 2G].", show_default=False)),
     "detach": (bool, typer.Option(False, "--detach", help="Print the workflow id and exit once it is created.")),
     "timeout": (Optional[float], typer.Option(None, "--timeout", help="Give up (exit 6) when the workflow makes no progress for this many seconds.", show_default=False)),
+    "no_log": (bool, typer.Option(False, "--no-log", help="Do not write this job to the log.")),
 }
 
 
@@ -69,6 +70,7 @@ class MediaFlags:
     max_download_size: Optional[str] = None
     detach: bool = False
     timeout: Optional[float] = None
+    no_log: bool = False
 
 
 def media_flags(func):
@@ -188,6 +190,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
             fields[key] = value
     if "model" not in fields and kind == "image" and s.default("image_model"):
         fields["model"] = s.default("image_model")
+    from ._memory import log_wants_hashes, media_entry, media_result, resolve_media_model
+
+    resolve_media_model(s, fields)
     tool = _tool_for(kind, fields)
     extra = tool_args(tool, flags.arg, flags.args)
     if extra:
@@ -225,16 +230,18 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     def emit(event: Any) -> None:
         from ..core.events import WorkflowUpdate
 
+        log.event(event)
         if isinstance(event, WorkflowUpdate):
             display.update(event)
         if flags.jsonl:
             out_jsonl(event.to_json())
 
+    log = media_entry(s, kind, job, flags.no_log)
     options = PipelineOptions(
         output_dir=s.out_dir(flags.output_dir), name=flags.name_template or s.default("name"), on_exists=on_exists,
         no_download=flags.no_download, manifest=flags.manifest, max_download_size=parse_size(flags.max_download_size),
         detach=flags.detach, timeout=timeout, agent=flags.agent, on_created=on_created,
-        checksum=bool(flags.json_out or flags.jsonl or flags.manifest),
+        checksum=bool(flags.json_out or flags.jsonl or flags.manifest or log_wants_hashes(log)),
     )
     ticker = Heartbeat(progress)
     try:
@@ -249,6 +256,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     finally:
         ticker.stop()
         progress.close()
+    media_result(log, result)
     if flags.detach:
         if flags.json_out:
             out_json({"workflow_id": result.workflow_id, "status": result.status, "tool": result.tool,

@@ -25,7 +25,9 @@ Examples:
   sogni chat --no-exec "Make an image of a cat"          (print tool calls instead)
   sogni chat --function weather.yaml "Weather in Paris?" (local tool loop)
   sogni chat --messages convo.json --save-messages convo.json "And then?"
-  sogni chat --jsonl "Hello" | jq -c .""",
+  sogni chat --jsonl "Hello" | jq -c .
+  sogni chat -c "And then?"                              (continue the latest conversation)
+  sogni chat --preset terse "Explain DNS\"""",
 )
 
 
@@ -82,6 +84,11 @@ def chat(
     as_json: bool = typer.Option(False, "--json", help="Print the final completion (plus \"artifacts\") as JSON."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON event per line as things happen."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),
+    cont: bool = typer.Option(False, "-c", "--continue", help="Continue the latest logged conversation."),
+    cid: Optional[str] = typer.Option(None, "--cid", help="Continue the logged conversation with this id.", show_default=False),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Apply a saved preset (see `sogni preset`); flags still win.", show_default=False),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not write this chat to the log."),
+    render: Optional[bool] = typer.Option(None, "--render/--raw", help="Show the reply as Markdown (default: on a terminal).", show_default=False),
 ) -> None:
     """One chat completion, streamed to stdout."""
     from ..api.chat import ChatRequest, load_functions, load_messages, response_format_from, run_chat
@@ -117,6 +124,10 @@ def chat(
         token_type=token_type or s.token_type, tools=tools, no_exec=no_exec, tool_choice=tool_choice,
         stream=stream, max_rounds=max_rounds,
     )
+    from ._memory import prepare_chat
+
+    mem = prepare_chat(ctx, s, req, cont=cont, cid=cid, preset=preset, no_log=no_log, messages=messages,
+                       show_thinking=show_thinking, render=render)
     # Validate cheap things first, before reading any file.
     from ..api.chat import validate_request
 
@@ -148,6 +159,7 @@ def chat(
 
     view = ChatView(mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,
                     quiet=s.quiet)
+    view = mem.view(view)
     try:
         result = run_chat(api, req, on_event=view.handle)
     finally:
@@ -170,11 +182,13 @@ def chat(
         )
         saved_paths = report.paths
         exit_code = report.exit_code
+    mem.finish(result, req, quiet=s.quiet)
     if save_messages is not None:
         _save_messages(save_messages, result.messages)
     if as_json:
         doc = dict(result.completion)
         doc["artifacts"] = saved_paths
+        mem.annotate(doc)
         out_json(doc)
     elif jsonl:
         pass

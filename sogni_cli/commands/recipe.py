@@ -119,6 +119,7 @@ def run(
     shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs).", show_default=False),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them (like `plan`)."),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not write this run to the log."),
 ) -> None:
     """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
     from ..recipes.run import RunOptions, run_plan
@@ -154,7 +155,10 @@ def run(
     api = client(ctx)
     opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
                       force=force, shard=sh, quiet=s.quiet, settings=s)
-    code = run_plan(api, p, opts)
+    from ._memory import RecipeLog
+
+    with RecipeLog(s, file, p, opts.output_dir, no_log):
+        code = run_plan(api, p, opts)
     if code:
         raise typer.Exit(code)
 
