@@ -5,6 +5,7 @@ between raw text and Markdown on a terminal."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from ..core import history
@@ -73,7 +74,10 @@ class ChatMemory:
         """The reply is in: fill the entry from the result; name the conversation on stderr."""
         e = self.entry
         e.reply = result.text
-        e.model = (result.completion or {}).get("model") or e.model
+        served = (result.completion or {}).get("model")
+        if served and served != e.model:
+            e.data["served_model"] = served
+        e.model = e.model or served
         new = [m for m in result.messages if not any(m is h for h in self.history)]
         e.data["messages"] = new
         e.data["complete"] = True
@@ -282,16 +286,18 @@ class RecipeLog:
             self.offset = 0
 
     def __enter__(self) -> "RecipeLog":
-        self.run = history.begin(self.settings, "recipe", command="recipe", no_log=self.no_log, prompt=self.file)
+        self.run = history.Entry("recipe", command="recipe", prompt=self.file)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if not history.is_logged(self.run):
+        if not history.enabled(self.settings, self.no_log):
             return
         try:
             self._jobs()
         except Exception as err:  # noqa: BLE001 - the log never fails a run
             history.warn_unlogged(history.db_path(self.settings.config_dir), err)
+        self.run.duration = time.monotonic() - self.run.started
+        history.track(self.run, self.settings, self.no_log)  # after its jobs; the funnel adds the exit code
 
     def _lines(self, start: int) -> list[dict[str, Any]]:
         """The last line of each job from ``start`` on (``started`` lines left out)."""

@@ -65,7 +65,7 @@ def check_name(name: str, what: str) -> str:
 def _unknown(name: str, known: list[str], what: str, listing: str) -> UsageError:
     import difflib
 
-    close = difflib.get_close_matches(name, known, n=1)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     hint = (f"Did you mean {close[0]!r}? " if close else "") + f"See `{listing}`."
     return UsageError(f"Unknown {what} {name!r}.", hint=hint)
 
