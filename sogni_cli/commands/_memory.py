@@ -129,6 +129,7 @@ def prepare_chat(ctx: Any, settings: Any, req: Any, *, cont: bool, cid: str | No
             req.model = last_model or req.model
         req.messages = past
     req.model = resolve_model(req.model, cdir)
+    history.warm(settings, no_log)
     entry = history.Entry("chat", command="chat", cid=conv_id or history.new_cid(), model=req.model,
                           prompt=req.prompt)
     entry.keep_reasoning = show_thinking
