@@ -6,9 +6,12 @@
 
 _sogni_subcommands() {
     case "$1" in
-        'sogni') _sogni_r='auth chat completion config edit emulator image models music recipe speech tools video workflow' ;;
+        'sogni') _sogni_r='alias auth chat completion config edit emulator image logs models music preset recipe speech tools video workflow' ;;
+        'sogni alias') _sogni_r='list rm set' ;;
         'sogni auth') _sogni_r='login logout status' ;;
         'sogni config') _sogni_r='get list path set unset' ;;
+        'sogni logs') _sogni_r='files path rm show' ;;
+        'sogni preset') _sogni_r='list rm save show' ;;
         'sogni recipe') _sogni_r='plan report run schema validate' ;;
         'sogni tools') _sogni_r='list run show' ;;
         'sogni workflow') _sogni_r='cancel download events list show watch' ;;
@@ -19,11 +22,15 @@ _sogni_subcommands() {
 _sogni_options() {
     case "$1" in
         'sogni') _sogni_r='--api-key --base-url --dry-run --emulator --help --max-retries --no-color --profile --quiet --timeout --verbose --version -h -q -v' ;;
+        'sogni alias') _sogni_r='--help -h' ;;
+        'sogni alias list') _sogni_r='--help --json -h' ;;
+        'sogni alias rm') _sogni_r='--help -h' ;;
+        'sogni alias set') _sogni_r='--help -h' ;;
         'sogni auth') _sogni_r='--help -h' ;;
         'sogni auth login') _sogni_r='--help -h' ;;
         'sogni auth logout') _sogni_r='--help -h' ;;
         'sogni auth status') _sogni_r='--help -h' ;;
-        'sogni chat') _sogni_r='--developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
+        'sogni chat') _sogni_r='--cid --continue --developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-log --no-stream --no-think --on-exists --output-dir --presence-penalty --preset --raw --render --repetition-penalty --response-format --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -c -h -i -m -o -s' ;;
         'sogni completion') _sogni_r='--help -h' ;;
         'sogni config') _sogni_r='--help -h' ;;
         'sogni config get') _sogni_r='--help -h' ;;
@@ -31,23 +38,33 @@ _sogni_options() {
         'sogni config path') _sogni_r='--help -h' ;;
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
-        'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -i -n -o' ;;
+        'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-log --on-exists --output-dir --seed --timeout --token-type --width -h -i -n -o' ;;
         'sogni emulator') _sogni_r='--help --host --latency --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --seed --step-seconds -h -q' ;;
-        'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --on-exists --output-dir --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-log --on-exists --output-dir --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni logs') _sogni_r='--cid --count --help --json --jsonl --kind --model --query --since --workflow -h -n -q' ;;
+        'sogni logs files') _sogni_r='--cid --count --help --json --kind --model --query --since --workflow -h -n -q' ;;
+        'sogni logs path') _sogni_r='--help -h' ;;
+        'sogni logs rm') _sogni_r='--all --cid --help --kind --model --older-than --query --since --workflow -h -q' ;;
+        'sogni logs show') _sogni_r='--help --json --messages -h' ;;
         'sogni models') _sogni_r='--dry-run --help --json -h' ;;
-        'sogni music') _sogni_r='--agent --arg --args --bpm --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --time-signature --timeout --token-type -h -n -o' ;;
+        'sogni music') _sogni_r='--agent --arg --args --bpm --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-log --on-exists --output-dir --seed --time-signature --timeout --token-type -h -n -o' ;;
+        'sogni preset') _sogni_r='--help -h' ;;
+        'sogni preset list') _sogni_r='--help --json -h' ;;
+        'sogni preset rm') _sogni_r='--help -h' ;;
+        'sogni preset save') _sogni_r='--help -h' ;;
+        'sogni preset show') _sogni_r='--help -h' ;;
         'sogni recipe') _sogni_r='--help -h' ;;
         'sogni recipe plan') _sogni_r='--help --json --set --shard --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
-        'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --output-dir --set --shard --strict -h -j -o' ;;
+        'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --no-log --output-dir --set --shard --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --set --strict -h' ;;
-        'sogni speech') _sogni_r='--agent --arg --args --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
+        'sogni speech') _sogni_r='--agent --arg --args --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-log --on-exists --output-dir --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
         'sogni tools') _sogni_r='--help -h' ;;
         'sogni tools list') _sogni_r='--family --help --json -h' ;;
-        'sogni tools run') _sogni_r='--agent --arg --args --audio --confirm-cost --count --detach --dry-run --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --video -h -i -n -o' ;;
+        'sogni tools run') _sogni_r='--agent --arg --args --audio --confirm-cost --count --detach --dry-run --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --no-log --on-exists --output-dir --seed --timeout --token-type --video -h -i -n -o' ;;
         'sogni tools show') _sogni_r='--help --json -h' ;;
-        'sogni video') _sogni_r='--agent --arg --args --aspect-ratio --audio --confirm-cost --count --detach --dry-run --duration --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --on-exists --output-dir --ratio --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
+        'sogni video') _sogni_r='--agent --arg --args --aspect-ratio --audio --confirm-cost --count --detach --dry-run --duration --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --no-log --on-exists --output-dir --ratio --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
         'sogni workflow') _sogni_r='--help -h' ;;
         'sogni workflow cancel') _sogni_r='--dry-run --help -h' ;;
         'sogni workflow download') _sogni_r='--dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir -h -o' ;;
@@ -67,6 +84,7 @@ _sogni_option_kind() {
         'sogni|--max-retries') _sogni_r='value' ;;
         'sogni|--profile') _sogni_r='value' ;;
         'sogni|--timeout') _sogni_r='value' ;;
+        'sogni chat|--cid') _sogni_r='value' ;;
         'sogni chat|--developer') _sogni_r='value' ;;
         'sogni chat|--frequency-penalty') _sogni_r='value' ;;
         'sogni chat|--function') _sogni_r='file' ;;
@@ -77,6 +95,7 @@ _sogni_option_kind() {
         'sogni chat|--name') _sogni_r='value' ;;
         'sogni chat|--on-exists') _sogni_r='choice:suffix overwrite skip error' ;;
         'sogni chat|--presence-penalty') _sogni_r='value' ;;
+        'sogni chat|--preset') _sogni_r='value' ;;
         'sogni chat|--repetition-penalty') _sogni_r='value' ;;
         'sogni chat|--response-format') _sogni_r='file' ;;
         'sogni chat|--save-messages') _sogni_r='file' ;;
@@ -140,6 +159,27 @@ _sogni_option_kind() {
         'sogni image|--width') _sogni_r='value' ;;
         'sogni image|-n'|'sogni image|--count') _sogni_r='value' ;;
         'sogni image|-o'|'sogni image|--output-dir') _sogni_r='dir' ;;
+        'sogni logs|--cid') _sogni_r='value' ;;
+        'sogni logs|--kind') _sogni_r='value' ;;
+        'sogni logs|--model') _sogni_r='value' ;;
+        'sogni logs|--since') _sogni_r='value' ;;
+        'sogni logs|--workflow') _sogni_r='value' ;;
+        'sogni logs|-n'|'sogni logs|--count') _sogni_r='value' ;;
+        'sogni logs|-q'|'sogni logs|--query') _sogni_r='value' ;;
+        'sogni logs files|--cid') _sogni_r='value' ;;
+        'sogni logs files|--kind') _sogni_r='value' ;;
+        'sogni logs files|--model') _sogni_r='value' ;;
+        'sogni logs files|--since') _sogni_r='value' ;;
+        'sogni logs files|--workflow') _sogni_r='value' ;;
+        'sogni logs files|-n'|'sogni logs files|--count') _sogni_r='value' ;;
+        'sogni logs files|-q'|'sogni logs files|--query') _sogni_r='value' ;;
+        'sogni logs rm|--cid') _sogni_r='value' ;;
+        'sogni logs rm|--kind') _sogni_r='value' ;;
+        'sogni logs rm|--model') _sogni_r='value' ;;
+        'sogni logs rm|--older-than') _sogni_r='value' ;;
+        'sogni logs rm|--since') _sogni_r='value' ;;
+        'sogni logs rm|--workflow') _sogni_r='value' ;;
+        'sogni logs rm|-q'|'sogni logs rm|--query') _sogni_r='value' ;;
         'sogni music|--arg') _sogni_r='value' ;;
         'sogni music|--args') _sogni_r='file' ;;
         'sogni music|--bpm') _sogni_r='value' ;;
@@ -239,9 +279,9 @@ _sogni_arg_kind() {
     local kinds=() variadic=0
     case "$1" in
         'sogni completion') kinds=('choice:bash zsh fish powershell'); variadic=0 ;;
-        'sogni config get') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
-        'sogni config set') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
-        'sogni config unset') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config get') kinds=('choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config set') kinds=('choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
+        'sogni config unset') kinds=('choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
         'sogni recipe plan') kinds=('file'); variadic=0 ;;
         'sogni recipe report') kinds=('file'); variadic=1 ;;
         'sogni recipe run') kinds=('file'); variadic=0 ;;
