@@ -15,7 +15,6 @@ newer ``sogni`` is opened read-only and never migrated down.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -61,6 +60,8 @@ def enabled(settings: Any = None, no_log: bool = False, env: Mapping[str, str] |
 
 
 def _data_uri_digest(value: str) -> str:
+    import hashlib
+
     comma = value.find(",")
     if comma < 0:
         return value

@@ -106,7 +106,7 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 conn.close()
-                conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=wait, isolation_level=None,
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=wait, isolation_level=None,
                                        check_same_thread=False)
                 return cls(conn, path, version, True)
             if version < SCHEMA_VERSION:
