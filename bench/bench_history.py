@@ -31,7 +31,8 @@ from bench._server import start_server  # noqa: E402
 
 
 def _env(tmp: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOGNI_") and k != "PYTHONUNBUFFERED"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SOGNI_") and k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
     env.update({"SOGNI_CONFIG_DIR": tmp, "SOGNI_API_KEY": "bench-key", "NO_PROXY": "127.0.0.1",
                 "PYTHONPYCACHEPREFIX": os.path.join(tmp, "pycache")}, **extra)
     return env
