@@ -112,7 +112,8 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--cid'\t'Continue the logged conversation with this id.' \
+            printf '%s\n' '--billing-mode'\t'auto | subscription | tokens.' \
+                '--cid'\t'Continue the logged conversation with this id.' \
                 '--continue'\t'Continue the latest logged conversation.' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
@@ -131,6 +132,7 @@ function __sogni_options
                 '--no-download'\t'List media URLs on stderr instead of saving.' \
                 '--no-exec'\t'Return tool calls instead of running hosted tools.' \
                 '--no-log'\t'Do not write this chat to the log.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--no-stream'\t'Stream the reply as it is written.' \
                 '--no-think'\t'Ask for (or turn off) reasoning.' \
                 '--on-exists'\t'suffix | overwrite | skip | error.' \
@@ -141,6 +143,7 @@ function __sogni_options
                 '--render'\t'Show the reply as Markdown (default: on a terminal).' \
                 '--repetition-penalty' \
                 '--response-format'\t'json, text, or a JSON Schema FILE.' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON).' \
                 '--show-thinking'\t'Show reasoning on stderr.' \
                 '--stop'\t'Stop sequence (repeatable).' \
@@ -187,6 +190,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -205,8 +209,10 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -216,9 +222,11 @@ function __sogni_options
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
         case 'sogni emulator'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--balance'\t'Starting balance per token type, in capacity units.' \
+                '--help'\t'Show this message and exit.' \
                 '--host'\t'Loopback address to bind (127.0.0.1, ::1 or localhost).' \
                 '--latency'\t'Seconds added to every response.' \
+                '--max-active'\t'Account limit on workflows running at once (more: 409).' \
                 '--no-auth'\t'Accept requests without an API key.' \
                 '--port'\t'Port (0: any free port).' \
                 '--quiet'\t'Do not log requests on stderr.' \
@@ -227,6 +235,7 @@ function __sogni_options
                 '--rate-reset'\t'Fraction of answers cut off mid-stream or mid-body.' \
                 '--seed'\t'Seed for the random faults (the same seed, the same faults).' \
                 '--step-seconds'\t'Seconds each workflow step takes.' \
+                '--tool-names'\t'Default hosted tools as the brief names them (prefixed...' \
                 '-h'\t'Show this message and exit.' \
                 '-q'\t'Do not log requests on stderr.'
         case 'sogni image'
@@ -234,6 +243,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -253,8 +263,10 @@ function __sogni_options
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -318,6 +330,7 @@ function __sogni_options
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--bpm'\t'Beats per minute.' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
@@ -336,8 +349,10 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--time-signature'\t'2, 3, 4 or 6 (timesig).' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
@@ -402,6 +417,7 @@ function __sogni_options
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -418,8 +434,10 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -441,6 +459,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -456,8 +475,10 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -476,6 +497,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
                 '--audio'\t'Audio to sync to (sound_to_video).' \
+                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -496,9 +518,11 @@ function __sogni_options
                 '--no-audio'\t'Generate a soundtrack (generateAudio).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--ratio'\t'adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark, sogni or auto.' \
@@ -569,6 +593,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni|--timeout'
             echo 'value'
+        case 'sogni chat|--billing-mode'
+            echo 'value'
         case 'sogni chat|--cid'
             echo 'value'
         case 'sogni chat|--developer'
@@ -631,6 +657,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni edit|--aspect-ratio'
             echo 'value'
+        case 'sogni edit|--billing-mode'
+            echo 'value'
         case 'sogni edit|--format'
             echo 'value'
         case 'sogni edit|--height'
@@ -663,9 +691,13 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni edit|-o' 'sogni edit|--output-dir'
             echo 'dir'
+        case 'sogni emulator|--balance'
+            echo 'value'
         case 'sogni emulator|--host'
             echo 'value'
         case 'sogni emulator|--latency'
+            echo 'value'
+        case 'sogni emulator|--max-active'
             echo 'value'
         case 'sogni emulator|--port'
             echo 'value'
@@ -679,11 +711,15 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni emulator|--step-seconds'
             echo 'value'
+        case 'sogni emulator|--tool-names'
+            echo 'value'
         case 'sogni image|--arg'
             echo 'value'
         case 'sogni image|--args'
             echo 'file'
         case 'sogni image|--aspect-ratio'
+            echo 'value'
+        case 'sogni image|--billing-mode'
             echo 'value'
         case 'sogni image|--format'
             echo 'value'
@@ -765,6 +801,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni music|--args'
             echo 'file'
+        case 'sogni music|--billing-mode'
+            echo 'value'
         case 'sogni music|--bpm'
             echo 'value'
         case 'sogni music|--duration'
@@ -815,6 +853,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni speech|--args'
             echo 'file'
+        case 'sogni speech|--billing-mode'
+            echo 'value'
         case 'sogni speech|--format'
             echo 'value'
         case 'sogni speech|--language'
@@ -853,6 +893,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni tools run|--audio'
             echo 'file'
+        case 'sogni tools run|--billing-mode'
+            echo 'value'
         case 'sogni tools run|--manifest'
             echo 'file'
         case 'sogni tools run|--max-cost'
@@ -887,6 +929,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni video|--audio'
             echo 'file'
+        case 'sogni video|--billing-mode'
+            echo 'value'
         case 'sogni video|--duration'
             echo 'value'
         case 'sogni video|--format'

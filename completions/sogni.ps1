@@ -117,6 +117,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
+                '--billing-mode auto | subscription | tokens.',
                 '--cid Continue the logged conversation with this id.',
                 '--continue Continue the latest logged conversation.',
                 '--developer Developer message (implies the coding profile server-side).',
@@ -136,6 +137,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download List media URLs on stderr instead of saving.',
                 '--no-exec Return tool calls instead of running hosted tools.',
                 '--no-log Do not write this chat to the log.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--no-stream Stream the reply as it is written.',
                 '--no-think Ask for (or turn off) reasoning.',
                 '--on-exists suffix | overwrite | skip | error.',
@@ -146,6 +148,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--render Show the reply as Markdown (default: on a terminal).',
                 '--repetition-penalty --repetition-penalty',
                 '--response-format json, text, or a JSON Schema FILE.',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--save-messages Write the conversation, with the reply, to FILE (JSON).',
                 '--show-thinking Show reasoning on stderr.',
                 '--stop Stop sequence (repeatable).',
@@ -192,6 +195,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -210,8 +214,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -221,9 +227,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-n Number of variations (one request, numberOfVariations).',
                 '-o Folder for the saved files [profile output_dir; default .].') }
             'sogni emulator' { return @(
+                '--balance Starting balance per token type, in capacity units.',
                 '--help Show this message and exit.',
                 '--host Loopback address to bind (127.0.0.1, ::1 or localhost).',
                 '--latency Seconds added to every response.',
+                '--max-active Account limit on workflows running at once (more: 409).',
                 '--no-auth Accept requests without an API key.',
                 '--port Port (0: any free port).',
                 '--quiet Do not log requests on stderr.',
@@ -232,6 +240,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--rate-reset Fraction of answers cut off mid-stream or mid-body.',
                 '--seed Seed for the random faults (the same seed, the same faults).',
                 '--step-seconds Seconds each workflow step takes.',
+                '--tool-names Default hosted tools as the brief names them (prefixed...',
                 '-h Show this message and exit.',
                 '-q Do not log requests on stderr.') }
             'sogni image' { return @(
@@ -239,6 +248,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -258,8 +268,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--negative What to keep out (negativePrompt).',
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -323,6 +335,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--bpm Beats per minute.',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -341,8 +354,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--time-signature 2, 3, 4 or 6 (timesig).',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
@@ -407,6 +422,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -423,8 +439,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -446,6 +464,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -461,8 +480,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -481,6 +502,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
                 '--audio Audio to sync to (sound_to_video).',
+                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -501,9 +523,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-audio Generate a soundtrack (generateAudio).',
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--ratio adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark, sogni or auto.',
@@ -570,6 +594,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--max-retries' { return 'value' }
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
+            'sogni chat|--billing-mode' { return 'value' }
             'sogni chat|--cid' { return 'value' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
@@ -605,6 +630,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
+            'sogni edit|--billing-mode' { return 'value' }
             'sogni edit|--format' { return 'value' }
             'sogni edit|--height' { return 'value' }
             'sogni edit|--lora' { return 'value' }
@@ -624,17 +650,21 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--count' { return 'value' }
             'sogni edit|-o' { return 'dir' }
             'sogni edit|--output-dir' { return 'dir' }
+            'sogni emulator|--balance' { return 'value' }
             'sogni emulator|--host' { return 'value' }
             'sogni emulator|--latency' { return 'value' }
+            'sogni emulator|--max-active' { return 'value' }
             'sogni emulator|--port' { return 'value' }
             'sogni emulator|--rate-429' { return 'value' }
             'sogni emulator|--rate-503' { return 'value' }
             'sogni emulator|--rate-reset' { return 'value' }
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
+            'sogni emulator|--tool-names' { return 'value' }
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
+            'sogni image|--billing-mode' { return 'value' }
             'sogni image|--format' { return 'value' }
             'sogni image|--guidance' { return 'value' }
             'sogni image|--height' { return 'value' }
@@ -682,6 +712,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni logs rm|--query' { return 'value' }
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
+            'sogni music|--billing-mode' { return 'value' }
             'sogni music|--bpm' { return 'value' }
             'sogni music|--duration' { return 'value' }
             'sogni music|--key' { return 'value' }
@@ -711,6 +742,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe validate|--set' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
+            'sogni speech|--billing-mode' { return 'value' }
             'sogni speech|--format' { return 'value' }
             'sogni speech|--language' { return 'value' }
             'sogni speech|--manifest' { return 'file' }
@@ -732,6 +764,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
+            'sogni tools run|--billing-mode' { return 'value' }
             'sogni tools run|--manifest' { return 'file' }
             'sogni tools run|--max-cost' { return 'value' }
             'sogni tools run|--max-download-size' { return 'value' }
@@ -752,6 +785,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
             'sogni video|--audio' { return 'file' }
+            'sogni video|--billing-mode' { return 'value' }
             'sogni video|--duration' { return 'value' }
             'sogni video|--format' { return 'value' }
             'sogni video|--height' { return 'value' }

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core.errors import MalformedResponse, SogniError, StreamError, TimeoutError_, UsageError
+from ..core.errors import GenerationFailed, MalformedResponse, SogniError, StreamError, TimeoutError_, UsageError
 from ..core.events import Delta, Done, Event, ToolCall, ToolResult
 
 CHAT_PATH = "/v1/chat/completions"
@@ -44,6 +44,8 @@ CHAT_FIELDS: dict[str, str] = {
     "tool_choice": "string",
     "functions": "list[path]",
     "max_rounds": "integer",
+    "safe_content_filter": "boolean",
+    "billing_mode": "string",
     "preset": "string",  # a saved preset's options, where the job sets none of its own
 }
 
@@ -54,6 +56,7 @@ TOOLS_MODES = {"default": True, "none": False, "rich": "rich", "creative-agent":
                "creative-tools": "creative-tools"}
 TASK_PROFILES = ("general", "coding", "reasoning")
 TOKEN_TYPES = ("spark", "sogni", "auto")
+BILLING_MODES = ("auto", "subscription", "tokens")
 MAX_VISION_IMAGES = 20
 
 
@@ -103,6 +106,8 @@ class ChatRequest:
     functions: list[Function] = field(default_factory=list)
     stream: bool = True
     max_rounds: int = 5
+    safe_content_filter: bool | None = None
+    billing_mode: str | None = None
 
 
 @dataclass
@@ -130,6 +135,8 @@ def validate_request(req: ChatRequest) -> None:
         problems.append(f"Invalid task profile {req.task_profile!r}: one of {', '.join(TASK_PROFILES)}.")
     if req.token_type is not None and req.token_type not in TOKEN_TYPES:
         problems.append(f"Invalid token type {req.token_type!r}: one of {', '.join(TOKEN_TYPES)}.")
+    if req.billing_mode is not None and req.billing_mode not in BILLING_MODES:
+        problems.append(f"Invalid billing mode {req.billing_mode!r}: one of {', '.join(BILLING_MODES)}.")
     if req.top_p is not None and not 0 <= req.top_p <= 1:
         problems.append(f"Invalid --top-p {req.top_p:g}: must be between 0 and 1.")
     if req.temperature is not None and not 0 <= req.temperature <= 2:
@@ -200,6 +207,10 @@ def build_chat_body(req: ChatRequest, messages: list[dict[str, Any]] | None = No
         body["chat_template_kwargs"] = kwargs
     if req.token_type:
         body["token_type"] = req.token_type
+    if req.billing_mode:
+        body["billingMode"] = req.billing_mode  # camelCase on this route, as both official SDKs send it
+    if req.safe_content_filter is not None:
+        body["safe_content_filter"] = req.safe_content_filter
     if req.response_format:
         body["response_format"] = req.response_format
     if req.functions:
@@ -478,6 +489,13 @@ def run_chat(client: Any, req: ChatRequest, *, on_event: Callable[[Event], None]
             assistant["tool_calls"] = calls
         if summary.get("content") or calls:
             messages.append(assistant)
+        stray = [c.name for c in held if not _offered(req, c.name)]
+        if stray:
+            for call in held:
+                emit(call)
+            raise GenerationFailed(
+                f"The model called {', '.join(sorted(set(stray)))}, which this request did not offer; nothing "
+                "was run.", hint="Check the function names in your --function files.")
         if held and all(c.name in local for c in held):
             if tool_rounds >= req.max_rounds:
                 raise SogniError(
@@ -500,6 +518,18 @@ def run_chat(client: Any, req: ChatRequest, *, on_event: Callable[[Event], None]
         break
     result.messages = messages
     return result
+
+
+def _offered(req: ChatRequest, name: str) -> bool:
+    """Was a function of this name offered? Custom functions by their name; Sogni tools (unless they were
+    turned off) by either spelling, the brief's ``sogni_generate_image`` or the SDK's ``generate_image``."""
+    if any(f.name == name for f in req.functions):
+        return True
+    if req.tools == "none":
+        return False
+    from ..catalog import load
+
+    return load().is_hosted_call(name)
 
 
 def _synth_completion(summary: dict[str, Any]) -> dict[str, Any]:

@@ -267,9 +267,12 @@ def _follow_sse(client, wid, watch: _Watch, on_wait, last_event_id):
     prev_sse_id = last_event_id
     while True:
         got_any = False
+        # A resume names the last event twice, as the official SDK does: the header for servers that follow
+        # the SSE standard, ``?after=`` for proxies that drop unknown request headers.
         headers = {"Last-Event-ID": dec.last_event_id} if dec.last_event_id else None
+        params = {"after": dec.last_event_id} if dec.last_event_id else None
         try:
-            with client.stream("GET", _path(wid, "events", "stream"), headers=headers) as resp:
+            with client.stream("GET", _path(wid, "events", "stream"), headers=headers, params=params) as resp:
                 ctype = resp.headers.get("content-type", "")
                 if "text/event-stream" not in ctype:
                     return None  # not a stream: poll instead

@@ -35,6 +35,8 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "args": (Optional[str], typer.Option(None, "--args", help="Tool arguments as a JSON object, or @FILE.", show_default=False)),
     "token_type": (Optional[str], typer.Option(None, "--token-type", help="Pay with spark, sogni or auto.", show_default=False)),
     "confirm_cost": (bool, typer.Option(False, "--confirm-cost", help="Approve the estimated cost in advance (confirm_cost).")),
+    "billing_mode": (Optional[str], typer.Option(None, "--billing-mode", help="Pay from auto, subscription or tokens (billing_mode).", show_default=False)),
+    "safe_content_filter": (Optional[bool], typer.Option(None, "--safe-content-filter/--no-safe-content-filter", help="Turn the API's safe-content filter on or off (server default when not given).", show_default=False)),
     "max_cost": (Optional[int], typer.Option(None, "--max-cost", metavar="UNITS", help="Refuse to run above this many capacity units.", show_default=False)),
     "agent": (bool, typer.Option(False, "--agent", help="Let the chat model make the tool call (/v1/chat/completions, tool forced).")),
     "json_out": (bool, typer.Option(False, "--json", help="Print one JSON document at the end.")),
@@ -61,6 +63,8 @@ class MediaFlags:
     args: Optional[str] = None
     token_type: Optional[str] = None
     confirm_cost: bool = False
+    billing_mode: Optional[str] = None
+    safe_content_filter: Optional[bool] = None
     max_cost: Optional[int] = None
     agent: bool = False
     json_out: bool = False
@@ -202,6 +206,10 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         fields["confirm_cost"] = True
     if flags.max_cost is not None:
         fields["max_cost"] = flags.max_cost
+    if flags.billing_mode is not None:
+        fields["billing_mode"] = flags.billing_mode
+    if flags.safe_content_filter is not None:
+        fields["safe_content_filter"] = flags.safe_content_filter
     job = build_job(kind, fields, base_dir=Path("."))
     if flags.agent and job.route == "execute":
         raise UsageError(f"{job.tool} runs synchronously; --agent applies to media tools only.")

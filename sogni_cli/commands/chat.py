@@ -68,6 +68,8 @@ def chat(
     think: Optional[bool] = typer.Option(None, "--think/--no-think", help="Ask for (or turn off) reasoning.", show_default=False),
     template_kwarg: Optional[List[str]] = typer.Option(None, "--template-kwarg", help="chat_template_kwargs entry K=V (repeatable).", show_default=False),
     token_type: Optional[str] = typer.Option(None, "--token-type", help="spark | sogni | auto.", show_default=False),
+    billing_mode: Optional[str] = typer.Option(None, "--billing-mode", help="auto | subscription | tokens.", show_default=False),
+    safe_content_filter: Optional[bool] = typer.Option(None, "--safe-content-filter/--no-safe-content-filter", help="Turn the API's safe-content filter on or off (server default when not given).", show_default=False),
     response_format: Optional[str] = typer.Option(None, "--response-format", help="json, text, or a JSON Schema FILE.", show_default=False),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="Stream the reply as it is written."),
     show_thinking: bool = typer.Option(False, "--show-thinking", help="Show reasoning on stderr."),
@@ -122,7 +124,7 @@ def chat(
         presence_penalty=presence_penalty, stop=list(stop) if stop else None, task_profile=task_profile,
         think=think, template_kwargs=_template_kwargs(template_kwarg or []),
         token_type=token_type or s.token_type, tools=tools, no_exec=no_exec, tool_choice=tool_choice,
-        stream=stream, max_rounds=max_rounds,
+        stream=stream, max_rounds=max_rounds, billing_mode=billing_mode, safe_content_filter=safe_content_filter,
     )
     from ._memory import prepare_chat
 

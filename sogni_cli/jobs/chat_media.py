@@ -79,9 +79,9 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
         return report
     progress = progress_factory() if progress_factory else NullProgress()
     try:
-        result = download_all(refs, DownloadOptions(output_dir=output_dir, name_template=name, on_exists=on_exists),
-                              progress=progress, refresh=lambda ref: _fresh_url(api, ref, positions.get(id(ref))),
-                              sleep=_retry_sleep)
+        result = download_all(refs, DownloadOptions(output_dir=output_dir, name_template=name, on_exists=on_exists,
+                                                    policy=getattr(api, "policy", None)),
+                              progress=progress, refresh=lambda ref: _fresh_url(api, ref, positions.get(id(ref))))
     finally:
         progress.close()
     for saved in result.saved:
@@ -92,12 +92,6 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
         err(f"Error: could not save {ref.url.split('?')[0]}: {why}")
         fail(int(ExitCode.INCOMPLETE))
     return report
-
-
-def _retry_sleep(seconds: float) -> None:
-    from ..api import client
-
-    client.sleep(seconds)  # the one retry wait (tests record it instead of sleeping)
 
 
 def _finished_record(api: Any, workflow_id: str, *, quiet: bool) -> dict:

@@ -80,6 +80,7 @@ class PipelineOptions:
     checksum: bool = True  # sha256 of each saved file (for --json, --jsonl, manifests and run records)
     cancel: Any = None  # a threading.Event: when set, stop promptly (JobCancelled), leave the workflow running
     resume_workflow: str | None = None  # follow/download this existing workflow instead of creating one
+    policy: Any = None  # the retry settings downloads follow (None: the API client's --timeout/--max-retries)
 
 
 @dataclass
@@ -350,7 +351,7 @@ def _download_options(options: PipelineOptions, timeout: float | None = None) ->
 
     d = DownloadOptions(output_dir=Path(options.output_dir), name_template=options.name,
                         on_exists=options.on_exists or "suffix", manifest=options.manifest,
-                        concurrency=max(1, options.concurrency), checksum=options.checksum)
+                        concurrency=max(1, options.concurrency), checksum=options.checksum, policy=options.policy)
     if options.max_download_size:
         d.max_size = int(options.max_download_size)
     return d
@@ -513,20 +514,31 @@ def _open_download_client(options: PipelineOptions) -> Any:
     return downloads._make_client(_download_options(options))  # noqa: SLF001 - same package
 
 
+def _with_policy(options: PipelineOptions, client: Any) -> PipelineOptions:
+    """Downloads follow the API client's retry settings unless the options name their own."""
+    policy = getattr(client, "policy", None)
+    if options.policy is not None or policy is None:
+        return options
+    from dataclasses import replace
+
+    return replace(options, policy=policy)
+
+
 def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None, *, progress: Any = None,
                   emit: Callable[[Event], None] | None = None) -> JobResult:
     """Run ``job`` (a :class:`~sogni_cli.jobs.MediaJob`) to the end; see the module docstring."""
     from ..api import tools_exec, workflows
     from . import placeholder_refs, workflow_body
     from ..core.progress import NullProgress
-    options = options or PipelineOptions()
+    options = _with_policy(options or PipelineOptions(), client)
     progress = _watch(progress or NullProgress(), options)
     emit = emit or _noop
     result = JobResult(tool=job.tool, arguments=job.arguments)
     _check(progress)
 
     if job.route == "execute":
-        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type)
+        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type,
+                                  job.safe_content_filter)
         text = tools_exec.result_text(data)
         result.status = "completed"
         result.data = data
@@ -615,7 +627,7 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
 
     from ..core.progress import NullProgress
 
-    options = options or PipelineOptions()
+    options = _with_policy(options or PipelineOptions(), client)
     progress = _watch(progress or NullProgress(), options)
     emit = emit or _noop
     _check(progress)
