@@ -21,7 +21,8 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: Chat options a preset may hold (ChatRequest field names, also the recipe chat job fields).
 PRESET_KEYS = ("system", "developer", "model", "max_tokens", "temperature", "top_p", "top_k", "min_p",
                "repetition_penalty", "frequency_penalty", "presence_penalty", "stop", "task_profile", "think",
-               "template_kwargs", "token_type", "response_format", "tools", "no_exec", "tool_choice", "max_rounds")
+               "template_kwargs", "token_type", "response_format", "tools", "no_exec", "tool_choice", "max_rounds",
+               "billing_mode", "safe_content_filter")
 
 _cache: dict[Path, tuple[float, dict[str, Any]]] = {}
 
