@@ -40,7 +40,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX entries_workflow ON entries(workflow_id)",
         """CREATE TABLE artifacts (
             id INTEGER PRIMARY KEY,
-            entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+            entry_id INTEGER NOT NULL REFERENCES entries(id),
             path TEXT,
             url TEXT,
             bytes INTEGER,
@@ -112,7 +112,6 @@ class Store:
             if version < SCHEMA_VERSION:
                 version = cls._migrate(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             conn.close()
             raise LogUnavailable(f"{path}: {exc}") from None
