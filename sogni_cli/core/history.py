@@ -23,7 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .logstore import SCHEMA_VERSION, Filters, LogUnavailable, Store, fts_query  # noqa: F401 - the public names
+_STORE_NAMES = ("SCHEMA_VERSION", "Filters", "LogUnavailable", "Store", "fts_query")
+
+
+def __getattr__(name: str) -> Any:
+    """The store's names, imported on first use (a command that only fills in an entry never needs them)."""
+    if name in _STORE_NAMES:
+        from . import logstore
+
+        return getattr(logstore, name)
+    raise AttributeError(name)
 
 
 # ----------------------------------------------------------------------------------------- where, whether
@@ -226,6 +235,8 @@ def _open_early(path: Path) -> None:
 
     def work() -> None:
         try:
+            from .logstore import Store
+
             box["store"] = Store.open(path)
         except BaseException as exc:  # noqa: BLE001 - reported when the entry is written
             box["error"] = exc
@@ -304,7 +315,10 @@ def flush(exit_code: int, *, exiting: bool = False) -> None:
                 if "error" in box:
                     raise box["error"]
                 store = box.get("store")
-            store = store or Store.open(path)
+            if store is None:
+                from .logstore import Store
+
+                store = Store.open(path)
             store.add(entries)
         except Exception as exc:  # noqa: BLE001 - the log never fails a command
             warn_unlogged(path, exc)
@@ -327,6 +341,8 @@ def write(path: Path, entries: list[Entry]) -> list[int]:
     """Write ``entries`` now (recipe runs); a warning instead of an error when it cannot be done."""
     store = None
     try:
+        from .logstore import Store
+
         store = Store.open(path)
         return store.add(entries)
     except Exception as exc:  # noqa: BLE001
@@ -339,6 +355,8 @@ def write(path: Path, entries: list[Entry]) -> list[int]:
 
 def warn_unlogged(path: Path, exc: BaseException) -> None:
     from .term import warn
+
+    from .logstore import LogUnavailable
 
     reason = str(exc) if isinstance(exc, LogUnavailable) else f"{exc.__class__.__name__}: {exc}"
     try:
