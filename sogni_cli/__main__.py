@@ -53,12 +53,12 @@ def _quiet_stdout() -> None:
         pass
 
 
-def run(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; what the command logged is written once the code is known."""
     code = _run(argv)
     history = sys.modules.get("sogni_cli.core.history")  # imported only by commands that log
     if history is not None:
-        history.flush(code, exiting=exiting)
+        history.flush(code)
     return code
 
 
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):  # pragma: no cover - not the main thread
         pass
-    code = run(argv, exiting=True)
+    code = run(argv)
     import gc
 
     gc.freeze()  # what is left is freed by the process exit: skip the final collections over it

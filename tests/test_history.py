@@ -32,6 +32,11 @@ def db(tmp_path) -> Path:
     return tmp_path / "config" / "logs.db"
 
 
+def moved_in(cli):
+    """Have a reader move the journal commands append to into logs.db."""
+    assert cli("logs", "-n", "1").exit_code == 0
+
+
 def entries(cli, *args):
     res = cli("logs", "--json", "-n", "1000", *args)
     assert res.exit_code == 0, res.stderr
@@ -98,10 +103,12 @@ def test_keys_and_data_uris_never_stored(cli, env_key, httpx_mock, tmp_path):
     assert res.exit_code == 0, res.stderr
     sent = bodies(httpx_mock)[0]["messages"][0]["content"][1]["image_url"]["url"]
     raw = base64.b64decode(sent.split(",", 1)[1])
-    blob = db(tmp_path).read_bytes() + (db(tmp_path).with_name("logs.db-wal").read_bytes()
-                                        if db(tmp_path).with_name("logs.db-wal").exists() else b"")
-    assert CANARY_KEY.encode() not in blob and sent.split(",", 1)[1][:40].encode() not in blob
+    journal = b"".join(p.read_bytes() for p in db(tmp_path).parent.glob("logs.db*"))
+    assert b"my key is ***" in journal
+    assert CANARY_KEY.encode() not in journal and sent.split(",", 1)[1][:40].encode() not in journal
     [e] = entries(cli)
+    stored = b"".join(p.read_bytes() for p in db(tmp_path).parent.glob("logs.db*"))
+    assert CANARY_KEY.encode() not in stored and sent.split(",", 1)[1][:40].encode() not in stored
     assert e["prompt"] == "my key is ***"
     part = e["data"]["messages"][0]["content"][1]["image_url"]["url"]
     assert part == f"{sent.split(';')[0]};sha256={hashlib.sha256(raw).hexdigest()};bytes={len(raw)}"
@@ -119,7 +126,7 @@ def test_logging_can_be_turned_off(cli, env_key, httpx_mock, tmp_path, monkeypat
         assert cli("config", "set", "logs", "off").exit_code == 0
     res = cli(*args)
     assert res.exit_code == 0 and "Conversation" not in res.stderr
-    assert not db(tmp_path).exists()
+    assert not list(db(tmp_path).parent.glob("logs.db*"))
 
 
 def test_logs_db_env_overrides_the_place(cli, env_key, httpx_mock, tmp_path, monkeypatch):
@@ -127,12 +134,13 @@ def test_logs_db_env_overrides_the_place(cli, env_key, httpx_mock, tmp_path, mon
     reply(httpx_mock, "ok")
     cli("chat", "q")
     assert cli("logs", "path").stdout.strip() == str(tmp_path / "elsewhere" / "my.db")
+    assert [e["prompt"] for e in entries(cli)] == ["q"]
     assert (tmp_path / "elsewhere" / "my.db").exists() and not db(tmp_path).exists()
 
 
 def test_dry_run_is_not_logged(cli, env_key, httpx_mock, tmp_path):
     assert cli("chat", "q", "--dry-run").exit_code == 0
-    assert not db(tmp_path).exists()
+    assert not list(db(tmp_path).parent.glob("logs.db*"))
 
 
 # ----------------------------------------------------------------------------------------- bad logs.db
@@ -149,26 +157,30 @@ def test_corrupt_log_warns_and_the_chat_works(cli, env_key, httpx_mock, tmp_path
     assert bad.exit_code == 2 and "Cannot read the log" in bad.stderr
 
 
-def test_locked_log_warns_and_the_chat_works(cli, env_key, httpx_mock, tmp_path, monkeypatch):
+def test_locked_log_loses_nothing_and_the_chat_works(cli, env_key, httpx_mock, tmp_path, monkeypatch):
     reply(httpx_mock, "one")
     cli("chat", "first")
+    moved_in(cli)
     monkeypatch.setenv("SOGNI_LOGS_WAIT", "0.05")
     holder = sqlite3.connect(db(tmp_path), isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         reply(httpx_mock, "two")
         res = cli("chat", "second")
-        assert res.exit_code == 0 and res.stdout == "two\n"
-        assert "Warning: not logged" in res.stderr and "locked" in res.stderr
+        assert res.exit_code == 0 and res.stdout == "two\n" and "Warning" not in res.stderr
+        listed = cli("logs")  # the reader cannot move the new entry in while the lock is held
+        assert listed.exit_code == 0 and "first" in listed.stdout and "second" not in listed.stdout
+        assert "could not be moved into the log yet (database is locked)" in listed.stderr
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert [e["prompt"] for e in entries(cli)] == ["first"]
+    assert [e["prompt"] for e in entries(cli)] == ["first", "second"]
 
 
 def test_newer_schema_is_read_only_never_downgraded(cli, env_key, httpx_mock, tmp_path):
     reply(httpx_mock, "one")
     cli("chat", "first")
+    moved_in(cli)
     c = sqlite3.connect(db(tmp_path))
     c.execute("PRAGMA user_version=99")
     c.commit()
@@ -190,6 +202,7 @@ def test_migrates_a_log_without_a_schema_version(cli, env_key, httpx_mock, tmp_p
     sqlite3.connect(db(tmp_path)).close()  # an empty database file: version 0
     reply(httpx_mock, "ok")
     cli("chat", "q")
+    moved_in(cli)
     c = sqlite3.connect(db(tmp_path))
     assert c.execute("PRAGMA user_version").fetchone()[0] >= 1
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -315,6 +328,7 @@ def test_logs_filters_and_full_text_search(cli, env_key, httpx_mock, tmp_path):
 
 def test_search_falls_back_to_like_without_fts5(cli, env_key, httpx_mock, tmp_path):
     _seed(cli, httpx_mock, ["find the needle here", "nothing"])
+    moved_in(cli)
     c = sqlite3.connect(db(tmp_path))
     for stmt in ("DROP TRIGGER entries_ai", "DROP TRIGGER entries_ad", "DROP TABLE entries_fts"):
         c.execute(stmt)
@@ -327,6 +341,7 @@ def test_search_falls_back_to_like_without_fts5(cli, env_key, httpx_mock, tmp_pa
 
 def test_logs_show_path_and_rm(cli, env_key, httpx_mock, tmp_path):
     _seed(cli, httpx_mock, ["old one", "new one"])
+    moved_in(cli)
     c = sqlite3.connect(db(tmp_path))
     c.execute("UPDATE entries SET ts = '2020-01-01T00:00:00.000Z' WHERE prompt = 'old one'")
     c.commit()

@@ -129,7 +129,6 @@ def prepare_chat(ctx: Any, settings: Any, req: Any, *, cont: bool, cid: str | No
             req.model = last_model or req.model
         req.messages = past
     req.model = resolve_model(req.model, cdir)
-    history.warm(settings, no_log)
     entry = history.Entry("chat", command="chat", cid=conv_id or history.new_cid(), model=req.model,
                           prompt=req.prompt)
     entry.keep_reasoning = show_thinking
@@ -158,6 +157,9 @@ def _load_conversation(cid: str | None) -> tuple[str, list[dict[str, Any]]]:
         if cid:
             raise UsageError(f"Unknown conversation {cid!r}: {exc}.") from None
         raise UsageError("No earlier conversation to continue.", hint='Start one: sogni chat "Hello"') from None
+    from .logs import warn_waiting
+
+    warn_waiting(store)
     try:
         if cid:
             found, close = store.find_cid(cid)

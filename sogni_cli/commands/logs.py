@@ -66,7 +66,7 @@ def open_store(*, must_exist: bool = False, write: bool = False):
     from ..core import history
 
     path = history.db_path()
-    if not path.exists():
+    if not path.exists() and not history.journal_path(path).exists():
         if must_exist:
             raise UsageError(f"There is no log yet at {path}.")
         return None
@@ -75,6 +75,7 @@ def open_store(*, must_exist: bool = False, write: bool = False):
     except history.LogUnavailable as exc:
         raise UsageError(f"Cannot read the log: {exc}.",
                          hint=f"Move {path} away to start a new log; nothing else depends on it.") from None
+    warn_waiting(store)
     if store.read_only:
         warn(f"{path} was written by a newer sogni (schema {store.version}; this one knows "
              f"{history.SCHEMA_VERSION}): reading it as it is, never changing it.")
@@ -82,6 +83,15 @@ def open_store(*, must_exist: bool = False, write: bool = False):
             store.close()
             raise UsageError("The log is read-only for this version of sogni.", hint="Upgrade sogni.")
     return store
+
+
+def warn_waiting(store) -> None:
+    """Entries that could not be moved in from the journal stay there; say so once."""
+    if store.fold_error:
+        from ..core import history
+
+        warn(f"entries waiting in {history.journal_path(store.path)} could not be moved into the log yet "
+             f"({store.fold_error}); they stay there for the next reader.")
 
 
 def _guard(fn):

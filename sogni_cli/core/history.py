@@ -2,15 +2,14 @@
 
 Commands fill in an :class:`Entry` while they run (fed by the same typed events their renderers get) and the
 exit-code funnel writes it once the exit code is known (:func:`flush`). Writing never fails a command: a
-log that cannot be written (corrupt, locked, full disk, a newer schema) is one warning on stderr.
+log that cannot be written (corrupt, from a newer schema, a full disk) is one warning on stderr.
+
+Writing appends the entry to a journal next to the database (one JSON line, under a shared file lock), which
+needs neither SQLite nor a wait for other writers; whoever reads the log next (``sogni logs``, ``chat -c``)
+moves the journal into the database first, in one transaction (see :mod:`.logstore`).
 
 What is stored passes :func:`scrub` first: registered secrets become ``***`` (the one redactor) and
-``data:`` URIs become their media type, sha256 and size. The database runs in WAL mode with a busy
-timeout, every write is one ``BEGIN IMMEDIATE`` transaction, so parallel processes and threads queue
-instead of losing rows. The schema is versioned with ``PRAGMA user_version``; a database written by a
-newer ``sogni`` is opened read-only and never migrated down.
-
-``sqlite3`` is imported only when something is logged or read: start-up of other commands stays as it was.
+``data:`` URIs become their media type, sha256 and size.
 """
 
 from __future__ import annotations
@@ -23,7 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-_STORE_NAMES = ("SCHEMA_VERSION", "Filters", "LogUnavailable", "Store", "fts_query")
+SCHEMA_VERSION = 1  # PRAGMA user_version of the database this version writes (migrations: logstore)
+
+_STORE_NAMES = ("Filters", "Store", "fts_query")
+
+
+class LogUnavailable(Exception):
+    """The log cannot be opened or written (the message says why)."""
 
 
 def __getattr__(name: str) -> Any:
@@ -151,6 +156,7 @@ class Entry:
     data: dict[str, Any] = field(default_factory=dict)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     ts: str = field(default_factory=_now_iso)
+    uid: str = field(default_factory=lambda: os.urandom(12).hex())  # moving a journal twice adds it once
     started: float = field(default_factory=time.monotonic)
     keep_reasoning: bool = False
     _parts: list[str] = field(default_factory=list, repr=False)
@@ -206,7 +212,7 @@ class Entry:
             data["reasoning"] = "".join(self._thinking)
         reply = self.reply if self.reply is not None else (self.streamed_text() or None)
         return {
-            "ts": self.ts, "kind": self.kind, "command": self.command, "cid": self.cid, "model": self.model,
+            "uid": self.uid, "ts": self.ts, "kind": self.kind, "command": self.command, "cid": self.cid, "model": self.model,
             "tool": self.tool, "workflow_id": self.workflow_id, "prompt": scrub(self.prompt),
             "reply": scrub(reply), "exit_code": self.exit_code,
             "duration": round(self.duration, 3) if self.duration is not None else None,
@@ -226,24 +232,15 @@ class Entry:
 
 _lock = threading.Lock()
 _pending: list[tuple[Entry, Path]] = []
-_opening: dict[Path, Any] = {}  # path -> thread opening it early, and its result
+
+#: A journal larger than this is moved into the database by the command that grew it.
+JOURNAL_FOLD_BYTES = 512 * 1024
+_HEADER = b"SQLite format 3\x00"
 
 
-def _open_early(path: Path) -> None:
-    """Import sqlite3 and open the store in a background thread while the command waits on the network."""
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            from .logstore import Store
-
-            box["store"] = Store.open(path)
-        except BaseException as exc:  # noqa: BLE001 - reported when the entry is written
-            box["error"] = exc
-
-    t = threading.Thread(target=work, name="sogni-log-open", daemon=True)
-    _opening[path] = (t, box)
-    t.start()
+def journal_path(db: Path) -> Path:
+    """Where commands append their entries (JSON lines) until the next reader moves them into ``db``."""
+    return db.with_name(db.name + "-journal.jsonl")
 
 
 def begin(settings: Any, kind: str, *, command: str | None = None, no_log: bool = False, **fields: Any) -> Entry:
@@ -253,26 +250,13 @@ def begin(settings: Any, kind: str, *, command: str | None = None, no_log: bool 
     return entry
 
 
-def warm(settings: Any, no_log: bool = False) -> Path | None:
-    """Start opening the log in the background (when this command will log): by the time the entry is
-    written, ``sqlite3`` is imported and the database open, while the command was waiting on the network."""
-    if not enabled(settings, no_log) or getattr(settings, "dry_run", False):
-        return None
-    path = db_path(getattr(settings, "config_dir", None))
-    with _lock:
-        if path not in _opening:
-            _open_early(path)
-    return path
-
-
 def track(entry: Entry, settings: Any, no_log: bool = False) -> None:
     """Have :func:`flush` write ``entry`` (unless logging is off or this is a dry run)."""
-    path = warm(settings, no_log)
-    if path is None:
+    if not enabled(settings, no_log) or getattr(settings, "dry_run", False):
         return
     entry.started = time.monotonic()
     with _lock:
-        _pending.append((entry, path))
+        _pending.append((entry, db_path(getattr(settings, "config_dir", None))))
 
 
 def is_logged(entry: Entry) -> bool:
@@ -280,25 +264,11 @@ def is_logged(entry: Entry) -> bool:
         return any(e is entry for e, _ in _pending)
 
 
-def flush(exit_code: int, *, exiting: bool = False) -> None:
-    """Write the pending entries of this process with ``exit_code`` where they have none. Never raises.
-
-    ``exiting``: the process ends right after, so the connection is left to the exit instead of closed.
-    Closing the last connection checkpoints the WAL (copies its pages into the database and syncs the file),
-    which would add milliseconds to every command; an exit after COMMIT is as safe as SQLite's crash
-    recovery, and writers fold the WAL in by themselves once it grows (automatic checkpoints).
-    """
+def flush(exit_code: int) -> None:
+    """Write the pending entries of this process with ``exit_code`` where they have none. Never raises."""
     with _lock:
         items = list(_pending)
         _pending.clear()
-        opening = dict(_opening)
-        _opening.clear()
-    if not items:
-        for t, box in opening.values():  # warmed up, then nothing to write (e.g. a usage error)
-            t.join()
-            if box.get("store") is not None and not exiting:
-                box["store"].close()
-        return
     by_path: dict[Path, list[Entry]] = {}
     for entry, path in items:
         if entry.exit_code is None:
@@ -307,56 +277,75 @@ def flush(exit_code: int, *, exiting: bool = False) -> None:
             entry.duration = time.monotonic() - entry.started
         by_path.setdefault(path, []).append(entry)
     for path, entries in by_path.items():
-        store = None
         try:
-            t, box = opening.get(path, (None, {}))
-            if t is not None:
-                t.join()
-                if "error" in box:
-                    raise box["error"]
-                store = box.get("store")
-            if store is None:
-                from .logstore import Store
-
-                store = Store.open(path)
-            store.add(entries)
+            write(path, entries)
         except Exception as exc:  # noqa: BLE001 - the log never fails a command
             warn_unlogged(path, exc)
-        finally:
-            if store is not None:
-                if exiting:
-                    _left_open.append(store)
-                else:
-                    store.close()
 
 
-#: Connections left to the process exit. The list holds itself, so it is garbage that the exit's final
-#: collections skip (the entry point freezes the collector before exiting) and module teardown never
-#: reaches a reference count of zero: the connection is not closed (and the WAL not checkpointed) on the way out.
-_left_open: list[Any] = []
-_left_open.append(_left_open)
-
-
-def write(path: Path, entries: list[Entry]) -> list[int]:
-    """Write ``entries`` now (recipe runs); a warning instead of an error when it cannot be done."""
-    store = None
+def _check_header(path: Path) -> None:
+    """Refuse (LogUnavailable) a database that is not SQLite or comes from a newer schema, from its header
+    alone: the user version is the big-endian integer at offset 60."""
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LogUnavailable(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not head:
+        return  # an empty file becomes a database when it is first opened
+    if len(head) < 100 or not head.startswith(_HEADER):
+        raise LogUnavailable(f"{path}: file is not a database")
+    version = int.from_bytes(head[60:64], "big")
+    if version > SCHEMA_VERSION:
+        raise LogUnavailable(f"{path} was written by a newer sogni (schema {version}, this one knows "
+                             f"{SCHEMA_VERSION}); it is read-only here")
+
+
+def write(path: Path, entries: list[Entry]) -> None:
+    """Append ``entries`` to the log's journal (one JSON line each, under a shared lock); readers move the
+    journal into the database (:meth:`~sogni_cli.core.logstore.Store.fold`). Appending needs no SQLite, so
+    it costs a fraction of a millisecond and parallel writers never wait for each other. Where there are no
+    POSIX file locks, the entries go straight into the database instead. Raises LogUnavailable."""
+    _check_header(path)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None
+    if fcntl is None:  # pragma: no cover - Windows
         from .logstore import Store
 
         store = Store.open(path)
-        return store.add(entries)
-    except Exception as exc:  # noqa: BLE001
-        warn_unlogged(path, exc)
-        return []
-    finally:
-        if store is not None:
+        try:
+            store.add(entries)
+        finally:
             store.close()
+        return
+    data = "".join(json.dumps(e.row(), ensure_ascii=False, separators=(",", ":")) + "\n" for e in entries)
+    journal = journal_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise LogUnavailable(f"cannot write {journal}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # a reader moving the journal holds it exclusively
+        raw = data.encode("utf-8")
+        while raw:
+            raw = raw[os.write(fd, raw):]
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    if size > JOURNAL_FOLD_BYTES:
+        from .logstore import Store
+
+        store = Store.open(path)  # folds the journal in
+        store.close()
 
 
 def warn_unlogged(path: Path, exc: BaseException) -> None:
     from .term import warn
-
-    from .logstore import LogUnavailable
 
     reason = str(exc) if isinstance(exc, LogUnavailable) else f"{exc.__class__.__name__}: {exc}"
     try:
@@ -369,4 +358,3 @@ def reset() -> None:
     """Forget pending entries (tests run many commands in one process)."""
     with _lock:
         _pending.clear()
-        _opening.clear()

@@ -1,5 +1,7 @@
 """The SQLite side of the log: the schema and its migrations, and :class:`Store` (write, query, remove).
 
+Opening the store (for writing) first moves the journal that commands append to into the database.
+
 Versioned with ``PRAGMA user_version``: a new or older database is migrated up inside one ``BEGIN IMMEDIATE``
 transaction (so two processes never migrate twice); a database from a newer schema is opened read-only and
 never migrated down. WAL mode with a busy timeout; every write is one ``BEGIN IMMEDIATE`` transaction, so
@@ -14,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-SCHEMA_VERSION = 1
+from .history import SCHEMA_VERSION, LogUnavailable, journal_path
+
 DEFAULT_WAIT = 5.0  # seconds a write waits for another writer before giving up with a warning
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
         """CREATE TABLE entries (
             id INTEGER PRIMARY KEY,
+            uid TEXT,
             ts TEXT NOT NULL,
             kind TEXT NOT NULL,
             command TEXT,
@@ -35,6 +39,7 @@ _MIGRATIONS: dict[int, list[str]] = {
             cost TEXT,
             data TEXT NOT NULL DEFAULT '{}'
         )""",
+        "CREATE UNIQUE INDEX entries_uid ON entries(uid)",
         "CREATE INDEX entries_ts ON entries(ts)",
         "CREATE INDEX entries_cid ON entries(cid, id)",
         "CREATE INDEX entries_workflow ON entries(workflow_id)",
@@ -63,10 +68,6 @@ _FTS = [
 ]
 
 
-class LogUnavailable(Exception):
-    """The log cannot be opened or written (the message says why)."""
-
-
 def _wait(env: Mapping[str, str] | None = None) -> float:
     env = os.environ if env is None else env
     try:
@@ -88,13 +89,14 @@ class Store:
         self.version = version
         self.read_only = read_only
         self._fts: bool | None = None
+        self.fold_error: str | None = None  # why the journal could not be moved in, when it could not
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True, wait: float | None = None) -> "Store":
         import sqlite3
 
         wait = _wait() if wait is None else wait
-        if not create and not path.exists():
+        if not create and not path.exists() and not journal_path(path).exists():
             raise LogUnavailable(f"no log yet at {path}")
         try:
             if create:
@@ -115,7 +117,60 @@ class Store:
         except sqlite3.Error as exc:
             conn.close()
             raise LogUnavailable(f"{path}: {exc}") from None
-        return cls(conn, path, version, False)
+        store = cls(conn, path, version, False)
+        try:
+            store.fold()
+        except (OSError, sqlite3.Error) as exc:  # the entries stay in the journal for the next reader
+            store.fold_error = str(exc)
+        return store
+
+    def fold(self) -> int:
+        """Move the journal's entries into the database: taken out of the journal under its exclusive lock
+        (brief: appenders wait only for that), then added in one transaction; put back if that fails."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: entries were written to the database directly
+            return 0
+        journal = journal_path(self.path)
+        try:
+            fd = os.open(journal, os.O_RDWR)
+        except FileNotFoundError:
+            return 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+            if raw:
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+        if not raw:
+            return 0
+        rows = []
+        for line in raw.decode("utf-8", "replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash
+            if isinstance(row, dict) and row.get("ts") and row.get("kind"):
+                rows.append(row)
+        try:
+            self.add(rows)
+        except BaseException:
+            fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                while raw:
+                    raw = raw[os.write(fd, raw):]
+            finally:
+                os.close(fd)
+            raise
+        return len(rows)
 
     @staticmethod
     def _migrate(conn: Any) -> int:
@@ -170,11 +225,13 @@ class Store:
         try:
             for r in rows:
                 cur = c.execute(
-                    "INSERT INTO entries(ts, kind, command, cid, model, tool, workflow_id, prompt, reply, exit_code,"
-                    " duration, cost, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (r["ts"], r["kind"], r.get("command"), r.get("cid"), r.get("model"), r.get("tool"),
+                    "INSERT OR IGNORE INTO entries(uid, ts, kind, command, cid, model, tool, workflow_id, prompt,"
+                    " reply, exit_code, duration, cost, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (r.get("uid"), r["ts"], r["kind"], r.get("command"), r.get("cid"), r.get("model"), r.get("tool"),
                      r.get("workflow_id"), r.get("prompt"), r.get("reply"), r.get("exit_code"), r.get("duration"),
                      r.get("cost"), r.get("data") or "{}"))
+                if not cur.rowcount:  # already moved in from the journal once
+                    continue
                 eid = int(cur.lastrowid)
                 ids.append(eid)
                 for a in r.get("artifacts") or []:

@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 from sogni_cli.core import history
 
-store = history.Store.open(Path(sys.argv[1]))
 for i in range(int(sys.argv[3])):
     e = history.Entry("chat", command="chat", cid=f"w{sys.argv[2]}", prompt=f"writer {sys.argv[2]} entry {i}",
                       reply="ok", exit_code=0)
-    store.add([e])  # one transaction each, like one command each
-store.close()
+    history.write(Path(sys.argv[1]), [e])  # one at a time, as each command writes its entry
+    if i % 250 == 0:
+        history.Store.open(Path(sys.argv[1])).close()  # a reader moving the journal in meanwhile
 """
 
 
@@ -36,12 +36,16 @@ def test_sixteen_parallel_writers_lose_nothing(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for w in range(16)]
     for p in procs:
         out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()
+        assert p.returncode == 0 and not err, err.decode()
+    from sogni_cli.core import history
+
+    history.Store.open(path).close()
     c = sqlite3.connect(path)
     assert c.execute("SELECT count(*), count(DISTINCT prompt) FROM entries").fetchone() == (16000, 16000)
     per = dict(c.execute("SELECT cid, count(*) FROM entries GROUP BY cid").fetchall())
     assert per == {f"w{w}": 1000 for w in range(16)}
     assert c.execute("SELECT count(*) FROM entries_fts WHERE entries_fts MATCH 'writer'").fetchone()[0] == 16000
+    assert history.journal_path(path).stat().st_size == 0
 
 
 def test_parallel_sogni_processes_are_all_logged(emulator, sogni_env):
@@ -62,7 +66,8 @@ def test_parallel_sogni_processes_are_all_logged(emulator, sogni_env):
 
 
 def test_continuation_sends_hosted_media_references_back(emulator, sogni_env, run_sogni, tmp_path):
-    first = run_sogni(["chat", "draw an image of a red fox", "-o", tmp_path / "out", "--json"], sogni_env)
+    first = run_sogni(["chat", "--no-stream", "draw an image of a red fox", "-o", tmp_path / "out", "--json"],
+                      sogni_env)  # a non-streamed answer names its workflows
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
     wid = doc["creative_workflows"][0]["workflowId"]
@@ -75,9 +80,20 @@ def test_continuation_sends_hosted_media_references_back(emulator, sogni_env, ru
     carried = body["messages"][1]["content"]
     assert f'Creative workflow references: [{{"workflowId": "{wid}"' in carried
     assert "Sogni tool results for continuity: " in carried and '"tool": "generate_image"' in carried
-    files = run_sogni(["logs", "files", "--json", "--workflow", wid], sogni_env)
+    files = run_sogni(["logs", "files", "--json"], sogni_env)
     [f] = json.loads(files.stdout)
     assert f["exists"] and Path(f["path"]) == Path(doc["artifacts"][0]).resolve()
+    assert [e["prompt"] for e in json.loads(run_sogni(["logs", "--json", "--workflow", wid], sogni_env).stdout)] \
+        == ["draw an image of a red fox"]
+
+
+def test_continuation_of_a_streamed_turn_keeps_its_media_links(emulator, sogni_env, run_sogni, tmp_path):
+    first = run_sogni(["chat", "draw an image of a red fox", "-o", tmp_path / "out"], sogni_env)
+    assert first.returncode == 0, first.stderr
+    assert run_sogni(["chat", "-c", "--tools", "none", "make it darker"], sogni_env).returncode == 0
+    body = [r for r in emulator.requests if r["path"] == CHAT][-1]["json"]
+    carried = body["messages"][1]
+    assert carried["role"] == "assistant" and "/media/wf_" in carried["content"]
 
 
 # ----------------------------------------------------------------------------------------- a pseudo-terminal
