@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -488,3 +489,13 @@ def test_rendered_reply_escapes_control_characters(cli, env_key, httpx_mock):
     reply(httpx_mock, "hi \x1b]0;pwned\x07 there")
     term = cli("chat", "q", stdout_tty=True).stdout
     assert "\x1b]0;" not in term and "\x07" not in term
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_log_files_are_private(cli, env_key, httpx_mock, tmp_path):
+    reply(httpx_mock, "x")
+    cli("chat", "secret plans")
+    journal = db(tmp_path).with_name("logs.db-journal.jsonl")
+    assert journal.stat().st_mode & 0o777 == 0o600
+    moved_in(cli)
+    assert db(tmp_path).stat().st_mode & 0o777 == 0o600

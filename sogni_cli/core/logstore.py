@@ -99,9 +99,11 @@ class Store:
         if not create and not path.exists() and not journal_path(path).exists():
             raise LogUnavailable(f"no log yet at {path}")
         try:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            new = not path.exists()
             conn = sqlite3.connect(str(path), timeout=wait, isolation_level=None, check_same_thread=False)
+            if new:
+                os.chmod(path, 0o600)  # prompts and replies are private, like the journal
         except (OSError, sqlite3.Error) as exc:
             raise LogUnavailable(f"cannot open {path}: {exc}") from None
         try:
