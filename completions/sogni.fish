@@ -7,47 +7,32 @@
 function __sogni_subcommands
     switch "$argv[1]"
         case 'sogni'
-            printf '%s\n' 'alias'\t'Short names for models, resolved wherever a model is named.' \
+            printf '%s\n' 'account'\t'Balances, subscription, usage this cycle, fair-use state and limits.' \
                 'auth'\t'Store, show and remove the API key.' \
                 'chat'\t'One chat completion, streamed to stdout (vision, tools, hosted media).' \
                 'completion'\t'Print a shell completion script (bash, zsh, fish, powershell).' \
                 'config'\t'Show and change settings in config.yaml.' \
+                'doctor'\t'Check the installation, settings, key and API connection.' \
                 'edit'\t'Edit or combine reference images.' \
                 'emulator'\t'Serve the local stand-in for the API in the foreground.' \
                 'image'\t'Generate images with exact parameters.' \
-                'logs'\t'The log of chats, media jobs and recipe runs: list, search, show, files.' \
                 'models'\t'List the available chat models.' \
                 'music'\t'Generate music, with lyrics, bpm, key and duration.' \
-                'preset'\t'Save and list named chat options (--preset NAME).' \
                 'recipe'\t'Batch YAML recipes: validate, plan, run, report.' \
                 'speech'\t'Text to speech.' \
                 'tools'\t'The hosted tool catalogue; run any tool with exact arguments.' \
                 'video'\t'Text/image-to-video, sound-to-video, video-to-video.' \
                 'workflow'\t'Follow, replay, cancel and re-download durable workflows.'
-        case 'sogni alias'
-            printf '%s\n' 'list'\t'The aliases, one per line: NAME MODEL.' \
-                'rm'\t'Remove an alias.' \
-                'set'\t'Make NAME stand for MODEL.'
         case 'sogni auth'
             printf '%s\n' 'login'\t'Read the API key from standard input and store it in the credentials...' \
                 'logout'\t'Remove the stored API key of the current profile.' \
-                'status'\t'Show where the API key comes from, masked.'
+                'status'\t'Show where the API key comes from, masked (--check: verify it...'
         case 'sogni config'
             printf '%s\n' 'get'\t'Print one setting of the current profile.' \
                 'list'\t'List the effective settings and where each comes from.' \
                 'path'\t'Print the config folder.' \
                 'set'\t'Set a setting in the current profile.' \
                 'unset'\t'Remove a setting from the current profile.'
-        case 'sogni logs'
-            printf '%s\n' 'files'\t'Saved files, newest last, and whether each is still there.' \
-                'path'\t'Print where the log is (SOGNI_LOGS_DB overrides).' \
-                'rm'\t'Remove entries (and their file records; the files themselves stay).' \
-                'show'\t'Everything logged for one entry, or every turn of one conversation.'
-        case 'sogni preset'
-            printf '%s\n' 'list'\t'The saved presets.' \
-                'rm'\t'Remove a preset.' \
-                'save'\t'Save the \'sogni chat\' options that follow as preset NAME (replacing...' \
-                'show'\t'One preset, as JSON.'
         case 'sogni recipe'
             printf '%s\n' 'plan'\t'Print the expanded job graph and the exact requests; sends nothing...' \
                 'report'\t'Merge the run records of several runs or shards into one summary...' \
@@ -59,7 +44,8 @@ function __sogni_subcommands
                 'run'\t'Run any tool with exact arguments (--arg KEY=VALUE, --args...' \
                 'show'\t'Show a tool\'s parameters: name, type, required, allowed values...'
         case 'sogni workflow'
-            printf '%s\n' 'cancel'\t'Cancel a running workflow.' \
+            printf '%s\n' 'approve'\t'Approve the cost of a workflow that waits for it (its current...' \
+                'cancel'\t'Cancel a running workflow.' \
                 'download'\t'Fetch the artifacts of a finished workflow (fresh URLs; .part files...' \
                 'events'\t'Replay a workflow\'s event log (--follow streams new events).' \
                 'list'\t'List workflows (a table on a terminal, ids one per line when piped).' \
@@ -86,18 +72,10 @@ function __sogni_options
                 '-h'\t'Show this message and exit.' \
                 '-q'\t'No progress; warnings and errors only.' \
                 '-v'\t'Log requests and responses to stderr (secrets redacted).'
-        case 'sogni alias'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '-h'\t'Show this message and exit.'
-        case 'sogni alias list'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '--json'\t'One JSON object.' \
-                '-h'\t'Show this message and exit.'
-        case 'sogni alias rm'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '-h'\t'Show this message and exit.'
-        case 'sogni alias set'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+        case 'sogni account'
+            printf '%s\n' '--dry-run'\t'Print the first request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON document.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni auth'
             printf '%s\n' '--help'\t'Show this message and exit.' \
@@ -109,12 +87,13 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni auth status'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--check'\t'Ask the API whether it accepts the key (exit 3 when refused) and...' \
+                '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--billing-mode'\t'auto | subscription | tokens.' \
-                '--cid'\t'Continue the logged conversation with this id.' \
-                '--continue'\t'Continue the latest logged conversation.' \
+            printf '%s\n' '--approve-tools'\t'Ask before each local command (needs a terminal).' \
+                '--approve-up-to'\t'Approve a cost a hosted workflow waits for when its preview is at...' \
+                '--billing-mode'\t'auto | subscription | tokens.' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
                 '--frequency-penalty' \
@@ -130,22 +109,20 @@ function __sogni_options
                 '--model'\t'Model id (see \'sogni models\').' \
                 '--name'\t'File name template for saved media.' \
                 '--no-download'\t'List media URLs on stderr instead of saving.' \
-                '--no-exec'\t'Return tool calls instead of running hosted tools.' \
-                '--no-log'\t'Do not write this chat to the log.' \
+                '--no-exec'\t'Return tool calls instead of running them (hosted or local).' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
+                '--no-stdin'\t'Never read standard input.' \
                 '--no-stream'\t'Stream the reply as it is written.' \
                 '--no-think'\t'Ask for (or turn off) reasoning.' \
                 '--on-exists'\t'suffix | overwrite | skip | error.' \
                 '--output-dir'\t'Folder for media made by hosted tools.' \
                 '--presence-penalty' \
-                '--preset'\t'Apply a saved preset (see \'sogni preset\'); flags still win.' \
-                '--raw'\t'Show the reply as Markdown (default: on a terminal).' \
-                '--render'\t'Show the reply as Markdown (default: on a terminal).' \
                 '--repetition-penalty' \
                 '--response-format'\t'json, text, or a JSON Schema FILE.' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON).' \
+                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON); also when...' \
                 '--show-thinking'\t'Show reasoning on stderr.' \
+                '--stdin'\t'Read standard input and put it before the prompt.' \
                 '--stop'\t'Stop sequence (repeatable).' \
                 '--stream'\t'Stream the reply as it is written.' \
                 '--system'\t'System message.' \
@@ -158,7 +135,6 @@ function __sogni_options
                 '--tools'\t'Sogni tools: default | none | rich | creative-agent.' \
                 '--top-k' \
                 '--top-p' \
-                '-c'\t'Continue the latest logged conversation.' \
                 '-h'\t'Show this message and exit.' \
                 '-i'\t'Image for vision input (PATH or -; repeatable, up to 20).' \
                 '-m'\t'Model id (see \'sogni models\').' \
@@ -185,8 +161,14 @@ function __sogni_options
         case 'sogni config unset'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
+        case 'sogni doctor'
+            printf '%s\n' '--emulator'\t'Also run the network checks against a local emulator, for comparison.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON document.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni edit'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
@@ -195,6 +177,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'png, jpg or webp (outputFormat).' \
                 '--height'\t'Height in pixels.' \
                 '--help'\t'Show this message and exit.' \
@@ -208,7 +191,6 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -233,6 +215,7 @@ function __sogni_options
                 '--rate-429'\t'Fraction of API requests answered 429 (Retry-After: 1).' \
                 '--rate-503'\t'Fraction of API requests answered 503 (Retry-After: 1).' \
                 '--rate-reset'\t'Fraction of answers cut off mid-stream or mid-body.' \
+                '--retry-after'\t'Seconds of Retry-After on the random 429/503 answers.' \
                 '--seed'\t'Seed for the random faults (the same seed, the same faults).' \
                 '--step-seconds'\t'Seconds each workflow step takes.' \
                 '--tool-names'\t'Default hosted tools as the brief names them (prefixed...' \
@@ -240,6 +223,7 @@ function __sogni_options
                 '-q'\t'Do not log requests on stderr.'
         case 'sogni image'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
@@ -248,6 +232,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'png, jpg or webp (outputFormat).' \
                 '--guidance'\t'How strongly to follow the prompt.' \
                 '--height'\t'Height in pixels.' \
@@ -262,7 +247,6 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -274,53 +258,6 @@ function __sogni_options
                 '-h'\t'Show this message and exit.' \
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
-        case 'sogni logs'
-            printf '%s\n' '--cid'\t'Only this conversation.' \
-                '--count'\t'How many of the latest entries.' \
-                '--help'\t'Show this message and exit.' \
-                '--json'\t'One JSON array.' \
-                '--jsonl'\t'One JSON object per line.' \
-                '--kind'\t'chat, media, recipe, or a command (image, video, ...).' \
-                '--model'\t'Only this model (an alias works too).' \
-                '--query'\t'Full-text search over prompts and replies.' \
-                '--since'\t'Only since: 30m, 12h, 7d, 2w or an ISO date/time (UTC).' \
-                '--workflow'\t'Only entries of this workflow id.' \
-                '-h'\t'Show this message and exit.' \
-                '-n'\t'How many of the latest entries.' \
-                '-q'\t'Full-text search over prompts and replies.'
-        case 'sogni logs files'
-            printf '%s\n' '--cid' \
-                '--count'\t'How many of the latest files.' \
-                '--help'\t'Show this message and exit.' \
-                '--json'\t'One JSON array.' \
-                '--kind'\t'chat, media, recipe, or a command.' \
-                '--model' \
-                '--query'\t'Files of entries matching this text.' \
-                '--since' \
-                '--workflow' \
-                '-h'\t'Show this message and exit.' \
-                '-n'\t'How many of the latest files.' \
-                '-q'\t'Files of entries matching this text.'
-        case 'sogni logs path'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '-h'\t'Show this message and exit.'
-        case 'sogni logs rm'
-            printf '%s\n' '--all'\t'Every entry (needed when no filter is given).' \
-                '--cid' \
-                '--help'\t'Show this message and exit.' \
-                '--kind' \
-                '--model' \
-                '--older-than'\t'Entries older than 30d, 12h, ... or a date.' \
-                '--query' \
-                '--since' \
-                '--workflow' \
-                '-h'\t'Show this message and exit.' \
-                '-q'
-        case 'sogni logs show'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '--json'\t'The entry (or conversation) as JSON.' \
-                '--messages'\t'Print the conversation\'s messages as JSON (for --messages).' \
-                '-h'\t'Show this message and exit.'
         case 'sogni models'
             printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
                 '--help'\t'Show this message and exit.' \
@@ -328,6 +265,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni music'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
@@ -337,6 +275,7 @@ function __sogni_options
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
                 '--duration'\t'Seconds.' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document at the end.' \
                 '--jsonl'\t'Print JSON events as they happen.' \
@@ -348,7 +287,6 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -360,27 +298,12 @@ function __sogni_options
                 '-h'\t'Show this message and exit.' \
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
-        case 'sogni preset'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '-h'\t'Show this message and exit.'
-        case 'sogni preset list'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '--json'\t'One JSON object.' \
-                '-h'\t'Show this message and exit.'
-        case 'sogni preset rm'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '-h'\t'Show this message and exit.'
-        case 'sogni preset save'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '-h'\t'Show this message and exit.'
-        case 'sogni preset show'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
-                '-h'\t'Show this message and exit.'
         case 'sogni recipe'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe plan'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--estimate'\t'Ask the API for each job\'s cost preview (needs the key; starts nothing).' \
+                '--help'\t'Show this message and exit.' \
                 '--json'\t'One JSON document for machines.' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
                 '--shard'\t'Show only shard K of N.' \
@@ -392,13 +315,17 @@ function __sogni_options
                 '--markdown'\t'A Markdown summary (as written to $GITHUB_STEP_SUMMARY).' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe run'
-            printf '%s\n' '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
+            printf '%s\n' '--approve-up-to'\t'Approve a cost a workflow waits for when its preview is at most UNITS.' \
+                '--budget'\t'Cap the whole run (this output folder and shard, earlier runs...' \
+                '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
                 '--continue-on-error'\t'Keep going after a job fails (its dependants are skipped).' \
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
                 '--force'\t'Run every job again, even those already done.' \
                 '--help'\t'Show this message and exit.' \
-                '--no-log'\t'Do not write this run to the log.' \
+                '--on-exists'\t'For every job: overwrite, suffix, skip or error (overwrite here also...' \
                 '--output-dir'\t'Folder for everything the run saves [profile output_dir; default .].' \
+                '--retry'\t'Start a new workflow for these jobs (ids or globs, e.g.' \
+                '--retry-failed'\t'Start a new workflow for every job whose last run failed or was...' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
                 '--shard'\t'Run only shard K of N (deterministic; a job stays with what it needs).' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
@@ -415,6 +342,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni speech'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
@@ -422,6 +350,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'wav, mp3 or flac (outputFormat).' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document at the end.' \
@@ -433,7 +362,6 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -456,6 +384,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni tools run'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
@@ -464,6 +393,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--help'\t'Show this message and exit.' \
                 '--image'\t'Image file to upload (repeatable).' \
                 '--json'\t'Print one JSON document at the end.' \
@@ -474,7 +404,6 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -493,6 +422,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni video'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
@@ -503,6 +433,7 @@ function __sogni_options
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
                 '--duration'\t'Seconds.' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'mp4 or mov (outputFormat).' \
                 '--height'\t'Height in pixels.' \
                 '--help'\t'Show this message and exit.' \
@@ -517,7 +448,6 @@ function __sogni_options
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-audio'\t'Generate a soundtrack (generateAudio).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -535,6 +465,12 @@ function __sogni_options
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
         case 'sogni workflow'
             printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni workflow approve'
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'Print the workflow record after the approval.' \
+                '--up-to'\t'Approve only when the current preview is at most UNITS.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow cancel'
             printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
@@ -593,9 +529,9 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni|--timeout'
             echo 'value'
-        case 'sogni chat|--billing-mode'
+        case 'sogni chat|--approve-up-to'
             echo 'value'
-        case 'sogni chat|--cid'
+        case 'sogni chat|--billing-mode'
             echo 'value'
         case 'sogni chat|--developer'
             echo 'value'
@@ -616,8 +552,6 @@ function __sogni_option_kind
         case 'sogni chat|--on-exists'
             echo 'choice:suffix overwrite skip error'
         case 'sogni chat|--presence-penalty'
-            echo 'value'
-        case 'sogni chat|--preset'
             echo 'value'
         case 'sogni chat|--repetition-penalty'
             echo 'value'
@@ -650,6 +584,8 @@ function __sogni_option_kind
         case 'sogni chat|-o' 'sogni chat|--output-dir'
             echo 'dir'
         case 'sogni chat|-s' 'sogni chat|--system'
+            echo 'value'
+        case 'sogni edit|--approve-up-to'
             echo 'value'
         case 'sogni edit|--arg'
             echo 'value'
@@ -707,11 +643,15 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni emulator|--rate-reset'
             echo 'value'
+        case 'sogni emulator|--retry-after'
+            echo 'value'
         case 'sogni emulator|--seed'
             echo 'value'
         case 'sogni emulator|--step-seconds'
             echo 'value'
         case 'sogni emulator|--tool-names'
+            echo 'value'
+        case 'sogni image|--approve-up-to'
             echo 'value'
         case 'sogni image|--arg'
             echo 'value'
@@ -755,47 +695,7 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni image|-o' 'sogni image|--output-dir'
             echo 'dir'
-        case 'sogni logs|--cid'
-            echo 'value'
-        case 'sogni logs|--kind'
-            echo 'value'
-        case 'sogni logs|--model'
-            echo 'value'
-        case 'sogni logs|--since'
-            echo 'value'
-        case 'sogni logs|--workflow'
-            echo 'value'
-        case 'sogni logs|-n' 'sogni logs|--count'
-            echo 'value'
-        case 'sogni logs|-q' 'sogni logs|--query'
-            echo 'value'
-        case 'sogni logs files|--cid'
-            echo 'value'
-        case 'sogni logs files|--kind'
-            echo 'value'
-        case 'sogni logs files|--model'
-            echo 'value'
-        case 'sogni logs files|--since'
-            echo 'value'
-        case 'sogni logs files|--workflow'
-            echo 'value'
-        case 'sogni logs files|-n' 'sogni logs files|--count'
-            echo 'value'
-        case 'sogni logs files|-q' 'sogni logs files|--query'
-            echo 'value'
-        case 'sogni logs rm|--cid'
-            echo 'value'
-        case 'sogni logs rm|--kind'
-            echo 'value'
-        case 'sogni logs rm|--model'
-            echo 'value'
-        case 'sogni logs rm|--older-than'
-            echo 'value'
-        case 'sogni logs rm|--since'
-            echo 'value'
-        case 'sogni logs rm|--workflow'
-            echo 'value'
-        case 'sogni logs rm|-q' 'sogni logs rm|--query'
+        case 'sogni music|--approve-up-to'
             echo 'value'
         case 'sogni music|--arg'
             echo 'value'
@@ -839,7 +739,15 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni recipe plan|--shard'
             echo 'value'
+        case 'sogni recipe run|--approve-up-to'
+            echo 'value'
+        case 'sogni recipe run|--budget'
+            echo 'value'
         case 'sogni recipe run|--concurrency' 'sogni recipe run|-j'
+            echo 'value'
+        case 'sogni recipe run|--on-exists'
+            echo 'choice:suffix overwrite skip error'
+        case 'sogni recipe run|--retry'
             echo 'value'
         case 'sogni recipe run|--set'
             echo 'value'
@@ -848,6 +756,8 @@ function __sogni_option_kind
         case 'sogni recipe run|-o' 'sogni recipe run|--output-dir'
             echo 'dir'
         case 'sogni recipe validate|--set'
+            echo 'value'
+        case 'sogni speech|--approve-up-to'
             echo 'value'
         case 'sogni speech|--arg'
             echo 'value'
@@ -887,6 +797,8 @@ function __sogni_option_kind
             echo 'dir'
         case 'sogni tools list|--family'
             echo 'value'
+        case 'sogni tools run|--approve-up-to'
+            echo 'value'
         case 'sogni tools run|--arg'
             echo 'value'
         case 'sogni tools run|--args'
@@ -921,6 +833,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni tools run|-o' 'sogni tools run|--output-dir'
             echo 'dir'
+        case 'sogni video|--approve-up-to'
+            echo 'value'
         case 'sogni video|--arg'
             echo 'value'
         case 'sogni video|--args'
@@ -969,6 +883,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni video|-o' 'sogni video|--output-dir'
             echo 'dir'
+        case 'sogni workflow approve|--up-to'
+            echo 'value'
         case 'sogni workflow download|--manifest'
             echo 'file'
         case 'sogni workflow download|--max-download-size'
@@ -997,13 +913,13 @@ function __sogni_arg_kind
             set kinds 'choice:bash zsh fish powershell'
             set variadic 0
         case 'sogni config get'
-            set kinds 'choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni config set'
-            set kinds 'choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type' 'value'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'
             set variadic 0
         case 'sogni config unset'
-            set kinds 'choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni recipe plan'
             set kinds 'file'

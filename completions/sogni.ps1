@@ -11,47 +11,32 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
     function SogniSubcommands([string]$node) {
         switch -Exact -CaseSensitive ($node) {
             'sogni' { return @(
-                'alias Short names for models, resolved wherever a model is named.',
+                'account Balances, subscription, usage this cycle, fair-use state and limits.',
                 'auth Store, show and remove the API key.',
                 'chat One chat completion, streamed to stdout (vision, tools, hosted media).',
                 'completion Print a shell completion script (bash, zsh, fish, powershell).',
                 'config Show and change settings in config.yaml.',
+                'doctor Check the installation, settings, key and API connection.',
                 'edit Edit or combine reference images.',
                 'emulator Serve the local stand-in for the API in the foreground.',
                 'image Generate images with exact parameters.',
-                'logs The log of chats, media jobs and recipe runs: list, search, show, files.',
                 'models List the available chat models.',
                 'music Generate music, with lyrics, bpm, key and duration.',
-                'preset Save and list named chat options (--preset NAME).',
                 'recipe Batch YAML recipes: validate, plan, run, report.',
                 'speech Text to speech.',
                 'tools The hosted tool catalogue; run any tool with exact arguments.',
                 'video Text/image-to-video, sound-to-video, video-to-video.',
                 'workflow Follow, replay, cancel and re-download durable workflows.') }
-            'sogni alias' { return @(
-                'list The aliases, one per line: NAME MODEL.',
-                'rm Remove an alias.',
-                'set Make NAME stand for MODEL.') }
             'sogni auth' { return @(
                 'login Read the API key from standard input and store it in the credentials...',
                 'logout Remove the stored API key of the current profile.',
-                'status Show where the API key comes from, masked.') }
+                'status Show where the API key comes from, masked (--check: verify it...') }
             'sogni config' { return @(
                 'get Print one setting of the current profile.',
                 'list List the effective settings and where each comes from.',
                 'path Print the config folder.',
                 'set Set a setting in the current profile.',
                 'unset Remove a setting from the current profile.') }
-            'sogni logs' { return @(
-                'files Saved files, newest last, and whether each is still there.',
-                'path Print where the log is (SOGNI_LOGS_DB overrides).',
-                'rm Remove entries (and their file records; the files themselves stay).',
-                'show Everything logged for one entry, or every turn of one conversation.') }
-            'sogni preset' { return @(
-                'list The saved presets.',
-                'rm Remove a preset.',
-                'save Save the ''sogni chat'' options that follow as preset NAME (replacing...',
-                'show One preset, as JSON.') }
             'sogni recipe' { return @(
                 'plan Print the expanded job graph and the exact requests; sends nothing...',
                 'report Merge the run records of several runs or shards into one summary...',
@@ -63,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'run Run any tool with exact arguments (--arg KEY=VALUE, --args...',
                 'show Show a tool''s parameters: name, type, required, allowed values...') }
             'sogni workflow' { return @(
+                'approve Approve the cost of a workflow that waits for it (its current...',
                 'cancel Cancel a running workflow.',
                 'download Fetch the artifacts of a finished workflow (fresh URLs; .part files...',
                 'events Replay a workflow''s event log (--follow streams new events).',
@@ -91,18 +77,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-q No progress; warnings and errors only.',
                 '-v Log requests and responses to stderr (secrets redacted).') }
-            'sogni alias' { return @(
+            'sogni account' { return @(
+                '--dry-run Print the first request instead of sending it.',
                 '--help Show this message and exit.',
-                '-h Show this message and exit.') }
-            'sogni alias list' { return @(
-                '--help Show this message and exit.',
-                '--json One JSON object.',
-                '-h Show this message and exit.') }
-            'sogni alias rm' { return @(
-                '--help Show this message and exit.',
-                '-h Show this message and exit.') }
-            'sogni alias set' { return @(
-                '--help Show this message and exit.',
+                '--json One JSON document.',
                 '-h Show this message and exit.') }
             'sogni auth' { return @(
                 '--help Show this message and exit.',
@@ -114,12 +92,13 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni auth status' { return @(
+                '--check Ask the API whether it accepts the key (exit 3 when refused) and...',
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
+                '--approve-tools Ask before each local command (needs a terminal).',
+                '--approve-up-to Approve a cost a hosted workflow waits for when its preview is at...',
                 '--billing-mode auto | subscription | tokens.',
-                '--cid Continue the logged conversation with this id.',
-                '--continue Continue the latest logged conversation.',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
                 '--frequency-penalty --frequency-penalty',
@@ -135,22 +114,20 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model id (see ''sogni models'').',
                 '--name File name template for saved media.',
                 '--no-download List media URLs on stderr instead of saving.',
-                '--no-exec Return tool calls instead of running hosted tools.',
-                '--no-log Do not write this chat to the log.',
+                '--no-exec Return tool calls instead of running them (hosted or local).',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
+                '--no-stdin Never read standard input.',
                 '--no-stream Stream the reply as it is written.',
                 '--no-think Ask for (or turn off) reasoning.',
                 '--on-exists suffix | overwrite | skip | error.',
                 '--output-dir Folder for media made by hosted tools.',
                 '--presence-penalty --presence-penalty',
-                '--preset Apply a saved preset (see ''sogni preset''); flags still win.',
-                '--raw Show the reply as Markdown (default: on a terminal).',
-                '--render Show the reply as Markdown (default: on a terminal).',
                 '--repetition-penalty --repetition-penalty',
                 '--response-format json, text, or a JSON Schema FILE.',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--save-messages Write the conversation, with the reply, to FILE (JSON).',
+                '--save-messages Write the conversation, with the reply, to FILE (JSON); also when...',
                 '--show-thinking Show reasoning on stderr.',
+                '--stdin Read standard input and put it before the prompt.',
                 '--stop Stop sequence (repeatable).',
                 '--stream Stream the reply as it is written.',
                 '--system System message.',
@@ -163,7 +140,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--tools Sogni tools: default | none | rich | creative-agent.',
                 '--top-k --top-k',
                 '--top-p --top-p',
-                '-c Continue the latest logged conversation.',
                 '-h Show this message and exit.',
                 '-i Image for vision input (PATH or -; repeatable, up to 20).',
                 '-m Model id (see ''sogni models'').',
@@ -190,8 +166,14 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni config unset' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
+            'sogni doctor' { return @(
+                '--emulator Also run the network checks against a local emulator, for comparison.',
+                '--help Show this message and exit.',
+                '--json One JSON document.',
+                '-h Show this message and exit.') }
             'sogni edit' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
@@ -200,6 +182,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format png, jpg or webp (outputFormat).',
                 '--height Height in pixels.',
                 '--help Show this message and exit.',
@@ -213,7 +196,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
-                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -238,6 +220,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--rate-429 Fraction of API requests answered 429 (Retry-After: 1).',
                 '--rate-503 Fraction of API requests answered 503 (Retry-After: 1).',
                 '--rate-reset Fraction of answers cut off mid-stream or mid-body.',
+                '--retry-after Seconds of Retry-After on the random 429/503 answers.',
                 '--seed Seed for the random faults (the same seed, the same faults).',
                 '--step-seconds Seconds each workflow step takes.',
                 '--tool-names Default hosted tools as the brief names them (prefixed...',
@@ -245,6 +228,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-q Do not log requests on stderr.') }
             'sogni image' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
@@ -253,6 +237,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format png, jpg or webp (outputFormat).',
                 '--guidance How strongly to follow the prompt.',
                 '--height Height in pixels.',
@@ -267,7 +252,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--negative What to keep out (negativePrompt).',
                 '--no-download Print the media URLs instead of saving the files.',
-                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -279,53 +263,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-n Number of variations (one request, numberOfVariations).',
                 '-o Folder for the saved files [profile output_dir; default .].') }
-            'sogni logs' { return @(
-                '--cid Only this conversation.',
-                '--count How many of the latest entries.',
-                '--help Show this message and exit.',
-                '--json One JSON array.',
-                '--jsonl One JSON object per line.',
-                '--kind chat, media, recipe, or a command (image, video, ...).',
-                '--model Only this model (an alias works too).',
-                '--query Full-text search over prompts and replies.',
-                '--since Only since: 30m, 12h, 7d, 2w or an ISO date/time (UTC).',
-                '--workflow Only entries of this workflow id.',
-                '-h Show this message and exit.',
-                '-n How many of the latest entries.',
-                '-q Full-text search over prompts and replies.') }
-            'sogni logs files' { return @(
-                '--cid --cid',
-                '--count How many of the latest files.',
-                '--help Show this message and exit.',
-                '--json One JSON array.',
-                '--kind chat, media, recipe, or a command.',
-                '--model --model',
-                '--query Files of entries matching this text.',
-                '--since --since',
-                '--workflow --workflow',
-                '-h Show this message and exit.',
-                '-n How many of the latest files.',
-                '-q Files of entries matching this text.') }
-            'sogni logs path' { return @(
-                '--help Show this message and exit.',
-                '-h Show this message and exit.') }
-            'sogni logs rm' { return @(
-                '--all Every entry (needed when no filter is given).',
-                '--cid --cid',
-                '--help Show this message and exit.',
-                '--kind --kind',
-                '--model --model',
-                '--older-than Entries older than 30d, 12h, ... or a date.',
-                '--query --query',
-                '--since --since',
-                '--workflow --workflow',
-                '-h Show this message and exit.',
-                '-q -q') }
-            'sogni logs show' { return @(
-                '--help Show this message and exit.',
-                '--json The entry (or conversation) as JSON.',
-                '--messages Print the conversation''s messages as JSON (for --messages).',
-                '-h Show this message and exit.') }
             'sogni models' { return @(
                 '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
@@ -333,6 +270,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni music' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
@@ -342,6 +280,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
                 '--duration Seconds.',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--help Show this message and exit.',
                 '--json Print one JSON document at the end.',
                 '--jsonl Print JSON events as they happen.',
@@ -353,7 +292,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
-                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -365,26 +303,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-n Number of variations (one request, numberOfVariations).',
                 '-o Folder for the saved files [profile output_dir; default .].') }
-            'sogni preset' { return @(
-                '--help Show this message and exit.',
-                '-h Show this message and exit.') }
-            'sogni preset list' { return @(
-                '--help Show this message and exit.',
-                '--json One JSON object.',
-                '-h Show this message and exit.') }
-            'sogni preset rm' { return @(
-                '--help Show this message and exit.',
-                '-h Show this message and exit.') }
-            'sogni preset save' { return @(
-                '--help Show this message and exit.',
-                '-h Show this message and exit.') }
-            'sogni preset show' { return @(
-                '--help Show this message and exit.',
-                '-h Show this message and exit.') }
             'sogni recipe' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni recipe plan' { return @(
+                '--estimate Ask the API for each job''s cost preview (needs the key; starts nothing).',
                 '--help Show this message and exit.',
                 '--json One JSON document for machines.',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
@@ -397,13 +320,17 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--markdown A Markdown summary (as written to $GITHUB_STEP_SUMMARY).',
                 '-h Show this message and exit.') }
             'sogni recipe run' { return @(
+                '--approve-up-to Approve a cost a workflow waits for when its preview is at most UNITS.',
+                '--budget Cap the whole run (this output folder and shard, earlier runs...',
                 '--concurrency Jobs running at once [profile concurrency; default 4].',
                 '--continue-on-error Keep going after a job fails (its dependants are skipped).',
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
                 '--force Run every job again, even those already done.',
                 '--help Show this message and exit.',
-                '--no-log Do not write this run to the log.',
+                '--on-exists For every job: overwrite, suffix, skip or error (overwrite here also...',
                 '--output-dir Folder for everything the run saves [profile output_dir; default .].',
+                '--retry Start a new workflow for these jobs (ids or globs, e.g.',
+                '--retry-failed Start a new workflow for every job whose last run failed or was...',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
                 '--shard Run only shard K of N (deterministic; a job stays with what it needs).',
                 '--strict Treat a glob that matches no files as an error.',
@@ -420,6 +347,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni speech' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
@@ -427,6 +355,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format wav, mp3 or flac (outputFormat).',
                 '--help Show this message and exit.',
                 '--json Print one JSON document at the end.',
@@ -438,7 +367,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
-                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -461,6 +389,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni tools run' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
@@ -469,6 +398,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--help Show this message and exit.',
                 '--image Image file to upload (repeatable).',
                 '--json Print one JSON document at the end.',
@@ -479,7 +409,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
-                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -498,6 +427,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni video' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
@@ -508,6 +438,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
                 '--duration Seconds.',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format mp4 or mov (outputFormat).',
                 '--height Height in pixels.',
                 '--help Show this message and exit.',
@@ -522,7 +453,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--negative What to keep out (negativePrompt).',
                 '--no-audio Generate a soundtrack (generateAudio).',
                 '--no-download Print the media URLs instead of saving the files.',
-                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -540,6 +470,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-o Folder for the saved files [profile output_dir; default .].') }
             'sogni workflow' { return @(
                 '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni workflow approve' { return @(
+                '--dry-run Print the request instead of sending it.',
+                '--help Show this message and exit.',
+                '--json Print the workflow record after the approval.',
+                '--up-to Approve only when the current preview is at most UNITS.',
                 '-h Show this message and exit.') }
             'sogni workflow cancel' { return @(
                 '--dry-run Print the request instead of sending it.',
@@ -594,8 +530,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--max-retries' { return 'value' }
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
+            'sogni chat|--approve-up-to' { return 'value' }
             'sogni chat|--billing-mode' { return 'value' }
-            'sogni chat|--cid' { return 'value' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
             'sogni chat|--function' { return 'file' }
@@ -606,7 +542,6 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni chat|--name' { return 'value' }
             'sogni chat|--on-exists' { return 'choice:suffix overwrite skip error' }
             'sogni chat|--presence-penalty' { return 'value' }
-            'sogni chat|--preset' { return 'value' }
             'sogni chat|--repetition-penalty' { return 'value' }
             'sogni chat|--response-format' { return 'file' }
             'sogni chat|--save-messages' { return 'file' }
@@ -627,6 +562,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni chat|--output-dir' { return 'dir' }
             'sogni chat|-s' { return 'value' }
             'sogni chat|--system' { return 'value' }
+            'sogni edit|--approve-up-to' { return 'value' }
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
@@ -658,9 +594,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni emulator|--rate-429' { return 'value' }
             'sogni emulator|--rate-503' { return 'value' }
             'sogni emulator|--rate-reset' { return 'value' }
+            'sogni emulator|--retry-after' { return 'value' }
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
             'sogni emulator|--tool-names' { return 'value' }
+            'sogni image|--approve-up-to' { return 'value' }
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
@@ -684,32 +622,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--count' { return 'value' }
             'sogni image|-o' { return 'dir' }
             'sogni image|--output-dir' { return 'dir' }
-            'sogni logs|--cid' { return 'value' }
-            'sogni logs|--kind' { return 'value' }
-            'sogni logs|--model' { return 'value' }
-            'sogni logs|--since' { return 'value' }
-            'sogni logs|--workflow' { return 'value' }
-            'sogni logs|-n' { return 'value' }
-            'sogni logs|--count' { return 'value' }
-            'sogni logs|-q' { return 'value' }
-            'sogni logs|--query' { return 'value' }
-            'sogni logs files|--cid' { return 'value' }
-            'sogni logs files|--kind' { return 'value' }
-            'sogni logs files|--model' { return 'value' }
-            'sogni logs files|--since' { return 'value' }
-            'sogni logs files|--workflow' { return 'value' }
-            'sogni logs files|-n' { return 'value' }
-            'sogni logs files|--count' { return 'value' }
-            'sogni logs files|-q' { return 'value' }
-            'sogni logs files|--query' { return 'value' }
-            'sogni logs rm|--cid' { return 'value' }
-            'sogni logs rm|--kind' { return 'value' }
-            'sogni logs rm|--model' { return 'value' }
-            'sogni logs rm|--older-than' { return 'value' }
-            'sogni logs rm|--since' { return 'value' }
-            'sogni logs rm|--workflow' { return 'value' }
-            'sogni logs rm|-q' { return 'value' }
-            'sogni logs rm|--query' { return 'value' }
+            'sogni music|--approve-up-to' { return 'value' }
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
             'sogni music|--billing-mode' { return 'value' }
@@ -733,13 +646,18 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni music|--output-dir' { return 'dir' }
             'sogni recipe plan|--set' { return 'value' }
             'sogni recipe plan|--shard' { return 'value' }
+            'sogni recipe run|--approve-up-to' { return 'value' }
+            'sogni recipe run|--budget' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
             'sogni recipe run|-j' { return 'value' }
+            'sogni recipe run|--on-exists' { return 'choice:suffix overwrite skip error' }
+            'sogni recipe run|--retry' { return 'value' }
             'sogni recipe run|--set' { return 'value' }
             'sogni recipe run|--shard' { return 'value' }
             'sogni recipe run|-o' { return 'dir' }
             'sogni recipe run|--output-dir' { return 'dir' }
             'sogni recipe validate|--set' { return 'value' }
+            'sogni speech|--approve-up-to' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
             'sogni speech|--billing-mode' { return 'value' }
@@ -761,6 +679,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni speech|-o' { return 'dir' }
             'sogni speech|--output-dir' { return 'dir' }
             'sogni tools list|--family' { return 'value' }
+            'sogni tools run|--approve-up-to' { return 'value' }
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
@@ -781,6 +700,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--count' { return 'value' }
             'sogni tools run|-o' { return 'dir' }
             'sogni tools run|--output-dir' { return 'dir' }
+            'sogni video|--approve-up-to' { return 'value' }
             'sogni video|--arg' { return 'value' }
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
@@ -808,6 +728,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--count' { return 'value' }
             'sogni video|-o' { return 'dir' }
             'sogni video|--output-dir' { return 'dir' }
+            'sogni workflow approve|--up-to' { return 'value' }
             'sogni workflow download|--manifest' { return 'file' }
             'sogni workflow download|--max-download-size' { return 'value' }
             'sogni workflow download|--name' { return 'value' }
@@ -827,9 +748,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
         $variadic = $false
         switch -Exact -CaseSensitive ($node) {
             'sogni completion' { $kinds = @('choice:bash zsh fish powershell'); $variadic = $false }
-            'sogni config get' { $kinds = @('choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
-            'sogni config set' { $kinds = @('choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
-            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model logs max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
+            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }
             'sogni recipe run' { $kinds = @('file'); $variadic = $false }

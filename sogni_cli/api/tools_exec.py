@@ -20,10 +20,10 @@ def execute_body(tool: str, arguments: dict[str, Any], token_type: str | None = 
 
 
 def execute(client: Any, tool: str, arguments: dict[str, Any], token_type: str | None = None,
-            safe_content_filter: bool | None = None) -> dict[str, Any]:
-    """Run one composition tool; returns the response ``data`` object."""
+            safe_content_filter: bool | None = None, *, key: str | None = None) -> dict[str, Any]:
+    """Run one composition tool (``key``: the Idempotency-Key decided before sending); returns ``data``."""
     body = client.request("POST", PATH, json=execute_body(tool, arguments, token_type, safe_content_filter),
-                          idempotent=True)
+                          idempotent=True, idempotency_key=key)
     data = body.get("data") if isinstance(body, dict) and isinstance(body.get("data"), dict) else body
     return data if isinstance(data, dict) else {"result": data}
 

@@ -39,6 +39,7 @@ def emulator(
     rate_429: float = typer.Option(0.0, "--rate-429", help="Fraction of API requests answered 429 (Retry-After: 1)."),
     rate_503: float = typer.Option(0.0, "--rate-503", help="Fraction of API requests answered 503 (Retry-After: 1)."),
     rate_reset: float = typer.Option(0.0, "--rate-reset", help="Fraction of answers cut off mid-stream or mid-body."),
+    retry_after: float = typer.Option(1.0, "--retry-after", help="Seconds of Retry-After on the random 429/503 answers."),
     seed: int = typer.Option(0, "--seed", help="Seed for the random faults (the same seed, the same faults)."),
     max_active: Optional[int] = typer.Option(None, "--max-active", show_default=False,
                                              help="Account limit on workflows running at once (more: 409)."),
@@ -52,8 +53,8 @@ def emulator(
     from .. import emulator as emu
     from ._common import settings
 
-    if latency < 0 or step_seconds < 0:
-        raise UsageError("--latency and --step-seconds must be 0 or more.")
+    if latency < 0 or step_seconds < 0 or retry_after < 0:
+        raise UsageError("--latency, --step-seconds and --retry-after must be 0 or more.")
     rates = {"429": rate_429, "503": rate_503, "reset": rate_reset}
     if any(not 0 <= r <= 1 for r in rates.values()) or sum(rates.values()) > 1:
         raise UsageError("Fault rates are fractions between 0 and 1 (and add up to at most 1).")
@@ -73,6 +74,6 @@ def emulator(
     try:
         emu.serve(host, port, latency=latency, step_seconds=step_seconds, out=sys.stderr, quiet=quiet,
                   require_auth=not no_auth, on_ready=ready, fault_rates=rates, seed=seed, tool_names=tool_names,
-                  balance=balance, max_active=max_active)
+                  balance=balance, max_active=max_active, retry_after=retry_after)
     except OSError as exc:
         raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -19,6 +19,8 @@ Examples:
   sogni recipe run recipes/product-shots.yaml -o out/ --concurrency 8
   sogni recipe run recipes/batch-edit.yaml --set style=watercolor --continue-on-error
   sogni recipe run recipes/product-shots.yaml -o out/ --shard 2/4      (one CI machine of four)
+  sogni recipe plan recipes/product-shots.yaml --estimate             (the API's cost preview per job)
+  sogni recipe run recipes/product-shots.yaml -o out/ --budget 200     (stop before crossing 200 units)
   sogni recipe report out-1/ out-2/ out-3/ out-4/
 """
 
@@ -92,8 +94,9 @@ def plan(
     shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Show only shard K of N.", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    estimate: bool = typer.Option(False, "--estimate", help="Ask the API for each job's cost preview (needs the key; starts nothing)."),
 ) -> None:
-    """Print the expanded job graph and the exact requests; sends nothing, needs no key."""
+    """Print the expanded job graph and the exact requests; sends nothing, needs no key (except --estimate)."""
     from ..recipes.plan import plan_json, plan_text
     from ..recipes.shard import apply_shard
 
@@ -101,10 +104,26 @@ def plan(
     p, _s = _prepare(ctx, file, set_, strict)
     if sh:
         apply_shard(p, sh)
+    found, totals = None, None
+    if estimate:
+        from ..recipes.budget import estimate_plan
+        from ._common import client
+
+        found, totals = estimate_plan(client(ctx), p)
     if as_json:
-        out_json(plan_json(p, sh))
+        doc = plan_json(p, sh)
+        if found is not None:
+            for item in doc["jobs"]:
+                item["estimate"] = found[item["id"]].to_json()
+            doc["estimate"] = totals.to_json()
+        out_json(doc)
     else:
-        out(plan_text(p, sh))
+        text = plan_text(p, sh)
+        if found is not None:
+            from ..recipes.budget import estimate_text
+
+            text += "\n" + estimate_text(p, found, totals)
+        out(text)
 
 
 @app.command()
@@ -119,14 +138,25 @@ def run(
     shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs).", show_default=False),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them (like `plan`)."),
+    retry: Optional[List[str]] = typer.Option(None, "--retry", metavar="JOB", help="Start a new workflow for these jobs (ids or globs, e.g. 'shot[mug*'; repeatable or comma-separated).", show_default=False),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Start a new workflow for every job whose last run failed or was cancelled."),
+    on_exists: Optional[str] = typer.Option(None, "--on-exists", help="For every job: overwrite, suffix, skip or error (overwrite here also allows replacing another recipe's files).", show_default=False),
+    budget: Optional[str] = typer.Option(None, "--budget", metavar="UNITS", help="Cap the whole run (this output folder and shard, earlier runs included) at UNITS capacity units; exit 9 listing the jobs left out.", show_default=False),
+    approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a workflow waits for when its preview is at most UNITS.", show_default=False),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write this run to the log."),
 ) -> None:
     """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
+    from ..core.units import parse_units
     from ..recipes.run import RunOptions, run_plan
     from ..recipes.shard import apply_shard
     from ._common import client, settings
 
+    limit = parse_units(budget, "--budget")
+    up_to = parse_units(approve_up_to, "--approve-up-to")
     sh = _parse_shard(shard)
+    if on_exists is not None and on_exists not in ("overwrite", "suffix", "skip", "error"):
+        raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: overwrite, suffix, skip, error")
+    patterns = [p.strip() for item in retry or [] for p in item.split(",") if p.strip()]
     g = ctx.find_root().obj
     if dry_run or getattr(g, "dry_run", False):
         p, _s = _prepare(ctx, file, set_, strict)
@@ -145,7 +175,7 @@ def run(
         if not s0.quiet:
             where = f" in shard {sh[0]}/{sh[1]}" if sh else ""
             err(f"Warning: {file}: no jobs to run{where}; nothing was sent.")
-        touch_record(s0.out_dir(output_dir), p.name)  # `recipe report` over every shard's folder still works
+        touch_record(s0.out_dir(output_dir), p.name, sh)  # `recipe report` over every shard's folder still works
         return
     s = settings(ctx)
     if concurrency is None:
@@ -153,7 +183,11 @@ def run(
     if concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}.")
     api = client(ctx)
+    _check_patterns(p, patterns, s.quiet)
     opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
+                      force=force, shard=sh, quiet=s.quiet, settings=s, retry=patterns, retry_failed=retry_failed,
+                      on_exists=on_exists, budget=limit, approve_up_to=up_to)
+    code = run_plan(api, p, opts)
                       force=force, shard=sh, quiet=s.quiet, settings=s)
     from ._memory import RecipeLog
 
@@ -161,6 +195,16 @@ def run(
         code = run_plan(api, p, opts)
     if code:
         raise typer.Exit(code)
+
+
+def _check_patterns(plan, patterns: list[str], quiet: bool) -> None:
+    """Every --retry pattern names a job of this run (a warning otherwise: it may be another shard's)."""
+    import fnmatch
+
+    for pat in patterns:
+        if not any(fnmatch.fnmatchcase(pj.uid, pat) or fnmatch.fnmatchcase(pj.inst.job.id, pat) for pj in plan.jobs):
+            if not quiet:
+                err(f"Warning: --retry {pat}: no job of this run matches it.")
 
 
 @app.command()
@@ -175,15 +219,16 @@ def report(
 
     if as_json and markdown:
         raise UsageError("--json and --markdown cannot be combined.")
-    records = load_records([str(d) for d in dirs])
-    summary = merged_summary(records)
+    plans: list = []
+    records = load_records([str(d) for d in dirs], plans)
+    summary = merged_summary(records, plans)
     if as_json:
         out_json(summary)
     elif markdown:
         out(summary_markdown(summary))
     else:
         out(summary_table(summary))
-    if summary["failed_jobs"]:  # failed, interrupted, cancelled or skipped
+    if summary["failed_jobs"] or summary.get("missing_shards"):  # not succeeded, never started, shard missing
         raise typer.Exit(8)
 
 

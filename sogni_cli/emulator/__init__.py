@@ -55,7 +55,7 @@ def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, st
           out: TextIO = sys.stderr, quiet: bool = False, require_auth: bool = True,
           fault_rates: dict[str, float] | None = None, seed: int = 0, max_active: int | None = None,
           on_ready: Callable[[str], None] | None = None, stop: threading.Event | None = None,
-          tool_names: str = "prefixed", balance: float | None = None) -> None:
+          tool_names: str = "prefixed", balance: float | None = None, retry_after: float = 1.0) -> None:
     """Serve in the foreground until Ctrl-C (or until the emulator is stopped).
 
     Writes a start line and (unless ``quiet``) one line per request to ``out``; nothing to stdout.
@@ -65,7 +65,8 @@ def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, st
     from .server import Emulator
 
     emu = Emulator(host, port, latency=latency, step_seconds=step_seconds, quiet=quiet, require_auth=require_auth,
-                   out=out, fault_rates=fault_rates, seed=seed, tool_names=tool_names, balance=balance)
+                   out=out, fault_rates=fault_rates, seed=seed, tool_names=tool_names, balance=balance,
+                   retry_after=retry_after)
     emu.store.max_active = max_active
     emu.start()
     try:

@@ -74,7 +74,7 @@ class Emulator:
                  quiet: bool = True, require_auth: bool = True, keepalive: float = 1.0,
                  out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
                  fault_rates: dict[str, float] | None = None, seed: int = 0, tool_names: str = "prefixed",
-                 balance: float | None = None):
+                 balance: float | None = None, retry_after: float = 1.0):
         from .account import DEFAULT_BALANCE, Account
         from .runs import RunStore
         from .templates import TemplateStore
@@ -91,7 +91,7 @@ class Emulator:
         self.require_auth = require_auth
         self.keepalive = float(keepalive)
         self.out = out if out is not None else sys.stderr
-        self.faults = FaultQueue(fault_rates, seed)
+        self.faults = FaultQueue(fault_rates, seed, retry_after)
         self.stopping = threading.Event()
         self.stalled = threading.Event()  # set when a ``stall_after`` fault starts holding a connection
         self._lock = threading.RLock()

@@ -348,8 +348,10 @@ def placeholder_refs(job: MediaJob) -> list[dict[str, Any]]:
     return [media_reference(i, f"<upload of {i.filename}>") for i in job.inputs]
 
 
-def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The ``POST /v1/creative-agent/workflows`` body: one step with exactly the job's arguments.
+def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None, *,
+                  title: str | None = None) -> dict[str, Any]:
+    """The ``POST /v1/creative-agent/workflows`` body: one step with exactly the job's arguments (``title``:
+    a name that lets the workflow be found in ``workflow list``, e.g. a recipe job's identity).
 
     Uploads are bound the way the API documents for workflows: each argument that addresses an upload is
     left out of ``arguments`` and filled by a ``dependsOn`` entry from ``$input_media`` (the request's
@@ -361,7 +363,7 @@ def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None)
         step["dependsOn"] = [{"sourceStepId": "$input_media", "sourceArtifactIndex": inp.ref_index,
                               "targetArgument": arg, "transform": f"{inp.kind}_index", "mediaType": inp.kind,
                               "required": True} for arg, inp in job.bindings]
-    body: dict[str, Any] = {"input": {"steps": [step]}}
+    body: dict[str, Any] = {"input": {"title": title, "steps": [step]} if title else {"steps": [step]}}
     if media_refs:
         body["media_references"] = list(media_refs)
     _billing_fields(job, body, billing_key="billing_mode")

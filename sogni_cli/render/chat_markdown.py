@@ -92,3 +92,6 @@ class MarkdownChatView:
             finally:
                 self._live = None
         self.plain.close()
+
+    def finish(self) -> None:
+        self.plain.finish()
