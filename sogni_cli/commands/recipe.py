@@ -187,8 +187,6 @@ def run(
     opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
                       force=force, shard=sh, quiet=s.quiet, settings=s, retry=patterns, retry_failed=retry_failed,
                       on_exists=on_exists, budget=limit, approve_up_to=up_to)
-    code = run_plan(api, p, opts)
-                      force=force, shard=sh, quiet=s.quiet, settings=s)
     from ._memory import RecipeLog
 
     with RecipeLog(s, file, p, opts.output_dir, no_log):
