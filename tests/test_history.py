@@ -501,3 +501,15 @@ def test_log_files_are_private(cli, env_key, httpx_mock, tmp_path):
     assert journal.stat().st_mode & 0o777 == 0o600
     moved_in(cli)
     assert db(tmp_path).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_journal_on_a_device_is_a_warning(cli, env_key, httpx_mock, tmp_path):
+    db(tmp_path).parent.mkdir(parents=True)
+    db(tmp_path).with_name("logs.db-journal.jsonl").symlink_to("/dev/full")
+    reply(httpx_mock, "fine")
+    res = cli("chat", "q")
+    assert res.exit_code == 0 and res.stdout == "fine\n"
+    assert "Warning: not logged" in res.stderr and "not a regular file" in res.stderr
+    listed = cli("logs")
+    assert listed.exit_code == 0 and "could not be moved" in listed.stderr

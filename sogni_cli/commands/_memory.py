@@ -5,6 +5,7 @@ between raw text and Markdown on a terminal."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..core.presets import PRESET_KEYS, get_preset, resolve_model
 PARAM_OF = {"template_kwargs": "template_kwarg"}
 CONTINUITY_TOOL_CHARS = 6000
 CONTINUITY_WORKFLOW_CHARS = 2000
+MAX_RECORD_BYTES = 256 * 1024 * 1024  # the most of a run record read back for the log
 
 
 def _given(ctx: Any, param: str) -> bool:
@@ -304,10 +306,14 @@ class RecipeLog:
 
     def _lines(self, start: int) -> list[dict[str, Any]]:
         """The last line of each job from ``start`` on (``started`` lines left out)."""
+        import stat
+
         try:
             with open(self.record, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    return []  # not a run record one can read back (a device, a pipe)
                 fh.seek(start)
-                raw = fh.read()
+                raw = fh.read(MAX_RECORD_BYTES)
         except OSError:
             return []
         last: dict[str, dict[str, Any]] = {}

@@ -326,10 +326,14 @@ def write(path: Path, entries: list[Entry]) -> None:
     journal = journal_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o600)
     except OSError as exc:
         raise LogUnavailable(f"cannot write {journal}: {exc.strerror or exc}") from None
     try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LogUnavailable(f"{journal} is not a regular file")
         fcntl.flock(fd, fcntl.LOCK_SH)  # a reader moving the journal holds it exclusively
         raw = data.encode("utf-8")
         while raw:

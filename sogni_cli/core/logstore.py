@@ -135,10 +135,14 @@ class Store:
             return 0
         journal = journal_path(self.path)
         try:
-            fd = os.open(journal, os.O_RDWR)
+            fd = os.open(journal, os.O_RDWR | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             return 0
         try:
+            import stat
+
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{journal} is not a regular file")
             fcntl.flock(fd, fcntl.LOCK_EX)
             chunks = []
             while True:
