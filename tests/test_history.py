@@ -488,9 +488,10 @@ def test_markdown_on_a_terminal_raw_in_a_pipe(cli, env_key, httpx_mock):
 
 
 def test_rendered_reply_escapes_control_characters(cli, env_key, httpx_mock):
-    reply(httpx_mock, "hi \x1b]0;pwned\x07 there")
+    reply(httpx_mock, "hi \x1b]0;pwned\x07 \x1b[2J \u202e there")
     term = cli("chat", "q", stdout_tty=True).stdout
-    assert "\x1b]0;" not in term and "\x07" not in term
+    assert "\x1b]0;" not in term and "\x07" not in term and "\x1b[2J" not in term and "\u202e" not in term
+    assert "\\x1b]0;pwned\\x07" in _plain(term)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
