@@ -12,7 +12,7 @@ _sogni_subcommands() {
         'sogni config') _sogni_r='get list path set unset' ;;
         'sogni logs') _sogni_r='files path rm show' ;;
         'sogni preset') _sogni_r='list rm save show' ;;
-        'sogni recipe') _sogni_r='plan report run schema validate' ;;
+        'sogni recipe') _sogni_r='emit plan report run schema validate' ;;
         'sogni tools') _sogni_r='list run show' ;;
         'sogni workflow') _sogni_r='approve cancel download events list show watch' ;;
         *) _sogni_r='' ;;
@@ -40,9 +40,9 @@ _sogni_options() {
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
         'sogni doctor') _sogni_r='--emulator --help --json -h' ;;
-        'sogni edit') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-log --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
+        'sogni edit') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-log --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
         'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --retry-after --seed --step-seconds --tool-names -h -q' ;;
-        'sogni image') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-log --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni image') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-log --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
         'sogni logs') _sogni_r='--cid --count --help --json --jsonl --kind --model --query --since --workflow -h -n -q' ;;
         'sogni logs files') _sogni_r='--cid --count --help --json --kind --model --query --since --workflow -h -n -q' ;;
         'sogni logs path') _sogni_r='--help -h' ;;
@@ -56,9 +56,10 @@ _sogni_options() {
         'sogni preset save') _sogni_r='--help -h' ;;
         'sogni preset show') _sogni_r='--help -h' ;;
         'sogni recipe') _sogni_r='--help -h' ;;
-        'sogni recipe plan') _sogni_r='--estimate --help --json --set --shard --strict -h' ;;
-        'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
-        'sogni recipe run') _sogni_r='--approve-up-to --budget --concurrency --continue-on-error --dry-run --force --help --no-log --on-exists --output-dir --retry --retry-failed --set --shard --strict -h -j -o' ;;
+        'sogni recipe emit') _sogni_r='--help --image --output --shards -h' ;;
+        'sogni recipe plan') _sogni_r='--estimate --help --json --set --shard --shards --strict -h' ;;
+        'sogni recipe report') _sogni_r='--help --html --json --markdown -h' ;;
+        'sogni recipe run') _sogni_r='--approve-up-to --budget --concurrency --continue-on-error --dry-run --force --help --no-log --on-exists --output-dir --retry --retry-failed --set --shard --shards --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --set --strict -h' ;;
         'sogni speech') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-log --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
@@ -70,7 +71,7 @@ _sogni_options() {
         'sogni workflow') _sogni_r='--help -h' ;;
         'sogni workflow approve') _sogni_r='--dry-run --help --json --up-to -h' ;;
         'sogni workflow cancel') _sogni_r='--dry-run --help -h' ;;
-        'sogni workflow download') _sogni_r='--dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir -h -o' ;;
+        'sogni workflow download') _sogni_r='--dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir --preview -h -o' ;;
         'sogni workflow events') _sogni_r='--dry-run --follow --help --jsonl -f -h' ;;
         'sogni workflow list') _sogni_r='--dry-run --help --json --limit --offset -h' ;;
         'sogni workflow show') _sogni_r='--dry-run --help --json -h' ;;
@@ -213,8 +214,13 @@ _sogni_option_kind() {
         'sogni music|--token-type') _sogni_r='choice:spark sogni auto' ;;
         'sogni music|-n'|'sogni music|--count') _sogni_r='value' ;;
         'sogni music|-o'|'sogni music|--output-dir') _sogni_r='dir' ;;
+        'sogni recipe emit|--image') _sogni_r='file' ;;
+        'sogni recipe emit|--output') _sogni_r='value' ;;
+        'sogni recipe emit|--shards') _sogni_r='value' ;;
         'sogni recipe plan|--set') _sogni_r='value' ;;
         'sogni recipe plan|--shard') _sogni_r='value' ;;
+        'sogni recipe plan|--shards') _sogni_r='value' ;;
+        'sogni recipe report|--html') _sogni_r='file' ;;
         'sogni recipe run|--approve-up-to') _sogni_r='value' ;;
         'sogni recipe run|--budget') _sogni_r='value' ;;
         'sogni recipe run|--concurrency'|'sogni recipe run|-j') _sogni_r='value' ;;
@@ -222,6 +228,7 @@ _sogni_option_kind() {
         'sogni recipe run|--retry') _sogni_r='value' ;;
         'sogni recipe run|--set') _sogni_r='value' ;;
         'sogni recipe run|--shard') _sogni_r='value' ;;
+        'sogni recipe run|--shards') _sogni_r='value' ;;
         'sogni recipe run|-o'|'sogni recipe run|--output-dir') _sogni_r='dir' ;;
         'sogni recipe validate|--set') _sogni_r='value' ;;
         'sogni speech|--approve-up-to') _sogni_r='value' ;;
@@ -308,6 +315,7 @@ _sogni_arg_kind() {
         'sogni config get') kinds=('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
         'sogni config set') kinds=('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
         'sogni config unset') kinds=('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni recipe emit') kinds=('value' 'file'); variadic=0 ;;
         'sogni recipe plan') kinds=('file'); variadic=0 ;;
         'sogni recipe report') kinds=('file'); variadic=1 ;;
         'sogni recipe run') kinds=('file'); variadic=0 ;;
