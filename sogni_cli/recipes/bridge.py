@@ -74,7 +74,8 @@ _PLACEHOLDER_BYTES = {
     "image": (".png", _png),
     "audio": (".wav", lambda: b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
               + bytes([1, 0, 1, 0, 0x40, 0x1F, 0, 0, 0x80, 0x3E, 0, 0, 2, 0, 16, 0]) + b"data" + bytes(4)),
-    "video": (".mp4", lambda: (24).to_bytes(4, "big") + b"ftypisom" + bytes(4) + b"isommp41"),
+    "video": (".mp4", lambda: (24).to_bytes(4, "big") + b"ftypisom" + bytes(4) + b"isommp41"
+              + (16).to_bytes(4, "big") + b"moov" + (8).to_bytes(4, "big") + b"mvhd"),
 }
 
 
@@ -136,9 +137,26 @@ def _unplace(body: Any, names: dict[str, str]) -> Any:
 
 
 def build_media(kind: str, fields: dict[str, Any], base_dir: Path) -> Any:
+    if kind == "template":
+        from ..jobs.template_job import build_template_job
+
+        return build_template_job(fields)
     from ..jobs import build_job
 
-    return build_job(kind, fields, base_dir=base_dir)
+    job = build_job(kind, fields, base_dir=base_dir)
+    from ..jobs.catalogue_check import check_job
+
+    check_job(job)
+    return job
+
+
+def bind_template(client: Any, job: Any) -> Any:
+    """A template job ready to start: the template looked up, its inputs checked (other jobs unchanged)."""
+    if getattr(job, "kind", None) != "template":
+        return job
+    from ..jobs.template_job import bind
+
+    return bind(client, job)
 
 
 def _abs(path: Any, base_dir: Path) -> str:

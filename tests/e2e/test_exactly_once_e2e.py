@@ -196,11 +196,20 @@ def test_a_record_that_cannot_be_written_stops_paying_and_says_what_a_rerun_does
 
 
 def test_a_record_on_a_full_device_sends_nothing(emulator, sogni_env, run_sogni, tmp_path):
+    """No byte can be written (a file size limit of 0 stands in for a full disk: the record is never written
+    through a link to /dev/full, which the file writer refuses)."""
+    import resource
+    import subprocess
+    import sys
+
     (tmp_path / "one.yaml").write_text(ONE)
     out = tmp_path / "out"
-    (out / ".sogni-run").mkdir(parents=True)
-    (out / ".sogni-run" / "one.jsonl").symlink_to("/dev/full")
-    res = run_sogni(["recipe", "run", tmp_path / "one.yaml", "-o", out], sogni_env)
+
+    def no_space() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    res = subprocess.run([sys.executable, "-m", "sogni_cli", "recipe", "run", str(tmp_path / "one.yaml"), "-o",
+                          str(out)], env=sogni_env, capture_output=True, text=True, timeout=60, preexec_fn=no_space)
     assert res.returncode == 8, res.stderr
     assert "Cannot write the run record" in res.stderr and "nothing was sent" in res.stderr
     assert emulator.requests == []
