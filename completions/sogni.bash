@@ -7,9 +7,12 @@
 
 _sogni_subcommands() {
     case "$1" in
-        'sogni') _sogni_r='account auth chat completion config doctor edit emulator image loras models music recipe run speech template tools video workflow' ;;
+        'sogni') _sogni_r='account alias auth chat completion config doctor edit emulator image logs loras models music preset recipe run speech template tools video workflow' ;;
+        'sogni alias') _sogni_r='list rm set' ;;
         'sogni auth') _sogni_r='login logout status' ;;
         'sogni config') _sogni_r='get list path set unset' ;;
+        'sogni logs') _sogni_r='files path rm show' ;;
+        'sogni preset') _sogni_r='list rm save show' ;;
         'sogni recipe') _sogni_r='emit plan report run schema validate' ;;
         'sogni run') _sogni_r='approve cancel list show watch' ;;
         'sogni template') _sogni_r='create delete fork list run show update' ;;
@@ -23,11 +26,15 @@ _sogni_options() {
     case "$1" in
         'sogni') _sogni_r='--api-key --base-url --dry-run --emulator --help --max-retries --no-color --profile --quiet --timeout --verbose --version -h -q -v' ;;
         'sogni account') _sogni_r='--dry-run --help --json -h' ;;
+        'sogni alias') _sogni_r='--help -h' ;;
+        'sogni alias list') _sogni_r='--help --json -h' ;;
+        'sogni alias rm') _sogni_r='--help -h' ;;
+        'sogni alias set') _sogni_r='--help -h' ;;
         'sogni auth') _sogni_r='--help -h' ;;
         'sogni auth login') _sogni_r='--help -h' ;;
         'sogni auth logout') _sogni_r='--help -h' ;;
         'sogni auth status') _sogni_r='--check --help -h' ;;
-        'sogni chat') _sogni_r='--approve-tools --approve-up-to --billing-mode --concurrency --detach --developer --dry-run --durable --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stdin --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stdin --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
+        'sogni chat') _sogni_r='--approve-tools --approve-up-to --billing-mode --cid --concurrency --continue --detach --developer --dry-run --durable --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-log --no-safe-content-filter --no-stdin --no-stream --no-think --on-exists --output-dir --presence-penalty --preset --raw --render --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stdin --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -c -h -i -m -o -s' ;;
         'sogni completion') _sogni_r='--help -h' ;;
         'sogni config') _sogni_r='--help -h' ;;
         'sogni config get') _sogni_r='--help -h' ;;
@@ -36,17 +43,27 @@ _sogni_options() {
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
         'sogni doctor') _sogni_r='--emulator --help --json -h' ;;
-        'sogni edit') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
+        'sogni edit') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-log --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
         'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --retry-after --seed --step-seconds --tool-names -h -q' ;;
-        'sogni image') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni image') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-log --no-safe-content-filter --on-exists --output-dir --preview --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni logs') _sogni_r='--cid --count --help --json --jsonl --kind --model --query --since --workflow -h -n -q' ;;
+        'sogni logs files') _sogni_r='--cid --count --help --json --kind --model --query --since --workflow -h -n -q' ;;
+        'sogni logs path') _sogni_r='--help -h' ;;
+        'sogni logs rm') _sogni_r='--all --cid --help --kind --model --older-than --query --since --workflow -h -q' ;;
+        'sogni logs show') _sogni_r='--help --json --messages -h' ;;
         'sogni loras') _sogni_r='--dry-run --help --json --model --personal --refresh -h' ;;
         'sogni models') _sogni_r='--dry-run --help --json --kind --refresh -h' ;;
-        'sogni music') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --bpm --concurrency --confirm-cost --count --detach --dry-run --duration --estimate --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
+        'sogni music') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --bpm --concurrency --confirm-cost --count --detach --dry-run --duration --estimate --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-log --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
+        'sogni preset') _sogni_r='--help -h' ;;
+        'sogni preset list') _sogni_r='--help --json -h' ;;
+        'sogni preset rm') _sogni_r='--help -h' ;;
+        'sogni preset save') _sogni_r='--help -h' ;;
+        'sogni preset show') _sogni_r='--help -h' ;;
         'sogni recipe') _sogni_r='--help -h' ;;
         'sogni recipe emit') _sogni_r='--help --image --output --shards -h' ;;
         'sogni recipe plan') _sogni_r='--estimate --help --json --set --shard --shards --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --html --json --markdown -h' ;;
-        'sogni recipe run') _sogni_r='--approve-up-to --budget --concurrency --continue-on-error --dry-run --force --help --on-exists --output-dir --retry --retry-failed --set --shard --shards --strict -h -j -o' ;;
+        'sogni recipe run') _sogni_r='--approve-up-to --budget --concurrency --continue-on-error --dry-run --force --help --no-log --on-exists --output-dir --retry --retry-failed --set --shard --shards --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --offline --set --strict -h' ;;
         'sogni run') _sogni_r='--help -h' ;;
@@ -55,7 +72,7 @@ _sogni_options() {
         'sogni run list') _sogni_r='--dry-run --help --json --limit --offset -h' ;;
         'sogni run show') _sogni_r='--dry-run --help --json -h' ;;
         'sogni run watch') _sogni_r='--dry-run --help --json --jsonl --name --no-download --on-exists --output-dir --show-thinking -h -o' ;;
-        'sogni speech') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
+        'sogni speech') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-log --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
         'sogni template') _sogni_r='--help -h' ;;
         'sogni template create') _sogni_r='--dry-run --file --help --json -f -h' ;;
         'sogni template delete') _sogni_r='--dry-run --help --json -h' ;;
@@ -66,9 +83,9 @@ _sogni_options() {
         'sogni template update') _sogni_r='--dry-run --file --help --json -f -h' ;;
         'sogni tools') _sogni_r='--help -h' ;;
         'sogni tools list') _sogni_r='--family --help --json -h' ;;
-        'sogni tools run') _sogni_r='--agent --approve-up-to --arg --args --audio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --video -h -i -n -o' ;;
+        'sogni tools run') _sogni_r='--agent --approve-up-to --arg --args --audio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --estimate --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --no-log --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --video -h -i -n -o' ;;
         'sogni tools show') _sogni_r='--help --json -h' ;;
-        'sogni video') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --audio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --duration --estimate --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --no-safe-content-filter --on-exists --output-dir --ratio --safe-content-filter --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
+        'sogni video') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --audio --billing-mode --concurrency --confirm-cost --count --detach --dry-run --duration --estimate --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --no-log --no-safe-content-filter --on-exists --output-dir --ratio --safe-content-filter --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
         'sogni workflow') _sogni_r='--help -h' ;;
         'sogni workflow approve') _sogni_r='--dry-run --help --json --up-to -h' ;;
         'sogni workflow cancel') _sogni_r='--dry-run --help -h' ;;
@@ -93,6 +110,7 @@ _sogni_option_kind() {
         'sogni|--timeout') _sogni_r='value' ;;
         'sogni chat|--approve-up-to') _sogni_r='value' ;;
         'sogni chat|--billing-mode') _sogni_r='value' ;;
+        'sogni chat|--cid') _sogni_r='value' ;;
         'sogni chat|--concurrency') _sogni_r='value' ;;
         'sogni chat|--developer') _sogni_r='value' ;;
         'sogni chat|--frequency-penalty') _sogni_r='value' ;;
@@ -104,6 +122,7 @@ _sogni_option_kind() {
         'sogni chat|--name') _sogni_r='value' ;;
         'sogni chat|--on-exists') _sogni_r='choice:suffix overwrite skip error' ;;
         'sogni chat|--presence-penalty') _sogni_r='value' ;;
+        'sogni chat|--preset') _sogni_r='value' ;;
         'sogni chat|--repetition-penalty') _sogni_r='value' ;;
         'sogni chat|--response-format') _sogni_r='file' ;;
         'sogni chat|--save-messages') _sogni_r='file' ;;
@@ -177,6 +196,27 @@ _sogni_option_kind() {
         'sogni image|--width') _sogni_r='value' ;;
         'sogni image|-n'|'sogni image|--count') _sogni_r='value' ;;
         'sogni image|-o'|'sogni image|--output-dir') _sogni_r='dir' ;;
+        'sogni logs|--cid') _sogni_r='value' ;;
+        'sogni logs|--kind') _sogni_r='value' ;;
+        'sogni logs|--model') _sogni_r='value' ;;
+        'sogni logs|--since') _sogni_r='value' ;;
+        'sogni logs|--workflow') _sogni_r='value' ;;
+        'sogni logs|-n'|'sogni logs|--count') _sogni_r='value' ;;
+        'sogni logs|-q'|'sogni logs|--query') _sogni_r='value' ;;
+        'sogni logs files|--cid') _sogni_r='value' ;;
+        'sogni logs files|--kind') _sogni_r='value' ;;
+        'sogni logs files|--model') _sogni_r='value' ;;
+        'sogni logs files|--since') _sogni_r='value' ;;
+        'sogni logs files|--workflow') _sogni_r='value' ;;
+        'sogni logs files|-n'|'sogni logs files|--count') _sogni_r='value' ;;
+        'sogni logs files|-q'|'sogni logs files|--query') _sogni_r='value' ;;
+        'sogni logs rm|--cid') _sogni_r='value' ;;
+        'sogni logs rm|--kind') _sogni_r='value' ;;
+        'sogni logs rm|--model') _sogni_r='value' ;;
+        'sogni logs rm|--older-than') _sogni_r='value' ;;
+        'sogni logs rm|--since') _sogni_r='value' ;;
+        'sogni logs rm|--workflow') _sogni_r='value' ;;
+        'sogni logs rm|-q'|'sogni logs rm|--query') _sogni_r='value' ;;
         'sogni loras|--model') _sogni_r='model' ;;
         'sogni models|--kind') _sogni_r='value' ;;
         'sogni music|--approve-up-to') _sogni_r='value' ;;
@@ -333,9 +373,9 @@ _sogni_arg_kind() {
     local kinds=() variadic=0
     case "$1" in
         'sogni completion') kinds=('choice:bash zsh fish powershell'); variadic=0 ;;
-        'sogni config get') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
-        'sogni config set') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
-        'sogni config unset') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config get') kinds=('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config set') kinds=('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
+        'sogni config unset') kinds=('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
         'sogni recipe emit') kinds=('value' 'file'); variadic=0 ;;
         'sogni recipe plan') kinds=('file'); variadic=0 ;;
         'sogni recipe report') kinds=('file'); variadic=1 ;;

@@ -9,6 +9,7 @@ function __sogni_subcommands
     switch "$argv[1]"
         case 'sogni'
             printf '%s\n' 'account'\t'Balances, subscription, usage this cycle, fair-use state and limits.' \
+                'alias'\t'Short names for models, resolved wherever a model is named.' \
                 'auth'\t'Store, show and remove the API key.' \
                 'chat'\t'One chat completion, streamed to stdout (vision, tools, hosted media).' \
                 'completion'\t'Print a shell completion script (bash, zsh, fish, powershell).' \
@@ -17,9 +18,11 @@ function __sogni_subcommands
                 'edit'\t'Edit or combine reference images.' \
                 'emulator'\t'Serve the local stand-in for the API in the foreground.' \
                 'image'\t'Generate images with exact parameters.' \
+                'logs'\t'The log of chats, media jobs and recipe runs: list, search, show, files.' \
                 'loras'\t'List LoRAs, their strength ranges and the models they work with.' \
                 'models'\t'List the available models (chat, image, video, audio).' \
                 'music'\t'Generate music, with lyrics, bpm, key and duration.' \
+                'preset'\t'Save and list named chat options (--preset NAME).' \
                 'recipe'\t'Batch YAML recipes: validate, plan, run, report.' \
                 'run'\t'List, follow, cancel and approve durable chat runs.' \
                 'speech'\t'Text to speech.' \
@@ -27,6 +30,10 @@ function __sogni_subcommands
                 'tools'\t'The hosted tool catalogue; run any tool with exact arguments.' \
                 'video'\t'Text/image-to-video, sound-to-video, video-to-video.' \
                 'workflow'\t'Follow, replay, cancel and re-download durable workflows.'
+        case 'sogni alias'
+            printf '%s\n' 'list'\t'The aliases, one per line: NAME MODEL.' \
+                'rm'\t'Remove an alias.' \
+                'set'\t'Make NAME stand for MODEL.'
         case 'sogni auth'
             printf '%s\n' 'login'\t'Read the API key from standard input and store it in the credentials...' \
                 'logout'\t'Remove the stored API key of the current profile.' \
@@ -37,6 +44,16 @@ function __sogni_subcommands
                 'path'\t'Print the config folder.' \
                 'set'\t'Set a setting in the current profile.' \
                 'unset'\t'Remove a setting from the current profile.'
+        case 'sogni logs'
+            printf '%s\n' 'files'\t'Saved files, newest last, and whether each is still there.' \
+                'path'\t'Print where the log is (SOGNI_LOGS_DB overrides).' \
+                'rm'\t'Remove entries (and their file records; the files themselves stay).' \
+                'show'\t'Everything logged for one entry, or every turn of one conversation.'
+        case 'sogni preset'
+            printf '%s\n' 'list'\t'The saved presets.' \
+                'rm'\t'Remove a preset.' \
+                'save'\t'Save the \'sogni chat\' options that follow as preset NAME (replacing...' \
+                'show'\t'One preset, as JSON.'
         case 'sogni recipe'
             printf '%s\n' 'emit'\t'Print a ready definition that runs RECIPE in N shards on a batch...' \
                 'plan'\t'Print the expanded job graph and the exact requests; sends nothing...' \
@@ -98,6 +115,19 @@ function __sogni_options
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'One JSON document.' \
                 '-h'\t'Show this message and exit.'
+        case 'sogni alias'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni alias list'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON object.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni alias rm'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni alias set'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni auth'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
@@ -115,7 +145,9 @@ function __sogni_options
             printf '%s\n' '--approve-tools'\t'Ask before each local command (needs a terminal).' \
                 '--approve-up-to'\t'Approve a cost a hosted workflow waits for when its preview is at...' \
                 '--billing-mode'\t'auto | subscription | tokens.' \
+                '--cid'\t'Continue the logged conversation with this id.' \
                 '--concurrency'\t'Media files downloaded at once [default 16].' \
+                '--continue'\t'Continue the latest logged conversation.' \
                 '--detach'\t'With --durable: print the run id and exit once it is started.' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
@@ -134,6 +166,7 @@ function __sogni_options
                 '--name'\t'File name template for saved media.' \
                 '--no-download'\t'List media URLs on stderr instead of saving.' \
                 '--no-exec'\t'Return tool calls instead of running them (hosted or local).' \
+                '--no-log'\t'Do not write this chat to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--no-stdin'\t'Never read standard input.' \
                 '--no-stream'\t'Stream the reply as it is written.' \
@@ -141,6 +174,9 @@ function __sogni_options
                 '--on-exists'\t'suffix | overwrite | skip | error.' \
                 '--output-dir'\t'Folder for media made by hosted tools.' \
                 '--presence-penalty' \
+                '--preset'\t'Apply a saved preset (see \'sogni preset\'); flags still win.' \
+                '--raw'\t'Show the reply as Markdown (default: on a terminal).' \
+                '--render'\t'Show the reply as Markdown (default: on a terminal).' \
                 '--repetition-penalty' \
                 '--response-format'\t'json, text, or a JSON Schema FILE.' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
@@ -159,6 +195,7 @@ function __sogni_options
                 '--tools'\t'Sogni tools: default | none | rich | creative-agent.' \
                 '--top-k' \
                 '--top-p' \
+                '-c'\t'Continue the latest logged conversation.' \
                 '-h'\t'Show this message and exit.' \
                 '-i'\t'Image for vision input (PATH or -; repeatable, up to 20).' \
                 '-m'\t'Model id (see \'sogni models\').' \
@@ -216,6 +253,7 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -274,6 +312,7 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -286,6 +325,53 @@ function __sogni_options
                 '-h'\t'Show this message and exit.' \
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
+        case 'sogni logs'
+            printf '%s\n' '--cid'\t'Only this conversation.' \
+                '--count'\t'How many of the latest entries.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON array.' \
+                '--jsonl'\t'One JSON object per line.' \
+                '--kind'\t'chat, media, recipe, or a command (image, video, ...).' \
+                '--model'\t'Only this model (an alias works too).' \
+                '--query'\t'Full-text search over prompts and replies.' \
+                '--since'\t'Only since: 30m, 12h, 7d, 2w or an ISO date/time (UTC).' \
+                '--workflow'\t'Only entries of this workflow id.' \
+                '-h'\t'Show this message and exit.' \
+                '-n'\t'How many of the latest entries.' \
+                '-q'\t'Full-text search over prompts and replies.'
+        case 'sogni logs files'
+            printf '%s\n' '--cid' \
+                '--count'\t'How many of the latest files.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON array.' \
+                '--kind'\t'chat, media, recipe, or a command.' \
+                '--model' \
+                '--query'\t'Files of entries matching this text.' \
+                '--since' \
+                '--workflow' \
+                '-h'\t'Show this message and exit.' \
+                '-n'\t'How many of the latest files.' \
+                '-q'\t'Files of entries matching this text.'
+        case 'sogni logs path'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni logs rm'
+            printf '%s\n' '--all'\t'Every entry (needed when no filter is given).' \
+                '--cid' \
+                '--help'\t'Show this message and exit.' \
+                '--kind' \
+                '--model' \
+                '--older-than'\t'Entries older than 30d, 12h, ... or a date.' \
+                '--query' \
+                '--since' \
+                '--workflow' \
+                '-h'\t'Show this message and exit.' \
+                '-q'
+        case 'sogni logs show'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '--json'\t'The entry (or conversation) as JSON.' \
+                '--messages'\t'Print the conversation\'s messages as JSON (for --messages).' \
+                '-h'\t'Show this message and exit.'
         case 'sogni loras'
             printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
                 '--help'\t'Show this message and exit.' \
@@ -326,6 +412,7 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -337,6 +424,22 @@ function __sogni_options
                 '-h'\t'Show this message and exit.' \
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
+        case 'sogni preset'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni preset list'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON object.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni preset rm'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni preset save'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni preset show'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni recipe'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
@@ -369,6 +472,7 @@ function __sogni_options
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
                 '--force'\t'Run every job again, even those already done.' \
                 '--help'\t'Show this message and exit.' \
+                '--no-log'\t'Do not write this run to the log.' \
                 '--on-exists'\t'For every job: overwrite, suffix, skip or error (overwrite here also...' \
                 '--output-dir'\t'Folder for everything the run saves [profile output_dir; default .].' \
                 '--retry'\t'Start a new workflow for these jobs (ids or globs, e.g.' \
@@ -452,6 +556,7 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -552,6 +657,7 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -597,6 +703,7 @@ function __sogni_options
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-audio'\t'Generate a soundtrack (generateAudio).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
@@ -711,6 +818,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni chat|--billing-mode'
             echo 'value'
+        case 'sogni chat|--cid'
+            echo 'value'
         case 'sogni chat|--concurrency'
             echo 'value'
         case 'sogni chat|--developer'
@@ -732,6 +841,8 @@ function __sogni_option_kind
         case 'sogni chat|--on-exists'
             echo 'choice:suffix overwrite skip error'
         case 'sogni chat|--presence-penalty'
+            echo 'value'
+        case 'sogni chat|--preset'
             echo 'value'
         case 'sogni chat|--repetition-penalty'
             echo 'value'
@@ -879,6 +990,48 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni image|-o' 'sogni image|--output-dir'
             echo 'dir'
+        case 'sogni logs|--cid'
+            echo 'value'
+        case 'sogni logs|--kind'
+            echo 'value'
+        case 'sogni logs|--model'
+            echo 'value'
+        case 'sogni logs|--since'
+            echo 'value'
+        case 'sogni logs|--workflow'
+            echo 'value'
+        case 'sogni logs|-n' 'sogni logs|--count'
+            echo 'value'
+        case 'sogni logs|-q' 'sogni logs|--query'
+            echo 'value'
+        case 'sogni logs files|--cid'
+            echo 'value'
+        case 'sogni logs files|--kind'
+            echo 'value'
+        case 'sogni logs files|--model'
+            echo 'value'
+        case 'sogni logs files|--since'
+            echo 'value'
+        case 'sogni logs files|--workflow'
+            echo 'value'
+        case 'sogni logs files|-n' 'sogni logs files|--count'
+            echo 'value'
+        case 'sogni logs files|-q' 'sogni logs files|--query'
+            echo 'value'
+        case 'sogni logs rm|--cid'
+            echo 'value'
+        case 'sogni logs rm|--kind'
+            echo 'value'
+        case 'sogni logs rm|--model'
+            echo 'value'
+        case 'sogni logs rm|--older-than'
+            echo 'value'
+        case 'sogni logs rm|--since'
+            echo 'value'
+        case 'sogni logs rm|--workflow'
+            echo 'value'
+        case 'sogni logs rm|-q' 'sogni logs rm|--query'
+            echo 'value'
         case 'sogni loras|--model'
             echo 'model'
         case 'sogni models|--kind'
@@ -1185,13 +1338,13 @@ function __sogni_arg_kind
             set kinds 'choice:bash zsh fish powershell'
             set variadic 0
         case 'sogni config get'
-            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni config set'
-            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'
+            set kinds 'choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'
             set variadic 0
         case 'sogni config unset'
-            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni recipe emit'
             set kinds 'value' 'file'

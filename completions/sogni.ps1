@@ -13,6 +13,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
         switch -Exact -CaseSensitive ($node) {
             'sogni' { return @(
                 'account Balances, subscription, usage this cycle, fair-use state and limits.',
+                'alias Short names for models, resolved wherever a model is named.',
                 'auth Store, show and remove the API key.',
                 'chat One chat completion, streamed to stdout (vision, tools, hosted media).',
                 'completion Print a shell completion script (bash, zsh, fish, powershell).',
@@ -21,9 +22,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'edit Edit or combine reference images.',
                 'emulator Serve the local stand-in for the API in the foreground.',
                 'image Generate images with exact parameters.',
+                'logs The log of chats, media jobs and recipe runs: list, search, show, files.',
                 'loras List LoRAs, their strength ranges and the models they work with.',
                 'models List the available models (chat, image, video, audio).',
                 'music Generate music, with lyrics, bpm, key and duration.',
+                'preset Save and list named chat options (--preset NAME).',
                 'recipe Batch YAML recipes: validate, plan, run, report.',
                 'run List, follow, cancel and approve durable chat runs.',
                 'speech Text to speech.',
@@ -31,6 +34,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'tools The hosted tool catalogue; run any tool with exact arguments.',
                 'video Text/image-to-video, sound-to-video, video-to-video.',
                 'workflow Follow, replay, cancel and re-download durable workflows.') }
+            'sogni alias' { return @(
+                'list The aliases, one per line: NAME MODEL.',
+                'rm Remove an alias.',
+                'set Make NAME stand for MODEL.') }
             'sogni auth' { return @(
                 'login Read the API key from standard input and store it in the credentials...',
                 'logout Remove the stored API key of the current profile.',
@@ -41,6 +48,16 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'path Print the config folder.',
                 'set Set a setting in the current profile.',
                 'unset Remove a setting from the current profile.') }
+            'sogni logs' { return @(
+                'files Saved files, newest last, and whether each is still there.',
+                'path Print where the log is (SOGNI_LOGS_DB overrides).',
+                'rm Remove entries (and their file records; the files themselves stay).',
+                'show Everything logged for one entry, or every turn of one conversation.') }
+            'sogni preset' { return @(
+                'list The saved presets.',
+                'rm Remove a preset.',
+                'save Save the ''sogni chat'' options that follow as preset NAME (replacing...',
+                'show One preset, as JSON.') }
             'sogni recipe' { return @(
                 'emit Print a ready definition that runs RECIPE in N shards on a batch...',
                 'plan Print the expanded job graph and the exact requests; sends nothing...',
@@ -103,6 +120,19 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '--json One JSON document.',
                 '-h Show this message and exit.') }
+            'sogni alias' { return @(
+                '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni alias list' { return @(
+                '--help Show this message and exit.',
+                '--json One JSON object.',
+                '-h Show this message and exit.') }
+            'sogni alias rm' { return @(
+                '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni alias set' { return @(
+                '--help Show this message and exit.',
+                '-h Show this message and exit.') }
             'sogni auth' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
@@ -120,7 +150,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--approve-tools Ask before each local command (needs a terminal).',
                 '--approve-up-to Approve a cost a hosted workflow waits for when its preview is at...',
                 '--billing-mode auto | subscription | tokens.',
+                '--cid Continue the logged conversation with this id.',
                 '--concurrency Media files downloaded at once [default 16].',
+                '--continue Continue the latest logged conversation.',
                 '--detach With --durable: print the run id and exit once it is started.',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
@@ -139,6 +171,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template for saved media.',
                 '--no-download List media URLs on stderr instead of saving.',
                 '--no-exec Return tool calls instead of running them (hosted or local).',
+                '--no-log Do not write this chat to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--no-stdin Never read standard input.',
                 '--no-stream Stream the reply as it is written.',
@@ -146,6 +179,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--on-exists suffix | overwrite | skip | error.',
                 '--output-dir Folder for media made by hosted tools.',
                 '--presence-penalty --presence-penalty',
+                '--preset Apply a saved preset (see ''sogni preset''); flags still win.',
+                '--raw Show the reply as Markdown (default: on a terminal).',
+                '--render Show the reply as Markdown (default: on a terminal).',
                 '--repetition-penalty --repetition-penalty',
                 '--response-format json, text, or a JSON Schema FILE.',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
@@ -164,6 +200,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--tools Sogni tools: default | none | rich | creative-agent.',
                 '--top-k --top-k',
                 '--top-p --top-p',
+                '-c Continue the latest logged conversation.',
                 '-h Show this message and exit.',
                 '-i Image for vision input (PATH or -; repeatable, up to 20).',
                 '-m Model id (see ''sogni models'').',
@@ -221,6 +258,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -279,6 +317,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--negative What to keep out (negativePrompt).',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -291,6 +330,53 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-n Number of variations (one request, numberOfVariations).',
                 '-o Folder for the saved files [profile output_dir; default .].') }
+            'sogni logs' { return @(
+                '--cid Only this conversation.',
+                '--count How many of the latest entries.',
+                '--help Show this message and exit.',
+                '--json One JSON array.',
+                '--jsonl One JSON object per line.',
+                '--kind chat, media, recipe, or a command (image, video, ...).',
+                '--model Only this model (an alias works too).',
+                '--query Full-text search over prompts and replies.',
+                '--since Only since: 30m, 12h, 7d, 2w or an ISO date/time (UTC).',
+                '--workflow Only entries of this workflow id.',
+                '-h Show this message and exit.',
+                '-n How many of the latest entries.',
+                '-q Full-text search over prompts and replies.') }
+            'sogni logs files' { return @(
+                '--cid --cid',
+                '--count How many of the latest files.',
+                '--help Show this message and exit.',
+                '--json One JSON array.',
+                '--kind chat, media, recipe, or a command.',
+                '--model --model',
+                '--query Files of entries matching this text.',
+                '--since --since',
+                '--workflow --workflow',
+                '-h Show this message and exit.',
+                '-n How many of the latest files.',
+                '-q Files of entries matching this text.') }
+            'sogni logs path' { return @(
+                '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni logs rm' { return @(
+                '--all Every entry (needed when no filter is given).',
+                '--cid --cid',
+                '--help Show this message and exit.',
+                '--kind --kind',
+                '--model --model',
+                '--older-than Entries older than 30d, 12h, ... or a date.',
+                '--query --query',
+                '--since --since',
+                '--workflow --workflow',
+                '-h Show this message and exit.',
+                '-q -q') }
+            'sogni logs show' { return @(
+                '--help Show this message and exit.',
+                '--json The entry (or conversation) as JSON.',
+                '--messages Print the conversation''s messages as JSON (for --messages).',
+                '-h Show this message and exit.') }
             'sogni loras' { return @(
                 '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
@@ -331,6 +417,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -342,6 +429,22 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-n Number of variations (one request, numberOfVariations).',
                 '-o Folder for the saved files [profile output_dir; default .].') }
+            'sogni preset' { return @(
+                '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni preset list' { return @(
+                '--help Show this message and exit.',
+                '--json One JSON object.',
+                '-h Show this message and exit.') }
+            'sogni preset rm' { return @(
+                '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni preset save' { return @(
+                '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni preset show' { return @(
+                '--help Show this message and exit.',
+                '-h Show this message and exit.') }
             'sogni recipe' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
@@ -374,6 +477,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
                 '--force Run every job again, even those already done.',
                 '--help Show this message and exit.',
+                '--no-log Do not write this run to the log.',
                 '--on-exists For every job: overwrite, suffix, skip or error (overwrite here also...',
                 '--output-dir Folder for everything the run saves [profile output_dir; default .].',
                 '--retry Start a new workflow for these jobs (ids or globs, e.g.',
@@ -457,6 +561,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -557,6 +662,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -602,6 +708,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--negative What to keep out (negativePrompt).',
                 '--no-audio Generate a soundtrack (generateAudio).',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
@@ -710,6 +817,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--timeout' { return 'value' }
             'sogni chat|--approve-up-to' { return 'value' }
             'sogni chat|--billing-mode' { return 'value' }
+            'sogni chat|--cid' { return 'value' }
             'sogni chat|--concurrency' { return 'value' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
@@ -721,6 +829,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni chat|--name' { return 'value' }
             'sogni chat|--on-exists' { return 'choice:suffix overwrite skip error' }
             'sogni chat|--presence-penalty' { return 'value' }
+            'sogni chat|--preset' { return 'value' }
             'sogni chat|--repetition-penalty' { return 'value' }
             'sogni chat|--response-format' { return 'file' }
             'sogni chat|--save-messages' { return 'file' }
@@ -803,6 +912,32 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--count' { return 'value' }
             'sogni image|-o' { return 'dir' }
             'sogni image|--output-dir' { return 'dir' }
+            'sogni logs|--cid' { return 'value' }
+            'sogni logs|--kind' { return 'value' }
+            'sogni logs|--model' { return 'value' }
+            'sogni logs|--since' { return 'value' }
+            'sogni logs|--workflow' { return 'value' }
+            'sogni logs|-n' { return 'value' }
+            'sogni logs|--count' { return 'value' }
+            'sogni logs|-q' { return 'value' }
+            'sogni logs|--query' { return 'value' }
+            'sogni logs files|--cid' { return 'value' }
+            'sogni logs files|--kind' { return 'value' }
+            'sogni logs files|--model' { return 'value' }
+            'sogni logs files|--since' { return 'value' }
+            'sogni logs files|--workflow' { return 'value' }
+            'sogni logs files|-n' { return 'value' }
+            'sogni logs files|--count' { return 'value' }
+            'sogni logs files|-q' { return 'value' }
+            'sogni logs files|--query' { return 'value' }
+            'sogni logs rm|--cid' { return 'value' }
+            'sogni logs rm|--kind' { return 'value' }
+            'sogni logs rm|--model' { return 'value' }
+            'sogni logs rm|--older-than' { return 'value' }
+            'sogni logs rm|--since' { return 'value' }
+            'sogni logs rm|--workflow' { return 'value' }
+            'sogni logs rm|-q' { return 'value' }
+            'sogni logs rm|--query' { return 'value' }
             'sogni loras|--model' { return 'model' }
             'sogni models|--kind' { return 'value' }
             'sogni music|--approve-up-to' { return 'value' }
@@ -979,9 +1114,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
         $variadic = $false
         switch -Exact -CaseSensitive ($node) {
             'sogni completion' { $kinds = @('choice:bash zsh fish powershell'); $variadic = $false }
-            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
-            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
-            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config get' { $kinds = @('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config set' { $kinds = @('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
+            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model logs max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni recipe emit' { $kinds = @('value', 'file'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }

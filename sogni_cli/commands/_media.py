@@ -49,6 +49,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "estimate": (bool, typer.Option(False, "--estimate", help="Print the API's cost preview for this exact request; start nothing.")),
     "approve_up_to": (Optional[str], typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost the workflow waits for when its preview is at most UNITS.", show_default=False)),
     "timeout": (Optional[float], typer.Option(None, "--timeout", help="Give up (exit 6) when the workflow makes no progress for this many seconds.", show_default=False)),
+    "no_log": (bool, typer.Option(False, "--no-log", help="Do not write this job to the log.")),
 }
 
 
@@ -79,6 +80,7 @@ class MediaFlags:
     estimate: bool = False
     approve_up_to: Optional[str] = None
     timeout: Optional[float] = None
+    no_log: bool = False
 
 
 def media_flags(func):
@@ -204,6 +206,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
             fields[key] = value
     if "model" not in fields and kind == "image" and s.default("image_model"):
         fields["model"] = s.default("image_model")
+    from ._memory import log_wants_hashes, media_entry, media_result, resolve_media_model
+
+    resolve_media_model(s, fields)
     tool = _tool_for(kind, fields)
     extra = tool_args(tool, flags.arg, flags.args)
     if extra:
@@ -254,16 +259,18 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     def emit(event: Any) -> None:
         from ..core.events import WorkflowUpdate
 
+        log.event(event)
         if isinstance(event, WorkflowUpdate):
             display.update(event)
         if flags.jsonl:
             out_jsonl(event.to_json())
 
+    log = media_entry(s, kind, job, flags.no_log)
     options = PipelineOptions(
         output_dir=s.out_dir(flags.output_dir), name=flags.name_template or s.default("name"), on_exists=on_exists,
         no_download=flags.no_download, manifest=flags.manifest, max_download_size=parse_size(flags.max_download_size),
         detach=flags.detach, timeout=timeout, agent=flags.agent, on_created=on_created,
-        checksum=bool(flags.json_out or flags.jsonl or flags.manifest),
+        checksum=bool(flags.json_out or flags.jsonl or flags.manifest or log_wants_hashes(log)),
         concurrency=check_concurrency(flags.concurrency),
         approve=approver(approve_up_to),
     )
@@ -287,6 +294,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     finally:
         ticker.stop()
         progress.close()
+    media_result(log, result)
     if flags.detach:
         if flags.json_out:
             out_json({"workflow_id": result.workflow_id, "status": result.status, "tool": result.tool,

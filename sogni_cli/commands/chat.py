@@ -28,7 +28,9 @@ Examples:
   sogni chat --function weather.yaml "Weather in Paris?" (local tool loop)
   sogni chat --messages convo.json --save-messages convo.json "And then?"
   sogni chat --jsonl "Hello" | jq -c .
-  sogni chat --durable "Draw a red fox" -o out/         (resumable run; Ctrl-C cancels it)""",
+  sogni chat --durable "Draw a red fox" -o out/         (resumable run; Ctrl-C cancels it)
+  sogni chat -c "And then?"                              (continue the latest conversation)
+  sogni chat --preset terse "Explain DNS\"""",
 )
 
 
@@ -94,6 +96,11 @@ def chat(
     detach: bool = typer.Option(False, "--detach", help="With --durable: print the run id and exit once it is started."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),
     approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a hosted workflow waits for when its preview is at most UNITS.", show_default=False),
+    cont: bool = typer.Option(False, "-c", "--continue", help="Continue the latest logged conversation."),
+    cid: Optional[str] = typer.Option(None, "--cid", help="Continue the logged conversation with this id.", show_default=False),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Apply a saved preset (see `sogni preset`); flags still win.", show_default=False),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not write this chat to the log."),
+    render: Optional[bool] = typer.Option(None, "--render/--raw", help="Show the reply as Markdown (default: on a terminal).", show_default=False),
 ) -> None:
     """One chat completion, streamed to stdout."""
     from ..api.chat import ChatRequest, ChatResult, load_functions, load_messages, response_format_from, run_chat
@@ -143,6 +150,10 @@ def chat(
         token_type=token_type or s.token_type, tools=tools, no_exec=no_exec, tool_choice=tool_choice,
         stream=stream, max_rounds=max_rounds, billing_mode=billing_mode, safe_content_filter=safe_content_filter,
     )
+    from ._memory import prepare_chat
+
+    mem = prepare_chat(ctx, s, req, cont=cont, cid=cid, preset=preset, no_log=no_log, messages=messages,
+                       show_thinking=show_thinking, render=render)
     # Validate cheap things first, before reading any file.
     from ..api.chat import validate_request
 
@@ -188,6 +199,7 @@ def chat(
 
     view = ChatView(mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,
                     quiet=s.quiet)
+    view = mem.view(view)
     result = ChatResult()
     try:
         run_chat(api, req, on_event=view.handle, result=result,
@@ -226,11 +238,13 @@ def chat(
         saved_paths = report.paths
         skipped = report.skipped
         exit_code = report.exit_code
+    mem.finish(result, req, quiet=s.quiet)
     if save_messages is not None:
         write_conversation(save_messages, result.messages)
     if as_json:
         doc = dict(result.completion)
         doc["artifacts"] = saved_paths
+        mem.annotate(doc)
         if skipped:
             doc["not_downloaded"] = skipped
         out_json(doc)

@@ -184,6 +184,7 @@ def run(
     on_exists: Optional[str] = typer.Option(None, "--on-exists", help="For every job: overwrite, suffix, skip or error (overwrite here also allows replacing another recipe's files).", show_default=False),
     budget: Optional[str] = typer.Option(None, "--budget", metavar="UNITS", help="Cap the whole run (this output folder and shard, earlier runs included) at UNITS capacity units; exit 9 listing the jobs left out.", show_default=False),
     approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a workflow waits for when its preview is at most UNITS.", show_default=False),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not write this run to the log."),
 ) -> None:
     """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
     from ..core.units import parse_units
@@ -227,7 +228,10 @@ def run(
     opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
                       force=force, shard=sh, quiet=s.quiet, settings=s, retry=patterns, retry_failed=retry_failed,
                       on_exists=on_exists, budget=limit, approve_up_to=up_to)
-    code = run_plan(api, p, opts)
+    from ._memory import RecipeLog
+
+    with RecipeLog(s, file, p, opts.output_dir, no_log):
+        code = run_plan(api, p, opts)
     if code:
         raise typer.Exit(code)
 

@@ -34,6 +34,7 @@ PROFILE_KEYS: dict[str, type] = {
     "on_exists": str,
     "concurrency": int,
     "media_hosts": str,  # extra hosts chat may fetch media links from (comma-separated)
+    "logs": bool,  # off: nothing is written to logs.db
 }
 
 
@@ -184,6 +185,11 @@ def coerce_profile_value(key: str, value: str) -> Any:
         return validate_base_url(value)
     if key == "token_type" and value not in TOKEN_TYPES:
         raise UsageError(f"Invalid token_type {value!r}: one of {', '.join(TOKEN_TYPES)}.")
+    if kind is bool:
+        low = value.strip().lower()
+        if low not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+            raise UsageError(f"Invalid {key} {value!r}: on or off.")
+        return low in ("on", "true", "yes", "1")
     if kind is float:
         return _parse_float(key, value)
     if kind is int:

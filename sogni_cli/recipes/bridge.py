@@ -35,16 +35,26 @@ _HASH_CACHE: dict[tuple, str] = {}
 
 
 def with_profile_defaults(kind: str, fields: dict[str, Any], settings: Any) -> dict[str, Any]:
-    """The profile's defaults the commands apply too: chat ``model``, image ``image_model``, token type."""
+    """The profile's defaults the commands apply too: chat ``model``, image ``image_model``, token type; a chat
+    job's ``preset``; model aliases."""
     if settings is None:
         return fields
     out = dict(fields)
+    cdir = getattr(settings, "config_dir", None)
+    if kind == "chat" and isinstance(out.get("preset"), str) and cdir is not None:
+        from ..core.presets import apply_preset, get_preset
+
+        out = apply_preset(out, get_preset(cdir, out.pop("preset")))
     if kind == "chat" and "model" not in out and settings.default("model"):
         out["model"] = settings.default("model")
     if kind == "image" and "model" not in out and settings.default("image_model"):
         out["model"] = settings.default("image_model")
     if "token_type" not in out and getattr(settings, "token_type", None):
         out["token_type"] = settings.token_type
+    if isinstance(out.get("model"), str):
+        from ..core.presets import resolve_model
+
+        out["model"] = resolve_model(out["model"], cdir)
     return out
 
 
