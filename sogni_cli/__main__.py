@@ -68,10 +68,10 @@ def run(argv: list[str] | None = None) -> int:
 
     from .core.errors import DryRunDone, ExitCode, SogniError
 
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
-    from typer.exceptions import Abort, Exit as ClickExit
-
     import typer.main
+
+    from .cli_errors import Abort, ClickException, is_no_args_help
+    from .cli_errors import Exit as ClickExit
 
     from .app import StdoutClosed, app
 
@@ -92,10 +92,10 @@ def run(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except ClickExit as exc:
         return int(exc.exit_code or 0)
-    except NoArgsIsHelpError as exc:
-        sys.stdout.write(exc.ctx.get_help() + "\n")
-        return 0
     except ClickException as exc:
+        if is_no_args_help(exc):
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            return 0
         msg = exc.format_message()
         ctx = getattr(exc, "ctx", None)
         hint = None

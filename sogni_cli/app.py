@@ -92,7 +92,7 @@ class LazyGroup(TyperGroup):
             import difflib
 
             close = difflib.get_close_matches(name, list(COMMANDS), n=1)
-            from typer._click.exceptions import UsageError as ClickUsageError
+            from .cli_errors import UsageError as ClickUsageError
 
             raise ClickUsageError(
                 f"No such command {name!r}." + (f" Did you mean {close[0]!r}?" if close else ""), ctx

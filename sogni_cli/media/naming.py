@@ -122,7 +122,7 @@ def ext_for(url: str, content_type: str | None) -> str | None:
 
 def template_fields(template: str | None) -> set[str]:
     """The placeholder names a template uses (UsageError on malformed or unknown placeholders)."""
-    return {name for _, name, _ in _parse_template(template or DEFAULT_TEMPLATE)}
+    return {name for _, name, _ in _parse_template(template or DEFAULT_TEMPLATE) if name is not None}
 
 
 def _parse_template(template: str) -> list[tuple[str, str | None, str]]:

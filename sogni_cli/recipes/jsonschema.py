@@ -13,7 +13,7 @@ from .schema import KINDS, ON_EXISTS, VAR_TYPES, _KIND_TOOL, field_types
 
 SCHEMA_ID = "https://sogni.ai/schemas/recipe-v1.json"
 TEMPLATE = {"type": "string", "pattern": "\\{\\{", "description": "A template: {{ vars.X }}, {{ matrix.X }}, {{ jobs.ID.text }}…"}
-_BASIC = {
+_BASIC: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
     "integer": {"type": "integer"},
     "number": {"type": "number"},
@@ -127,7 +127,7 @@ def build_schema() -> dict[str, Any]:
         if kind not in ("chat", "tool"):
             props.pop("save")
         defaults_props[kind] = {"type": "object", "properties": props, "additionalProperties": False}
-        for k, v in props.items():
+        for k in props:
             all_fields.setdefault(k, {})
     defaults_props["all"] = {"type": "object", "properties": all_fields, "additionalProperties": False}
     job_props: dict[str, Any] = {
