@@ -168,6 +168,16 @@ def _tool_for(kind: str, fields: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------------------------- running
 
 
+def flag_labels(ctx: typer.Context) -> dict[str, str]:
+    """Each option of the running command by the spellings the user may have typed (``count`` -> ``-n/--count``)."""
+    labels: dict[str, str] = {}
+    for param in getattr(ctx.command, "params", []):
+        opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+        if opts and param.name:
+            labels[param.name] = "/".join(sorted(opts, key=len))
+    return labels
+
+
 def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaFlags) -> None:
     """Build the job from ``fields`` + ``flags``, run it and print the product."""
     from ..jobs import build_job
@@ -197,7 +207,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         fields["confirm_cost"] = True
     if flags.max_cost is not None:
         fields["max_cost"] = flags.max_cost
-    job = build_job(kind, fields, base_dir=Path("."))
+    job = build_job(kind, fields, base_dir=Path("."), labels=flag_labels(ctx))
     if flags.agent and job.route == "execute":
         raise UsageError(f"{job.tool} runs synchronously; --agent applies to media tools only.")
 

@@ -157,8 +157,20 @@ def _index_value(param: Any, indices: list[int]) -> Any:
 # ----------------------------------------------------------------------------------------- build
 
 
-def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path(".")) -> MediaJob:
+def _as_written(problem: str, said: dict[str, str]) -> str:
+    """A problem about the tool argument ``'numberOfVariations'`` told with the flag or field the user wrote."""
+    for arg, label in said.items():
+        if problem.startswith(f"'{arg}' "):
+            return f"{label} " + problem[len(arg) + 3:]
+    return problem
+
+
+def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path("."),
+              labels: dict[str, str] | None = None) -> MediaJob:
     """Check ``fields`` for ``kind`` and build the job; raises UsageError listing every problem.
+
+    Problems name what the user wrote: ``labels`` maps a field to its flag (``count`` -> ``-n/--count``);
+    without it the field's own name is used (a recipe's field), never the tool's argument name alone.
 
     ``fields`` uses the names of :data:`JOB_FIELDS` (plus :data:`COMMON_FIELDS`); ``None`` values count as
     not set. Media paths are resolved against ``base_dir`` and checked by content. ``args`` is a dict of
@@ -289,6 +301,10 @@ def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path(".")) 
         problems.append(f"confirm_cost must be true or false, got {confirm!r}")
 
     if problems:
+        # a flag shows the tool's name beside it (-n/--count (numberOfVariations)); a recipe field is its own name
+        said = {arg: (f"{labels[key]} ({arg})" if key != arg else labels[key]) if labels and key in labels
+                else f"'{key}'" for key, arg in spec.items() if arg and key in values and (key != arg or labels)}
+        problems = [_as_written(p, said) for p in problems]
         label = tool.name if tool is not None else kind
         if len(problems) == 1:
             msg = f"Invalid {label} request: {problems[0]}"
