@@ -27,7 +27,7 @@ def _secrets(argv: list[str]) -> list[str]:
             found.append(argv[i + 1])
         elif a.startswith("--api-key="):
             found.append(a.split("=", 1)[1])
-    return [s for s in found if len(s) >= 4]
+    return [s for s in found if len(s) >= 8]
 
 
 def _print_error(message: str, hint: str | None = None) -> None:

@@ -69,8 +69,15 @@ def status(ctx: typer.Context) -> None:
 @app.command()
 def logout(ctx: typer.Context) -> None:
     """Remove the stored API key of the current profile."""
+    import os
+
     s = settings(ctx)
     if remove_key(s.config_dir, s.profile):
         err(f"Removed the stored API key for profile {s.profile!r}.")
     else:
         err(f"No stored API key for profile {s.profile!r}.")
+    if os.environ.get("SOGNI_API_KEY", "").strip():
+        from ..core.term import warn
+
+        warn("SOGNI_API_KEY is still set in the environment, and sogni still uses it; unset it to log out fully "
+             "(`unset SOGNI_API_KEY`).")

@@ -73,11 +73,20 @@ def validate_base_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+#: Sogni API keys are long random tokens; anything shorter is a mistake (and could not be redacted without
+#: blanking out ordinary words, header names and paths that happen to contain it).
+MIN_KEY_LENGTH = 8
+
+
 def check_key(key: str, source: str) -> None:
     """A key must be one printable ASCII token: anything else cannot go in a header (and is never echoed)."""
     if not key or any(not (0x21 <= ord(c) <= 0x7E) for c in key):
         raise UsageError(f"The API key from {source} is not valid: it must be one word of printable ASCII "
                          "characters (no spaces, line breaks or other characters).",
+                         hint="Copy the key again from the dashboard; `sogni auth login` reads it from stdin.")
+    if len(key) < MIN_KEY_LENGTH:
+        raise UsageError(f"The API key from {source} is not a Sogni API key: it is {len(key)} characters long "
+                         f"(keys have at least {MIN_KEY_LENGTH}).",
                          hint="Copy the key again from the dashboard; `sogni auth login` reads it from stdin.")
 
 

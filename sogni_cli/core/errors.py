@@ -198,6 +198,9 @@ def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
             hint = "Add credits or change the token type (--token-type spark|sogni)."
         elif status == 429:
             hint = "Rate limited: wait a little, or raise --max-retries."
+        elif code == "model_not_found" or etype == "model_not_found" or (
+                status == 404 and message and "model" in message.lower()):
+            hint = "See the available models with `sogni models`."
     prefix = f"{status} " if status else ""
     err = ApiError(f"{prefix}{message}".strip() if status else message, status=status, code=code, type=etype,
                    hint=hint, retry_after=retry_after)

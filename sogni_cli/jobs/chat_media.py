@@ -110,7 +110,7 @@ def _finished_record(api: Any, workflow_id: str, *, quiet: bool) -> dict:
     for update in wf.follow(api, workflow_id, timeout=api.config.read_timeout):
         last = update
     record = wf.get(api, workflow_id)
-    raise_for_state(record, workflow_id, last)
+    raise_for_state(record, workflow_id, last, approve_flag=None)  # chat has no --confirm-cost
     return record
 
 

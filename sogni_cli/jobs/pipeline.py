@@ -422,7 +422,10 @@ def follow_to_end(client: Any, wid: str, options: PipelineOptions, progress: Any
     return rec, last
 
 
-def raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None) -> None:
+def raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None, *,
+                    approve_flag: str | None = "--confirm-cost") -> None:
+    """Raise the error a workflow's end state means. ``approve_flag``: the flag that approves a cost in advance
+    on the command that started it (None: that command has no such flag)."""
     from ..api.workflows import failure_reason, status_of
 
     status = status_of(rec)
@@ -435,9 +438,10 @@ def raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None) 
         msg = f"Workflow {wid} is waiting for you ({why}): {reason or why}.{cost}"
         if why == "insufficient_credit":
             raise BillingError(msg, hint="Add credits or change the token type (--token-type spark|sogni).")
-        hint = ("Start again with --confirm-cost (or a higher --max-cost) to approve the cost."
-                if why in ("cost_approval_required", "cost_reauthorization_required") else
-                f"Answer it in the app, then `sogni workflow watch {wid}`.")
+        if why in ("cost_approval_required", "cost_reauthorization_required") and approve_flag:
+            hint = f"Start again with {approve_flag} (or a higher --max-cost) to approve the cost."
+        else:
+            hint = f"Answer it in the app, then `sogni workflow watch {wid}`."
         raise RejectedError(msg, hint=hint)
     if status in ("failed", "cancelled"):
         raise GenerationFailed(f"Workflow {wid} {status}" + (f": {reason}" if reason else "."))
