@@ -201,11 +201,25 @@ def _bug(exc: BaseException) -> int:
     return 1
 
 
+def _survive_code_pages() -> None:
+    """A console or pipe in a legacy code page (cp1252, cp437…) cannot show every character: what it cannot
+    show is written as an escape (``\\u65e5``) instead of ending the run with an encoding error."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if encoding in ("utf-8", "utf8", "utf-8-sig") or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # pragma: no cover - a stream that cannot be changed
+            pass
+
+
 def main(argv: list[str] | None = None) -> None:
     # Started with a closed stdin/stdout/stderr (`sogni … >&-`): read nothing, write nowhere, never crash.
     for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))
+    _survive_code_pages()
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):  # pragma: no cover - not the main thread

@@ -149,8 +149,9 @@ def _build(plan: Plan, pj: PlannedJob, base_url: str, flagged: set) -> None:
 
 
 def _collisions(plan: Plan) -> None:
-    """Two jobs that would write the same files are an error (names are known before the run)."""
-    from ..media.naming import slugify
+    """Two jobs that would write the same files are an error (names are known before the run). Names that
+    differ only by case are the same file on macOS and Windows, so they clash too."""
+    from ..media.naming import clash_key, slugify
 
     doc = plan.recipe.doc
     seen: dict[str, PlannedJob] = {}
@@ -171,9 +172,9 @@ def _collisions(plan: Plan) -> None:
                     name = tpl.replace("{slug}", slugify(str(prompt or ""), 40)).replace("{tool}", tool)
                     keys.append(("media", (inst.output + "/" if inst.output else "") + name))
         for kind, key in keys:
-            other = seen.get(kind + ":" + key)
+            other = seen.get(kind + ":" + clash_key(key))
             if other is None:
-                seen[kind + ":" + key] = pj
+                seen[kind + ":" + clash_key(key)] = pj
                 continue
             pair = (other.inst.job.id, inst.job.id)
             if pair in reported:
