@@ -92,3 +92,51 @@ def test_count_zero_names_the_flag(cli):
     assert res.exit_code == 2
     assert "-n/--count" in res.stderr and "must be" in res.stderr
     assert not res.stderr.startswith("Error: Invalid generate_image request: 'numberOfVariations'")
+
+
+# ----------------------------------------------------------------------------- 5. and 6. recipe summaries
+
+
+def _interrupted_record(out, name: str = "one") -> None:
+    """The last line of the run record says the job was interrupted (its workflow still on the server)."""
+    f = out / ".sogni-run" / f"{name}.jsonl"
+    rec = json.loads(f.read_text().splitlines()[-1])
+    rec.update(status="interrupted", outputs=[])
+    with open(f, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
+def test_summary_labels_say_what_happened(cli, tmp_cwd, emu, monkeypatch):
+    from .conftest import ONE_JOB_RECIPE
+
+    summary = tmp_cwd / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    (tmp_cwd / "r.yaml").write_text(ONE_JOB_RECIPE)
+    assert cli("recipe", "run", "r.yaml", "-o", "out").exit_code == 0
+    assert "| `pic` | image | succeeded |" in summary.read_text()
+    # an earlier run's workflow followed to the end: resumed
+    (tmp_cwd / "out" / "heron.png").unlink()
+    _interrupted_record(tmp_cwd / "out")
+    summary.write_text("")
+    res = cli("recipe", "run", "r.yaml", "-o", "out")
+    assert res.exit_code == 0, res.stderr
+    assert "| `pic` | image | resumed |" in summary.read_text()
+    # nothing left to do: skipped, because it was already done
+    summary.write_text("")
+    res = cli("recipe", "run", "r.yaml", "-o", "out")
+    assert res.exit_code == 0
+    md = summary.read_text()
+    assert "| `pic` | image | skipped (already done) |" in md and "(resumed)" not in md
+    assert "skipped (already done)" in res.stderr
+
+
+def test_an_unwritable_step_summary_is_a_warning_and_the_exit_code_stays(cli, tmp_cwd, emu, monkeypatch):
+    from .conftest import ONE_JOB_RECIPE
+
+    blocker = tmp_cwd / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(blocker / "summary.md"))
+    (tmp_cwd / "r.yaml").write_text(ONE_JOB_RECIPE)
+    res = cli("recipe", "run", "r.yaml", "-o", "out")
+    assert res.exit_code == 0
+    assert "Warning: could not write the step summary" in res.stderr and "GITHUB_STEP_SUMMARY" in res.stderr
