@@ -86,7 +86,7 @@ _sogni_option_kind() {
         'sogni chat|--template-kwarg') _sogni_r='value' ;;
         'sogni chat|--token-type') _sogni_r='choice:spark sogni auto' ;;
         'sogni chat|--tool-choice') _sogni_r='choice:auto none required' ;;
-        'sogni chat|--tools') _sogni_r='choice:default none rich creative-agent' ;;
+        'sogni chat|--tools') _sogni_r='choice:default none rich creative-tools creative-agent' ;;
         'sogni chat|--top-k') _sogni_r='value' ;;
         'sogni chat|--top-p') _sogni_r='value' ;;
         'sogni chat|-i'|'sogni chat|--image') _sogni_r='file' ;;

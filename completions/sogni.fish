@@ -116,7 +116,7 @@ function __sogni_options
                 '--think'\t'Ask for (or turn off) reasoning.' \
                 '--token-type'\t'spark | sogni | auto.' \
                 '--tool-choice'\t'auto | none | required | NAME.' \
-                '--tools'\t'Sogni tools: default | none | rich | creative-agent.' \
+                '--tools'\t'Sogni tools: default | none | rich | creative-tools | creative-agent.' \
                 '--top-k' \
                 '--top-p' \
                 '-h'\t'Show this message and exit.' \
@@ -167,11 +167,11 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--width'\t'Width in pixels.' \
                 '-h'\t'Show this message and exit.' \
                 '-i'\t'Reference image (1-6), uploaded first.' \
@@ -214,11 +214,11 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--width'\t'Width in pixels.' \
                 '-h'\t'Show this message and exit.' \
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
@@ -249,12 +249,12 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--time-signature'\t'2, 3, 4 or 6 (timesig).' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '-h'\t'Show this message and exit.' \
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
@@ -313,11 +313,11 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--voice'\t'A preset voice (see \'sogni tools show generate_speech\').' \
                 '--voice-description'\t'Describe the voice (voiceDescription).' \
                 '-h'\t'Show this message and exit.' \
@@ -350,11 +350,11 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--video'\t'Video file to upload (repeatable).' \
                 '-h'\t'Show this message and exit.' \
                 '-i'\t'Image file to upload (repeatable).' \
@@ -389,12 +389,12 @@ function __sogni_options
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-audio'\t'Generate a soundtrack (generateAudio).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--ratio'\t'adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--video'\t'Video to transform (video_to_video).' \
                 '--width'\t'Width in pixels.' \
                 '--with-audio'\t'Generate a soundtrack (generateAudio).' \
@@ -501,7 +501,7 @@ function __sogni_option_kind
         case 'sogni chat|--tool-choice'
             echo 'choice:auto none required'
         case 'sogni chat|--tools'
-            echo 'choice:default none rich creative-agent'
+            echo 'choice:default none rich creative-tools creative-agent'
         case 'sogni chat|--top-k'
             echo 'value'
         case 'sogni chat|--top-p'

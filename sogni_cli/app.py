@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
+from .core.errors import exit_codes_text
 from .core.options import GlobalOptions
 
 # name -> (module, one-line help). Order is the order shown in --help.
@@ -43,9 +44,7 @@ Examples:
   sogni recipe run recipes/product-shots.yaml --concurrency 8
 
 \b
-Exit codes: 0 ok, 2 usage, 3 auth, 4 rejected, 5 unavailable, 6 timeout,
-7 generation failed, 8 incomplete, 9 billing, 130 interrupted.
-"""
+""" + exit_codes_text() + "\n"
 
 
 class StdoutClosed(Exception):

@@ -140,3 +140,34 @@ def test_an_unwritable_step_summary_is_a_warning_and_the_exit_code_stays(cli, tm
     res = cli("recipe", "run", "r.yaml", "-o", "out")
     assert res.exit_code == 0
     assert "Warning: could not write the step summary" in res.stderr and "GITHUB_STEP_SUMMARY" in res.stderr
+
+
+# ----------------------------------------------------------------------------- 7. lists defined once
+
+
+def test_every_tools_mode_is_accepted_offered_documented_and_in_the_schema(cli, tmp_path):
+    from pathlib import Path
+
+    from sogni_cli.core.choices import TOOLS_MODES
+
+    root = Path(__file__).resolve().parent.parent
+    assert "creative-tools" in TOOLS_MODES
+    help_text = " ".join(cli("chat", "--help").stdout.split()).replace("- ", "-")  # undo wrapping at hyphens
+    schema = json.loads((root / "recipes" / "schema.json").read_text())
+    chat_tools = json.dumps(schema)
+    bash = (root / "completions" / "sogni.bash").read_text()
+    for mode in TOOLS_MODES:
+        assert mode in help_text, mode
+        assert f'"{mode}"' in chat_tools, mode
+        assert mode in bash, mode
+        res = cli("--dry-run", "--api-key", CANARY_KEY, "chat", "--tools", mode, "hi")
+        assert res.exit_code == 0, (mode, res.stderr)
+
+
+def test_the_help_lists_every_exit_code(cli):
+    from sogni_cli.core.errors import ExitCode
+
+    text = " ".join(cli("--help").stdout.split())
+    for code in ExitCode:
+        if code not in (ExitCode.INTERNAL, ExitCode.TERMINATED):
+            assert f" {int(code)} " in text, code

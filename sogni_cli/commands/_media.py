@@ -20,20 +20,20 @@ from ..core.errors import UsageError
 from ..render.output import out, out_json, out_jsonl
 from ..core.term import err
 
-ON_EXISTS = ("suffix", "overwrite", "skip", "error")
+from ..core.choices import ON_EXISTS, TOKEN_TYPES, one_of  # noqa: E402
 
 # name -> (type, typer.Option). The order is the order shown in --help.
 SHARED: dict[str, tuple[Any, Any]] = {
     "output_dir": (Optional[Path], typer.Option(None, "-o", "--output-dir", help="Folder for the saved files [profile output_dir; default .].", show_default=False)),
     "name_template": (Optional[str], typer.Option(None, "--name", help="File name template: {slug} {index} {count} {tool} {seed} {workflow} {date} {ext} [default {slug}-{index}].", show_default=False)),
-    "on_exists": (Optional[str], typer.Option(None, "--on-exists", help="When a file exists: suffix (default), overwrite, skip, error.", show_default=False)),
+    "on_exists": (Optional[str], typer.Option(None, "--on-exists", help=f"When a file exists: {one_of(ON_EXISTS)} [default suffix].", show_default=False)),
     "no_download": (bool, typer.Option(False, "--no-download", help="Print the media URLs instead of saving the files.")),
     "count": (Optional[int], typer.Option(None, "-n", "--count", help="Number of variations (one request, numberOfVariations).", show_default=False)),
     "seed": (Optional[int], typer.Option(None, "--seed", help="Random seed, where the tool takes one.", show_default=False)),
     "model": (Optional[str], typer.Option(None, "--model", help="Model for the tool (see `sogni tools show TOOL`).", show_default=False)),
     "arg": (Optional[List[str]], typer.Option(None, "--arg", help="Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.", show_default=False)),
     "args": (Optional[str], typer.Option(None, "--args", help="Tool arguments as a JSON object, or @FILE.", show_default=False)),
-    "token_type": (Optional[str], typer.Option(None, "--token-type", help="Pay with spark, sogni or auto.", show_default=False)),
+    "token_type": (Optional[str], typer.Option(None, "--token-type", help=f"Pay with {one_of(TOKEN_TYPES)}.", show_default=False)),
     "confirm_cost": (bool, typer.Option(False, "--confirm-cost", help="Approve the estimated cost in advance (confirm_cost).")),
     "max_cost": (Optional[int], typer.Option(None, "--max-cost", metavar="UNITS", help="Refuse to run above this many capacity units.", show_default=False)),
     "agent": (bool, typer.Option(False, "--agent", help="Let the chat model make the tool call (/v1/chat/completions, tool forced).")),

@@ -20,7 +20,7 @@ DEFAULT_BASE_URL = "https://api.sogni.ai"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_MAX_RETRIES = 2
-TOKEN_TYPES = ("spark", "sogni", "auto")
+from .choices import TOKEN_TYPES  # noqa: E402 - re-exported
 
 # Keys a profile in config.yaml may hold, with the type each is parsed to.
 PROFILE_KEYS: dict[str, type] = {

@@ -58,7 +58,7 @@ KINDS = tuple(JOB_FIELDS)
 DEFAULT_TOOL = {"image": "generate_image", "edit": "edit_image", "music": "generate_music",
                 "speech": "generate_speech"}
 MAX_EDIT_IMAGES = 6
-TOKEN_TYPES = ("spark", "sogni", "auto")
+from ..core.choices import TOKEN_TYPES  # noqa: E402
 
 
 @dataclass

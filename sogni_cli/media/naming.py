@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..core.choices import ON_EXISTS
 from ..core.errors import UsageError
 
 EXT_ALLOWLIST: frozenset[str] = frozenset(
@@ -266,8 +267,8 @@ def resolve_collision(path: Path, on_exists: str, taken: set[Path]) -> Path | No
     ``overwrite`` → the same path; ``skip`` → None (keep the existing file); ``error`` → UsageError;
     ``suffix`` → ``name-1.ext``, ``name-2.ext``… (skipping names on disk or in ``taken``).
     """
-    if on_exists not in ("suffix", "overwrite", "skip", "error"):
-        raise UsageError(f"Invalid --on-exists value {on_exists!r}", "Use one of: suffix, overwrite, skip, error")
+    if on_exists not in ON_EXISTS:
+        raise UsageError(f"Invalid --on-exists value {on_exists!r}", "Use one of: " + ", ".join(ON_EXISTS))
     in_batch = path in taken or clash_key(str(path)) in {clash_key(str(p)) for p in taken}
     on_disk = path.exists() or path.is_symlink()
     if not in_batch and not on_disk:

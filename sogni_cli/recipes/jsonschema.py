@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core import choices
+
 from .schema import KINDS, ON_EXISTS, VAR_TYPES, _KIND_TOOL, field_types
 
 SCHEMA_ID = "https://sogni.ai/schemas/recipe-v1.json"
@@ -26,9 +28,9 @@ _BASIC: dict[str, dict[str, Any]] = {
     "any": {},
 }
 _CHAT_ENUMS = {
-    "tools": ["default", "none", "rich", "creative-agent", "creative-tools"],
-    "task_profile": ["general", "coding", "reasoning"],
-    "token_type": ["spark", "sogni", "auto"],
+    "tools": list(choices.TOOLS_MODES),
+    "task_profile": list(choices.TASK_PROFILES),
+    "token_type": list(choices.TOKEN_TYPES),
 }
 _OUTPUT_DOC = {
     "output": "Folder for this job's files, under the run's output folder (template).",
