@@ -39,7 +39,7 @@ _sogni_options() {
         'sogni recipe') _sogni_r='--help -h' ;;
         'sogni recipe plan') _sogni_r='--help --json --set --shard --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
-        'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --output-dir --set --shard --strict -h -j -o' ;;
+        'sogni recipe run') _sogni_r='--allow-commands --concurrency --continue-on-error --dry-run --force --help --output-dir --set --shard --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --set --strict -h' ;;
         'sogni speech') _sogni_r='--agent --arg --args --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --on-exists --output-dir --seed --timeout --token-type --voice --voice-description -h -n -o' ;;

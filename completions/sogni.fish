@@ -274,7 +274,8 @@ function __sogni_options
                 '--markdown'\t'A Markdown summary (as written to $GITHUB_STEP_SUMMARY).' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe run'
-            printf '%s\n' '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
+            printf '%s\n' '--allow-commands'\t'Let chat jobs run the local commands of their function files (listed...' \
+                '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
                 '--continue-on-error'\t'Keep going after a job fails (its dependants are skipped).' \
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
                 '--force'\t'Run every job again, even those already done.' \

@@ -279,6 +279,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--markdown A Markdown summary (as written to $GITHUB_STEP_SUMMARY).',
                 '-h Show this message and exit.') }
             'sogni recipe run' { return @(
+                '--allow-commands Let chat jobs run the local commands of their function files (listed...',
                 '--concurrency Jobs running at once [profile concurrency; default 4].',
                 '--continue-on-error Keep going after a job fails (its dependants are skipped).',
                 '--dry-run Print the requests instead of sending them (like ''plan'').',

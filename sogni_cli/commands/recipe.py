@@ -78,10 +78,13 @@ def validate(
 ) -> None:
     """Check a recipe and report every problem as FILE:LINE:COL: message (stderr; exit 2)."""
     plan, s = _prepare(ctx, file, set_, strict)
+    from ..recipes.effects import effects, effects_text
     from ..recipes.plan import summary_line
 
     if not s.quiet:
         err(f"{file}: valid ({summary_line(plan)})")
+    # What it will do is said even with --quiet: it is what the reader must know before running it.
+    _print_lines(effects_text(effects(plan)))
 
 
 @app.command()
@@ -119,6 +122,7 @@ def run(
     shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs).", show_default=False),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them (like `plan`)."),
+    allow_commands: bool = typer.Option(False, "--allow-commands", help="Let chat jobs run the local commands of their function files (listed by `recipe plan`)."),
 ) -> None:
     """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
     from ..recipes.run import RunOptions, run_plan
@@ -136,6 +140,10 @@ def run(
         out(plan_text(p, sh))
         return
     p, s0 = _prepare(ctx, file, set_, strict)
+    if not allow_commands:
+        from ..recipes.effects import effects, refuse_commands
+
+        refuse_commands(effects(p), str(file))
     if sh:
         apply_shard(p, sh)
     if not p.jobs:  # nothing to send, so no key is needed (--strict made an empty glob exit 2 already)

@@ -213,6 +213,9 @@ def plan_json(plan: Plan, shard: tuple[int, int] | None = None) -> dict[str, Any
     if shard:
         doc["shard"] = f"{shard[0]}/{shard[1]}"
     doc["warnings"] = [p.format(plan.file) for p in plan.problems.sorted() if p.warning]
+    from .effects import effects
+
+    doc.update(effects(plan))  # commands, reads_outside, uploads
     return doc
 
 
@@ -229,10 +232,13 @@ def summary_line(plan: Plan) -> str:
 
 
 def plan_text(plan: Plan, shard: tuple[int, int] | None = None) -> str:
+    from .effects import effects, effects_text
+
     lines = [f"Recipe {plan.name} ({plan.file})" + (f", shard {shard[0]}/{shard[1]}" if shard else "")]
     if plan.recipe.description:
         lines.append(plan.recipe.description.strip())
     lines.append(summary_line(plan))
+    lines.extend(effects_text(effects(plan)))
     lines.append("")
     lines.append("Graph:")
     for pj in plan.jobs:
