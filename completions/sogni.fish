@@ -82,7 +82,9 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--developer'\t'Developer message (implies the coding profile server-side).' \
+            printf '%s\n' '--approve-tools'\t'Ask before each local command (needs a terminal).' \
+                '--billing-mode'\t'auto | subscription | tokens.' \
+                '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
                 '--frequency-penalty' \
                 '--function'\t'Custom function tool from a YAML/JSON FILE (repeatable).' \
@@ -97,7 +99,9 @@ function __sogni_options
                 '--model'\t'Model id (see \'sogni models\').' \
                 '--name'\t'File name template for saved media.' \
                 '--no-download'\t'List media URLs on stderr instead of saving.' \
-                '--no-exec'\t'Return tool calls instead of running hosted tools.' \
+                '--no-exec'\t'Return tool calls instead of running them (hosted or local).' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
+                '--no-stdin'\t'Never read standard input.' \
                 '--no-stream'\t'Stream the reply as it is written.' \
                 '--no-think'\t'Ask for (or turn off) reasoning.' \
                 '--on-exists'\t'suffix | overwrite | skip | error.' \
@@ -105,8 +109,10 @@ function __sogni_options
                 '--presence-penalty' \
                 '--repetition-penalty' \
                 '--response-format'\t'json, text, or a JSON Schema FILE.' \
-                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON).' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
+                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON); also when...' \
                 '--show-thinking'\t'Show reasoning on stderr.' \
+                '--stdin'\t'Read standard input and put it before the prompt.' \
                 '--stop'\t'Stop sequence (repeatable).' \
                 '--stream'\t'Stream the reply as it is written.' \
                 '--system'\t'System message.' \
@@ -150,6 +156,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -167,8 +174,10 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark | sogni | auto.' \
@@ -178,17 +187,21 @@ function __sogni_options
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
         case 'sogni emulator'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--balance'\t'Starting balance per token type, in capacity units.' \
+                '--help'\t'Show this message and exit.' \
                 '--host'\t'Loopback address to bind (127.0.0.1, ::1 or localhost).' \
                 '--latency'\t'Seconds added to every response.' \
+                '--max-active'\t'Account limit on workflows running at once (more: 409).' \
                 '--no-auth'\t'Accept requests without an API key.' \
                 '--port'\t'Port (0: any free port).' \
                 '--quiet'\t'Do not log requests on stderr.' \
                 '--rate-429'\t'Fraction of API requests answered 429 (Retry-After: 1).' \
                 '--rate-503'\t'Fraction of API requests answered 503 (Retry-After: 1).' \
                 '--rate-reset'\t'Fraction of answers cut off mid-stream or mid-body.' \
+                '--retry-after'\t'Seconds of Retry-After on the random 429/503 answers.' \
                 '--seed'\t'Seed for the random faults (the same seed, the same faults).' \
                 '--step-seconds'\t'Seconds each workflow step takes.' \
+                '--tool-names'\t'Default hosted tools as the brief names them (prefixed...' \
                 '-h'\t'Show this message and exit.' \
                 '-q'\t'Do not log requests on stderr.'
         case 'sogni image'
@@ -196,6 +209,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -214,8 +228,10 @@ function __sogni_options
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark | sogni | auto.' \
@@ -232,6 +248,7 @@ function __sogni_options
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--bpm'\t'Beats per minute.' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
@@ -249,8 +266,10 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--time-signature'\t'2, 3, 4 or 6 (timesig).' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
@@ -280,7 +299,10 @@ function __sogni_options
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
                 '--force'\t'Run every job again, even those already done.' \
                 '--help'\t'Show this message and exit.' \
+                '--on-exists'\t'For every job: overwrite, suffix, skip or error (overwrite here also...' \
                 '--output-dir'\t'Folder for everything the run saves [profile output_dir; default .].' \
+                '--retry'\t'Start a new workflow for these jobs (ids or globs, e.g.' \
+                '--retry-failed'\t'Start a new workflow for every job whose last run failed or was...' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
                 '--shard'\t'Run only shard K of N (deterministic; a job stays with what it needs).' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
@@ -299,6 +321,7 @@ function __sogni_options
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -314,8 +337,10 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark | sogni | auto.' \
@@ -337,6 +362,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -351,8 +377,10 @@ function __sogni_options
                 '--model'\t'Model for the tool (see \'sogni tools show TOOL\').' \
                 '--name'\t'File name template: {slug} {index} {count} {tool} {seed} {workflow}...' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark | sogni | auto.' \
@@ -371,6 +399,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
                 '--audio'\t'Audio to sync to (sound_to_video).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
@@ -390,9 +419,11 @@ function __sogni_options
                 '--negative'\t'What to keep out (negativePrompt).' \
                 '--no-audio'\t'Generate a soundtrack (generateAudio).' \
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
+                '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--ratio'\t'adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.' \
+                '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
                 '--token-type'\t'Pay with spark | sogni | auto.' \
@@ -463,6 +494,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni|--timeout'
             echo 'value'
+        case 'sogni chat|--billing-mode'
+            echo 'choice:auto subscription tokens'
         case 'sogni chat|--developer'
             echo 'value'
         case 'sogni chat|--frequency-penalty'
@@ -521,6 +554,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni edit|--aspect-ratio'
             echo 'value'
+        case 'sogni edit|--billing-mode'
+            echo 'choice:auto subscription tokens'
         case 'sogni edit|--format'
             echo 'value'
         case 'sogni edit|--height'
@@ -553,9 +588,13 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni edit|-o' 'sogni edit|--output-dir'
             echo 'dir'
+        case 'sogni emulator|--balance'
+            echo 'value'
         case 'sogni emulator|--host'
             echo 'value'
         case 'sogni emulator|--latency'
+            echo 'value'
+        case 'sogni emulator|--max-active'
             echo 'value'
         case 'sogni emulator|--port'
             echo 'value'
@@ -565,9 +604,13 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni emulator|--rate-reset'
             echo 'value'
+        case 'sogni emulator|--retry-after'
+            echo 'value'
         case 'sogni emulator|--seed'
             echo 'value'
         case 'sogni emulator|--step-seconds'
+            echo 'value'
+        case 'sogni emulator|--tool-names'
             echo 'value'
         case 'sogni image|--arg'
             echo 'value'
@@ -575,6 +618,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni image|--aspect-ratio'
             echo 'value'
+        case 'sogni image|--billing-mode'
+            echo 'choice:auto subscription tokens'
         case 'sogni image|--format'
             echo 'value'
         case 'sogni image|--guidance'
@@ -613,6 +658,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni music|--args'
             echo 'file'
+        case 'sogni music|--billing-mode'
+            echo 'choice:auto subscription tokens'
         case 'sogni music|--bpm'
             echo 'value'
         case 'sogni music|--duration'
@@ -651,6 +698,10 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni recipe run|--concurrency' 'sogni recipe run|-j'
             echo 'value'
+        case 'sogni recipe run|--on-exists'
+            echo 'choice:suffix overwrite skip error'
+        case 'sogni recipe run|--retry'
+            echo 'value'
         case 'sogni recipe run|--set'
             echo 'value'
         case 'sogni recipe run|--shard'
@@ -663,6 +714,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni speech|--args'
             echo 'file'
+        case 'sogni speech|--billing-mode'
+            echo 'choice:auto subscription tokens'
         case 'sogni speech|--format'
             echo 'value'
         case 'sogni speech|--language'
@@ -701,6 +754,8 @@ function __sogni_option_kind
             echo 'file'
         case 'sogni tools run|--audio'
             echo 'file'
+        case 'sogni tools run|--billing-mode'
+            echo 'choice:auto subscription tokens'
         case 'sogni tools run|--manifest'
             echo 'file'
         case 'sogni tools run|--max-cost'
@@ -735,6 +790,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni video|--audio'
             echo 'file'
+        case 'sogni video|--billing-mode'
+            echo 'choice:auto subscription tokens'
         case 'sogni video|--duration'
             echo 'value'
         case 'sogni video|--format'
@@ -801,13 +858,13 @@ function __sogni_arg_kind
             set kinds 'choice:bash zsh fish powershell'
             set variadic 0
         case 'sogni config get'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni config set'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type' 'value'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'
             set variadic 0
         case 'sogni config unset'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni recipe plan'
             set kinds 'file'

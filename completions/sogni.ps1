@@ -87,6 +87,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
+                '--approve-tools Ask before each local command (needs a terminal).',
+                '--billing-mode auto | subscription | tokens.',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
                 '--frequency-penalty --frequency-penalty',
@@ -102,7 +104,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model id (see ''sogni models'').',
                 '--name File name template for saved media.',
                 '--no-download List media URLs on stderr instead of saving.',
-                '--no-exec Return tool calls instead of running hosted tools.',
+                '--no-exec Return tool calls instead of running them (hosted or local).',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
+                '--no-stdin Never read standard input.',
                 '--no-stream Stream the reply as it is written.',
                 '--no-think Ask for (or turn off) reasoning.',
                 '--on-exists suffix | overwrite | skip | error.',
@@ -110,8 +114,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--presence-penalty --presence-penalty',
                 '--repetition-penalty --repetition-penalty',
                 '--response-format json, text, or a JSON Schema FILE.',
-                '--save-messages Write the conversation, with the reply, to FILE (JSON).',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
+                '--save-messages Write the conversation, with the reply, to FILE (JSON); also when...',
                 '--show-thinking Show reasoning on stderr.',
+                '--stdin Read standard input and put it before the prompt.',
                 '--stop Stop sequence (repeatable).',
                 '--stream Stream the reply as it is written.',
                 '--system System message.',
@@ -155,6 +161,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -172,8 +179,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark | sogni | auto.',
@@ -183,17 +192,21 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-n Number of variations (one request, numberOfVariations).',
                 '-o Folder for the saved files [profile output_dir; default .].') }
             'sogni emulator' { return @(
+                '--balance Starting balance per token type, in capacity units.',
                 '--help Show this message and exit.',
                 '--host Loopback address to bind (127.0.0.1, ::1 or localhost).',
                 '--latency Seconds added to every response.',
+                '--max-active Account limit on workflows running at once (more: 409).',
                 '--no-auth Accept requests without an API key.',
                 '--port Port (0: any free port).',
                 '--quiet Do not log requests on stderr.',
                 '--rate-429 Fraction of API requests answered 429 (Retry-After: 1).',
                 '--rate-503 Fraction of API requests answered 503 (Retry-After: 1).',
                 '--rate-reset Fraction of answers cut off mid-stream or mid-body.',
+                '--retry-after Seconds of Retry-After on the random 429/503 answers.',
                 '--seed Seed for the random faults (the same seed, the same faults).',
                 '--step-seconds Seconds each workflow step takes.',
+                '--tool-names Default hosted tools as the brief names them (prefixed...',
                 '-h Show this message and exit.',
                 '-q Do not log requests on stderr.') }
             'sogni image' { return @(
@@ -201,6 +214,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -219,8 +233,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--negative What to keep out (negativePrompt).',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark | sogni | auto.',
@@ -237,6 +253,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--bpm Beats per minute.',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -254,8 +271,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--time-signature 2, 3, 4 or 6 (timesig).',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
@@ -285,7 +304,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
                 '--force Run every job again, even those already done.',
                 '--help Show this message and exit.',
+                '--on-exists For every job: overwrite, suffix, skip or error (overwrite here also...',
                 '--output-dir Folder for everything the run saves [profile output_dir; default .].',
+                '--retry Start a new workflow for these jobs (ids or globs, e.g.',
+                '--retry-failed Start a new workflow for every job whose last run failed or was...',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
                 '--shard Run only shard K of N (deterministic; a job stays with what it needs).',
                 '--strict Treat a glob that matches no files as an error.',
@@ -304,6 +326,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -319,8 +342,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark | sogni | auto.',
@@ -342,6 +367,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -356,8 +382,10 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model for the tool (see ''sogni tools show TOOL'').',
                 '--name File name template: {slug} {index} {count} {tool} {seed} {workflow}...',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark | sogni | auto.',
@@ -376,6 +404,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
                 '--audio Audio to sync to (sound_to_video).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
@@ -395,9 +424,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--negative What to keep out (negativePrompt).',
                 '--no-audio Generate a soundtrack (generateAudio).',
                 '--no-download Print the media URLs instead of saving the files.',
+                '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--ratio adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.',
+                '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
                 '--token-type Pay with spark | sogni | auto.',
@@ -464,6 +495,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--max-retries' { return 'value' }
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
+            'sogni chat|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
             'sogni chat|--function' { return 'file' }
@@ -497,6 +529,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
+            'sogni edit|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni edit|--format' { return 'value' }
             'sogni edit|--height' { return 'value' }
             'sogni edit|--lora' { return 'value' }
@@ -516,17 +549,22 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--count' { return 'value' }
             'sogni edit|-o' { return 'dir' }
             'sogni edit|--output-dir' { return 'dir' }
+            'sogni emulator|--balance' { return 'value' }
             'sogni emulator|--host' { return 'value' }
             'sogni emulator|--latency' { return 'value' }
+            'sogni emulator|--max-active' { return 'value' }
             'sogni emulator|--port' { return 'value' }
             'sogni emulator|--rate-429' { return 'value' }
             'sogni emulator|--rate-503' { return 'value' }
             'sogni emulator|--rate-reset' { return 'value' }
+            'sogni emulator|--retry-after' { return 'value' }
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
+            'sogni emulator|--tool-names' { return 'value' }
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
+            'sogni image|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni image|--format' { return 'value' }
             'sogni image|--guidance' { return 'value' }
             'sogni image|--height' { return 'value' }
@@ -548,6 +586,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--output-dir' { return 'dir' }
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
+            'sogni music|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni music|--bpm' { return 'value' }
             'sogni music|--duration' { return 'value' }
             'sogni music|--key' { return 'value' }
@@ -570,6 +609,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe plan|--shard' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
             'sogni recipe run|-j' { return 'value' }
+            'sogni recipe run|--on-exists' { return 'choice:suffix overwrite skip error' }
+            'sogni recipe run|--retry' { return 'value' }
             'sogni recipe run|--set' { return 'value' }
             'sogni recipe run|--shard' { return 'value' }
             'sogni recipe run|-o' { return 'dir' }
@@ -577,6 +618,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe validate|--set' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
+            'sogni speech|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni speech|--format' { return 'value' }
             'sogni speech|--language' { return 'value' }
             'sogni speech|--manifest' { return 'file' }
@@ -598,6 +640,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
+            'sogni tools run|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni tools run|--manifest' { return 'file' }
             'sogni tools run|--max-cost' { return 'value' }
             'sogni tools run|--max-download-size' { return 'value' }
@@ -618,6 +661,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
             'sogni video|--audio' { return 'file' }
+            'sogni video|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni video|--duration' { return 'value' }
             'sogni video|--format' { return 'value' }
             'sogni video|--height' { return 'value' }
@@ -659,9 +703,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
         $variadic = $false
         switch -Exact -CaseSensitive ($node) {
             'sogni completion' { $kinds = @('choice:bash zsh fish powershell'); $variadic = $false }
-            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
-            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
-            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
+            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }
             'sogni recipe run' { $kinds = @('file'); $variadic = $false }

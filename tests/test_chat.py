@@ -38,7 +38,8 @@ def test_streams_text_and_sends_only_what_was_set(cli, env_key, httpx_mock):
     assert res.exit_code == 0, res.stderr
     assert res.stdout == "Hello\n"
     req = httpx_mock.get_requests()[0]
-    assert json.loads(req.content) == {"messages": [{"role": "user", "content": "Say hello"}], "stream": True}
+    assert json.loads(req.content) == {"messages": [{"role": "user", "content": "Say hello"}], "stream": True,
+                                       "stream_options": {"include_usage": True}}
     assert req.headers["authorization"] == f"Bearer {CANARY_KEY}"
     assert req.headers["api-key"] == CANARY_KEY
     assert req.headers["user-agent"].startswith("sogni-cli/")
@@ -58,7 +59,7 @@ def test_each_sampling_flag_maps_to_its_field(cli, env_key, httpx_mock):
         "model": "qwen-x",
         "messages": [{"role": "system", "content": "be brief"}, {"role": "developer", "content": "dev note"},
                      {"role": "user", "content": "hi"}],
-        "stream": True, "max_tokens": 64, "temperature": 0.2, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
+        "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 64, "temperature": 0.2, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
         "repetition_penalty": 1.1, "frequency_penalty": 0.5, "presence_penalty": -0.5, "stop": ["END", "STOP"],
         "task_profile": "coding", "chat_template_kwargs": {"budget": 128, "enable_thinking": True},
         "token_type": "spark", "response_format": {"type": "json_object"}, "sogni_tools": False,
@@ -89,9 +90,9 @@ def test_no_think_and_profile_model(cli, env_key, httpx_mock, monkeypatch, tmp_p
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
 
 
-def test_piped_stdin_is_prepended(cli, env_key, httpx_mock):
+def test_piped_stdin_is_prepended_with_stdin_flag(cli, env_key, httpx_mock):
     stream_response(httpx_mock, [chunk("ok", finish="stop")])
-    res = cli("chat", "Summarise", input="line one\nline two\n")
+    res = cli("chat", "--stdin", "Summarise", input="line one\nline two\n")
     assert res.exit_code == 0
     assert sent_body(httpx_mock)["messages"] == [{"role": "user", "content": "line one\nline two\n\nSummarise"}]
 
@@ -192,6 +193,39 @@ def test_function_with_local_command_loop(cli, env_key, httpx_mock, tmp_path):
     assert saved[-1]["content"] == "It is 21 degrees in Paris."
 
 
+def _calls(*names):
+    return [chunk(tool_calls=[{"index": i, "id": f"call_{i}", "type": "function",
+                               "function": {"name": n, "arguments": "{}"}} for i, n in enumerate(names)]),
+            chunk(finish="tool_calls")]
+
+
+@pytest.mark.parametrize("name", ["sogni_generate_image", "generate_image"])
+def test_manual_loop_knows_sogni_tools_by_either_spelling(cli, env_key, httpx_mock, tmp_path, name):
+    """A Sogni tool call next to a local function ends the loop with the calls printed (exit 0), whichever
+    spelling the server uses; nothing local runs for it."""
+    fn = tmp_path / "f.json"
+    fn.write_text(json.dumps({"name": "local_fn", "command": [sys.executable, "-c", "print('ran')"]}))
+    stream_response(httpx_mock, _calls(name))
+    res = cli("chat", "go", "--function", str(fn), "--no-exec")
+    assert res.exit_code == 0, res.stderr
+    assert [json.loads(line)["name"] for line in res.stdout.splitlines()] == [name]
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_a_call_to_a_function_not_offered_runs_nothing_and_exits_7(cli, env_key, httpx_mock, tmp_path):
+    marker = tmp_path / "ran"
+    fn = tmp_path / "f.json"
+    fn.write_text(json.dumps({"name": "local_fn", "command": [sys.executable, "-c",
+                                                              f"open({str(marker)!r}, 'w').write('x')"]}))
+    stream_response(httpx_mock, _calls("local_fn", "rm_rf_everything"))
+    res = cli("chat", "go", "--function", str(fn))
+    assert res.exit_code == 7 and "rm_rf_everything" in res.stderr and "not offer" in res.stderr
+    assert not marker.exists()
+    stream_response(httpx_mock, _calls("generate_image"))
+    res = cli("chat", "go", "--tools", "none", "--function", str(fn))
+    assert res.exit_code == 7  # Sogni tools were turned off: not offered either
+
+
 def test_function_loop_stops_at_max_rounds(cli, env_key, httpx_mock, tmp_path):
     fn = tmp_path / "f.json"
     fn.write_text(json.dumps({"name": "loop", "command": [sys.executable, "-c", "print('again')"]}))
@@ -200,8 +234,8 @@ def test_function_loop_stops_at_max_rounds(cli, env_key, httpx_mock, tmp_path):
     for _ in range(3):
         stream_response(httpx_mock, call)
     res = cli("chat", "go", "--function", str(fn), "--max-rounds", "2")
-    assert res.exit_code == 4
-    assert "2 rounds" in res.stderr
+    assert res.exit_code == 8
+    assert "2 rounds" in res.stderr and "Hint: Raise --max-rounds" in res.stderr
     assert len(httpx_mock.get_requests()) == 3
 
 
@@ -376,11 +410,12 @@ def test_retries_honour_retry_after_and_reuse_idempotency_key(cli, env_key, http
 
 
 def test_backoff_without_retry_after_and_body_retry_after(cli, env_key, httpx_mock, sleeps):
+    # without Sogni's tools a chat starts no paid work: it is retried like a read
     httpx_mock.add_response(url=CHAT_URL, status_code=502, text="bad gateway")
     httpx_mock.add_response(url=CHAT_URL, status_code=503, json={"status": "error", "message": "restarting",
                                                                   "errorCode": 503, "retryAfter": 3})
     stream_response(httpx_mock, [chunk("ok", finish="stop")])
-    assert cli("chat", "x").exit_code == 0
+    assert cli("chat", "--tools", "none", "x").exit_code == 0
     assert 0.375 <= sleeps[0] <= 0.5 and sleeps[1] == 3.0
 
 
@@ -411,8 +446,17 @@ def test_error_envelopes_map_to_exit_codes(cli, env_key, httpx_mock, status, bod
 def test_5xx_after_retries_is_5(cli, env_key, httpx_mock, sleeps):
     for _ in range(3):
         httpx_mock.add_response(url=CHAT_URL, status_code=500, json={"error": {"message": "boom"}})
-    res = cli("chat", "x")
+    res = cli("chat", "--tools", "none", "x")
     assert res.exit_code == 5 and len(sleeps) == 2
+
+
+def test_hosted_chat_5xx_is_not_resent(cli, env_key, httpx_mock, sleeps):
+    # Sogni's tools are on by default: the API may have started paid work before the 500
+    httpx_mock.add_response(url=CHAT_URL, status_code=500, json={"error": {"message": "boom"}})
+    res = cli("chat", "x")
+    assert res.exit_code == 5 and sleeps == []
+    assert len(httpx_mock.get_requests()) == 1
+    assert "Error: 500 boom" in res.stderr and "not sent again" in res.stderr
 
 
 def test_max_retries_flag(cli, env_key, httpx_mock, sleeps):
@@ -431,8 +475,15 @@ def test_connection_errors_retry_then_5(cli, env_key, httpx_mock, sleeps):
 def test_timeouts_retry_then_6(cli, env_key, httpx_mock, sleeps):
     for _ in range(3):
         httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=CHAT_URL)
+    res = cli("chat", "--tools", "none", "x")
+    assert res.exit_code == 6 and len(sleeps) == 2
+
+
+def test_hosted_chat_timeout_is_not_resent(cli, env_key, httpx_mock, sleeps):
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=CHAT_URL)
     res = cli("chat", "x")
-    assert res.exit_code == 6
+    assert res.exit_code == 6 and sleeps == [] and len(httpx_mock.get_requests()) == 1
+    assert "not sent again" in res.stderr
 
 
 def test_error_inside_stream(cli, env_key, httpx_mock):
@@ -510,7 +561,8 @@ def test_hosted_media_followed_deduplicated_and_saved(cli, env_key, httpx_mock, 
 
 def test_hosted_media_failed_download_is_exit_8(cli, env_key, httpx_mock, tmp_path, sleeps):
     media_url = "https://cdn.sogni.test/x.png"
-    httpx_mock.add_response(url=CHAT_URL, method="POST", json=completion(f"See {media_url}"))
+    httpx_mock.add_response(url=CHAT_URL, method="POST", json=completion(
+        f"See {media_url}", sogni_tool_results=[{"tool": "generate_image", "urls": [media_url]}]))
     httpx_mock.add_response(url=media_url, status_code=500, is_reusable=True)
     res = cli("chat", "x", "--no-stream", "-o", str(tmp_path / "o"))
     assert res.exit_code == 8

@@ -415,22 +415,23 @@ def test_processes_saving_at_once_keep_every_record_entry(tmp_path):
 def test_a_second_recipe_run_on_the_same_folder_stops_before_sending(cli, tmp_cwd, emu):
     (tmp_cwd / "r.yaml").write_text(ONE)
     record = tmp_cwd / "out" / ".sogni-run" / "one.jsonl"
+    lock = record.parent / "lock"  # one lock per output folder, whatever the recipe
     record.parent.mkdir(parents=True)
-    running = open(record, "a")  # the first run holds its record
+    running = open(lock, "a")  # the first run holds the folder
     try:
         assert try_lock(running.fileno())
         res = cli("recipe", "run", "r.yaml", "-o", "out")
         assert res.exit_code == 2, res.output
         assert "another run is using out; wait for it or use another -o" in res.stderr
         assert [r for r in emu.requests if r["method"] == "POST"] == []
-        assert record.read_text() == ""
+        assert not record.exists()
     finally:
         running.close()
     res = cli("recipe", "run", "r.yaml", "-o", "out")  # once it ended, the folder is free
     assert res.exit_code == 0, res.output
     assert len([r for r in emu.requests if r["method"] == "POST"]) == 1
     assert (tmp_cwd / "out" / "heron.png").is_file()
-    fh = open(record, "a")  # and the finished run let it go
+    fh = open(lock, "a")  # and the finished run let it go
     try:
         assert try_lock(fh.fileno())
     finally:
@@ -444,7 +445,7 @@ def test_the_run_record_is_held_while_the_run_runs(cli, tmp_cwd, emu, monkeypatc
     held: list[bool] = []
 
     def check(rec):
-        fh = open(tmp_cwd / "out" / ".sogni-run" / "one.jsonl", "a")
+        fh = open(tmp_cwd / "out" / ".sogni-run" / "lock", "a")
         try:
             held.append(not try_lock(fh.fileno()))
         finally:

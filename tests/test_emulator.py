@@ -376,8 +376,11 @@ def test_manual_hosted_tool_names(c):
     assert r["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "generate_music"
     r = chat(c, "say hello", sogni_tools="rich", sogni_tool_execution=False).json()
     assert r["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "generate_speech"
-    forced = {"type": "function", "function": {"name": "generate_video"}}
+    forced = {"type": "function", "function": {"name": "sogni_generate_video"}}
     r = chat(c, "waves", tool_choice=forced, sogni_tool_execution=False).json()
+    assert r["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "sogni_generate_video"
+    forced = {"type": "function", "function": {"name": "generate_video"}}
+    r = chat(c, "waves", sogni_tools="creative-agent", tool_choice=forced, sogni_tool_execution=False).json()
     assert r["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "generate_video"
     # speech is not in the default family: plain text
     assert chat(c, "say hello", sogni_tool_execution=False).json()["choices"][0]["finish_reason"] == "stop"
@@ -406,14 +409,16 @@ def test_hosted_execution_creates_a_workflow(c, emu):
     assert httpx.get(url, trust_env=False).status_code == 200
 
 
-def test_hosted_execution_streamed_puts_references_on_the_last_chunk(c):
+def test_hosted_execution_streamed_waits_for_the_media_and_links_them_in_the_text(c, emu):
     datas = stream_chat(c, {"messages": [{"role": "user", "content": "compose a song about rain"}], "stream": True,
                             "stream_options": {"include_usage": True}})
     chunks = [json.loads(d) for d in datas[:-1]]
     assert datas[-1] == "[DONE]"
-    assert "creative_workflows" in chunks[-1] and "sogni_tool_results" in chunks[-1]
-    assert not any("creative_workflows" in ch for ch in chunks[:-1])
-    assert chunks[-1]["sogni_tool_results"][0]["tool"] == "generate_music"
+    # the brief promises creative_workflows only on non-streamed answers: a stream carries none
+    assert not any("creative_workflows" in ch or "sogni_tool_results" in ch for ch in chunks)
+    text = "".join(ch["choices"][0]["delta"].get("content") or "" for ch in chunks if ch["choices"])
+    (url,) = [w for w in text.split() if w.startswith(emu.base_url + "/media/")]
+    assert httpx.get(url, trust_env=False).status_code == 200  # the stream ended after the media were made
 
 
 def test_forced_composition_tool_runs_inline(c):

@@ -59,8 +59,14 @@ def test_build_job_media_inputs_and_indices(tmp_path):
                     base_dir=tmp_path)
     assert job.arguments["referenceImageIndices"] == [-1, -2]
     assert [i.ref_id for i in job.inputs] == ["media_ref_1", "media_ref_2"]
-    body = workflow_body(job, [{"id": "media_ref_1", "url": "https://x"}])
-    assert body["media_references"] == [{"id": "media_ref_1", "url": "https://x"}]
+    refs = [{"id": "media_ref_1", "url": "https://x"}, {"id": "media_ref_2", "url": "https://y"}]
+    body = workflow_body(job, refs)
+    assert body["media_references"] == refs
+    (step,) = body["input"]["steps"]
+    assert step["arguments"] == {"prompt": "p"}  # the uploads are bound, not indexed
+    assert step["dependsOn"] == [
+        {"sourceStepId": "$input_media", "sourceArtifactIndex": k, "targetArgument": "referenceImageIndices",
+         "transform": "image_index", "mediaType": "image", "required": True} for k in (0, 1)]
     (tmp_path / "a.wav").write_bytes(_wav())
     with pytest.raises(UsageError, match="takes no audio input"):
         build_job("tool", {"name": "generate_image", "audio": ["a.wav"], "args": {"prompt": "p"}}, base_dir=tmp_path)
@@ -72,6 +78,19 @@ def test_user_index_argument_is_kept(tmp_path):
     assert job.arguments["sourceImageIndex"] == 0
 
 
+def test_index_conventions_come_from_the_catalogue(tmp_path):
+    """sound_to_video and video_to_video count their uploads from 0; every other tool from -1."""
+    (tmp_path / "a.png").write_bytes(png_bytes())
+    (tmp_path / "a.wav").write_bytes(_wav())
+    job = build_job("video", {"prompt": "p", "image": ["a.png"], "audio": ["a.wav"], "duration": 5.0},
+                    base_dir=tmp_path)
+    assert job.tool == "sound_to_video"
+    assert job.arguments["audioSourceIndex"] == 0 and job.arguments["sourceImageIndex"] == 0
+    assert job.arguments["duration"] == 5 and isinstance(job.arguments["duration"], int)
+    job = build_job("edit", {"prompt": "p", "images": ["a.png"]}, base_dir=tmp_path)
+    assert job.arguments["sourceImageIndex"] == -1
+
+
 def test_video_and_audio_together_is_an_error(tmp_path):
     with pytest.raises(UsageError, match="cannot be combined"):
         build_job("video", {"prompt": "p", "video": "v.mp4", "audio": "a.wav"}, base_dir=tmp_path)
@@ -80,7 +99,8 @@ def test_video_and_audio_together_is_an_error(tmp_path):
 def test_agent_body_for_default_and_rich_tools():
     job = build_job("image", {"prompt": "fox", "width": 64})
     body = agent_body(job)
-    assert body["tool_choice"]["function"]["name"] == "sogni_generate_image" and body["sogni_tools"] is True
+    # flat names of the creative-agent family: the one spelling the brief and the SDK agree on
+    assert body["tool_choice"]["function"]["name"] == "generate_image" and body["sogni_tools"] == "creative-agent"
     assert "media_references" not in body and "token_type" not in body
     job = build_job("tool", {"name": "apply_style", "args": {"prompt": "ink"}, "token_type": "spark"})
     body = agent_body(job)

@@ -283,8 +283,10 @@ def test_dry_run_shows_placeholder_uploads(cli, httpx_mock, tmp_cwd):
     body = dry_run_body(res.stdout)
     assert body["media_references"] == [{"id": "media_ref_1", "kind": "image", "url": "<upload of photo.jpg>",
                                          "mime_type": "image/png", "filename": "photo.jpg"}]
-    assert body["input"]["steps"][0] == {"toolName": "edit_image",
-                                         "arguments": {"prompt": "make it night", "sourceImageIndex": -1}}
+    assert body["input"]["steps"][0] == {
+        "toolName": "edit_image", "arguments": {"prompt": "make it night"},
+        "dependsOn": [{"sourceStepId": "$input_media", "sourceArtifactIndex": 0, "targetArgument": "sourceImageIndex",
+                       "transform": "image_index", "mediaType": "image", "required": True}]}
     assert httpx_mock.get_requests() == []
 
 
@@ -308,7 +310,9 @@ def test_edit_uploads_through_presigned_flow(cli, api, httpx_mock, tmp_cwd):
     assert [r["id"] for r in body["media_references"]] == ["media_ref_1", "media_ref_2"]
     assert body["media_references"][0]["url"] == f"{CDN}/uploads/image/png"
     assert body["media_references"][1]["filename"] == "b.png"
-    assert body["input"]["steps"][0]["arguments"] == {"prompt": "combine", "model": "qwen", "sourceImageIndex": -1}
+    step = body["input"]["steps"][0]
+    assert step["arguments"] == {"prompt": "combine", "model": "qwen"}
+    assert [(d["sourceArtifactIndex"], d["targetArgument"]) for d in step["dependsOn"]] == [(0, "sourceImageIndex")]
 
 
 def test_edit_refuses_a_file_that_is_not_an_image(cli, httpx_mock, env_key, tmp_cwd):
@@ -337,17 +341,18 @@ def _mp4() -> bytes:
     return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
 
 
-@pytest.mark.parametrize("extra, tool, args", [
+@pytest.mark.parametrize("extra, tool, args, bound", [
     ([], "generate_video", {"prompt": "p", "duration": 5, "ratio": "16:9", "videoModel": "ltx23",
-                            "generateAudio": True}),
+                            "generateAudio": True}, None),
     (["-i", "a.png"], "animate_photo", {"prompt": "p", "duration": 5, "ratio": "16:9", "videoModel": "ltx23",
-                                        "generateAudio": True, "sourceImageIndex": -1}),
+                                        "generateAudio": True}, ("sourceImageIndex", "image")),
     (["--audio", "a.wav"], "sound_to_video", {"prompt": "p", "duration": 5, "ratio": "16:9", "videoModel": "ltx23",
-                                              "generateAudio": True, "audioSourceIndex": -1}),
+                                              "generateAudio": True}, ("audioSourceIndex", "audio")),
     (["--video", "v.mp4"], "video_to_video", {"prompt": "p", "duration": 5, "ratio": "16:9",
-                                              "videoModel": "ltx23", "generateAudio": True, "videoSourceIndex": -1}),
+                                              "videoModel": "ltx23", "generateAudio": True},
+     ("videoSourceIndex", "video")),
 ])
-def test_video_chooses_the_tool_from_the_inputs(cli, tmp_cwd, httpx_mock, extra, tool, args):
+def test_video_chooses_the_tool_from_the_inputs(cli, tmp_cwd, httpx_mock, extra, tool, args, bound):
     (tmp_cwd / "a.png").write_bytes(png_bytes())
     (tmp_cwd / "a.wav").write_bytes(_wav())
     (tmp_cwd / "v.mp4").write_bytes(_mp4())
@@ -363,7 +368,14 @@ def test_video_chooses_the_tool_from_the_inputs(cli, tmp_cwd, httpx_mock, extra,
     res = cli(*argv)
     assert res.exit_code == 0, res.stderr
     step = dry_run_body(res.stdout)["input"]["steps"][0]
-    assert step == {"toolName": tool, "arguments": args}
+    assert step["toolName"] == tool and step["arguments"] == args
+    assert type(step["arguments"]["duration"]) is int  # 5, not 5.0
+    if bound:
+        assert step["dependsOn"] == [{"sourceStepId": "$input_media", "sourceArtifactIndex": 0,
+                                      "targetArgument": bound[0], "transform": f"{bound[1]}_index",
+                                      "mediaType": bound[1], "required": True}]
+    else:
+        assert "dependsOn" not in step
     assert httpx_mock.get_requests() == []
 
 
@@ -403,14 +415,15 @@ def test_profile_image_model_is_a_default(cli, tmp_path, tmp_cwd):
 # ------------------------------------------------------------------------------------------ --agent
 
 
-def test_agent_forces_the_brief_tool_name(cli, api, httpx_mock, tmp_cwd):
+def test_agent_forces_a_flat_name_of_the_creative_agent_family(cli, api, httpx_mock, tmp_cwd):
     res = cli("image", "a fox", "--width", "512", "--agent")
     assert res.exit_code == 0, res.stderr
     chat = api.requests(httpx_mock, "POST", "/v1/chat/completions")
     assert len(chat) == 1 and api.created == []
     body = json.loads(chat[0].content)
-    assert body["tool_choice"] == {"type": "function", "function": {"name": "sogni_generate_image"}}
-    assert body["sogni_tools"] is True and body["sogni_tool_execution"] is True and body["stream"] is False
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "generate_image"}}
+    assert body["sogni_tools"] == "creative-agent"
+    assert body["sogni_tool_execution"] is True and body["stream"] is False
     text = body["messages"][0]["content"]
     assert text.startswith("a fox") and '{"prompt": "a fox", "width": 512}' in text
     # media collected from creative_workflows, followed through the API base URL

@@ -107,7 +107,7 @@ def test_auth_status_without_a_key_is_an_error(cli):
     assert res.stderr.startswith("Error: No API key found")
 
 
-@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504, 524])
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504, 520, 522, 524])
 def test_every_retry_status_is_retried(cli, env_key, httpx_mock, sleeps, status):
     httpx_mock.add_response(url=f"{BASE_URL}/v1/models", status_code=status, json={})
     httpx_mock.add_response(url=f"{BASE_URL}/v1/models", json={"object": "list", "data": [{"id": "m1"}]})
@@ -116,7 +116,7 @@ def test_every_retry_status_is_retried(cli, env_key, httpx_mock, sleeps, status)
     assert len(sleeps) == 1
 
 
-@pytest.mark.parametrize("status", [400, 404, 410, 422])
+@pytest.mark.parametrize("status", [400, 404, 409, 410, 422])  # a 409 is a conflict (a busy account aside)
 def test_other_4xx_are_not_retried(cli, env_key, httpx_mock, sleeps, status):
     httpx_mock.add_response(url=f"{BASE_URL}/v1/models", status_code=status, json={"error": {"message": "no"}})
     res = cli("models")

@@ -24,7 +24,9 @@ def creates(emu) -> list[dict]:
 
 
 def lines(out: Path, name: str = "one") -> list[dict]:
-    return [json.loads(ln) for ln in (out / ".sogni-run" / f"{name}.jsonl").read_text().splitlines()]
+    """The job lines of a run record (its plan lines left out)."""
+    rows = [json.loads(ln) for ln in (out / ".sogni-run" / f"{name}.jsonl").read_text().splitlines()]
+    return [r for r in rows if "id" in r]
 
 
 @pytest.fixture
@@ -53,10 +55,11 @@ def interrupted_run(cli, tmp_cwd, emu, ctrl_c_once_started) -> str:
     assert res.exit_code == 130, res.stderr
     assert ctrl_c_once_started.is_set()
     recs = lines(tmp_cwd / "out")
-    assert [r["status"] for r in recs] == ["started", "interrupted"]
-    wid = recs[0]["workflow_id"]
-    assert wid and recs[1]["workflow_id"] == wid
-    assert recs[0]["request_hash"] == recs[1]["request_hash"] and recs[0]["request_hash"].startswith("sha256:")
+    assert [r["status"] for r in recs] == ["starting", "started", "interrupted"]
+    assert recs[0]["workflow_id"] is None and recs[0]["idempotency_key"] == recs[1]["idempotency_key"]
+    wid = recs[1]["workflow_id"]
+    assert wid and recs[2]["workflow_id"] == wid
+    assert recs[1]["request_hash"] == recs[2]["request_hash"] and recs[1]["request_hash"].startswith("sha256:")
     assert len(creates(emu)) == 1
     assert f"keep running on the server ({wid})" in res.stderr
     return wid  # the fixture interrupts once only: later runs in the test go to the end
@@ -141,7 +144,8 @@ def test_a_changed_request_or_an_unknown_workflow_starts_a_new_one(cli, tmp_cwd,
     (tmp_cwd / "r.yaml").write_text(ONE)
     assert cli("recipe", "run", "r.yaml", "-o", "out").exit_code == 0
     wid = lines(tmp_cwd / "out")[-1]["workflow_id"]
-    _record_line(tmp_cwd, status="started", outputs=[], request_hash="sha256:other")
+    _record_line(tmp_cwd, status="started", outputs=[])
+    (tmp_cwd / "r.yaml").write_text(ONE.replace("a heron at dawn", "a heron at dusk"))  # a changed request
     assert cli("recipe", "run", "r.yaml", "-o", "out").exit_code == 0
     assert len(creates(emu)) == 2
     second = lines(tmp_cwd / "out")[-1]["workflow_id"]
@@ -179,7 +183,6 @@ def test_the_last_line_for_a_job_is_its_state(tmp_path, cli):
 
     r = Runner.__new__(Runner)
     r.record_file = out / ".sogni-run" / "r.jsonl"
-    r.previous = {}
     r.load_previous()
     assert r.previous["a"]["status"] == "succeeded" and r.previous["b"]["status"] == "started"
 
@@ -201,7 +204,8 @@ def test_zero_jobs_need_no_key(cli, tmp_cwd):
     assert res.exit_code == 0, res.stderr
     assert "matches no files" in res.stderr and "no jobs to run" in res.stderr
     assert res.stdout == ""
-    assert (tmp_cwd / "out" / ".sogni-run" / "none.jsonl").read_text() == ""  # `recipe report` still works
+    plan = json.loads((tmp_cwd / "out" / ".sogni-run" / "none.jsonl").read_text())  # `recipe report` still works
+    assert plan["record"] == "plan" and plan["jobs"] == [] and plan["shards"] == 1
     assert cli("recipe", "report", "out").exit_code == 0
     res = cli("recipe", "run", "r.yaml", "-o", "strict", "--strict")
     assert res.exit_code == 2 and "matches no files" in res.stderr

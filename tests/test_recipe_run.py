@@ -25,7 +25,9 @@ def write(path: Path, text: str) -> None:
 
 
 def records(out: Path, name: str) -> list[dict]:
-    return [json.loads(ln) for ln in (out / ".sogni-run" / f"{name}.jsonl").read_text().splitlines()]
+    """The job lines of a run record (its plan lines left out)."""
+    rows = [json.loads(ln) for ln in (out / ".sogni-run" / f"{name}.jsonl").read_text().splitlines()]
+    return [r for r in rows if "id" in r]
 
 
 IMAGES = """\
@@ -60,7 +62,9 @@ def test_chat_reply_becomes_the_image_prompt(cli, tmp_cwd, emu):
     assert len(wf) == 1
     assert reqs.index(next(r for r in reqs if r["path"] == WF and r["method"] == "POST")) > chat_i
     assert reqs[chat_i]["json"] == {"messages": [{"role": "user", "content": "Say hello"}], "stream": True,
-                                    "sogni_tools": False}
+                                    "stream_options": {"include_usage": True}, "sogni_tools": False}
+    title = wf[0]["json"]["input"].pop("title")
+    assert title.startswith("sogni recipe chain · pic · ")  # `workflow list` finds the job's workflow
     assert wf[0]["json"] == {"input": {"steps": [{"toolName": "generate_image", "arguments": {
         "prompt": "Echo: Say hello", "width": 512, "height": 512}}]}}
     assert (tmp_cwd / "out" / "script.txt").read_text() == "Echo: Say hello\n"
@@ -119,8 +123,8 @@ def test_fail_fast_stops_and_continue_on_error_keeps_going(cli, tmp_cwd, emu):
     assert len(creates(emu)) == 1  # nothing started after the failure
     assert "Error: img[1]: 400 bad prompt" in res.stderr
     recs = records(tmp_cwd / "ff", "five")
-    assert [(r["id"], r["status"]) for r in recs] == [("img[1]", "failed")]
-    assert recs[0]["error"]["exit_code"] == 4
+    assert [(r["id"], r["status"]) for r in recs] == [("img[1]", "starting"), ("img[1]", "failed")]
+    assert recs[1]["error"]["exit_code"] == 4
     assert "cancelled" in res.stderr  # the summary lists the jobs that never started
     assert res.stdout == ""
 

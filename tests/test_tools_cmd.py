@@ -87,7 +87,10 @@ def test_run_media_tool_as_a_workflow_step_with_upload(cli, httpx_mock, env_key,
     res = cli("tools", "run", "upscale_image", "-i", "p.png", "--arg", "scale=2")
     assert res.exit_code == 0, res.stderr
     step = api.created[0]["input"]["steps"][0]
-    assert step == {"toolName": "upscale_image", "arguments": {"scale": 2, "sourceImageIndex": -1}}
+    assert step == {"toolName": "upscale_image", "arguments": {"scale": 2},
+                    "dependsOn": [{"sourceStepId": "$input_media", "sourceArtifactIndex": 0,
+                                   "targetArgument": "sourceImageIndex", "transform": "image_index",
+                                   "mediaType": "image", "required": True}]}
     assert res.stdout.splitlines() == ["upscale-image-1.png"]  # no prompt: the slug is the tool
 
 

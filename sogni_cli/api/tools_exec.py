@@ -9,16 +9,21 @@ TEXT_KEYS = ("message", "prompt", "enhanced_prompt", "enhancedPrompt", "lyrics",
              "content", "summary")
 
 
-def execute_body(tool: str, arguments: dict[str, Any], token_type: str | None = None) -> dict[str, Any]:
+def execute_body(tool: str, arguments: dict[str, Any], token_type: str | None = None,
+                 safe_content_filter: bool | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"tool": tool, "arguments": dict(arguments)}
     if token_type:
         body["token_type"] = token_type
+    if safe_content_filter is not None:
+        body["safe_content_filter"] = safe_content_filter
     return body
 
 
-def execute(client: Any, tool: str, arguments: dict[str, Any], token_type: str | None = None) -> dict[str, Any]:
-    """Run one composition tool; returns the response ``data`` object."""
-    body = client.request("POST", PATH, json=execute_body(tool, arguments, token_type), idempotent=True)
+def execute(client: Any, tool: str, arguments: dict[str, Any], token_type: str | None = None,
+            safe_content_filter: bool | None = None, *, key: str | None = None) -> dict[str, Any]:
+    """Run one composition tool (``key``: the Idempotency-Key decided before sending); returns ``data``."""
+    body = client.request("POST", PATH, json=execute_body(tool, arguments, token_type, safe_content_filter),
+                          idempotent=True, idempotency_key=key)
     data = body.get("data") if isinstance(body, dict) and isinstance(body.get("data"), dict) else body
     return data if isinstance(data, dict) else {"result": data}
 

@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from typing import Any
 
-from ..core.errors import UnavailableError, parse_error_body
+from ..core.errors import TimeoutError_, UnavailableError, parse_error_body
 
 ROLES = {"image": "referenceImage", "audio": "referenceAudio", "video": "referenceVideo"}
 PUT_TIMEOUT = 300.0
-PUT_RETRIES = 2
 
 
 def _data_field(body: Any, *names: str) -> str | None:
@@ -41,44 +40,51 @@ def upload_query(kind: str, mime: str, job_id: str, item_id: str, role: str | No
     return q
 
 
-def put_bytes(url: str, data: bytes, mime: str, *, timeout: float = PUT_TIMEOUT,
-              sleep: Callable[[float], Any] | None = None, retries: int = PUT_RETRIES) -> None:
-    """PUT ``data`` to a presigned URL with only ``Content-Type`` (no API key, no auth headers)."""
-    import time
-
+def put_bytes(url: str, data: bytes, mime: str, *, policy: Any = None) -> None:
+    """PUT ``data`` to a presigned URL with only ``Content-Type`` (no API key, no auth headers), retried by the
+    one policy (``policy``: the client's :class:`~sogni_cli.api.client.RetryPolicy`; a PUT of the same bytes
+    may be repeated)."""
     import httpx
 
     from .. import __version__
+    from .client import RetryPolicy
+    from .retry import Safety, parse_retry_after
     from .urls import media_url_problem
 
+    policy = policy or RetryPolicy(timeout=PUT_TIMEOUT)
     problem = media_url_problem(url)
     if problem:  # the user's file goes only where a media download could come from: https, or this machine
         raise UnavailableError(f"Refused to upload to the URL the API gave: {problem}.",
                                hint="The upload URL must be https (or http to this machine).")
     headers = {"Content-Type": mime, "User-Agent": f"sogni-cli/{__version__}"}
     attempt = 0
-    with httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False) as http:
+    with httpx.Client(timeout=httpx.Timeout(policy.timeout, connect=policy.connect_timeout),
+                      follow_redirects=False) as http:
         while True:
             try:
                 resp = http.put(url, content=data, headers=headers)
             except httpx.TransportError as exc:
-                if attempt < retries:
+                if policy.may_resend(Safety.READ, attempt):
+                    policy.pause(policy.delay(attempt))
                     attempt += 1
-                    (sleep or time.sleep)(0.5 * (2 ** (attempt - 1)))
                     continue
+                if isinstance(exc, httpx.TimeoutException):
+                    raise TimeoutError_(f"Upload timed out after {attempt + 1} attempt(s).",
+                                        hint="Raise --timeout, or check the network.") from None
                 raise UnavailableError(f"Upload failed: {exc.__class__.__name__}",
                                        hint="Check the network and try again.") from None
             if resp.status_code < 300:
                 return
-            if resp.status_code in (408, 429, 500, 502, 503, 504) and attempt < retries:
-                attempt += 1
-                (sleep or time.sleep)(0.5 * (2 ** (attempt - 1)))
-                continue
             body = None
             try:
                 body = resp.json()
             except ValueError:
                 pass
+            wait = parse_retry_after(resp.headers, body)
+            if policy.may_resend(Safety.READ, attempt, status=resp.status_code, retry_after=wait):
+                policy.pause(policy.delay(attempt, wait))
+                attempt += 1
+                continue
             err = parse_error_body(resp.status_code, body, resp.text[:200])
             err.message = f"Upload refused: {err.message}"
             raise err
@@ -94,7 +100,7 @@ def upload_file(client: Any, kind: str, mime: str, data: bytes, *, job_id: str |
     up = _data_field(client.request("GET", f"{base}/uploadUrl", params=query), "uploadUrl", "url")
     if not up:
         raise UnavailableError("The API did not return an upload URL.")
-    put_bytes(up, data, mime, sleep=getattr(client.config, "sleep", None))
+    put_bytes(up, data, mime, policy=getattr(client, "policy", None))
     down = _data_field(client.request("GET", f"{base}/downloadUrl", params=query), "downloadUrl", "url")
     if not down:
         raise UnavailableError("The API did not return a download URL for the upload.")

@@ -55,12 +55,40 @@ def _record(body: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- REST
 
 
-def create(client: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """``POST /v1/creative-agent/workflows`` (one Idempotency-Key for all retries); the first snapshot."""
-    rec = _record(client.request("POST", BASE, json=body, idempotent=True))
+def new_key() -> str:
+    """A fresh Idempotency-Key for one logical workflow start."""
+    import uuid
+
+    return f"sogni-{uuid.uuid4().hex}"
+
+
+def create(client: Any, body: dict[str, Any], *, key: str | None = None) -> dict[str, Any]:
+    """``POST /v1/creative-agent/workflows`` with ``key`` (decided before sending; reused by every retry and
+    by any later resend, so the API answers a repeat with the workflow it already made); the first snapshot."""
+    rec = _record(client.request("POST", BASE, json=body, idempotent=True, idempotency_key=key))
     if not workflow_id(rec):
         raise UnavailableError("The API started a workflow but did not say its id.")
     return rec
+
+
+def recover(client: Any, body: dict[str, Any], key: str, *, seconds: float = 4.0) -> str | None:
+    """The id of the workflow a create with ``key`` started (or starts now), asked again with the same key
+    and body within about ``seconds``; None when the API cannot say in time."""
+    quick = client.derived(read_timeout=seconds, connect_timeout=min(2.0, seconds), max_retries=1)
+    try:
+        return workflow_id(create(quick, body, key=key))
+    except Exception:  # noqa: BLE001 - best effort: the caller prints the key instead
+        return None
+    finally:
+        quick.close()
+
+
+def find_by_title(client: Any, title: str, limit: int = 100) -> dict[str, Any] | None:
+    """The newest workflow of the account whose title is ``title`` (None when none is listed)."""
+    for rec in list_workflows(client, limit=limit):
+        if rec.get("title") == title or (isinstance(rec.get("input"), dict) and rec["input"].get("title") == title):
+            return rec
+    return None
 
 
 def get(client: Any, wid: str) -> dict[str, Any]:
@@ -267,9 +295,12 @@ def _follow_sse(client, wid, watch: _Watch, on_wait, last_event_id):
     prev_sse_id = last_event_id
     while True:
         got_any = False
+        # A resume names the last event twice, as the official SDK does: the header for servers that follow
+        # the SSE standard, ``?after=`` for proxies that drop unknown request headers.
         headers = {"Last-Event-ID": dec.last_event_id} if dec.last_event_id else None
+        params = {"after": dec.last_event_id} if dec.last_event_id else None
         try:
-            with client.stream("GET", _path(wid, "events", "stream"), headers=headers) as resp:
+            with client.stream("GET", _path(wid, "events", "stream"), headers=headers, params=params) as resp:
                 ctype = resp.headers.get("content-type", "")
                 if "text/event-stream" not in ctype:
                     return None  # not a stream: poll instead

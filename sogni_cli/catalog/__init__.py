@@ -146,6 +146,13 @@ class Param:
     min_items: int | None = None
     max_items: int | None = None
     properties: list[str] | None = None  # documented keys of an object parameter (informational)
+    # How an index argument counts uploads: "negative" (-1 is the first upload; 0, 1, ... are results made
+    # earlier), "zero-based" (0 is the first upload) or "either" (0-based, -1 also accepted). None: not an index.
+    upload_index: str | None = None
+
+    def upload_position(self, position: int) -> int:
+        """The value that addresses the upload at 0-based ``position`` among the uploads of its kind."""
+        return position if self.upload_index in ("zero-based", "either") else -(position + 1)
 
     @classmethod
     def from_json(cls, name: str, d: dict[str, Any]) -> "Param":
@@ -163,6 +170,7 @@ class Param:
             min_items=d.get("minItems"),
             max_items=d.get("maxItems"),
             properties=d.get("properties"),
+            upload_index=d.get("uploadIndex"),
         )
 
     # -- checks ------------------------------------------------------------------------------------
@@ -385,6 +393,12 @@ class Catalog:
         guess = _did_you_mean(key, self.names())
         hint = (f"did you mean '{guess}'? " if guess else "") + "See `sogni tools list`."
         raise UsageError(f"Unknown tool '{name}'", hint=hint)
+
+    def is_hosted_call(self, name: Any) -> bool:
+        """True when a tool call's function name is a Sogni tool in either spelling (``generate_image`` or
+        the brief's ``sogni_generate_image``)."""
+        return isinstance(name, str) and (name in self._index or (name.startswith(PREFIX)
+                                                                  and name[len(PREFIX):] in self._index))
 
     def family(self, fam: str) -> list[Tool]:
         return [t for t in self.tools if fam in t.families]

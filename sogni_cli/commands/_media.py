@@ -20,7 +20,7 @@ from ..core.errors import UsageError
 from ..render.output import out, out_json, out_jsonl
 from ..core.term import err
 
-from ..core.choices import ON_EXISTS, TOKEN_TYPES, one_of  # noqa: E402
+from ..core.choices import BILLING_MODES, ON_EXISTS, TOKEN_TYPES, one_of  # noqa: E402
 
 # name -> (type, typer.Option). The order is the order shown in --help.
 SHARED: dict[str, tuple[Any, Any]] = {
@@ -35,6 +35,8 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "args": (Optional[str], typer.Option(None, "--args", help="Tool arguments as a JSON object, or @FILE.", show_default=False)),
     "token_type": (Optional[str], typer.Option(None, "--token-type", help=f"Pay with {one_of(TOKEN_TYPES)}.", show_default=False)),
     "confirm_cost": (bool, typer.Option(False, "--confirm-cost", help="Approve the estimated cost in advance (confirm_cost).")),
+    "billing_mode": (Optional[str], typer.Option(None, "--billing-mode", help=f"Pay from {one_of(BILLING_MODES)} (billing_mode).", show_default=False)),
+    "safe_content_filter": (Optional[bool], typer.Option(None, "--safe-content-filter/--no-safe-content-filter", help="Turn the API's safe-content filter on or off (server default when not given).", show_default=False)),
     "max_cost": (Optional[int], typer.Option(None, "--max-cost", metavar="UNITS", help="Refuse to run above this many capacity units.", show_default=False)),
     "agent": (bool, typer.Option(False, "--agent", help="Let the chat model make the tool call (/v1/chat/completions, tool forced).")),
     "json_out": (bool, typer.Option(False, "--json", help="Print one JSON document at the end.")),
@@ -60,6 +62,8 @@ class MediaFlags:
     args: Optional[str] = None
     token_type: Optional[str] = None
     confirm_cost: bool = False
+    billing_mode: Optional[str] = None
+    safe_content_filter: Optional[bool] = None
     max_cost: Optional[int] = None
     agent: bool = False
     json_out: bool = False
@@ -207,6 +211,10 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         fields["confirm_cost"] = True
     if flags.max_cost is not None:
         fields["max_cost"] = flags.max_cost
+    if flags.billing_mode is not None:
+        fields["billing_mode"] = flags.billing_mode
+    if flags.safe_content_filter is not None:
+        fields["safe_content_filter"] = flags.safe_content_filter
     job = build_job(kind, fields, base_dir=Path("."), labels=flag_labels(ctx))
     if flags.agent and job.route == "execute":
         raise UsageError(f"{job.tool} runs synchronously; --agent applies to media tools only.")
@@ -226,7 +234,10 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     display = WorkflowDisplay(sys.stderr, quiet=quiet or dry)
     progress = JobProgress(make_progress(sys.stderr, quiet=quiet or dry), display)
 
+    seen: dict[str, str] = {}
+
     def on_created(wid: str) -> None:
+        seen["workflow_id"] = wid
         if flags.detach and not (flags.json_out or flags.jsonl):
             out(wid)
         elif not quiet:
@@ -253,7 +264,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         partial = getattr(exc, "result", None)
         ticker.stop()
         progress.close()
-        if partial is not None:
+        if flags.json_out:  # one document, also for a failure: the workflow id, the exit code, the error
+            out_json(failure_json(exc, partial, seen.get("workflow_id")))
+        elif partial is not None:
             print_result(partial, flags)
         raise
     finally:
@@ -264,7 +277,26 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
             out_json({"workflow_id": result.workflow_id, "status": result.status, "tool": result.tool,
                       "arguments": result.arguments, "artifacts": []})
         return
+    if result.status == "skipped" and not quiet:
+        err(f"All {len(result.saved)} file(s) already exist (--on-exists skip): nothing was sent.")
     print_result(result, flags)
+
+
+def failure_json(exc: BaseException, partial: Any, workflow_id: str | None) -> dict[str, Any]:
+    """The ``--json`` document of a command that failed: what was saved, the workflow, the exit code, the error."""
+    from ..core.errors import ExitCode, SogniError
+    from ..core.secrets import redact
+
+    doc: dict[str, Any] = partial.to_json() if partial is not None else {"workflow_id": None, "status": None,
+                                                                         "artifacts": []}
+    doc["workflow_id"] = doc.get("workflow_id") or workflow_id
+    doc["status"] = doc.get("status") or getattr(exc, "workflow_status", None) or "error"
+    code = int(exc.exit_code) if isinstance(exc, SogniError) else int(ExitCode.INTERNAL)
+    message = exc.message if isinstance(exc, SogniError) else f"Internal error: {exc.__class__.__name__}: {exc}"
+    hint = exc.hint if isinstance(exc, SogniError) else None
+    doc["exit_code"] = code
+    doc["error"] = {"message": redact(message), "hint": redact(hint) if hint else None}
+    return doc
 
 
 def print_result(result: Any, flags: Any) -> None:

@@ -45,6 +45,10 @@ def login(ctx: typer.Context,
     from ..core.config import check_key
 
     check_key(key, "standard input")
+    if s.dry_run:
+        out(f"Would save the API key for profile {s.profile!r} in {credentials_path(s.config_dir)}; "
+            "nothing written (--dry-run).")
+        return
     path = store_key(s.config_dir, s.profile, key)
     err(f"Saved the API key for profile {s.profile!r} in {path}")
 
@@ -72,6 +76,10 @@ def logout(ctx: typer.Context) -> None:
     import os
 
     s = settings(ctx)
+    if s.dry_run:
+        out(f"Would remove the stored API key for profile {s.profile!r} from {credentials_path(s.config_dir)}; "
+            "nothing written (--dry-run).")
+        return
     if remove_key(s.config_dir, s.profile):
         err(f"Removed the stored API key for profile {s.profile!r}.")
     else:

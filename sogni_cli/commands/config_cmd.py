@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ..core.config import PROFILE_KEYS, coerce_profile_value, update_profile_setting
+from ..core.config import PROFILE_KEYS, coerce_profile_value, load_config_file, update_profile_setting
 from ..core.errors import UsageError
 from ..render.output import out
 from ..core.term import err
@@ -73,6 +73,9 @@ def set_cmd(ctx: typer.Context, key: str = typer.Argument(...), value: str = typ
     """Set a setting in the current profile."""
     s = settings(ctx, new_profile_ok=True)
     coerced = coerce_profile_value(key, value)
+    if s.dry_run:
+        out(f"Would set {key} in profile {s.profile!r} ({s.config_dir / 'config.yaml'}); nothing written (--dry-run).")
+        return
     path = update_profile_setting(s.config_dir, s.profile, key, coerced)
     err(f"Set {key} in profile {s.profile!r} ({path}).")
 
@@ -81,5 +84,11 @@ def set_cmd(ctx: typer.Context, key: str = typer.Argument(...), value: str = typ
 def unset_cmd(ctx: typer.Context, key: str = typer.Argument(...)) -> None:
     """Remove a setting from the current profile."""
     s = settings(ctx, lenient=True)
+    if s.dry_run:
+        prof = (load_config_file(s.config_dir).get("profiles") or {}).get(s.profile) or {}
+        if key not in prof:
+            raise UsageError(f"{key} is not set in profile {s.profile!r}.")
+        out(f"Would remove {key} from profile {s.profile!r}; nothing written (--dry-run).")
+        return
     update_profile_setting(s.config_dir, s.profile, key, remove=True)
     err(f"Removed {key} from profile {s.profile!r}.")

@@ -122,6 +122,9 @@ def run(
     shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs).", show_default=False),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them (like `plan`)."),
+    retry: Optional[List[str]] = typer.Option(None, "--retry", metavar="JOB", help="Start a new workflow for these jobs (ids or globs, e.g. 'shot[mug*'; repeatable or comma-separated).", show_default=False),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Start a new workflow for every job whose last run failed or was cancelled."),
+    on_exists: Optional[str] = typer.Option(None, "--on-exists", help="For every job: overwrite, suffix, skip or error (overwrite here also allows replacing another recipe's files).", show_default=False),
     allow_commands: bool = typer.Option(False, "--allow-commands", help="Let chat jobs run the local commands of their function files (listed by `recipe plan`)."),
 ) -> None:
     """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
@@ -130,6 +133,11 @@ def run(
     from ._common import client, settings
 
     sh = _parse_shard(shard)
+    from ..core.choices import ON_EXISTS
+
+    if on_exists is not None and on_exists not in ON_EXISTS:
+        raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: " + ", ".join(ON_EXISTS))
+    patterns = [p.strip() for item in retry or [] for p in item.split(",") if p.strip()]
     g = ctx.find_root().obj
     if dry_run or getattr(g, "dry_run", False):
         p, _s = _prepare(ctx, file, set_, strict)
@@ -152,7 +160,7 @@ def run(
         if not s0.quiet:
             where = f" in shard {sh[0]}/{sh[1]}" if sh else ""
             err(f"Warning: {file}: no jobs to run{where}; nothing was sent.")
-        touch_record(s0.out_dir(output_dir), p.name)  # `recipe report` over every shard's folder still works
+        touch_record(s0.out_dir(output_dir), p.name, sh)  # `recipe report` over every shard's folder still works
         return
     s = settings(ctx)
     if concurrency is None:
@@ -160,11 +168,23 @@ def run(
     if concurrency < 1:
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}.")
     api = client(ctx)
+    _check_patterns(p, patterns, s.quiet)
     opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
-                      force=force, shard=sh, quiet=s.quiet, settings=s)
+                      force=force, shard=sh, quiet=s.quiet, settings=s, retry=patterns, retry_failed=retry_failed,
+                      on_exists=on_exists)
     code = run_plan(api, p, opts)
     if code:
         raise typer.Exit(code)
+
+
+def _check_patterns(plan, patterns: list[str], quiet: bool) -> None:
+    """Every --retry pattern names a job of this run (a warning otherwise: it may be another shard's)."""
+    import fnmatch
+
+    for pat in patterns:
+        if not any(fnmatch.fnmatchcase(pj.uid, pat) or fnmatch.fnmatchcase(pj.inst.job.id, pat) for pj in plan.jobs):
+            if not quiet:
+                err(f"Warning: --retry {pat}: no job of this run matches it.")
 
 
 @app.command()
@@ -179,15 +199,16 @@ def report(
 
     if as_json and markdown:
         raise UsageError("--json and --markdown cannot be combined.")
-    records = load_records([str(d) for d in dirs])
-    summary = merged_summary(records)
+    plans: list = []
+    records = load_records([str(d) for d in dirs], plans)
+    summary = merged_summary(records, plans)
     if as_json:
         out_json(summary)
     elif markdown:
         out(summary_markdown(summary))
     else:
         out(summary_table(summary))
-    if summary["failed_jobs"]:  # failed, interrupted, cancelled or skipped
+    if summary["failed_jobs"] or summary.get("missing_shards"):  # not succeeded, never started, shard missing
         raise typer.Exit(8)
 
 

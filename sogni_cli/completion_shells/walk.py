@@ -49,6 +49,7 @@ CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
     "--token-type": choices.TOKEN_TYPES,
     "--task-profile": choices.TASK_PROFILES,
     "--tool-choice": choices.TOOL_CHOICES,
+    "--billing-mode": choices.BILLING_MODES,
 }
 # Commands whose -m/--model takes a chat model id (the ids `sogni models` caches).
 MODEL_OPTION_COMMANDS = frozenset({("chat",)})

@@ -18,6 +18,8 @@ ON_EXISTS: tuple[str, ...] = ("suffix", "overwrite", "skip", "error")
 TASK_PROFILES: tuple[str, ...] = ("general", "coding", "reasoning")
 #: ``chat --tool-choice`` words (a function name is allowed too).
 TOOL_CHOICES: tuple[str, ...] = ("auto", "none", "required")
+#: How a request is billed (``--billing-mode``).
+BILLING_MODES: tuple[str, ...] = ("auto", "subscription", "tokens")
 #: Recipe job kinds, in the order the documentation lists them.
 JOB_KINDS: tuple[str, ...] = ("chat", "image", "edit", "video", "music", "speech", "tool")
 

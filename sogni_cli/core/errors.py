@@ -217,6 +217,9 @@ def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
         elif code == "model_not_found" or etype == "model_not_found" or (
                 status == 404 and message and "model" in message.lower()):
             hint = "See the available models with `sogni models`."
+    from .term import clean_text
+
+    message = clean_text(message, newlines=False)  # server text: one line, so it cannot forge one of ours
     prefix = f"{status} " if status else ""
     err = ApiError(f"{prefix}{message}".strip() if status else message, status=status, code=code, type=etype,
                    hint=hint, retry_after=retry_after)

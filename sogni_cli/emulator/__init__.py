@@ -9,7 +9,8 @@ loopback only, with real media made on the fly and scriptable faults.
         ...  # point the client at emu.base_url; inspect emu.requests; emu.script([...])
 
 Admin routes for other processes: ``POST /_emulator/faults`` (``{"faults": [...]}``),
-``GET /_emulator/requests`` (``{"requests": [...]}``), ``POST /_emulator/reset``.
+``GET /_emulator/requests`` (``{"requests": [...]}``), ``POST /_emulator/reset``, ``POST /_emulator/config``
+(``{"tool_names": "flat", "balance": 50, "subscription": {...}}``).
 """
 
 from __future__ import annotations
@@ -34,21 +35,27 @@ def __getattr__(name: str) -> Any:
 
 def start(host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_seconds: float = 0.5,
           quiet: bool = True, require_auth: bool = True, keepalive: float = 1.0,
-          out: TextIO | None = None, fault_rates: dict[str, float] | None = None, seed: int = 0) -> "Emulator":
-    """Start an emulator in a daemon thread and return it (``port=0``: a free port).
+          out: TextIO | None = None, fault_rates: dict[str, float] | None = None, seed: int = 0,
+          max_active: int | None = None, tool_names: str = "prefixed", balance: float | None = None) -> "Emulator":
+    """Start an emulator in a daemon thread and return it (``port=0``: a free port). ``max_active`` limits the
+    workflows queued or running at once (a start beyond it is a 409 "too many active workflows").
 
     Raises :class:`~sogni_cli.core.errors.UsageError` (also a ``ValueError``) for a non-loopback host.
     """
     from .server import Emulator
 
-    return Emulator(host, port, latency=latency, step_seconds=step_seconds, quiet=quiet, require_auth=require_auth,
-                    keepalive=keepalive, out=out, fault_rates=fault_rates, seed=seed).start()
+    emu = Emulator(host, port, latency=latency, step_seconds=step_seconds, quiet=quiet, require_auth=require_auth,
+                   keepalive=keepalive, out=out, fault_rates=fault_rates, seed=seed, tool_names=tool_names,
+                   balance=balance)
+    emu.store.max_active = max_active
+    return emu.start()
 
 
 def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, step_seconds: float = 0.5,
           out: TextIO = sys.stderr, quiet: bool = False, require_auth: bool = True,
-          fault_rates: dict[str, float] | None = None, seed: int = 0,
-          on_ready: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> None:
+          fault_rates: dict[str, float] | None = None, seed: int = 0, max_active: int | None = None,
+          on_ready: Callable[[str], None] | None = None, stop: threading.Event | None = None,
+          tool_names: str = "prefixed", balance: float | None = None, retry_after: float = 1.0) -> None:
     """Serve in the foreground until Ctrl-C (or until the emulator is stopped).
 
     Writes a start line and (unless ``quiet``) one line per request to ``out``; nothing to stdout.
@@ -58,7 +65,10 @@ def serve(host: str = "127.0.0.1", port: int = 8787, *, latency: float = 0.0, st
     from .server import Emulator
 
     emu = Emulator(host, port, latency=latency, step_seconds=step_seconds, quiet=quiet, require_auth=require_auth,
-                   out=out, fault_rates=fault_rates, seed=seed).start()
+                   out=out, fault_rates=fault_rates, seed=seed, tool_names=tool_names, balance=balance,
+                   retry_after=retry_after)
+    emu.store.max_active = max_active
+    emu.start()
     try:
         print(f"Sogni emulator listening on {emu.base_url} (Ctrl-C to stop)", file=out, flush=True)
         if on_ready is not None:

@@ -8,11 +8,22 @@ Tool calls: a custom function is called when ``tool_choice`` forces it, or when 
 ``auto``/``required`` and the last user text names it. Hosted media tools are chosen from words in
 the user text (image/picture/photo/draw, video/clip/animate, music/song/jingle, speech/say/voice)
 or forced by ``tool_choice``; the tool must be in the ``sogni_tools`` family (``default``: the six
-direct tools; ``creative-tools``/``rich``/``hosted``; ``creative-agent``). Names in returned
-``tool_calls``: the name the request forced, else ``sogni_<name>`` with the default family
-(``sogni_tools`` absent or true, as the product brief names them) and flat names in the
-creative-tools/creative-agent modes. With execution on (default), media tools start a
-``hosted_tool_sequence`` workflow and composition tools run inline.
+direct tools; ``creative-tools``/``rich``/``hosted``; ``creative-agent``).
+
+Names: the default family is offered as ``sogni_<name>`` when the emulator runs with tool names
+``prefixed`` (the product brief's spelling, the default) and flat with ``flat`` (the official SDK's);
+the creative-tools/creative-agent families always use flat names. A forced ``tool_choice`` must name
+an offered function exactly (anything else is a 400, as OpenAI-compatible servers answer). A forced
+hosted tool takes its arguments from a JSON object at the end of the last user message when there is
+one (as a model told "call X with exactly these arguments" would), and index arguments must follow
+the tool's upload convention (else 400).
+
+With execution on (default), media tools start a ``hosted_tool_sequence`` workflow and composition
+tools run inline. A non-streamed answer returns at once with ``creative_workflows`` (status
+``queued``) and ``sogni_tool_results``; a streamed answer holds until the workflow has finished (the
+server's follow-up round), then streams the hosted call it ran (a ``tool_calls`` delta; the answer still ends
+with ``stop``) and a reply whose text carries the media links, and carries no ``creative_workflows`` (the brief
+promises them for non-streamed answers only).
 """
 
 from __future__ import annotations
@@ -68,6 +79,8 @@ class Reply:
     prompt_tokens: int = 0
     stream: bool = False
     include_usage: bool = False
+    hold_until: float | None = None  # a streamed answer waits (monotonic time) until the tool's work is done
+    ran_calls: list[dict[str, Any]] = field(default_factory=list)  # hosted calls the server ran (streamed first)
     id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex[:24])
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -101,6 +114,10 @@ class Reply:
                     "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish, "logprobs": None}]}
 
         out = [chunk({"role": "assistant", "content": ""})]
+        # The server's own tool round comes first: the hosted calls it ran, then the reply that follows them.
+        for i, call in enumerate(self.ran_calls):
+            out.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                              "function": {"name": call["name"], "arguments": call["arguments"]}}]}))
         out += [chunk({"content": p}) for p in self.pieces()]
         for i, call in enumerate(self.tool_calls):
             out.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
@@ -113,7 +130,6 @@ class Reply:
         if self.include_usage:
             out.append({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                         "model": self.model, "choices": [], "usage": self.usage()})
-        out[-1].update(self.extras)
         return out
 
 
@@ -372,10 +388,37 @@ def _prompt_tokens(messages: list[dict[str, Any]]) -> int:
 
 
 class ChatContext:
-    """What a completion may touch: the workflow store (for hosted execution)."""
+    """What a completion may touch: the workflow store (for hosted execution) and the tool names mode."""
 
-    def __init__(self, store: Any):
+    def __init__(self, store: Any, tool_names: str = "prefixed"):
         self.store = store
+        self.tool_names = tool_names
+
+
+def offered_names(mode: str | None, custom: dict[str, Any], tool_names: str) -> dict[str, str]:
+    """Every function name the request offers -> the canonical hosted tool (custom functions map to '')."""
+    out = {name: "" for name in custom}
+    if mode:
+        for name in toolcat.family(mode):
+            label = f"sogni_{name}" if mode == "default" and tool_names == "prefixed" else name
+            out.setdefault(label, name)
+    return out
+
+
+def _json_tail(text: str) -> dict[str, Any] | None:
+    """The JSON object that ends ``text``, if any."""
+    end = text.rstrip()
+    if not end.endswith("}"):
+        return None
+    start = end.find("{")
+    while start != -1:
+        try:
+            value = json.loads(end[start:])
+        except ValueError:
+            start = end.find("{", start + 1)
+            continue
+        return value if isinstance(value, dict) else None
+    return None
 
 
 def complete(body: Any, ctx: ChatContext) -> Reply:
@@ -413,8 +456,10 @@ def complete(body: Any, ctx: ChatContext) -> Reply:
         if choice.get("type") != "function" or not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise bad("tool_choice must be {type: 'function', function: {name}}", "tool_choice")
         forced = fn["name"]
-        if forced not in custom and not (mode and toolcat.get(forced) is not None):
-            raise bad(f"tool_choice names an unknown function {forced!r}", "tool_choice")
+        offered = offered_names(mode, custom, ctx.tool_names)
+        if forced not in offered:
+            raise bad(f"tool_choice names a function that is not offered: {forced!r} (offered: "
+                      f"{', '.join(sorted(offered)) or 'none'})", "tool_choice")
     else:
         raise bad("tool_choice must be a string or an object", "tool_choice")
     if choice == "required" and not custom and not mode:
@@ -457,7 +502,7 @@ def complete(body: Any, ctx: ChatContext) -> Reply:
         if call_custom is None and hosted is None and choice == "required" and custom:
             call_custom = next(iter(custom))
         if hosted:
-            hosted_label = f"sogni_{hosted}" if mode == "default" else hosted
+            hosted_label = f"sogni_{hosted}" if mode == "default" and ctx.tool_names == "prefixed" else hosted
 
     if call_custom is not None:
         params = custom[call_custom].get("parameters") or {"type": "object", "properties": {}}
@@ -471,6 +516,19 @@ def complete(body: Any, ctx: ChatContext) -> Reply:
         tool = toolcat.get(hosted)
         assert tool is not None and hosted_label is not None
         args = _hosted_args(tool, text or "an image")
+        given = _json_tail(text) if forced is not None else None
+        if given is not None:
+            args = dict(given)
+            if "prompt" in tool.params and "prompt" not in args:
+                args["prompt"] = text[:text.rfind("{")].strip() or tool.name
+            problems = tool.validate(args)
+            if problems:
+                raise bad(f"{tool.name}: " + "; ".join(problems), "tool_choice")
+            from . import bindings
+
+            refs = [r for r in body.get("media_references") or [] if isinstance(r, dict)]
+            bindings.check_indices(tool, args, bindings.upload_counts(refs, images=len(images)), {},
+                                   "messages", envelope="openai")
         if body.get("sogni_tool_execution") is False:
             reply.tool_calls = [{"id": _call_id(), "name": hosted_label, "arguments": json.dumps(args)}]
             reply.content = think or None
@@ -515,6 +573,9 @@ def _execute_hosted(reply: Reply, ctx: ChatContext, body: dict[str, Any], tool: 
     if tool.route == "execute":
         data = compose.run(tool.name, {k: v for k, v in args.items() if k in tool.params})
         reply.content = think + data["message"]
+        if reply.stream:
+            reply.ran_calls = [{"id": call_id, "name": label, "arguments": json.dumps(args)}]
+            return
         reply.extras["sogni_tool_results"] = [{"tool": tool.name, "toolCallId": call_id, "status": "completed",
                                                "success": True, **data["result"]}]
         return
@@ -537,6 +598,11 @@ def _execute_hosted(reply: Reply, ctx: ChatContext, body: dict[str, Any], tool: 
     else:
         text = f"Started {tool.name} for \"{prompt}\" (workflow {wid})."
     reply.content = think + text
+    if reply.stream:
+        reply.ran_calls = [{"id": call_id, "name": label, "arguments": json.dumps(args)}]
+        flow = ctx.store._get(wid)
+        reply.hold_until = flow.mono + max((e["offset"] for e in flow.timeline), default=0.0)
+        return
     # The status at acceptance (the first event), however long this request took.
     reply.extras["creative_workflows"] = [{"workflowId": wid, "status": "queued", **links}]
     reply.extras["sogni_tool_results"] = [{"tool": tool.name, "name": label, "toolCallId": call_id,

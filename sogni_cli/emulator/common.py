@@ -59,3 +59,11 @@ def is_number(value: Any) -> bool:
 
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_iso(text: str) -> float | None:
+    """Seconds since the epoch for an ISO 8601 time (``Z`` or an offset); None when it is not one."""
+    try:
+        return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError):
+        return None

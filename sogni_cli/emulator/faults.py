@@ -95,7 +95,7 @@ class FaultQueue:
         "reset": {"action": "reset_after", "chunks": 3, "bytes": 1024},
     }
 
-    def __init__(self, rates: dict[str, float] | None = None, seed: int = 0) -> None:
+    def __init__(self, rates: dict[str, float] | None = None, seed: int = 0, retry_after: float = 1.0) -> None:
         import random
 
         self._lock = threading.Lock()
@@ -107,6 +107,7 @@ class FaultQueue:
         if any(not 0 <= v <= 1 for v in self.rates.values()):
             raise ValueError("fault rates are fractions between 0 and 1")
         self._random = random.Random(seed)
+        self.retry_after = float(retry_after)  # the Retry-After of the random 429 and 503 answers
 
     def _random_fault(self, path: str) -> dict[str, Any] | None:
         if not self.rates or path.startswith(("/_emulator", "/_uploads")):
@@ -116,7 +117,10 @@ class FaultQueue:
         for name, rate in sorted(self.rates.items()):
             edge += rate
             if draw < edge:
-                return {"match": path, "method": None, "times": 1, **self.RATE_FAULTS[name]}
+                fault = {"match": path, "method": None, "times": 1, **self.RATE_FAULTS[name]}
+                if "retry_after" in fault:
+                    fault["retry_after"] = self.retry_after
+                return fault
         return None
 
     def add(self, faults: list[dict[str, Any]]) -> None:

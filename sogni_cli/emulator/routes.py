@@ -50,6 +50,15 @@ def admin(h: "Handler", method: str, path: str, raw: bytes) -> None:
     elif path == "/_emulator/reset" and method == "POST":
         emu.reset()
         h.send_json(200, {"status": "success", "data": {}})
+    elif path == "/_emulator/config" and method == "POST":
+        try:
+            cfg = json.loads(raw or b"{}")
+            if not isinstance(cfg, dict):
+                raise ValueError("expected a JSON object")
+            data = emu.configure(cfg)
+        except (ValueError, TypeError) as exc:
+            raise ApiFailure(400, f"bad config: {exc}", code=400)
+        h.send_json(200, {"status": "success", "data": data})
     else:
         raise _not_found(path)
 
@@ -57,7 +66,13 @@ def admin(h: "Handler", method: str, path: str, raw: bytes) -> None:
 # --------------------------------------------------------------------------- routing
 def route(h: "Handler", method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any,
           raw: bytes) -> None:
-    if path == "/v1/chat/completions":
+    from . import account, runs
+
+    if account.route(h, method, path):
+        return
+    if path == "/v1/chat/runs" or path.startswith("/v1/chat/runs/"):
+        runs.route(h, method, path, query, headers, body)
+    elif path == "/v1/chat/completions":
         if method != "POST":
             raise _method_not_allowed(method, path)
         chat_completion(h, headers, body)
@@ -111,13 +126,13 @@ def chat_completion(h: "Handler", headers: dict[str, str], body: Any) -> None:
         with emu._lock:
             seen = emu.chat_idem.get(key)
             if seen is None or seen[0] != body_hash(body):
-                out = chat.complete(body, chat.ChatContext(emu.store)).completion()
+                out = chat.complete(body, chat.ChatContext(emu.store, emu.tool_names)).completion()
                 emu.chat_idem[key] = (body_hash(body), out)
             else:
                 out = seen[1]
         h.send_json(200, out)
         return
-    reply = chat.complete(body, chat.ChatContext(emu.store))
+    reply = chat.complete(body, chat.ChatContext(emu.store, emu.tool_names))
     if not reply.stream:
         h.send_json(200, reply.completion())
         return
@@ -131,6 +146,8 @@ def chat_completion(h: "Handler", headers: dict[str, str], body: Any) -> None:
         if error_at is not None and i == error_at:
             break
         h.sse_frame("data: " + json.dumps(frame) + "\n\n")
+        if i == 0 and reply.hold_until is not None:
+            _hold(h, reply.hold_until)
     if error_at is not None:
         assert fault is not None
         err = {"error": {"message": fault.get("message") or "The model backend failed mid-stream (emulated fault)",
@@ -141,6 +158,20 @@ def chat_completion(h: "Handler", headers: dict[str, str], body: Any) -> None:
     else:
         h.sse_frame("data: [DONE]\n\n")
     h.sse_end()
+
+
+def _hold(h: "Handler", until: float) -> None:
+    """Keep a stream open (with keep-alive comments) until the monotonic time ``until``."""
+    emu = h.emu
+    last = time.monotonic()
+    while not emu.stopping.is_set():
+        now = time.monotonic()
+        if now >= until:
+            return
+        emu.stopping.wait(min(0.05, until - now))
+        if time.monotonic() - last >= emu.keepalive:
+            h.sse_comment("keepalive")
+            last = time.monotonic()
 
 
 # --------------------------------------------------------------------------- workflows
@@ -163,7 +194,7 @@ def workflows(h: "Handler", method: str, path: str, query: dict[str, str], heade
     parts = rest.split("/") if rest else []
     if not parts:
         if method == "POST":
-            record, reused = store.start(body, headers.get("idempotency-key"))
+            record, reused = store.start(body, headers.get("idempotency-key"), templates=h.emu.templates)
             data: dict[str, Any] = {"workflow": record}
             if reused:
                 data["idempotent"] = True
@@ -177,7 +208,10 @@ def workflows(h: "Handler", method: str, path: str, query: dict[str, str], heade
         return
     wid = parts[0]
     if parts[0] == "templates":
-        raise ApiFailure(404, "workflow templates are not available in the emulator", code=404)
+        from . import templates
+
+        templates.route(h, method, parts[1:], query, headers, body)
+        return
     if len(parts) == 1:
         if method != "GET":
             raise _method_not_allowed(method, path)
@@ -195,6 +229,18 @@ def workflows(h: "Handler", method: str, path: str, query: dict[str, str], heade
         if method != "POST":
             raise _method_not_allowed(method, path)
         h.send_json(200, _ok({"workflow": store.cancel(wid)}))
+    elif parts[1:] in (["resume"], ["reseed"], ["confirm-cost"]):
+        from . import lifecycle
+
+        if method != "POST":
+            raise _method_not_allowed(method, path)
+        if parts[1] == "resume":
+            h.send_json(200, _ok(lifecycle.resume(store, wid, body)))
+        elif parts[1] == "reseed":
+            data, status = lifecycle.reseed(store, wid, body, headers.get("idempotency-key"))
+            h.send_json(status, _ok(data))
+        else:
+            h.send_json(200, _ok(lifecycle.confirm_cost(store, wid, body)))
     else:
         raise _not_found(path)
 
@@ -233,14 +279,18 @@ def workflow_stream(h: "Handler", wid: str, query: dict[str, str], headers: dict
 
 # --------------------------------------------------------------------------- uploads and media
 def _upload_token(kind: str, query: dict[str, str]) -> str:
+    """One upload slot per (kind, role, job, id). Images need ``imageId`` (or ``id``); audio and video may leave
+    ``id`` out (the official SDK does), which names the job's one upload for that role."""
     ident = query.get("imageId") if kind == "image" else query.get("id")
     if kind == "image" and not ident:
         ident = query.get("id")
-    missing = [k for k, v in (("type", query.get("type")), ("jobId", query.get("jobId")),
-                              ("imageId" if kind == "image" else "id", ident)) if not v]
+    needed = [("type", query.get("type")), ("jobId", query.get("jobId"))]
+    if kind == "image":
+        needed.append(("imageId", ident))
+    missing = [k for k, v in needed if not v]
     if missing:
         raise ApiFailure(400, f"missing query parameter(s): {', '.join(missing)}", code=400)
-    key = "|".join([kind, query["type"], query["jobId"], str(ident)])
+    key = "|".join([kind, query["type"], query["jobId"], str(ident or "")])
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

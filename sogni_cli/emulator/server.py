@@ -73,8 +73,17 @@ class Emulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0, step_seconds: float = 0.5,
                  quiet: bool = True, require_auth: bool = True, keepalive: float = 1.0,
                  out: TextIO | None = None, clock: Callable[[], float] = time.monotonic,
-                 fault_rates: dict[str, float] | None = None, seed: int = 0):
+                 fault_rates: dict[str, float] | None = None, seed: int = 0, tool_names: str = "prefixed",
+                 balance: float | None = None, retry_after: float = 1.0):
+        from .account import DEFAULT_BALANCE, Account
+        from .runs import RunStore
+        from .templates import TemplateStore
+
+        if tool_names not in TOOL_NAMES:
+            raise UsageError(f"tool names must be one of {', '.join(TOOL_NAMES)}, not {tool_names!r}")
         self.host = check_loopback(host)
+        self.tool_names = tool_names
+        self.account = Account(DEFAULT_BALANCE if balance is None else balance)
         self.port = port
         self.latency = float(latency)
         self.step_seconds = float(step_seconds)
@@ -82,7 +91,7 @@ class Emulator:
         self.require_auth = require_auth
         self.keepalive = float(keepalive)
         self.out = out if out is not None else sys.stderr
-        self.faults = FaultQueue(fault_rates, seed)
+        self.faults = FaultQueue(fault_rates, seed, retry_after)
         self.stopping = threading.Event()
         self.stalled = threading.Event()  # set when a ``stall_after`` fault starts holding a connection
         self._lock = threading.RLock()
@@ -91,7 +100,10 @@ class Emulator:
         self.uploads: dict[str, dict[str, Any]] = {}
         self.chat_idem: dict[str, tuple[str, dict[str, Any]]] = {}
         self.store = WorkflowStore(lambda: self.base_url, self.step_seconds, clock=clock,
-                                   media_size=lambda spec: len(self.media_bytes(spec)))
+                                   media_size=lambda spec: len(self.media_bytes(spec)), account=self.account)
+        self.account.spent = self.store.spent
+        self.templates = TemplateStore()
+        self.runs = RunStore(self.store, clock=clock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -150,11 +162,23 @@ class Emulator:
         """Forget recorded requests, pending faults, workflows, uploads and cached answers."""
         self.faults.clear()
         self.store.reset()
+        self.templates.reset()
+        self.runs.reset()
+        self.account.reset()
         with self._lock:
             self._requests.clear()
             self.uploads.clear()
             self.chat_idem.clear()
             self._media_cache.clear()
+
+    def configure(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Change settings while running: ``tool_names``, ``balance``, ``credit``, ``subscription``, ``usage``."""
+        if "tool_names" in cfg:
+            if cfg["tool_names"] not in TOOL_NAMES:
+                raise ValueError(f"tool_names must be one of {', '.join(TOOL_NAMES)}")
+            self.tool_names = cfg["tool_names"]
+        self.account.configure(cfg)
+        return {"tool_names": self.tool_names, "balance": self.account.balance()}
 
     def media_bytes(self, spec: dict[str, Any]) -> bytes:
         from . import media
@@ -174,6 +198,7 @@ class Emulator:
 
 
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+TOOL_NAMES = ("prefixed", "flat")
 NO_AUTH_PREFIXES = ("/media/", "/_uploads/")
 
 
@@ -188,6 +213,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # These are set per request in _dispatch.
     fault: dict[str, Any] | None = None
+    entry: dict[str, Any] | None = None  # the recorded request; its answer's status is added
     frames_sent = 0
     bytes_sent = 0
 
@@ -201,6 +227,11 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self.entry is not None:
+            self.entry["status"] = code
+        super().send_response(code, message)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         self.emu.log("emulator: " + (format % args))
@@ -247,6 +278,7 @@ class Handler(BaseHTTPRequestHandler):
         from . import routes
 
         self.fault = None
+        self.entry = None
         self.frames_sent = 0
         self.bytes_sent = 0
         parts = urlsplit(self.path)
@@ -277,6 +309,7 @@ class Handler(BaseHTTPRequestHandler):
                  "auth_sent": "authorization" in headers or "api-key" in headers,
                  "fault": fault["action"] if fault else None}
         self.emu.record(entry)
+        self.entry = entry
         envelope = self.envelope_for(path)
         try:
             if self.emu.latency > 0:
@@ -352,6 +385,7 @@ class Handler(BaseHTTPRequestHandler):
         status = fault["status"]
         kind = fault.get("body") or envelope
         default_msg = {429: "Rate limit exceeded", 402: "Insufficient balance", 401: "Invalid API key",
+                       409: "Too many active workflows; wait for one to finish",
                        503: "Service temporarily unavailable", 500: "Internal server error",
                        502: "Bad gateway", 504: "Gateway timeout"}.get(status, f"HTTP {status}")
         message = fault.get("message") or f"{default_msg} (emulated fault)"

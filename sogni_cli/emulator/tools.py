@@ -38,8 +38,11 @@ class ToolInfo:
     """What the emulator needs of a tool: name, media, route, families and a validator."""
 
     def __init__(self, name: str, media: str | None, route: str, families: list[str], params: dict[str, Any],
-                 validator: Any = None, additional: bool = True):
+                 validator: Any = None, additional: bool = True, inputs: dict[str, Any] | None = None,
+                 open_params: bool = False):
         self.name = name
+        self.inputs = dict(inputs or {})
+        self.open_params = open_params
         self.media = media
         self.route = route
         self.families = families
@@ -134,7 +137,8 @@ def _from_json() -> _Catalogue:
     aliases: dict[str, str] = {}
     for t in data.get("tools", []):
         tools[t["name"]] = ToolInfo(t["name"], t.get("media"), t.get("route", "workflow"), list(t.get("families") or []),
-                                    dict(t.get("parameters") or {}), additional=bool(t.get("additionalProperties", True)))
+                                    dict(t.get("parameters") or {}), additional=bool(t.get("additionalProperties", True)),
+                                    inputs=t.get("inputs"), open_params=t.get("group") == "app")
         for a in t.get("aliases") or []:
             aliases[a] = t["name"]
     return _Catalogue(tools, aliases)
@@ -157,6 +161,8 @@ def _wrap(real: Any, json_cat: _Catalogue) -> _Catalogue:
             list(getattr(tool, "families", None) or base.families),
             base.params,
             validator=tool.validate,
+            inputs=base.inputs,
+            open_params=base.open_params,
         )
     for alias, target in json_cat._aliases.items():
         if target in tools:

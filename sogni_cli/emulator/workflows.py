@@ -6,10 +6,8 @@ record, the event log and the SSE stream agree without any background thread. Ea
 ``step_seconds`` (ten times that with ``[slow]`` in its arguments); a workflow waits a quarter step
 in ``queued`` first.
 
-Markers in step arguments (or the title) reach every terminal state: ``[fail]`` (the step fails),
-``[partial]`` (with numberOfVariations >= 2: half the variations fail), ``[wait]`` (waits for cost
-approval unless ``confirm_cost``), ``[nocredit]`` (waits: insufficient credit), ``[empty]`` (no
-artifacts), ``[slow]``.
+The planning (markers such as ``[fail]``, ``[partial]``, ``[wait]``, ``[nocredit]``) is in
+:mod:`sogni_cli.emulator.plan`; resume, reseed and cost approval in :mod:`sogni_cli.emulator.lifecycle`.
 """
 
 from __future__ import annotations
@@ -19,14 +17,14 @@ import time
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from . import bindings
 from . import tools as toolcat
 from .common import ApiFailure, body_hash, iso, is_number, new_id
+from .plan import Workflow, plan
 
 TERMINAL = {"completed", "failed", "partial_failure", "waiting_for_user", "cancelled"}
 TRANSFORMS = {"artifact_url", "artifact_data_uri", "image_url", "video_url", "audio_url", "image_index",
               "video_index", "audio_index", "subtitle_cues", "subtitle_srt", "overlay_items", "asset_ref"}
-UNITS = {"image": 1, "video": 10, "audio": 3, "model": 5}
-MEDIA_KINDS = {"image", "video", "audio", "model"}
 
 # Accepted request fields (snake_case, with the camelCase spellings the API also takes).
 START_FIELDS = {
@@ -37,26 +35,13 @@ START_FIELDS = {
     "maxEstimatedCapacityUnits": "max_estimated_capacity_units", "confirm_cost": "confirm_cost",
     "confirmCost": "confirm_cost", "safe_content_filter": "safe_content_filter",
     "safeContentFilter": "safe_content_filter", "media_references": "media_references",
-    "mediaReferences": "media_references",
+    "mediaReferences": "media_references", "template_version": "template_version",
+    "templateVersion": "template_version",
 }
 
 
 def _bad(message: str, code: Any = 400, details: Any = None) -> ApiFailure:
     return ApiFailure(400, message, code=code, details=details, envelope="sogni")
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _texts(v)]
-    if isinstance(value, list):
-        return [t for v in value for t in _texts(v)]
-    return []
-
-
-def _has_marker(value: Any, marker: str) -> bool:
-    return any(marker in t.lower() for t in _texts(value))
 
 
 def _find_data_uri(value: Any, path: str = "") -> str | None:
@@ -92,59 +77,19 @@ def check_media_references(refs: Any) -> list[dict[str, Any]]:
     return refs
 
 
-def _dims(args: dict[str, Any], default: tuple[int, int]) -> tuple[int, int]:
-    w, h = args.get("width"), args.get("height")
-    if is_number(w) and is_number(h):
-        return max(16, min(4096, int(w))), max(16, min(4096, int(h)))
-    ratio = args.get("aspectRatio") or args.get("ratio")
-    if isinstance(ratio, str) and ":" in ratio:
-        try:
-            a, b = (float(x) for x in ratio.split(":", 1))
-            if a > 0 and b > 0:
-                longest = max(default)
-                if a >= b:
-                    return longest, max(16, int(round(longest * b / a / 8)) * 8)
-                return max(16, int(round(longest * a / b / 8)) * 8), longest
-        except ValueError:
-            pass
-    if is_number(w):
-        return max(16, min(4096, int(w))), default[1]
-    if is_number(h):
-        return default[0], max(16, min(4096, int(h)))
-    return default
-
-
-def _variations(args: dict[str, Any]) -> int:
-    n = args.get("numberOfVariations", 1)
-    return max(1, min(16, int(n))) if is_number(n) else 1
-
-
-class Workflow:
-    def __init__(self, wid: str, kind: str, title: str | None, input_: dict[str, Any], steps: list[dict[str, Any]],
-                 options: dict[str, Any], created: float, mono: float):
-        self.id = wid
-        self.kind = kind
-        self.title = title
-        self.input = input_
-        self.steps = steps
-        self.options = options
-        self.created = created
-        self.mono = mono
-        self.timeline: list[dict[str, Any]] = []
-        self.artifacts: dict[str, dict[str, Any]] = {}  # artifact id -> record (without sizeBytes until made)
-        self.waiting: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
-        self.final_status = "completed"
-        self.billing: dict[str, Any] = {}
-        self.cancelled_at: float | None = None
-
-
 class WorkflowStore:
-    """All workflows of one emulator. ``media_size`` returns an artifact's size (making the file)."""
+    """All workflows of one emulator. ``media_size`` returns an artifact's size (making the file).
+
+    ``max_active`` (None: no limit) is the account's limit on workflows queued or running at once: a start
+    beyond it is a 409 "too many active workflows" (an idempotent replay is still answered)."""
+
+    max_active: int | None = None
 
     def __init__(self, base_url: Callable[[], str], step_seconds: float, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time, media_size: Callable[[dict[str, Any]], int] | None = None):
+                 wall: Callable[[], float] = time.time, media_size: Callable[[dict[str, Any]], int] | None = None,
+                 account: Any = None):
         self._base_url = base_url
+        self.account = account
         self.step_seconds = step_seconds
         self._clock = clock
         self._wall = wall
@@ -163,8 +108,11 @@ class WorkflowStore:
             self.media.clear()
 
     # ----------------------------------------------------------------- creation
-    def start(self, body: Any, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
-        """Validate a start request; returns (record, reused) where reused means an idempotent replay."""
+    def start(self, body: Any, idempotency_key: str | None = None, *, templates: Any = None,
+              extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+        """Validate a start request; returns (record, reused) where reused means an idempotent replay.
+
+        A body with ``workflow_id`` runs a saved template (``templates.expand`` turns it into steps)."""
         if not isinstance(body, dict):
             raise _bad("request body must be a JSON object")
         opts: dict[str, Any] = {}
@@ -172,8 +120,17 @@ class WorkflowStore:
             if key not in START_FIELDS:
                 raise _bad(f"unknown field {key!r}")
             opts[START_FIELDS[key]] = value
+        extra = dict(extra or {})
         if "workflow_id" in opts:
-            raise ApiFailure(404, f"workflow template {opts['workflow_id']!r} not found", code=404, envelope="sogni")
+            if "input" in opts:
+                raise _bad("send input or workflow_id, not both")
+            if templates is None:
+                raise ApiFailure(404, f"workflow template {opts['workflow_id']!r} not found", code=404,
+                                 envelope="sogni")
+            opts["input"], extra = templates.expand(opts["workflow_id"], opts.get("inputs"),
+                                                    opts.get("template_version"))
+        elif "inputs" in opts or "template_version" in opts:
+            raise _bad("inputs is only used with workflow_id (a saved template)")
         if "input" not in opts:
             raise _bad("input is required (input.steps)")
         self._check_options(opts)
@@ -186,7 +143,7 @@ class WorkflowStore:
         title = inp.get("title")
         if title is not None and not isinstance(title, str):
             raise _bad("input.title must be a string")
-        steps = self._check_steps(inp.get("steps"))
+        steps = self._check_steps(inp.get("steps"), opts.get("media_references") or [])
         digest = body_hash(body)
         with self._lock:  # check and create together, so concurrent retries make one workflow
             if idempotency_key:
@@ -196,11 +153,24 @@ class WorkflowStore:
                         raise ApiFailure(409, "Idempotency-Key was already used with a different request body",
                                          code=409, envelope="sogni")
                     return self.snapshot(seen[1]), True
+            self.admit()
             record = self.create("creative_workflow", title, {"title": title, "steps": steps} if title is not None
-                                 else {"steps": steps}, steps, opts)
+                                 else {"steps": steps}, steps, opts, extra=extra)
             if idempotency_key:
                 self._idem[idempotency_key] = (digest, record["workflowId"])
         return record, False
+
+    def admit(self) -> None:
+        """Refuse a new workflow while the account has ``max_active`` queued or running."""
+        if self.max_active is None:
+            return
+        with self._lock:
+            ids = list(self._order)
+        active = sum(1 for wid in ids if self.events(wid)[1] in ("queued", "running"))
+        if active >= self.max_active:
+            raise ApiFailure(409, f"Too many active workflows: {active} of {self.max_active} are running; wait for "
+                             "one to finish", code="TOO_MANY_ACTIVE_WORKFLOWS",
+                             details={"activeWorkflows": active, "limit": self.max_active}, envelope="sogni")
 
     def _check_options(self, opts: dict[str, Any]) -> None:
         if "token_type" in opts and opts["token_type"] not in ("spark", "sogni", "auto"):
@@ -220,7 +190,7 @@ class WorkflowStore:
             raise _bad("inputs must be an object")
         check_media_references(opts.get("media_references"))
 
-    def _check_steps(self, steps: Any) -> list[dict[str, Any]]:
+    def _check_steps(self, steps: Any, refs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         if not isinstance(steps, list) or not steps:
             raise _bad("input.steps must be a non-empty array")
         out: list[dict[str, Any]] = []
@@ -258,19 +228,10 @@ class WorkflowStore:
                 raise _bad(f"{where} ({tool.name}): " + "; ".join(problems), code="PARAMETER_INVALID",
                            details={"stepId": sid, "toolName": tool.name, "problems": problems})
             deps = step.get("dependsOn")
-            if deps is not None:
-                if not isinstance(deps, list):
-                    raise _bad(f"{where}.dependsOn must be an array")
-                for j, dep in enumerate(deps):
-                    if not isinstance(dep, dict):
-                        raise _bad(f"{where}.dependsOn[{j}] must be an object")
-                    src = dep.get("sourceStepId")
-                    if src != "$input_media" and src not in seen:
-                        raise _bad(f"{where}.dependsOn[{j}].sourceStepId must name an earlier step or $input_media")
-                    if not isinstance(dep.get("targetArgument"), str):
-                        raise _bad(f"{where}.dependsOn[{j}].targetArgument is required")
-                    if dep.get("transform") not in TRANSFORMS:
-                        raise _bad(f"{where}.dependsOn[{j}].transform must be one of {sorted(TRANSFORMS)}")
+            if deps is not None and not isinstance(deps, list):
+                raise _bad(f"{where}.dependsOn must be an array")
+            bindings.check_depends(tool, sid, args, deps or [], refs or [], seen, where)
+            bindings.check_indices(tool, args, bindings.upload_counts(refs or []), _results_before(out), where)
             seen.add(sid)
             clean = {"id": sid, "toolName": tool.name, "arguments": args}
             if deps is not None:
@@ -279,145 +240,50 @@ class WorkflowStore:
         return out
 
     def create(self, kind: str, title: str | None, input_: dict[str, Any], steps: list[dict[str, Any]],
-               opts: dict[str, Any]) -> dict[str, Any]:
+               opts: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Plan and store a workflow whose steps are already valid; returns its first snapshot."""
         wid = new_id("wf")
         flow = Workflow(wid, kind, title, input_, steps, opts, self._wall(), self._clock())
-        self._plan(flow)
+        flow.extra.update(extra or {})
+        plan(flow, self._base_url(), self.step_seconds, self.account)
         with self._lock:
             self._flows[wid] = flow
             self._order.append(wid)
-            for art in flow.artifacts.values():
-                self.media[urlsplit(art["url"]).path] = (wid, art["id"])
+        self.register(flow)
         return self.snapshot(wid, at=0.0)  # the acceptance snapshot
+
+    def register(self, flow: Workflow) -> None:
+        """Make the workflow's planned artifacts reachable by their media paths."""
+        with self._lock:
+            for art in flow.artifacts.values():
+                self.media[urlsplit(art["url"]).path] = (flow.id, art["id"])
+
+    def spent(self) -> dict[str, tuple[float, float]]:
+        """Per token type: (capacity units of the artifacts made so far, units still to be made)."""
+        with self._lock:
+            flows = list(self._flows.values())
+        out: dict[str, tuple[float, float]] = {}
+        for flow in flows:
+            if not flow.artifacts:
+                continue
+            made = self.made_units(flow)
+            total = sum(a["_units"] for a in flow.artifacts.values())
+            status = self.events(flow.id)[1]
+            pending = 0.0 if status in TERMINAL else total - made
+            token = (flow.billing or {}).get("tokenType") or "spark"
+            token = token if token in ("spark", "sogni") else "spark"
+            m, p = out.get(token, (0.0, 0.0))
+            out[token] = (m + made, p + pending)
+        return out
+
+    def made_units(self, flow: Workflow) -> float:
+        events, _, _ = self.events(flow.id)
+        seen = {e["data"].get("artifactId") for e in events if e["type"] == "artifact_created"}
+        return float(sum(a["_units"] for aid, a in flow.artifacts.items() if aid in seen))
 
     def artifact_urls(self, wid: str) -> list[str]:
         flow = self._get(wid)
         return [a["url"] for a in flow.artifacts.values()]
-
-    def _plan(self, flow: Workflow) -> None:
-        base = self._base_url()
-        d0 = self.step_seconds
-        everything = [flow.title, [s["arguments"] for s in flow.steps]]
-        breakdown = []
-        for step in flow.steps:
-            tool = toolcat.get(step["toolName"])
-            media = tool.media if tool else None
-            n = _variations(step["arguments"])
-            breakdown.append({"stepId": step["id"], "toolName": step["toolName"],
-                              "estimatedCapacityUnits": UNITS.get(media or "", 1) * n})
-        total = sum(b["estimatedCapacityUnits"] for b in breakdown)
-        token_type = flow.options.get("token_type", "spark")
-        flow.billing = {"totalEstimatedCapacityUnits": total, "tokenType": token_type,
-                        "billingMode": flow.options.get("billing_mode", "auto"),
-                        "estimatedCostUSD": round(total * 0.01, 4), "perToolBreakdown": breakdown}
-        events = flow.timeline
-        n_steps = len(flow.steps)
-
-        def add(offset: float, type_: str, wf_status: str, message: str, /, **data: Any) -> None:
-            events.append({"offset": offset, "type": type_, "status": wf_status, "message": message, "data": data})
-
-        add(0.0, "workflow_progress", "queued", "Workflow queued", progress=0.0, status="queued")
-        t = d0 / 4
-        confirm = flow.options.get("confirm_cost") is True
-        limit = flow.options.get("max_estimated_capacity_units")
-        if _has_marker(everything, "[nocredit]"):
-            flow.waiting = {"waitingReason": "insufficient_credit",
-                            "message": "Not enough credit to run this workflow"}
-        elif (_has_marker(everything, "[wait]") or (is_number(limit) and total > limit)) and not confirm:
-            flow.waiting = {"waitingReason": "cost_approval_required",
-                            "message": f"Estimated cost {total} capacity units needs approval; start again with "
-                                       "confirm_cost"}
-        if flow.waiting:
-            add(t, "workflow_waiting_for_user", "waiting_for_user", flow.waiting["message"],
-                waitingReason=flow.waiting["waitingReason"], status="waiting_for_user", progress=0.0)
-            flow.final_status = "waiting_for_user"
-            return
-        add(t, "workflow_started", "running", "Workflow started", progress=0.0, status="running")
-        partial = False
-        for i, step in enumerate(flow.steps):
-            args = step["arguments"]
-            name = step["toolName"]
-            sid = step["id"]
-            d = d0 * (10 if _has_marker(args, "[slow]") else 1)
-            add(t, "step_started", "running", f"{name} started", stepId=sid, toolName=name, status="running",
-                progress=round(i / n_steps, 4), stepProgress=0.0)
-            if _has_marker(args, "[fail]"):
-                t += d / 2
-                flow.error = {"code": "GPU_WORKER_FAILED", "message": f"{name} failed: the prompt asked for [fail]",
-                              "classification": "provider", "retryable": False, "stepId": sid, "toolName": name}
-                add(t, "step_failed", "running", flow.error["message"], stepId=sid, toolName=name, status="failed",
-                    progress=round(i / n_steps, 4), error=flow.error)
-                add(t, "workflow_failed", "failed", flow.error["message"], status="failed",
-                    progress=round(i / n_steps, 4), error=flow.error)
-                flow.final_status = "failed"
-                return
-            for k in (1, 2, 3):
-                add(t + d * k / 4, "workflow_progress", "running", f"{name} {k * 25}%", stepId=sid, toolName=name,
-                    status="running", progress=round((i + k / 4) / n_steps, 4), stepProgress=k / 4)
-            t += d
-            tool = toolcat.get(name)
-            media = tool.media if tool else None
-            n = _variations(args)
-            ok = n
-            step_status = "completed"
-            if _has_marker(args, "[empty]") or media not in MEDIA_KINDS:
-                ok = 0
-            elif _has_marker(args, "[partial]") and n >= 2:
-                ok = n // 2
-                step_status = "partial_failure"
-                partial = True
-            for k in range(ok):
-                art = self._artifact(base, flow, sid, name, media or "", args, k)
-                flow.artifacts[art["id"]] = art
-                add(t, "artifact_created", "running", f"{name} made {art['kind']} {k + 1}", stepId=sid, toolName=name,
-                    status="running", progress=round((i + 1) / n_steps, 4), artifactId=art["id"], url=art["url"])
-            msg = f"{name} completed" if step_status == "completed" else f"{name}: {n - ok} of {n} variations failed"
-            add(t, "step_completed", "running", msg, stepId=sid, toolName=name, status=step_status,
-                progress=round((i + 1) / n_steps, 4), stepProgress=1.0)
-        if partial:
-            flow.final_status = "partial_failure"
-            flow.error = {"code": "GPU_WORKER_FAILED", "message": "Some variations failed", "classification":
-                          "transient", "retryable": True}
-            add(t, "workflow_completed", "partial_failure", "Workflow finished with some failures",
-                status="partial_failure", progress=1.0)
-        else:
-            add(t, "workflow_completed", "completed", "Workflow completed", status="completed", progress=1.0)
-
-    def _artifact(self, base: str, flow: Workflow, sid: str, name: str, media: str, args: dict[str, Any],
-                  k: int) -> dict[str, Any]:
-        aid = f"{sid}-{k + 1}"
-        prompt = args.get("prompt") or args.get("description") or args.get("imagePrompt") or ""
-        art: dict[str, Any] = {"id": aid, "kind": media, "toolName": name, "stepId": sid, "index": k}
-        if media == "image":
-            from .media import image_format
-
-            w, h = _dims(args, (1024, 1024))
-            _, mime, ext = image_format(args.get("outputFormat"))
-            art.update(width=w, height=h, mimeType=mime)
-        elif media == "video":
-            w, h = _dims(args, (768, 512))
-            fmt = args.get("outputFormat") if args.get("outputFormat") in ("mp4", "mov") else "mp4"
-            ext, mime = fmt, "video/mp4" if fmt == "mp4" else "video/quicktime"
-            dur = args.get("duration") if is_number(args.get("duration")) else 5
-            art.update(width=w, height=h, durationSeconds=dur, mimeType=mime)
-        elif media == "audio":
-            ext, mime = "wav", "audio/wav"
-            if is_number(args.get("duration")):
-                dur = args["duration"]
-            elif name == "generate_speech":
-                dur = max(1.0, min(30.0, round(len(str(prompt).split()) * 0.4, 1)))
-            else:
-                dur = 30
-            art.update(durationSeconds=dur, mimeType=mime)
-        else:
-            ext, mime = "glb", "model/gltf-binary"
-            art.update(mimeType=mime)
-        art["url"] = f"{base}/media/{flow.id}/{aid}.{ext}?expires=1800&signature=emulator"
-        art["_spec"] = {"kind": media, "width": art.get("width"), "height": art.get("height"),
-                        "duration": art.get("durationSeconds"), "format": ext, "prompt": prompt,
-                        "id": f"{flow.id}/{aid}"}
-        return art
 
     # ----------------------------------------------------------------- reading
     def _get(self, wid: str) -> Workflow:
@@ -521,11 +387,19 @@ class WorkflowStore:
             "mediaReferences": flow.options.get("media_references", []),
             "billingPreview": flow.billing, "awaitingCostApproval": False, "waitingReason": None,
             "error": flow.error if status in ("failed", "partial_failure") else None,
+            "cost": {"capacityUnits": self.made_units(flow), "tokenType": flow.billing.get("tokenType"),
+                     "estimatedCapacityUnits": flow.billing.get("totalEstimatedCapacityUnits")},
+            "resumable": status in ("failed", "partial_failure")
+            or (status == "waiting_for_user" and bool(flow.waiting)
+                and flow.waiting["waitingReason"] == "insufficient_credit"),
+            **flow.extra,
         }
         if status == "waiting_for_user" and flow.waiting:
             rec["waitingReason"] = flow.waiting["waitingReason"]
             rec["awaitingCostApproval"] = flow.waiting["waitingReason"] == "cost_approval_required"
             rec["message"] = flow.waiting["message"]
+            rec["waiting"] = {"reason": flow.waiting["waitingReason"], "message": flow.waiting["message"],
+                              "details": dict(flow.waiting.get("details") or {})}
         return rec
 
     def get_artifact(self, path: str) -> tuple[dict[str, Any], bool] | None:
@@ -562,6 +436,18 @@ class WorkflowStore:
     def urls(self, wid: str) -> dict[str, str]:
         url = f"{self._base_url()}/v1/creative-agent/workflows/{wid}"
         return {"url": url, "eventsUrl": url + "/events", "streamUrl": url + "/events/stream"}
+
+
+def _results_before(steps: list[dict[str, Any]]) -> dict[str, int]:
+    """How many results of each media kind the earlier steps make (what non-negative indices address)."""
+    from .plan import variations
+
+    out: dict[str, int] = {}
+    for step in steps:
+        tool = toolcat.get(step["toolName"])
+        if tool is not None and tool.media:
+            out[tool.media] = out.get(tool.media, 0) + variations(step["arguments"])
+    return out
 
 
 def parse_after(value: str | None) -> int:

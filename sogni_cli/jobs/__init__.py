@@ -53,7 +53,8 @@ JOB_FIELDS: dict[str, dict[str, str | None]] = {
     },
 }
 #: Fields every kind accepts: billing switches, not tool arguments.
-COMMON_FIELDS = ("token_type", "confirm_cost", "max_cost")
+COMMON_FIELDS = ("token_type", "confirm_cost", "max_cost", "safe_content_filter", "billing_mode")
+from ..core.choices import BILLING_MODES  # noqa: E402
 KINDS = tuple(JOB_FIELDS)
 DEFAULT_TOOL = {"image": "generate_image", "edit": "edit_image", "music": "generate_music",
                 "speech": "generate_speech"}
@@ -70,7 +71,8 @@ class MediaInput:
     mime: str
     size: int
     ref_id: str  # media_ref_N
-    index: int  # the (negative) index tool arguments use for it: -1 is the first upload of its kind
+    position: int  # 0-based among the uploads of its kind (the tool's index convention turns it into a value)
+    ref_index: int = 0  # 0-based position in the request's media_references
 
     @property
     def filename(self) -> str:
@@ -94,6 +96,10 @@ class MediaJob:
     max_cost: int | None = None
     route: str = "workflow"  # or "execute" (synchronous composition tools)
     media: str | None = None  # what the tool makes: image | video | audio | model | text
+    # (argument, upload) pairs filled from the uploads: a workflow step binds these with dependsOn instead
+    bindings: list[tuple[str, MediaInput]] = field(default_factory=list)
+    safe_content_filter: bool | None = None
+    billing_mode: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "tool": self.tool, "arguments": self.arguments,
@@ -148,10 +154,22 @@ def _video_tool(images: list, audio: list, video: list, problems: list[str]) -> 
     return "generate_video"
 
 
-def _index_value(param: Any, indices: list[int]) -> Any:
+def _index_value(param: Any, inputs: list["MediaInput"]) -> Any:
+    indices = [param.upload_position(i.position) if param is not None else -(i.position + 1) for i in inputs]
     if param is not None and param.type == "array":
         return list(indices)
     return indices[0]
+
+
+def _whole_numbers(tool: Any, args: dict[str, Any]) -> None:
+    """Numbers that are whole go on the wire as integers (``5``, not ``5.0``), as the official SDK sends them;
+    a parameter the catalogue types ``integer`` must be whole anyway."""
+    for key, value in list(args.items()):
+        param = tool.params.get(key) if tool is not None else None
+        if param is None or param.type not in ("number", "integer"):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            args[key] = int(value)
 
 
 # ----------------------------------------------------------------------------------------- build
@@ -268,12 +286,11 @@ def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path("."),
 
     # media inputs → references and index arguments
     inputs: list[MediaInput] = []
-    n_ref = 0
+    bound: list[tuple[str, MediaInput]] = []
     for mkind in ("image", "audio", "video"):
         for k, mf in enumerate(files[mkind]):
-            n_ref += 1
             inputs.append(MediaInput(path=mf.path, kind=mkind, mime=mf.mime, size=mf.size,
-                                     ref_id=f"media_ref_{n_ref}", index=-(k + 1)))
+                                     ref_id=f"media_ref_{len(inputs) + 1}", position=k, ref_index=len(inputs)))
     if tool is not None:
         for mkind in ("image", "audio", "video"):
             mine = [i for i in inputs if i.kind == mkind]
@@ -285,7 +302,10 @@ def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path("."),
             arg = tool.inputs[mkind]
             if arg is None or arg in args:
                 continue  # the tool uses the upload without an index argument, or the user set it
-            args[arg] = _index_value(tool.params.get(arg), [i.index for i in mine])
+            param = tool.params.get(arg)
+            args[arg] = _index_value(param, mine)
+            bound.extend((arg, i) for i in (mine if param is not None and param.type == "array" else mine[:1]))
+        _whole_numbers(tool, args)
         if tool.route == "execute" and inputs:
             problems.append(f"{tool.name} is a text composition tool; it takes no media files")
         problems.extend(tool.validate(args))
@@ -299,6 +319,12 @@ def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path("."),
     confirm = values.get("confirm_cost", False)
     if not isinstance(confirm, bool):
         problems.append(f"confirm_cost must be true or false, got {confirm!r}")
+    scf = values.get("safe_content_filter")
+    if scf is not None and not isinstance(scf, bool):
+        problems.append(f"safe_content_filter must be true or false, got {scf!r}")
+    billing_mode = values.get("billing_mode")
+    if billing_mode is not None and billing_mode not in BILLING_MODES:
+        problems.append(f"billing mode must be one of {', '.join(BILLING_MODES)}, got {billing_mode!r}")
 
     if problems:
         # a flag shows the tool's name beside it (-n/--count (numberOfVariations)); a recipe field is its own name
@@ -321,7 +347,8 @@ def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path("."),
                 break
     return MediaJob(kind=kind, tool=tool.name, arguments=args, inputs=inputs, prompt=prompt,
                     token_type=token_type, confirm_cost=bool(confirm), max_cost=max_cost, route=tool.route,
-                    media=tool.media)
+                    media=tool.media, bindings=bound, safe_content_filter=values.get("safe_content_filter"),
+                    billing_mode=values.get("billing_mode"))
 
 
 # ----------------------------------------------------------------------------------------- requests
@@ -337,13 +364,25 @@ def placeholder_refs(job: MediaJob) -> list[dict[str, Any]]:
     return [media_reference(i, f"<upload of {i.filename}>") for i in job.inputs]
 
 
-def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The ``POST /v1/creative-agent/workflows`` body: one step with exactly the job's arguments."""
-    body: dict[str, Any] = {"input": {"steps": [{"toolName": job.tool, "arguments": dict(job.arguments)}]}}
+def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None, *,
+                  title: str | None = None) -> dict[str, Any]:
+    """The ``POST /v1/creative-agent/workflows`` body: one step with exactly the job's arguments (``title``:
+    a name that lets the workflow be found in ``workflow list``, e.g. a recipe job's identity).
+
+    Uploads are bound the way the API documents for workflows: each argument that addresses an upload is
+    left out of ``arguments`` and filled by a ``dependsOn`` entry from ``$input_media`` (the request's
+    ``media_references``, by position) with the transform and media type of that upload."""
+    bound = {arg for arg, _ in job.bindings} if media_refs else set()
+    step: dict[str, Any] = {"toolName": job.tool,
+                            "arguments": {k: v for k, v in job.arguments.items() if k not in bound}}
+    if bound:
+        step["dependsOn"] = [{"sourceStepId": "$input_media", "sourceArtifactIndex": inp.ref_index,
+                              "targetArgument": arg, "transform": f"{inp.kind}_index", "mediaType": inp.kind,
+                              "required": True} for arg, inp in job.bindings]
+    body: dict[str, Any] = {"input": {"title": title, "steps": [step]} if title else {"steps": [step]}}
     if media_refs:
         body["media_references"] = list(media_refs)
-    if job.token_type:
-        body["token_type"] = job.token_type
+    _billing_fields(job, body, billing_key="billing_mode")
     if job.confirm_cost:
         body["confirm_cost"] = True
     if job.max_cost is not None:
@@ -351,14 +390,24 @@ def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None)
     return body
 
 
+def _billing_fields(job: MediaJob, body: dict[str, Any], billing_key: str) -> None:
+    if job.token_type:
+        body["token_type"] = job.token_type
+    if job.billing_mode:
+        body[billing_key] = job.billing_mode
+    if job.safe_content_filter is not None:
+        body["safe_content_filter"] = job.safe_content_filter
+
+
 def agent_tool_name(tool_name: str) -> tuple[str, Any]:
-    """(function name to force, ``sogni_tools`` value): the brief's prefixed names in default mode, flat
-    names with the creative-agent family for every other tool."""
+    """(function name to force, ``sogni_tools`` value) for ``--agent``.
+
+    The brief names the default tools ``sogni_generate_image`` …; the official SDK says that prefix was
+    retired. Both agree on the creative-agent family, whose names are flat, so that is what is offered and
+    forced for every tool: a forced name that was not offered would be a 400."""
     from .. import catalog
 
     tool = catalog.load().require(tool_name)
-    if "default" in tool.families and tool.aliases:
-        return tool.aliases[0], True
     return tool.name, "creative-agent"
 
 
@@ -389,6 +438,5 @@ def agent_body(job: MediaJob, inline: list[tuple[MediaInput, str]] | None = None
     }
     if refs:
         body["media_references"] = refs
-    if job.token_type:
-        body["token_type"] = job.token_type
+    _billing_fields(job, body, billing_key="billingMode")
     return body

@@ -21,14 +21,14 @@ creating one; :class:`ResumeUnavailable` says that workflow cannot deliver (fail
 
 from __future__ import annotations
 
-import os
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
-from ..core.errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError, UsageError
+from ..core.errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError
 from ..core.events import Artifact, Event, WorkflowUpdate
+from .targets import (FORMAT_MIME, MEDIA_EXTS, _model_of, _prompt_of, _seed_of, _with_type,  # noqa: F401
+                      check_output_paths, existing_outputs, planned_refs)
 
 __all__ = ["PipelineOptions", "JobResult", "run_media_job", "download_workflow", "refs_from_record",
            "planned_refs", "KeyedProgress", "raise_for_state", "follow_to_end", "JobCancelled",
@@ -48,6 +48,13 @@ class JobCancelled(GenerationFailed):
         self.workflow_id = workflow_id
 
 
+def settled(exc: BaseException, status: str | None) -> BaseException:
+    """Mark ``exc`` as the workflow's own final answer (``status``): running it again would not change it."""
+    exc.workflow_status = status  # type: ignore[attr-defined]
+    exc.final = True  # type: ignore[attr-defined]
+    return exc
+
+
 class ResumeUnavailable(GenerationFailed):
     """The workflow named by ``PipelineOptions.resume_workflow`` cannot deliver (``status``: its state, or
     ``"missing"`` when the API does not know it). Nothing was created."""
@@ -56,9 +63,6 @@ class ResumeUnavailable(GenerationFailed):
         super().__init__(message, hint)
         self.status = status
 
-FORMAT_MIME = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
-               "mp4": "video/mp4", "mov": "video/quicktime", "wav": "audio/wav", "mp3": "audio/mpeg",
-               "flac": "audio/flac"}
 
 
 @dataclass
@@ -80,6 +84,11 @@ class PipelineOptions:
     checksum: bool = True  # sha256 of each saved file (for --json, --jsonl, manifests and run records)
     cancel: Any = None  # a threading.Event: when set, stop promptly (JobCancelled), leave the workflow running
     resume_workflow: str | None = None  # follow/download this existing workflow instead of creating one
+    policy: Any = None  # the retry settings downloads follow (None: the API client's --timeout/--max-retries)
+    idempotency_key: str | None = None  # the key of the paid request (decided by the caller: same job, same key)
+    title: str | None = None  # the workflow's title (a recipe job's identity, for `workflow list`)
+    before_send: Callable[[str], None] | None = None  # told the key just before a paid request leaves; may raise
+    upload_id: str | None = None  # stable upload names (a resend with the same key then sends the same body)
 
 
 @dataclass
@@ -198,65 +207,6 @@ def _cancellable_sleep(options: PipelineOptions) -> Callable[[float], Any] | Non
 # --------------------------------------------------------------------------------------------- refs
 
 
-def _num_variations(args: dict[str, Any]) -> int:
-    n = args.get("numberOfVariations", 1)
-    return int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 1 else 1
-
-
-def _model_of(args: dict[str, Any]) -> str | None:
-    for key in ("model", "videoModel"):
-        if isinstance(args.get(key), str):
-            return args[key]
-    return None
-
-
-def _prompt_of(args: dict[str, Any]) -> str | None:
-    for key in ("prompt", "description", "brief", "imagePrompt"):
-        if isinstance(args.get(key), str):
-            return args[key]
-    return None
-
-
-def _seed_of(args: dict[str, Any], art: dict[str, Any] | None = None) -> int | None:
-    for src in ((art or {}).get("metadata"), art, args):
-        if isinstance(src, dict) and isinstance(src.get("seed"), int) and not isinstance(src.get("seed"), bool):
-            return src["seed"]
-    return None
-
-
-def planned_refs(job: Any) -> list[Any]:
-    """Artifact refs as far as they are known before the request (for ``--on-exists error``): one per
-    variation, with the content type from an explicit ``outputFormat`` (else unknown → not checked)."""
-    from ..media.downloads import ArtifactRef
-
-    args = job.arguments
-    fmt = args.get("outputFormat")
-    ctype = FORMAT_MIME.get(str(fmt).lower()) if isinstance(fmt, str) else None
-    n = _num_variations(args)
-    return [ArtifactRef(url="", index=i + 1, count=n, tool=job.tool, prompt=_prompt_of(args), seed=_seed_of(args),
-                        model=_model_of(args), arguments=args, content_type=ctype) for i in range(n)]
-
-
-# Extensions a tool's output may get, by what it makes: for checks made before the server has answered.
-MEDIA_EXTS = {"image": ("png", "jpg", "webp", "gif"), "video": ("mp4", "mov", "webm"),
-              "audio": ("wav", "mp3", "flac", "m4a", "ogg"), "model": ("glb",)}
-
-
-def check_output_paths(output_dir: Path, manifest: Path | None = None) -> None:
-    """The output folder can be made and written, and the manifest is a file: checked before paying."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UsageError(f"The output folder {output_dir} is a file.", hint="Give a folder with -o/--output-dir.")
-    if output_dir.is_dir() and not os.access(output_dir, os.W_OK | os.X_OK):
-        raise UsageError(f"The output folder {output_dir} is not writable.")
-    if manifest is not None:
-        manifest = Path(manifest)
-        if manifest.is_dir():
-            raise UsageError(f"The manifest {manifest} is a folder; give a file name (JSON lines are appended).")
-        parent = manifest.parent
-        if parent.exists() and not parent.is_dir():
-            raise UsageError(f"Cannot write the manifest {manifest}: {parent} is not a folder.")
-
-
 def precheck_names(job: Any, options: PipelineOptions) -> None:
     """Before anything is sent (or paid for): the ``--name`` template renders, and with
     ``--on-exists error`` no file the job could write exists yet, whatever extension the server picks."""
@@ -282,12 +232,6 @@ def precheck_names(job: Any, options: PipelineOptions) -> None:
     for ext in exts:
         mime = FORMAT_MIME.get(ext) or f"{'image' if ext in MEDIA_EXTS['image'] else 'application'}/{ext}"
         check_on_exists([_with_type(r, mime) for r in refs], d_opts)
-
-
-def _with_type(ref: Any, mime: str) -> Any:
-    from dataclasses import replace
-
-    return replace(ref, content_type=mime, url=f"https://planned.invalid/x.{mime.rsplit('/', 1)[-1]}")
 
 
 def _steps(rec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -350,13 +294,14 @@ def _download_options(options: PipelineOptions, timeout: float | None = None) ->
 
     d = DownloadOptions(output_dir=Path(options.output_dir), name_template=options.name,
                         on_exists=options.on_exists or "suffix", manifest=options.manifest,
-                        concurrency=max(1, options.concurrency), checksum=options.checksum)
+                        concurrency=max(1, options.concurrency), checksum=options.checksum, policy=options.policy)
     if options.max_download_size:
         d.max_size = int(options.max_download_size)
     return d
 
 
-def _start_agent(client: Any, job: Any, progress: Any) -> tuple[str | None, dict[str, Any], list[str]]:
+def _start_agent(client: Any, job: Any, progress: Any, key: str | None = None
+                 ) -> tuple[str | None, dict[str, Any], list[str]]:
     """Send the job through ``/v1/chat/completions``; (workflow id, its first record, direct media URLs)."""
     from ..api.hosted import find_media
     from . import agent_body
@@ -368,7 +313,8 @@ def _start_agent(client: Any, job: Any, progress: Any) -> tuple[str | None, dict
             inline.append((inp, prepare_vision_image(inp.path).data_uri))
         else:
             inline.append((inp, load_media_file(inp.path, inp.kind).data_uri()))
-    resp = client.request("POST", "/v1/chat/completions", json=agent_body(job, inline), idempotent=True)
+    resp = client.request("POST", "/v1/chat/completions", json=agent_body(job, inline), idempotent=True,
+                          idempotency_key=key)
     resp = resp if isinstance(resp, dict) else {}
     extras = resp.get("data") if isinstance(resp.get("data"), dict) and "choices" not in resp else resp
     text = ""
@@ -437,14 +383,17 @@ def raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None, 
         cost = f" Estimated cost: {units} capacity units." if units is not None else ""
         msg = f"Workflow {wid} is waiting for you ({why}): {reason or why}.{cost}"
         if why == "insufficient_credit":
-            raise BillingError(msg, hint="Add credits or change the token type (--token-type spark|sogni).")
+            raise settled(BillingError(msg, hint="Add credits or change the token type (--token-type spark|sogni)."),
+                          status)
         if why in ("cost_approval_required", "cost_reauthorization_required") and approve_flag:
             hint = f"Start again with {approve_flag} (or a higher --max-cost) to approve the cost."
         else:
             hint = f"Answer it in the app, then `sogni workflow watch {wid}`."
-        raise RejectedError(msg, hint=hint)
+        raise settled(RejectedError(msg, hint=hint), status)
     if status in ("failed", "cancelled"):
-        raise GenerationFailed(f"Workflow {wid} {status}" + (f": {reason}" if reason else "."))
+        exc = GenerationFailed(f"Workflow {wid} {status}" + (f": {reason}" if reason else "."))
+        exc.workflow_status = status  # type: ignore[attr-defined]
+        raise settled(exc, status) if status == "failed" else exc
 
 
 def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions, progress: Any,
@@ -460,8 +409,8 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
     raise_for_state(rec, wid, last)
     refs, missing = refs_from_record(rec, job)
     if not refs and not missing:
-        raise GenerationFailed(f"Workflow {wid} finished ({status}) but produced no media.",
-                               hint=f"See `sogni workflow show {wid}`.")
+        raise settled(GenerationFailed(f"Workflow {wid} finished ({status}) but produced no media.",
+                                       hint=f"See `sogni workflow show {wid}`."), status)
     result.failed.extend(missing)
     if options.no_download:
         for ref in refs:
@@ -504,6 +453,8 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
             msg += "\n  " + "\n  ".join(lines[:20]) + ("\n  …" if len(lines) > 20 else "")
         err = IncompleteError(msg, hint=f"`sogni workflow download {wid}` tries the downloads again.")
         err.result = result  # type: ignore[attr-defined]
+        if status == "partial_failure":
+            settled(err, status)
         raise err
     return result
 
@@ -517,20 +468,34 @@ def _open_download_client(options: PipelineOptions) -> Any:
     return downloads._make_client(_download_options(options))  # noqa: SLF001 - same package
 
 
+def _with_policy(options: PipelineOptions, client: Any) -> PipelineOptions:
+    """Downloads follow the API client's retry settings unless the options name their own."""
+    policy = getattr(client, "policy", None)
+    if options.policy is not None or policy is None:
+        return options
+    from dataclasses import replace
+
+    return replace(options, policy=policy)
+
+
 def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None, *, progress: Any = None,
                   emit: Callable[[Event], None] | None = None) -> JobResult:
     """Run ``job`` (a :class:`~sogni_cli.jobs.MediaJob`) to the end; see the module docstring."""
     from ..api import tools_exec, workflows
     from . import placeholder_refs, workflow_body
     from ..core.progress import NullProgress
-    options = options or PipelineOptions()
+    options = _with_policy(options or PipelineOptions(), client)
     progress = _watch(progress or NullProgress(), options)
     emit = emit or _noop
     result = JobResult(tool=job.tool, arguments=job.arguments)
     _check(progress)
 
     if job.route == "execute":
-        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type)
+        key = options.idempotency_key or workflows.new_key()
+        if options.before_send:
+            options.before_send(key)
+        data = tools_exec.execute(client, job.tool, job.arguments, job.token_type, job.safe_content_filter,
+                                  key=key)
         text = tools_exec.result_text(data)
         result.status = "completed"
         result.data = data
@@ -545,15 +510,27 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     else:
         dry = bool(getattr(getattr(client, "config", None), "dry_run", False))
         if not options.no_download:
+            if not dry and options.on_exists == "skip":
+                present = existing_outputs(job, options.output_dir, options.name)
+                if present is not None:  # every file is there already: nothing is sent, nothing is paid
+                    result.status = "skipped"
+                    result.saved = present
+                    return result
             precheck_names(job, options)
 
         direct_urls = []
+        key = options.idempotency_key or workflows.new_key()
         if options.agent:
-            wid, rec, direct_urls = _start_agent(client, job, progress)
+            if options.before_send and not dry:
+                options.before_send(key)
+            wid, rec, direct_urls = _start_agent(client, job, progress, key)
         else:
-            refs = placeholder_refs(job) if dry else upload_inputs(client, job.inputs)
+            refs = placeholder_refs(job) if dry else upload_inputs(client, job.inputs, options.upload_id)
             _check(progress)  # uploads can take a while: do not start paying after a stop
-            rec = workflows.create(client, workflow_body(job, refs))
+            body = workflow_body(job, refs, title=options.title)
+            if options.before_send and not dry:
+                options.before_send(key)
+            rec = _create(client, body, key, options, progress)
             wid = workflows.workflow_id(rec)
     result.workflow_id = wid
     if wid is None:  # --agent answered with media links only
@@ -581,6 +558,36 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     finally:
         if dl_client is not None:
             dl_client.close()
+
+
+def _create(client: Any, body: dict[str, Any], key: str, options: PipelineOptions, progress: Any) -> dict[str, Any]:
+    """Start the workflow with ``key``. Interrupted (Ctrl-C, SIGTERM) while the answer is on its way: learn
+    its id with a quick resend under the same key, cancel it, and let the interrupt go on; when the id cannot
+    be learned, say how to find the workflow. A key the API already saw with another body (a resent job
+    whose uploads got new URLs) is looked up by the workflow's title."""
+    from ..api import workflows
+    from ..core.errors import ApiError
+
+    try:
+        return workflows.create(client, body, key=key)
+    except ApiError as exc:
+        if exc.status == 409 and options.title and options.idempotency_key:
+            found = workflows.find_by_title(client, options.title)
+            if found is not None and workflows.workflow_id(found):
+                return found
+        raise
+    except BaseException as exc:
+        if isinstance(exc, Exception) or options.cancel is not None:
+            raise  # a recipe's worker: its owner keeps the key in the run record and resends it later
+        wid = workflows.recover(client, body, key)
+        if wid:
+            progress.note(f"Workflow: {wid}")
+            _cancel_quietly(client, wid, progress)
+        else:
+            progress.note(f"The workflow may have started before the interrupt: its Idempotency-Key is {key}"
+                          + (f" and its title {options.title!r}" if options.title else "")
+                          + ". Find it with `sogni workflow list` and stop it with `sogni workflow cancel ID`.")
+        raise
 
 
 def _resume_record(client: Any, wid: str) -> dict[str, Any]:
@@ -619,7 +626,7 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
 
     from ..core.progress import NullProgress
 
-    options = options or PipelineOptions()
+    options = _with_policy(options or PipelineOptions(), client)
     progress = _watch(progress or NullProgress(), options)
     emit = emit or _noop
     _check(progress)
@@ -641,17 +648,18 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
             dl_client.close()
 
 
-def upload_inputs(client: Any, inputs: list[Any]) -> list[dict[str, Any]]:
-    """Upload each :class:`MediaInput`; return the ``media_references`` list in order."""
+def upload_inputs(client: Any, inputs: list[Any], upload_id: str | None = None) -> list[dict[str, Any]]:
+    """Upload each :class:`MediaInput`; return the ``media_references`` list in order (``upload_id``: stable
+    names, so that the same job uploads to the same place every time)."""
     import uuid
 
     from ..api.uploads import upload_file
     from . import media_reference
 
-    job_id = f"cli-{uuid.uuid4().hex[:16]}"
+    job_id = f"cli-{upload_id or uuid.uuid4().hex[:16]}"
     refs = []
-    for inp in inputs:
-        url = upload_file(client, inp.kind, inp.mime, inp.read_bytes(), job_id=job_id,
-                          item_id=f"{inp.ref_id}-{uuid.uuid4().hex[:8]}")
+    for i, inp in enumerate(inputs):
+        item = f"{inp.ref_id}-{i}" if upload_id else f"{inp.ref_id}-{uuid.uuid4().hex[:8]}"
+        url = upload_file(client, inp.kind, inp.mime, inp.read_bytes(), job_id=job_id, item_id=item)
         refs.append(media_reference(inp, url))
     return refs

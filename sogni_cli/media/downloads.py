@@ -43,11 +43,12 @@ import json
 import os
 import stat as _stat
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..api.client import RetryPolicy
+from ..api.retry import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_READ_TIMEOUT
 from ..core.errors import SogniError, UsageError
 from . import naming
 
@@ -79,9 +80,10 @@ class DownloadOptions:
     max_size: int = 2 * 1024**3
     concurrency: int = 4
     manifest: Path | None = None
-    timeout: float = 300.0
-    connect_timeout: float = 10.0
-    retries: int = 2
+    timeout: float = DEFAULT_READ_TIMEOUT  # used when no ``policy`` is given
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    retries: int = DEFAULT_MAX_RETRIES
+    policy: Any = None  # the run's RetryPolicy (--timeout, --max-retries); it wins over the three fields above
     verify_images: bool = True
     checksum: bool = True  # sha256 of each file; forced on with a manifest. Off: SavedFile.sha256 is None
 
@@ -488,10 +490,17 @@ def _make_client(opts: DownloadOptions):
     return httpx.Client(
         verify=_ssl_context(),
         follow_redirects=False,
-        timeout=httpx.Timeout(opts.timeout, connect=opts.connect_timeout),
+        timeout=httpx.Timeout(policy_of(opts).timeout, connect=policy_of(opts).connect_timeout),
         limits=httpx.Limits(max_connections=n * 2, max_keepalive_connections=n),
         headers={"User-Agent": f"sogni-cli/{__version__}"},
     )
+
+
+def policy_of(opts: DownloadOptions) -> Any:
+    """The retry settings a download follows: the run's policy, else one made of the options' own fields."""
+    if opts.policy is not None:
+        return opts.policy
+    return RetryPolicy(max_retries=opts.retries, timeout=opts.timeout, connect_timeout=opts.connect_timeout)
 
 
 def _check_client(client: Any) -> None:
@@ -507,7 +516,7 @@ def _check_client(client: Any) -> None:
 
 def download_all(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, client: Any = None, progress: Any = None,
                  refresh: Callable[[ArtifactRef], str | None] | None = None,
-                 sleep: Callable[[float], Any] = time.sleep) -> DownloadReport:
+                 sleep: Callable[[float], Any] | None = None) -> DownloadReport:
     """Download every artifact into ``opts.output_dir``; see the module docstring.
 
     Raises UsageError (before any request) for a bad template or ``--on-exists`` value, an output folder
@@ -532,7 +541,7 @@ def download_all(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, client: 
         Path(opts.output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"Cannot create the output folder {opts.output_dir}: {exc.strerror or exc}") from None
-    dl = _Downloader(opts, None, progress, refresh, sleep, date)
+    dl = _Downloader(opts, None, progress, refresh, sleep if sleep is not None else policy_of(opts).pause, date)
     claims: list[Any] = []
     try:
         for p, r in zip(planned, refs):  # stable names, held against other processes until saved

@@ -186,10 +186,12 @@ def sanitize_name(name: str) -> str:
     format characters (bidirectional overrides), characters Windows refuses (``<>:"|?*``), a leading dot
     or ``-``, trailing dots and spaces, and Windows device names (``CON`` becomes ``CON_``)."""
     name = unicodedata.normalize("NFC", name)
-    name = "".join(ch for ch in name if not _invisible(ch))
     name = _UNSAFE_CHARS.sub("-", name)
+    # no control characters (C1 too) and no format characters such as bidirectional overrides/isolates, which
+    # make a name display as another
+    name = "".join("-" if _invisible(c) else c for c in name)
     name = _DOTS.sub(".", name)
-    name = name.strip().lstrip(".-").strip()
+    name = re.sub(r"^[\s.\-]+", "", name).strip()  # never hidden, never read as an option (`--name ../x`)
     name = name.rstrip(". ")  # trailing dots/spaces are not portable
     first, dot, rest = name.partition(".")
     if first.rstrip(" ").upper() in WINDOWS_RESERVED:

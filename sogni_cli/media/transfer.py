@@ -11,7 +11,6 @@ Names are held against other processes saving into the same folder (see :mod:`so
 from __future__ import annotations
 
 import os
-import random
 import re
 import threading
 import time
@@ -22,15 +21,15 @@ from ..core.errors import SogniError, UsageError
 from . import naming
 from ..core.filewrite import PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name, put_in_place
 from . import downloads as _dl
+from ..api.retry import RETRY_STATUSES, Safety, parse_retry_after
 from ..api.urls import media_url_problem
-from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, verify_image,
+from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, policy_of, verify_image,
                         write_manifest)
 
 MAX_REDIRECTS = 5
 THREADED_WRITE_MIN = 8 << 20  # bodies larger than this (or of unknown size) hash and write in a helper thread
 WAIT_INTERVAL = 1.0  # how often the waiting thread gives the progress display a heartbeat
 RECORD_INTERVAL = 0.25  # the download record is written at most this often during a batch, and at its end
-RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524})
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
@@ -46,10 +45,13 @@ class _Fail(Exception):
 
 
 class _Retry(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
+    """A failure the policy may retry: a transport failure (``status`` None) or a retryable HTTP status."""
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.status = status
 
 
 class _Skip:
@@ -71,16 +73,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"connection broken ({exc})" if str(exc) else "connection broken"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, min(60.0, float(value)))
-    except ValueError:
-        return None
 
 
 def _remove(path: Path | None) -> None:
@@ -142,6 +134,7 @@ class _Downloader:
         self.progress = progress
         self.refresh = refresh
         self.sleep = sleep
+        self.policy = policy_of(opts)
         self.date = date
         self.lock = threading.Lock()
         self.refresh_lock = threading.Lock()
@@ -306,7 +299,8 @@ class _Downloader:
         if problem:
             raise _Fail(f"refused URL {_short(url)}: {problem}")
         refreshed = False
-        retries_left = max(0, int(opts.retries))
+        policy = self.policy
+        retries = max(0, int(policy.max_retries))
         restarts_left = 1
         attempt = 0
         while True:
@@ -322,12 +316,10 @@ class _Downloader:
             except _Retry as exc:
                 if self.cancel.is_set():
                     raise _Cancelled() from None
-                if retries_left <= 0:
-                    tries = f" after {opts.retries} retr{'y' if opts.retries == 1 else 'ies'}" if opts.retries else ""
+                if not policy.may_resend(Safety.READ, attempt, status=exc.status, retry_after=exc.retry_after):
+                    tries = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if attempt else ""
                     raise _Fail(f"{exc.message}{tries}") from None
-                retries_left -= 1
-                delay = exc.retry_after if exc.retry_after is not None else \
-                    min(8.0, 0.5 * (2 ** attempt)) * random.uniform(0.8, 1.2)
+                delay = policy.delay(attempt, exc.retry_after)
                 attempt += 1
                 self.progress.note(f"{job.label}: {exc.message}; retrying in {delay:.1f}s")
                 self.sleep(delay)
@@ -398,8 +390,8 @@ class _Downloader:
         status = response.status_code
         if status in EXPIRED_STATUSES:
             return ("refresh", status)
-        if status in RETRY_STATUSES or status >= 500:
-            raise _Retry(f"HTTP {status} from the media host", _retry_after(response.headers))
+        if status in RETRY_STATUSES:
+            raise _Retry(f"HTTP {status} from the media host", parse_retry_after(response.headers), status)
         if status == 416 and offset:
             m = _UNSATISFIED_RANGE.match(response.headers.get("content-range", "").strip())
             if m and int(m.group(1)) == offset and final is not None:

@@ -31,6 +31,7 @@ _CHAT_ENUMS = {
     "tools": list(choices.TOOLS_MODES),
     "task_profile": list(choices.TASK_PROFILES),
     "token_type": list(choices.TOKEN_TYPES),
+    "billing_mode": list(choices.BILLING_MODES),
 }
 _OUTPUT_DOC = {
     "output": "Folder for this job's files, under the run's output folder (template).",
@@ -70,8 +71,8 @@ def field_schema(kind: str, fname: str, type_name: str) -> dict[str, Any]:
             s["maximum"] = p.maximum
     if kind == "chat" and fname in _CHAT_ENUMS:
         s["enum"] = list(_CHAT_ENUMS[fname])
-    if kind != "chat" and fname == "token_type":
-        s["enum"] = list(_CHAT_ENUMS["token_type"])
+    if kind != "chat" and fname in ("token_type", "billing_mode"):
+        s["enum"] = list(_CHAT_ENUMS[fname])
     if s.get("type") == "string" and "enum" not in s:
         return s
     return {"anyOf": [s, TEMPLATE]}

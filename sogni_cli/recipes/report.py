@@ -8,6 +8,12 @@ when the job ends (``succeeded``, ``failed``, ``cancelled``, ``skipped`` or ``in
 Lines are appended and flushed one by one; within one file the last line for an id is its current state
 (across files, the latest ``time``). A job whose last line is ``started`` (the run crashed) counts as
 interrupted.
+
+The first line of each run is its plan (``"record": "plan"``: ``jobs``, the job instances this run or shard
+is to do, ``shard`` and ``shards``). Lines ``starting`` (before a paid request leaves, with its
+``idempotency_key`` and ``attempt``) and ``started`` (its ``workflow_id``) come before a job's final line.
+A report counts planned jobs that have no line as ``not_started`` and names the shards of a sharded run
+that left no record at all.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,7 +30,7 @@ from ..core.errors import UsageError
 RECORD_DIR = ".sogni-run"
 TABLE_ROWS = 50
 MARKDOWN_ROWS = 200
-STATUSES = ("succeeded", "failed", "cancelled", "skipped", "interrupted")
+STATUSES = ("succeeded", "failed", "cancelled", "skipped", "interrupted", "not_started")
 
 
 def record_path(output_dir: Path, recipe_name: str) -> Path:
@@ -34,9 +41,13 @@ def record_path(output_dir: Path, recipe_name: str) -> Path:
 
 def record_problem(rec: dict[str, Any]) -> str | None:
     """What is wrong with the fields of a record line (None when they have the types a run writes)."""
-    for key in ("recipe", "job", "kind", "status", "time", "workflow_id", "request_hash", "text", "shard"):
+    for key in ("recipe", "job", "kind", "status", "time", "workflow_id", "request_hash", "text", "shard",
+                "idempotency_key", "workflow_status"):
         if rec.get(key) is not None and not isinstance(rec[key], str):
             return f"'{key}' must be text"
+    attempt = rec.get("attempt")
+    if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0):
+        return "'attempt' must be a whole number"
     dur = rec.get("duration")
     if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float)) or not math.isfinite(dur)):
         return "'duration' must be a number of seconds"
@@ -53,7 +64,19 @@ def record_problem(rec: dict[str, Any]) -> str | None:
     return None
 
 
-def read_record_file(path: Path) -> list[dict[str, Any]]:
+def _plan_problem(rec: dict[str, Any]) -> str | None:
+    jobs = rec.get("jobs")
+    if not isinstance(jobs, list) or not all(isinstance(j, str) for j in jobs):
+        return "'jobs' must be a list of job ids"
+    shards = rec.get("shards", 1)
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        return "'shards' must be a whole number"
+    if rec.get("shard") is not None and not isinstance(rec.get("shard"), str):
+        return "'shard' must be text"
+    return None
+
+
+def read_record_file(path: Path, plans: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Every valid line of a run record (a line cut short by a crash is ignored).
 
     A complete JSON line whose fields have the wrong types (edited or damaged) raises :class:`UsageError`
@@ -62,6 +85,8 @@ def read_record_file(path: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return []  # a device or a pipe is no record (and /dev/zero-like files never end)
             for number, line in enumerate(fh, 1):
                 line = line.strip()
                 if not line:
@@ -70,7 +95,14 @@ def read_record_file(path: Path) -> list[dict[str, Any]]:
                     rec = json.loads(line)
                 except (ValueError, RecursionError):
                     continue
-                if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                if isinstance(rec, dict) and rec.get("record") == "plan" and "id" not in rec:
+                    problem = _plan_problem(rec)
+                    if problem:
+                        raise UsageError(f"{path}:{number}: invalid run record line: {problem}.",
+                                         hint="Fix or delete that line (it is not what a run writes).")
+                    if plans is not None:
+                        plans.append(dict(rec, _source=str(path)))
+                elif isinstance(rec, dict) and isinstance(rec.get("id"), str):
                     problem = record_problem(rec)
                     if problem:
                         raise UsageError(f"{path}:{number}: invalid run record line: {problem}.",
@@ -96,8 +128,9 @@ def latest(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str,
     return out
 
 
-def load_records(paths: list[str]) -> list[dict[str, Any]]:
-    """Records from output folders (their ``.sogni-run/*.jsonl``), record folders or ``.jsonl`` files."""
+def load_records(paths: list[str], plans: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Records from output folders (their ``.sogni-run/*.jsonl``), record folders or ``.jsonl`` files
+    (``plans``: gets their plan lines)."""
     files: list[Path] = []
     for p in paths:
         path = Path(p)
@@ -116,16 +149,38 @@ def load_records(paths: list[str]) -> list[dict[str, Any]]:
             raise UsageError(f"{p}: no such file or folder.")
     records: list[dict[str, Any]] = []
     for f in files:
-        for rec in read_record_file(f):
+        for rec in read_record_file(f, plans):
             rec.setdefault("_source", str(f))
             records.append(rec)
     return records
 
 
-def merged_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+def merged_summary(records: list[dict[str, Any]], plans: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     final = latest(records)
     jobs = sorted(final.values(), key=lambda r: (str(r.get("recipe", "")), str(r.get("time", "")), r["id"]))
-    return summarize(jobs, sources=sorted({r.get("_source", "") for r in records} - {""}))
+    missing: list[dict[str, Any]] = []
+    if plans:
+        last: dict[tuple[str, str], dict[str, Any]] = {}  # (recipe, source) -> that run's latest plan
+        for p in plans:
+            last[(str(p.get("recipe", "")), str(p.get("_source", "")))] = p
+        planned: dict[str, list[str]] = {}
+        shards: dict[str, tuple[int, set[int]]] = {}
+        for (recipe, _src), p in sorted(last.items()):
+            planned.setdefault(recipe, []).extend(j for j in p["jobs"] if j not in planned.get(recipe, []))
+            n, seen = shards.get(recipe, (int(p.get("shards") or 1), set()))
+            k = str(p.get("shard") or "1/1").split("/", 1)[0]
+            seen.add(int(k) if k.isdigit() else 1)
+            shards[recipe] = (max(n, int(p.get("shards") or 1)), seen)
+        for recipe, ids in planned.items():
+            for uid in ids:
+                if (recipe, uid) not in final:
+                    jobs.append({"recipe": recipe, "id": uid, "status": "not_started", "outputs": [],
+                                 "error": {"message": "never started", "exit_code": 0}})
+        for recipe, (n, seen) in sorted(shards.items()):
+            missing += [{"recipe": recipe, "shard": f"{k}/{n}"} for k in range(1, n + 1) if k not in seen]
+    doc = summarize(jobs, sources=sorted({r.get("_source", "") for r in records} - {""}))
+    doc["missing_shards"] = missing
+    return doc
 
 
 def summarize(rows: list[dict[str, Any]], *, sources: list[str] | None = None,
@@ -134,7 +189,7 @@ def summarize(rows: list[dict[str, Any]], *, sources: list[str] | None = None,
     resumed = 0
     files = 0
     for r in rows:
-        status = "interrupted" if r.get("status") == "started" else r.get("status", "failed")
+        status = "interrupted" if r.get("status") in ("started", "starting") else r.get("status", "failed")
         counts[status if status in counts else "failed"] += 1
         resumed += 1 if r.get("resumed") else 0
         files += len(r.get("outputs") or [])
@@ -160,13 +215,18 @@ def _dur(v: Any) -> str:
 
 def headline(s: dict[str, Any]) -> str:
     parts = [f"{s['succeeded']} succeeded" + (f" ({s['resumed']} already done)" if s.get("resumed") else "")]
-    for k in ("failed", "interrupted", "cancelled", "skipped"):
+    for k in ("failed", "interrupted", "cancelled", "skipped", "not_started"):
         if s.get(k):
-            parts.append(f"{s[k]} {k}")
+            parts.append(f"{s[k]} {k.replace('_', ' ')}")
     n = s["total"]
     text = f"{n} job{'s' if n != 1 else ''}: " + ", ".join(parts) + f"; {s['files']} file{'s' if s['files'] != 1 else ''}"
     if s.get("duration") is not None:
         text += f"; {_dur(s['duration'])}"
+    gone = s.get("missing_shards") or []
+    if gone:
+        text += "; missing shard" + ("s " if len(gone) > 1 else " ") + ", ".join(
+            f"{g['shard']}" + (f" of {g['recipe']}" if len(s.get("recipes", [])) > 1 else "") for g in gone) + \
+            " (no run record)"
     return text
 
 
@@ -214,7 +274,7 @@ def _md(text: Any) -> str:
 
 def summary_markdown(s: dict[str, Any], title: str | None = None) -> str:
     names = ", ".join(f"`{n}`" for n in s.get("recipes", []) if n) or "recipe"
-    icon = "✅" if not s.get("failed_jobs") else "❌"
+    icon = "✅" if not s.get("failed_jobs") and not s.get("missing_shards") else "❌"
     lines = [f"### {icon} sogni recipe {title or names}", "", f"**{headline(s)}**", ""]
     rows = s["jobs"]
     shown = rows if len(rows) <= MARKDOWN_ROWS else [r for r in rows if r.get("status") != "succeeded"][:MARKDOWN_ROWS]

@@ -1,33 +1,34 @@
-"""Run a planned recipe: dependency order, bounded concurrency, resume, fail-fast or keep going.
+"""Run a planned recipe: dependency order, paced concurrency, resume, fail-fast or keep going.
 
 - Each job's fields are rendered again once the jobs it needs have finished (their text and files known),
   and sent through the same code as the commands (``run_chat`` / ``build_job`` + ``run_media_job``).
-- A job whose last record says it succeeded with the same request hash, and whose files are all still
-  there, is not sent again (``--force`` sends it anyway): a run stopped by Ctrl-C or a crash resumes.
-- The run record (``OUT/.sogni-run/<recipe>.jsonl``) gets a ``started`` line as soon as a job's workflow
-  exists (with its id and request hash) and one line when the job ends, each flushed at once; the last
-  line for a job is its state. A job whose last line is ``started``, ``interrupted``, ``failed`` or
-  ``cancelled`` with a workflow id and the same request hash is resumed by following and downloading
-  *that* workflow, not by starting (and paying for) a new one; if the API says it failed, was cancelled,
-  waits for the user or is gone, a new one is started.
-- Fail-fast (default): the first failure stops jobs from starting and cancels started workflows.
+- Never pay twice. A media or tool job's paid request carries an Idempotency-Key derived from the job's
+  identity (recipe, job instance, request hash, attempt: :func:`~.record.job_key`), and a ``starting`` line
+  with that key is on disk before the request leaves. A rerun, a crash, another shard or another machine
+  sends the same key for the same job, and the API answers with the workflow it already made.
+- The run record (``OUT/.sogni-run/<recipe>.jsonl``, see :mod:`.record`) starts with a ``plan`` line (this
+  shard's job ids), then per job ``starting`` (key), ``started`` (workflow id) and one line when it ends.
+  A later line never forgets a known workflow id. On the next run a job that succeeded with the same request
+  hash and still has its files is not sent again; one with a known workflow is resumed by following and
+  downloading *that* workflow; one with only a key resends its create with the same key. Only a workflow
+  the API says failed, was cancelled, waits or is gone makes a new attempt (a new key).
+- A job whose workflow gave its final answer (failed, partial failure, no media, waiting for the user) is
+  reported from the record and not run again; ``--retry ID``/``--retry-failed``/``--force`` make a new
+  attempt for the jobs they name (the user chose to pay again).
+- Fail-fast (default): the first failure stops jobs from starting; a failure of the job's own work also
+  cancels the started workflows, a passing one (network, 429, timeout) lets them finish and be collected.
   ``--continue-on-error``: the jobs that need a failed job are skipped, everything else runs.
-- Ctrl-C / SIGTERM: no new job starts, every running job is told to stop (``PipelineOptions.cancel``:
-  following and downloads end, ``.part`` files stay), the started workflows are left running on the
-  server and recorded as ``interrupted`` with their ids, and the exception goes on within about
-  :data:`GRACE` seconds. Worker threads are daemons, so one stuck on a silent connection cannot hold the
-  process open.
-- A run holds a lock on its run record throughout (POSIX): a second run of the recipe into the same
-  folder stops at once (exit 2) before sending anything, so no job is paid for twice.
+- Ctrl-C / SIGTERM: no new job starts, every running job is told to stop (``PipelineOptions.cancel``),
+  the started workflows are left running on the server and recorded as ``interrupted``, and the exception
+  goes on within about :data:`GRACE` seconds. Worker threads are daemons.
+- A record that cannot be written (disk full, read-only): no paid request is sent after that, the running
+  jobs stop as for Ctrl-C and are listed with their workflow ids, and the run ends with exit 8.
+- Concurrency follows :class:`~.pace.Pace`: halved on 409/429, raised slowly again.
 - stdout: the saved paths, one per line, as jobs finish. Exit 0 when every job succeeded, 8 otherwise.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
-import os
 import queue
 import sys
 import threading
@@ -37,13 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from ..core.secrets import redact, redact_obj
-from ..core.errors import ExitCode, GenerationFailed, IncompleteError, SogniError, UsageError
-from . import bridge
-from .expand import Outputs, render_instance
+from ..core.errors import ExitCode, SogniError, UsageError
+from .expand import Outputs
+from .jobrun import RESUME_STATES, JobSteps, Outcome, _now  # noqa: F401 - RESUME_STATES: part of the run's API
+from .pace import Pace
 from .plan import Plan, PlannedJob
-from .report import append_step_summary, read_record_file, record_path, summarize, summary_markdown, summary_table
-from .template import TemplateError
+from .record import RecordUnwritable, RunRecord, job_states
+from .report import append_step_summary, summarize, summary_markdown, summary_table
 
 #: Called after each record line the scheduler writes for a job that ended (tests use it to stop a run
 #: part-way, like Ctrl-C would). Not called for ``started`` lines nor for the ``interrupted`` lines
@@ -52,8 +53,10 @@ after_record: Callable[[dict[str, Any]], None] | None = None
 TICK = 0.1
 #: After Ctrl-C/SIGTERM, how long running jobs get to stop and report before the interrupt goes on.
 GRACE = 1.5
-#: Last record states whose workflow a rerun follows and downloads instead of starting a new one.
-RESUME_STATES = frozenset({"started", "interrupted", "failed", "cancelled"})
+#: Exit codes of failures in a job's own work: fail-fast cancels the other started workflows after them.
+#: Any other failure (network, 429 after retries, timeout, a download) lets them finish.
+OWN_FAILURES = frozenset({int(ExitCode.USAGE), int(ExitCode.AUTH), int(ExitCode.REJECTED),
+                          int(ExitCode.GENERATION_FAILED), int(ExitCode.BILLING)})
 
 
 @dataclass
@@ -70,48 +73,12 @@ class RunOptions:
     env: dict[str, str] | None = None
     tty: bool | None = None
     clock: Callable[[], float] = time.monotonic
+    retry: list[str] = field(default_factory=list)  # job ids or globs that get a new workflow
+    retry_failed: bool = False  # every job whose last run failed or was cancelled gets a new workflow
+    on_exists: str | None = None  # --on-exists: overrides the recipe's on_exists for every job
 
 
-@dataclass
-class Outcome:
-    uid: str
-    status: str  # succeeded | failed | cancelled | skipped | interrupted
-    outputs: list[dict[str, Any]] = field(default_factory=list)  # path (absolute), sha256, bytes
-    text: str | None = None
-    workflow_id: str | None = None
-    request_hash: str | None = None
-    duration: float = 0.0
-    error: str | None = None
-    exit_code: int = 0
-    resumed: bool = False
-    resumed_workflow: str | None = None  # an earlier run's workflow, followed instead of starting a new one
-    started_at: float = 0.0
-    printed: list[str] = field(default_factory=list)  # what goes to stdout
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _sha256(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-            n += len(block)
-    return h.hexdigest(), n
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with open(part, "w", encoding="utf-8") as fh:
-        fh.write(text if text.endswith("\n") or not text else text + "\n")
-    os.replace(part, path)
-
-
-class Runner:
+class Runner(JobSteps):
     def __init__(self, client: Any, plan: Plan, opts: RunOptions):
         from .display import RunDisplay
 
@@ -124,7 +91,10 @@ class Runner:
         self.stderr = opts.stderr
         self.jobs = {pj.uid: pj for pj in plan.jobs}
         self.order = [pj.uid for pj in plan.jobs]
-        self.record_file = record_path(self.out_root, plan.name)
+        self.record = RunRecord(self.out_root, plan.name)
+        self.record_file = self.record.path
+        self.pace = Pace(opts.concurrency)
+        self.known: dict[str, dict[str, Any]] = {}  # uid -> workflow id, key, attempt, hash last written
         self.previous: dict[str, dict[str, Any]] = {}
         self.outputs: dict[str, Outputs] = {}
         self.results: dict[str, Outcome] = {}
@@ -132,11 +102,10 @@ class Runner:
         self.wid_lock = threading.Lock()
         self.stopping = threading.Event()
         self.cancel = threading.Event()  # Ctrl-C/SIGTERM: running jobs stop, their workflows keep running
+        self.cancelling = threading.Event()  # fail-fast after a job's own failure: started workflows are cancelled
         self.live: dict[str, Outcome] = {}  # uid -> the outcome a running job is filling in
-        self.rec_lock = threading.Lock()
         self.display = RunDisplay(self._err_stream(), len(self.order), name=plan.name, quiet=opts.quiet,
                                   tty=opts.tty, clock=opts.clock)
-        self._rec_fh: Any = None
 
     def _err_stream(self) -> TextIO:
         return self.stderr or sys.stderr
@@ -147,24 +116,11 @@ class Runner:
         stream.flush()
 
     # -- records ------------------------------------------------------------------------------------
-    def open_record(self) -> None:
-        """Open the run record for appending and lock it for the whole run (closing it lets it go); a
-        UsageError when another run holds it."""
-        from ..core.filewrite import try_lock
-
-        try:
-            fh = open(self.record_file, "a", encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"Cannot write the run record {self.record_file}: {exc.strerror or exc}") from None
-        if not try_lock(fh.fileno()):
-            fh.close()
-            raise UsageError(f"another run is using {self.out_root}; wait for it or use another -o",
-                             f"{self.record_file} is held by a running `sogni recipe run`.")
-        self._rec_fh = fh
-
     def load_previous(self) -> None:
-        for rec in read_record_file(self.record_file):
-            self.previous[rec["id"]] = rec
+        self.previous = job_states(self.record_file)
+        self.known = {}
+        for uid, rec in self.previous.items():
+            self.known[uid] = {k: rec.get(k) for k in ("workflow_id", "idempotency_key", "attempt", "request_hash")}
 
     def rel(self, path: str | Path) -> str:
         p = Path(path)
@@ -173,35 +129,46 @@ class Runner:
         except ValueError:
             return str(p)
 
-    def write_record(self, pj: PlannedJob, oc: Outcome, *, final: bool = True) -> dict[str, Any]:
-        """Append one line (thread-safe; dropped once the record is closed); ``final``: call :data:`after_record`."""
+    def write_plan(self) -> None:
+        """The job set of this run (and shard) first, on disk before any request: ``report`` finds the jobs
+        that never started and the shards that never ran."""
+        if not self.record.append(plan_line(self.plan.name, self.order, self.opts.shard), sync=True):
+            raise RecordUnwritable(f"Cannot write the run record {self.record_file}: "
+                                   f"{self.record.describe_error()}; nothing was sent.",
+                                   hint="Free some space (or make the folder writable) and run the same command again.")
+
+    def write_record(self, pj: PlannedJob, oc: Outcome, *, final: bool = True, sync: bool = False) -> bool:
+        """Append one line (thread-safe; False when the record cannot be written); ``final``: call
+        :data:`after_record`. A known workflow id or key is never replaced by nothing."""
+        known = self.known.get(pj.uid) or {}
+        same = known.get("request_hash") == oc.request_hash and int(known.get("attempt") or 0) == oc.attempt
+        wid = oc.workflow_id or (known.get("workflow_id") if same else None)
+        key = oc.idempotency_key or (known.get("idempotency_key") if same else None)
         rec = {
             "recipe": self.plan.name, "id": pj.uid, "job": pj.inst.job.id, "kind": pj.kind, "matrix": pj.inst.cell,
-            "status": oc.status, "request_hash": oc.request_hash, "workflow_id": oc.workflow_id,
+            "status": oc.status, "request_hash": oc.request_hash, "workflow_id": wid,
+            "idempotency_key": key, "attempt": oc.attempt,
             "outputs": [{"path": self.rel(o["path"]), "sha256": o.get("sha256"), "bytes": o.get("bytes")}
                         for o in oc.outputs],
             "text": oc.text, "duration": round(oc.duration, 3),
             "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None,
+            "workflow_status": oc.workflow_status, "final": oc.final or None,
             "shard": f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None,
             "time": _now(),
         }
-        line = json.dumps(redact_obj(rec), ensure_ascii=False, default=str) + "\n"
-        with self.rec_lock:  # worker threads write ``started`` lines
-            if self._rec_fh is not None and not self._rec_fh.closed:
-                self._rec_fh.write(line)
-                self._rec_fh.flush()
+        self.known[pj.uid] = {"workflow_id": wid, "idempotency_key": key, "attempt": oc.attempt,
+                              "request_hash": oc.request_hash}
+        ok = self.record.append(rec, sync=sync)
         if final and after_record is not None:
             after_record(rec)
-        return rec
+        return ok
 
     def write_started(self, pj: PlannedJob, oc: Outcome) -> None:
-        """The job's workflow exists: record its id now, so a rerun after a crash follows it."""
+        """The job's workflow exists: record its id now (on disk), so a rerun after a crash follows it."""
         started = Outcome(oc.uid, "started", workflow_id=oc.workflow_id, request_hash=oc.request_hash,
-                          duration=self.opts.clock() - oc.started_at)
-        try:
-            self.write_record(pj, started, final=False)
-        except (OSError, ValueError) as exc:  # a full disk must not lose the job itself
-            self.display.note(f"warning: could not write the run record: {exc}")
+                          duration=self.opts.clock() - oc.started_at, idempotency_key=oc.idempotency_key,
+                          attempt=oc.attempt)
+        self.write_record(pj, started, final=False, sync=True)
 
     def row(self, pj: PlannedJob, oc: Outcome) -> dict[str, Any]:
         return {"recipe": self.plan.name, "id": pj.uid, "kind": pj.kind, "status": oc.status,
@@ -210,186 +177,6 @@ class Runner:
                 "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None}
 
     # -- one job (in a worker thread) ---------------------------------------------------------------
-    def execute(self, uid: str, oc: Outcome | None = None) -> Outcome:
-        from ..jobs.pipeline import JobCancelled
-
-        pj = self.jobs[uid]
-        start = self.opts.clock()
-        oc = oc or Outcome(uid, "failed")
-        oc.started_at = start
-        try:
-            self._execute(pj, oc)
-            oc.status = "succeeded"
-        except SogniError as exc:
-            oc.error = exc.message.strip()
-            oc.exit_code = int(exc.exit_code)
-            if isinstance(exc, JobCancelled) or (self.cancel.is_set() and isinstance(exc, GenerationFailed)):
-                oc.status = "interrupted"
-                oc.exit_code = int(ExitCode.INTERRUPTED)
-                if oc.workflow_id:
-                    oc.error += f"; workflow {oc.workflow_id} keeps running, a rerun downloads its results"
-            elif self.stopping.is_set() and isinstance(exc, GenerationFailed):
-                oc.status = "cancelled"
-            else:
-                oc.status = "failed"
-            partial = getattr(exc, "result", None)
-            if partial is not None:
-                self._collect_saved(partial, oc)
-        except TemplateError as exc:
-            oc.error = f"template: {exc.message}"
-            oc.exit_code = int(ExitCode.USAGE)
-        except Exception as exc:  # noqa: BLE001 - one job's bug must not take the run down
-            oc.error = f"internal error: {exc.__class__.__name__}: {exc}"
-            oc.exit_code = int(ExitCode.INTERNAL)
-        if oc.error:
-            oc.error = redact(oc.error)  # server text can quote anything, the key included
-        oc.duration = self.opts.clock() - start
-        return oc
-
-    def _collect_saved(self, result: Any, oc: Outcome) -> None:
-        for s in getattr(result, "saved", []) or []:
-            oc.outputs.append({"path": str(s.path), "sha256": s.sha256, "bytes": s.bytes})
-            oc.printed.append(str(s.path))
-
-    def _render(self, pj: PlannedJob) -> dict[str, Any]:
-        fields = render_instance(self.plan.expanded, pj.inst, self.outputs)
-        assert fields is not None
-        return bridge.with_profile_defaults(pj.kind, fields, self.opts.settings)
-
-    def _resumable(self, pj: PlannedJob, digest: str) -> dict[str, Any] | None:
-        if self.opts.force:
-            return None
-        prev = self.previous.get(pj.uid)
-        if not prev or prev.get("status") != "succeeded" or prev.get("request_hash") != digest:
-            return None
-        for o in prev.get("outputs") or []:
-            p = self.out_root / o.get("path", "")
-            try:
-                if not p.is_file() or (o.get("bytes") is not None and p.stat().st_size != o["bytes"]):
-                    return None
-            except OSError:
-                return None
-        return prev
-
-    def _resume_workflow(self, pj: PlannedJob, digest: str) -> str | None:
-        """The workflow an earlier run started for this same request and did not finish collecting."""
-        if self.opts.force or pj.kind == "chat":
-            return None
-        prev = self.previous.get(pj.uid)
-        if not prev or prev.get("status") not in RESUME_STATES or prev.get("request_hash") != digest:
-            return None
-        wid = prev.get("workflow_id")
-        return wid if isinstance(wid, str) and wid else None
-
-    def _execute(self, pj: PlannedJob, oc: Outcome) -> None:
-        inst = pj.inst
-        fields = self._render(pj)
-        digest = bridge.request_hash(pj.kind, fields, self.base_dir)
-        oc.request_hash = digest
-        prev = self._resumable(pj, digest)
-        if prev is not None:
-            oc.resumed = True
-            oc.text = prev.get("text")
-            oc.workflow_id = prev.get("workflow_id")
-            for o in prev.get("outputs") or []:
-                path = self.out_root / o["path"]
-                oc.outputs.append({"path": str(path), "sha256": o.get("sha256"), "bytes": o.get("bytes")})
-                oc.printed.append(str(path))
-            return
-        if self.cancel.is_set():
-            from ..jobs.pipeline import JobCancelled
-
-            raise JobCancelled("interrupted before it started")
-        if self.stopping.is_set():
-            raise GenerationFailed("cancelled before it started")
-        self.display.started(pj.uid)
-        job_dir = self.out_root / inst.output if inst.output else self.out_root
-        on_exists = inst.job.on_exists or "overwrite"
-        if pj.kind == "chat":
-            self._chat(pj, fields, job_dir, on_exists, oc)
-        else:
-            self._media(pj, fields, job_dir, on_exists, oc)
-        if inst.save:
-            target = self.out_root / inst.save
-            _write_text(target, oc.text or "")
-            sha, n = _sha256(target)
-            oc.outputs.append({"path": str(target), "sha256": sha, "bytes": n})
-            oc.printed.append(str(target))
-
-    def _chat(self, pj: PlannedJob, fields: dict[str, Any], job_dir: Path, on_exists: str, oc: Outcome) -> None:
-        from ..api.chat import run_chat
-        from ..api.hosted import find_media
-
-        req = bridge.build_chat(fields, self.base_dir)
-        result = run_chat(self.client, req)
-        oc.text = result.text
-        media = find_media(result.extras, result.text)
-        if media:
-            from ..jobs.chat_media import save_hosted_media
-
-            report = save_hosted_media(self.client, media, prompt=req.prompt, output_dir=job_dir,
-                                       name=pj.inst.filename, on_exists=on_exists, no_download=False, quiet=True,
-                                       emit=lambda ev: None)
-            for p in report.paths:
-                sha, n = _sha256(Path(p))
-                oc.outputs.append({"path": p, "sha256": sha, "bytes": n})
-                oc.printed.append(p)
-            if report.exit_code:
-                raise IncompleteError("some media made by hosted tools could not be saved")
-
-    def _media(self, pj: PlannedJob, fields: dict[str, Any], job_dir: Path, on_exists: str, oc: Outcome) -> None:
-        from ..core.events import WorkflowUpdate
-        from ..jobs.pipeline import PipelineOptions, ResumeUnavailable, run_media_job
-        from .display import PipelineSink
-
-        job = bridge.build_media(pj.kind, fields, self.base_dir)
-        uid = pj.uid
-
-        def on_created(wid: str) -> None:
-            oc.workflow_id = wid
-            with self.wid_lock:
-                self.wids[uid] = wid
-            if wid != oc.resumed_workflow:
-                self.write_started(pj, oc)
-            if self.stopping.is_set() and not self.cancel.is_set():  # fail-fast began during the create
-                self._cancel(uid, wid)
-
-        def emit(ev: Any) -> None:
-            if isinstance(ev, WorkflowUpdate):
-                self.display.progress(uid, ev.progress, ev.status)
-
-        timeout = None
-        s = self.opts.settings
-        if s is not None and getattr(s, "timeout_set", False):
-            timeout = s.read_timeout
-        options = PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
-                                  progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel)
-        resume = self._resume_workflow(pj, oc.request_hash or "")
-        try:
-            result = None
-            if resume:
-                oc.resumed_workflow = resume
-                options.resume_workflow = resume
-                self.display.note(f"{uid}: following workflow {resume} from the earlier run (not sending it again)")
-                try:
-                    result = run_media_job(self.client, job, options, progress=PipelineSink(self.display),
-                                           emit=emit)
-                except ResumeUnavailable as exc:
-                    self.display.note(f"{uid}: {exc.message.rstrip('.')}; starting a new workflow")
-                    oc.resumed_workflow = None
-                    options.resume_workflow = None
-            if result is None:
-                result = run_media_job(self.client, job, options, progress=PipelineSink(self.display), emit=emit)
-        finally:
-            with self.wid_lock:
-                self.wids.pop(uid, None)
-        oc.workflow_id = result.workflow_id or oc.workflow_id
-        self._collect_saved(result, oc)
-        if result.texts:
-            oc.text = "\n\n".join(result.texts)
-        if job.route != "execute" and not result.saved:
-            raise GenerationFailed(f"{job.tool} produced no files")
-
     def _cancel(self, uid: str, wid: str) -> None:
         from ..api import workflows
 
@@ -430,7 +217,7 @@ class Runner:
         ctx["state"][uid] = oc.status
         pj = self.jobs[uid]
         rows = ctx["rows"]
-        if not (oc.resumed and oc.status == "succeeded"):
+        if not (oc.resumed and oc.status == "succeeded") and not oc.from_record:
             self.write_record(pj, oc)
         rows[uid] = self.row(pj, oc)
         for line in oc.printed:
@@ -441,6 +228,7 @@ class Runner:
         self.display.finished(uid, "resumed" if oc.resumed else oc.status, oc.duration,
                               error=oc.error if oc.status == "failed" else None, detail=detail)
         if oc.status == "succeeded":
+            self.pace.succeeded()
             self.outputs[uid] = Outputs(text=oc.text or "",
                                         files=[str(Path(o["path"]).resolve()) for o in oc.outputs],
                                         workflow=oc.workflow_id)
@@ -453,11 +241,15 @@ class Runner:
             ctx["first_error"] = oc
         if self.cancel.is_set():
             return
-        if self.opts.continue_on_error:
+        if self.opts.continue_on_error or oc.from_record:  # old news does not stop the other jobs
             self._skip_dependants(uid, ctx["dependants"], ctx["state"], rows)
         elif not self.stopping.is_set():
             self.stopping.set()
-            self.cancel_running()
+            if oc.exit_code in OWN_FAILURES:  # their results will not be used: stop paying for them
+                self.cancelling.set()
+                self.cancel_running()
+            else:  # a passing failure: the running jobs finish and are collected, a rerun does the rest
+                self.display.note(f"{uid} failed ({oc.exit_code}); no new job starts, the running ones finish")
 
     def _interrupted(self, done_q: "queue.SimpleQueue[Outcome]", ctx: dict[str, Any]) -> None:
         """Ctrl-C/SIGTERM: tell running jobs to stop, give them :data:`GRACE` seconds to report, and record
@@ -476,40 +268,109 @@ class Runner:
                     continue
                 self._finished(oc, ctx)
         finally:
-            kept = []
-            for uid in sorted(ctx["running"], key=self.order.index):
-                live = self.live.get(uid) or Outcome(uid, "interrupted")
-                wid = live.workflow_id
-                oc = Outcome(uid, "interrupted", workflow_id=wid, request_hash=live.request_hash,
-                             duration=self.opts.clock() - live.started_at if live.started_at else 0.0,
-                             error="interrupted" + (f"; workflow {wid} keeps running, a rerun downloads its results"
-                                                    if wid else ""),
-                             exit_code=int(ExitCode.INTERRUPTED))
-                try:
-                    self.write_record(self.jobs[uid], oc, final=False)
-                except (OSError, ValueError):
-                    pass
-                if wid:
-                    kept.append(wid)
-            kept += [r.workflow_id for r in self.results.values()
-                     if r.status == "interrupted" and r.workflow_id and r.workflow_id not in kept]
+            kept = self._stop_running(ctx)
             if kept:
                 self.display.note(f"Interrupted: {len(kept)} workflow(s) keep running on the server "
                                   f"({', '.join(kept[:5])}{', …' if len(kept) > 5 else ''}); run the same "
                                   "command again to collect their results without paying twice.")
 
-    def run(self) -> int:
-        started_at = self.opts.clock()
+    def _stop_running(self, ctx: dict[str, Any]) -> list[str]:
+        """Record the jobs still running as ``interrupted`` (with their workflow id or key); return the ids
+        of the workflows left running on the server."""
+        kept = []
+        for uid in sorted(ctx["running"], key=self.order.index):
+            live = self.live.get(uid) or Outcome(uid, "interrupted")
+            wid = live.workflow_id
+            oc = Outcome(uid, "interrupted", workflow_id=wid, request_hash=live.request_hash,
+                         idempotency_key=live.idempotency_key, attempt=live.attempt,
+                         duration=self.opts.clock() - live.started_at if live.started_at else 0.0,
+                         error="interrupted" + (f"; workflow {wid} keeps running, a rerun downloads its results"
+                                                if wid else ""),
+                         exit_code=int(ExitCode.INTERRUPTED))
+            self.write_record(self.jobs[uid], oc, final=False)
+            if wid:
+                kept.append(wid)
+        kept += [r.workflow_id for r in self.results.values()
+                 if r.status == "interrupted" and r.workflow_id and r.workflow_id not in kept]
+        return kept
+
+    def _record_failed(self, done_q: "queue.SimpleQueue[Outcome]", ctx: dict[str, Any]) -> None:
+        """The record cannot be written: stop sending, stop the running jobs (their workflows go on), list
+        them, and end with exit 8 saying what a rerun will do."""
+        self.stopping.set()
+        self.cancel.set()
+        deadline = time.monotonic() + GRACE
+        while ctx["running"] and time.monotonic() < deadline:
+            try:
+                self._finished(done_q.get(timeout=TICK), ctx)
+            except queue.Empty:
+                continue
+        lines = []
+        for uid in sorted(ctx["running"], key=self.order.index):
+            live = self.live.get(uid)
+            if live is not None and live.workflow_id:
+                lines.append(f"  {uid}: workflow {live.workflow_id}")
+            elif live is not None and live.idempotency_key:
+                lines.append(f"  {uid}: workflow id not known yet (Idempotency-Key {live.idempotency_key})")
+        for r in self.results.values():
+            if r.status == "interrupted" and r.workflow_id:
+                lines.append(f"  {r.uid}: workflow {r.workflow_id}")
+        self.display.close()
+        head = (f"{len(lines)} job(s) have workflows that keep running on the server:\n" + "\n".join(lines)
+                if lines else "No workflow is left running.")
+        raise RecordUnwritable(
+            f"Cannot write the run record {self.record_file}: {self.record.describe_error()}. No new workflow "
+            f"was started after that.\n{head}",
+            hint="When the record can be written again, run the same command: it follows these workflows and "
+                 "downloads their results instead of starting them again (a job whose workflow id was not "
+                 "learned resends its request with the same Idempotency-Key, which the API answers with the "
+                 "workflow it already made), and it starts the jobs that never started. It does not pay twice "
+                 "for a job; files saved since the record stopped are downloaded again.")
+
+    def _prepare_run(self) -> None:
+        """Lock the folder, read the earlier record, refuse clashes, write the plan: before anything is sent."""
+        from .owned import check_clashes
+
         try:
             self.record_file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"Cannot create the output folder {self.out_root}: {exc.strerror or exc}") from None
-        self.open_record()
+        self.record.open()
         try:
             self.load_previous()
+            on_exists = {u: self.opts.on_exists or pj.inst.job.on_exists or "overwrite" for u, pj in self.jobs.items()}
+            check_clashes(self.plan.name, self.plan.jobs, self.out_root, on_exists,
+                          overwrite_given=self.opts.on_exists == "overwrite")
+            if self.record.error is not None:
+                raise RecordUnwritable(f"Cannot write the run record {self.record_file}: "
+                                       f"{self.record.describe_error()}; nothing was sent.")
+            self.write_plan()
         except BaseException:
-            self._rec_fh.close()
+            self.record.close()
             raise
+
+    def _watch_statuses(self) -> Callable[[], None]:
+        """Tell :attr:`pace` about every 409/429 the API answers (the sender's signal); returns the undo."""
+        cfg = getattr(self.client, "config", None)
+        if cfg is None or not hasattr(cfg, "on_limited"):
+            return lambda: None
+        before = cfg.on_limited
+
+        def on_limited(limited: Any) -> None:
+            self.pace.status(int(getattr(limited, "status", 0) or 0))
+            if before is not None:
+                before(limited)
+
+        cfg.on_limited = on_limited
+
+        def undo() -> None:
+            cfg.on_limited = before
+
+        return undo
+
+    def run(self) -> int:
+        started_at = self.opts.clock()
+        self._prepare_run()
         deps = {u: [d for d in self.jobs[u].inst.deps if d in self.jobs] for u in self.order}
         dependants: dict[str, list[str]] = {u: [] for u in self.order}
         for u, ds in deps.items():
@@ -523,9 +384,10 @@ class Runner:
         ctx: dict[str, Any] = {"running": running, "state": state, "rows": rows, "ready": ready,
                                "waiting": waiting, "dependants": dependants, "first_error": None}
         done_q: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        undo = self._watch_statuses()
         try:
-            while ready or running:
-                while ready and len(running) < self.opts.concurrency and not self.stopping.is_set():
+            while (ready or running) and self.record.error is None:
+                while ready and len(running) < self.pace.allowed and not self.stopping.is_set():
                     uid = ready.popleft()
                     state[uid] = "running"
                     running.add(uid)
@@ -545,17 +407,26 @@ class Runner:
                         break
                     self._finished(oc, ctx)
                 self.display.tick()
+            if self.record.error is not None:
+                self._record_failed(done_q, ctx)
+        except RecordUnwritable:
+            self.record.close()
+            undo()
+            raise
         except BaseException:
             # Ctrl-C / SIGTERM: stop starting jobs, stop the running ones, keep their workflows for a rerun.
             try:
                 self._interrupted(done_q, ctx)
             finally:
                 self.display.close()
-                with self.rec_lock:
-                    self._rec_fh.close()
+                self.record.close()
+                undo()
             raise
-        with self.rec_lock:
-            self._rec_fh.close()
+        self.record.close()
+        undo()
+        if self.pace.cuts and not self.opts.quiet:
+            self.display.note(f"The API asked to slow down {self.pace.cuts} time(s) (409/429): at most "
+                              f"{self.pace.lowest} job(s) ran at once at the slowest.")
         first_error: Outcome | None = ctx["first_error"]
         for u in self.order:
             if state[u] == "waiting":
@@ -593,16 +464,24 @@ class Runner:
             stack.extend(dependants[d])
 
 
-def touch_record(output_dir: Path, recipe_name: str) -> Path:
-    """Make sure the run record exists (empty for a run with zero jobs); UsageError when it cannot be made."""
-    path = record_path(Path(output_dir), recipe_name)
+def plan_line(recipe: str, uids: list[str], shard: tuple[int, int] | None) -> dict[str, Any]:
+    """The record's first line for a run: the job instances this run (or shard) is to do."""
+    return {"recipe": recipe, "record": "plan", "jobs": list(uids),
+            "shard": f"{shard[0]}/{shard[1]}" if shard else None, "shards": shard[1] if shard else 1,
+            "time": _now()}
+
+
+def touch_record(output_dir: Path, recipe_name: str, shard: tuple[int, int] | None = None) -> Path:
+    """Record a run with zero jobs (its plan line), so ``recipe report`` over every shard's folder knows the
+    shard ran; UsageError when it cannot be written."""
+    rec = RunRecord(Path(output_dir), recipe_name)
+    rec.open()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"Cannot write the run record {path}: {exc.strerror or exc}") from None
-    return path
+        if not rec.append(plan_line(recipe_name, [], shard), sync=True):
+            raise RecordUnwritable(f"Cannot write the run record {rec.path}: {rec.describe_error()}")
+    finally:
+        rec.close()
+    return rec.path
 
 
 def run_plan(client: Any, plan: Plan, opts: RunOptions) -> int:

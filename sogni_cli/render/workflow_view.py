@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any, Callable, Hashable, TextIO
 
+from ..core.term import shown
+
 PLAIN_INTERVAL = 5.0
 HEARTBEAT_INTERVAL = 30.0
 
@@ -105,7 +107,7 @@ class WorkflowDisplay:
             key = (wid, upd.step or upd.tool or "workflow")
             status = upd.status or self._current.get(wid) or "running"
             self._current[wid] = status
-            label = f"{upd.tool or 'workflow'} {status}"
+            label = shown(f"{upd.tool or 'workflow'} {status}")  # server text: inert
             if self._rich is not None:
                 tid = self._tasks.get(key)
                 if tid is None:
@@ -126,8 +128,8 @@ class WorkflowDisplay:
                 self._state[key] = state
                 self._last_line[key] = now
                 name = upd.tool or "workflow"
-                msg = f" - {upd.message}" if upd.message and changed and upd.type not in ("workflow_progress",) else ""
-                self._write(f"{name}: {status}{_pct(upd.progress)}{_eta(upd.eta_seconds)}{msg}")
+                msg = f" - {shown(upd.message)}" if upd.message and changed and upd.type not in ("workflow_progress",) else ""
+                self._write(f"{shown(name)}: {shown(status)}{_pct(upd.progress)}{_eta(upd.eta_seconds)}{msg}")
 
     def heartbeat(self) -> None:
         if self._quiet or self._rich is not None:

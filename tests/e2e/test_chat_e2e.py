@@ -25,7 +25,7 @@ def test_streamed_chat_to_stdout(emulator, sogni_env, run_sogni):
     assert res.stdout.endswith("\n")
     (req,) = [r for r in emulator.requests if r["path"] == CHAT]
     assert req["json"] == {"messages": [{"role": "user", "content": "tell me about lighthouses"}], "stream": True,
-                           "sogni_tools": False}
+                           "stream_options": {"include_usage": True}, "sogni_tools": False}
     assert req["headers"]["authorization"] == f"Bearer {E2E_KEY}" and req["headers"]["api-key"] == E2E_KEY
 
 
@@ -36,12 +36,16 @@ def test_thinking_stays_off_stdout(emulator, sogni_env, run_sogni):
     assert res.stdout.startswith("Echo: why is the sky blue")
 
 
-def test_hosted_execution_saves_media(emulator, sogni_env, run_sogni, tmp_path):
+@pytest.mark.parametrize("names", ["prefixed", "flat"])
+def test_hosted_execution_saves_media_from_a_stream(emulator, sogni_env, run_sogni, tmp_path, names):
+    """A streamed answer carries no creative_workflows (the brief promises none): the media come from the
+    links of the final reply, which the server sends once its tool round has finished."""
+    emulator.configure({"tool_names": names})
     out = tmp_path / "out"
     res = run_sogni(["chat", "draw an image of a red fox", "-o", out, "--json"], sogni_env)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
-    (wf,) = doc["creative_workflows"]
+    assert "creative_workflows" not in doc
     assert len(doc["artifacts"]) == 1
     saved = Path(doc["artifacts"][0])
     assert saved.parent == out and saved.suffix == ".png"
@@ -51,8 +55,22 @@ def test_hosted_execution_saves_media(emulator, sogni_env, run_sogni, tmp_path):
         assert im.format == "PNG"
     media = [r for r in emulator.requests if r["path"].startswith("/media/")]
     assert media and not any(r["auth_sent"] for r in media)
-    assert any(r["path"] == f"{WF}/{wf['workflowId']}" for r in emulator.requests)
+    (req,) = [r for r in emulator.requests if r["path"] == CHAT]
+    assert req["json"]["stream"] is True
     assert not list(out.glob("*.part"))
+
+
+@pytest.mark.parametrize("names", ["prefixed", "flat"])
+def test_hosted_execution_saves_media_from_a_non_streamed_answer(emulator, sogni_env, run_sogni, tmp_path, names):
+    """A non-streamed answer names its workflows: they are followed to their artifacts."""
+    emulator.configure({"tool_names": names})
+    out = tmp_path / "out"
+    res = run_sogni(["chat", "--no-stream", "draw an image of a red fox", "-o", out, "--json"], sogni_env)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    (wf,) = doc["creative_workflows"]
+    assert len(doc["artifacts"]) == 1 and Path(doc["artifacts"][0]).parent == out
+    assert any(r["path"] == f"{WF}/{wf['workflowId']}" for r in emulator.requests)
 
 
 def test_no_exec_prints_tool_calls(emulator, sogni_env, run_sogni):

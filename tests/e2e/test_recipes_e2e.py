@@ -32,6 +32,7 @@ def test_recipe_runs_end_to_end(recipe, tmp_path, sogni_env, run_sogni, emulator
         assert out.resolve() in f.resolve().parents
     name = doc["recipe"]
     recs = [json.loads(ln) for ln in (out / ".sogni-run" / f"{name}.jsonl").read_text().splitlines()]
+    recs = [r for r in recs if "id" in r]  # the plan line names the jobs, the other lines are theirs
     final = {r["id"]: r for r in recs}  # the last line per job is its state
     assert sorted(final) == sorted(j["id"] for j in doc["jobs"])
     assert all(r["status"] == "succeeded" for r in final.values())
@@ -81,9 +82,14 @@ def test_interrupt_during_a_stalled_download_then_rerun_pays_once(sig, code, emu
     created = [r for r in emulator.requests if r["method"] == "POST" and r["path"] == WF]
     assert len(created) == 1
     recs = [json.loads(ln) for ln in (out / ".sogni-run" / "one.jsonl").read_text().splitlines()]
+    assert recs[0]["record"] == "plan" and recs[0]["jobs"] == ["pic"]
+    recs = recs[1:]
     assert recs[-1]["status"] == "interrupted"
     wid = recs[-1]["workflow_id"]
-    assert wid and wid.startswith("wf_") and recs[0]["status"] == "started" and recs[0]["workflow_id"] == wid
+    assert [r["status"] for r in recs] == ["starting", "started", "interrupted"]
+    assert wid and wid.startswith("wf_") and recs[1]["workflow_id"] == wid
+    # the key was on disk before the create left, and the create carried it
+    assert recs[0]["idempotency_key"] == created[0]["headers"]["idempotency-key"]
     assert not [r for r in emulator.requests if r["path"].endswith("/cancel")]  # left running for the rerun
     assert not (out / "heron.png").exists() and part.stat().st_size == 3000
 
