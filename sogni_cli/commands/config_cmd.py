@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ..core.config import PROFILE_KEYS, coerce_profile_value, load_config_file, update_profile_setting
+from ..core.config import PROFILE_KEYS, coerce_profile_value, load_config_file
+from ..core.configedit import update_profile_setting
 from ..core.errors import UsageError
 from ..render.output import out
 from ..core.term import err

@@ -130,7 +130,7 @@ def _parse_int(name: str, value: Any, minimum: int = 0) -> int:
 # ----------------------------------------------------------------------------- config.yaml
 
 
-def _read_config_text(path: Path) -> str | None:
+def read_config_text(path: Path) -> str | None:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -162,7 +162,7 @@ def _warn_once(text: str) -> None:
         warn(text)
 
 
-def _parse_config(path: Path, text: str) -> dict[str, Any]:
+def parse_config(path: Path, text: str) -> dict[str, Any]:
     import yaml
 
     try:
@@ -202,88 +202,11 @@ def _warn_unknown_keys(path: Path, data: dict[str, Any]) -> None:
 
 def load_config_file(directory: Path) -> dict[str, Any]:
     path = directory / "config.yaml"
-    text = _read_config_text(path)
+    text = read_config_text(path)
     if text is None:
         return {}
-    data = _parse_config(path, text)
+    data = parse_config(path, text)
     _warn_unknown_keys(path, data)
-    return data
-
-
-def _write_config_text(directory: Path, text: str) -> Path:
-    path = directory / "config.yaml"
-    tmp = path.with_name(".config.yaml.tmp")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        where = exc.filename if exc.filename and str(exc.filename) != str(tmp) else path
-        raise UsageError(f"Cannot write {where}: {exc.strerror or exc}",
-                         hint="Point SOGNI_CONFIG_DIR at a writable folder, or set the value with an "
-                              "environment variable or flag instead.") from None
-    return path
-
-
-def update_profile_setting(directory: Path, profile: str, key: str, value: Any = None, *, remove: bool = False) -> Path:
-    """Set (or with ``remove`` delete) one setting of ``profile`` in config.yaml, keeping the rest of the file
-    as the user wrote it (comments, order, quoting). UsageError when the file cannot be written."""
-    import yaml
-
-    from .configedit import set_value, unset_value
-
-    path = directory / "config.yaml"
-    text = _read_config_text(path) or ""
-    data = _parse_config(path, text) if text else {}
-    expected = json_copy(data)
-    profiles = expected.setdefault("profiles", {})
-    if not isinstance(profiles, dict):
-        raise UsageError(f"{path}: 'profiles' must be a mapping.")
-    if remove:
-        prof = profiles.get(profile)
-        if not isinstance(prof, dict) or key not in prof:
-            raise UsageError(f"{key} is not set in profile {profile!r}.")
-        del prof[key]
-        edited = unset_value(text, profile, key)
-    else:
-        if not isinstance(profiles.get(profile), dict):
-            profiles[profile] = {}
-        profiles[profile][key] = value
-        edited = set_value(text, profile, key, value)
-    try:
-        if edited is None or (yaml.safe_load(edited) or {}) != _normal(expected):
-            raise ValueError
-    except (yaml.YAMLError, ValueError):
-        # Not the simple shape the line editor knows: write the whole file (comments are lost).
-        if text.strip():
-            from .term import warn
-
-            warn(f"{path} has a layout that cannot be edited line by line; it is rewritten and its comments are lost.")
-        edited = yaml.safe_dump(expected, sort_keys=False, allow_unicode=True)
-    return _write_config_text(directory, edited)
-
-
-def json_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: json_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [json_copy(v) for v in data]
-    return data
-
-
-def _normal(data: Any) -> Any:
-    """What ``data`` reads back as from YAML (an empty profile is ``None``)."""
-    if isinstance(data, dict):
-        out = {k: _normal(v) for k, v in data.items()}
-        prof = out.get("profiles")
-        if isinstance(prof, dict):
-            out["profiles"] = {k: (v if v != {} else None) for k, v in prof.items()}
-        return out
     return data
 
 

@@ -10,14 +10,20 @@ The file's usual shape is::
 
 :func:`set_value` changes or adds one ``key: value`` line under a profile, :func:`unset_value` removes one.
 Everything else in the file is left byte for byte. When the file has another shape (flow style, anchors,
-a key spread over several lines) the edit is ``None`` and the caller writes the whole file anew.
+a key spread over several lines) the edit is ``None`` and :func:`update_profile_setting` (what
+``config set``/``unset`` call) writes the whole file anew, with a warning.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
+
+from .config import parse_config, read_config_text
+from .errors import UsageError
 
 _KEY_LINE = re.compile(r"^(?P<indent>[ ]*)(?P<key>[A-Za-z0-9_.-]+|\"[^\"]*\"|'[^']*')[ ]*:(?P<rest>.*)$")
 
@@ -189,3 +195,81 @@ def unset_value(text: str, profile: str, key: str) -> str | None:
         return _join(lines, nl)
     except ValueError:
         return None
+
+
+# ----------------------------------------------------------------------------- writing config.yaml
+
+
+def _write_config_text(directory: Path, text: str) -> Path:
+    path = directory / "config.yaml"
+    tmp = path.with_name(".config.yaml.tmp")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        where = exc.filename if exc.filename and str(exc.filename) != str(tmp) else path
+        raise UsageError(f"Cannot write {where}: {exc.strerror or exc}",
+                         hint="Point SOGNI_CONFIG_DIR at a writable folder, or set the value with an "
+                              "environment variable or flag instead.") from None
+    return path
+
+
+def update_profile_setting(directory: Path, profile: str, key: str, value: Any = None, *, remove: bool = False) -> Path:
+    """Set (or with ``remove`` delete) one setting of ``profile`` in config.yaml, keeping the rest of the file
+    as the user wrote it (comments, order, quoting). UsageError when the file cannot be written."""
+    import yaml
+
+    path = directory / "config.yaml"
+    text = read_config_text(path) or ""
+    data = parse_config(path, text) if text else {}
+    expected = json_copy(data)
+    profiles = expected.setdefault("profiles", {})
+    if not isinstance(profiles, dict):
+        raise UsageError(f"{path}: 'profiles' must be a mapping.")
+    if remove:
+        prof = profiles.get(profile)
+        if not isinstance(prof, dict) or key not in prof:
+            raise UsageError(f"{key} is not set in profile {profile!r}.")
+        del prof[key]
+        edited = unset_value(text, profile, key)
+    else:
+        if not isinstance(profiles.get(profile), dict):
+            profiles[profile] = {}
+        profiles[profile][key] = value
+        edited = set_value(text, profile, key, value)
+    try:
+        if edited is None or (yaml.safe_load(edited) or {}) != _normal(expected):
+            raise ValueError
+    except (yaml.YAMLError, ValueError):
+        # Not the simple shape the line editor knows: write the whole file (comments are lost).
+        if text.strip():
+            from .term import warn
+
+            warn(f"{path} has a layout that cannot be edited line by line; it is rewritten and its comments are lost.")
+        edited = yaml.safe_dump(expected, sort_keys=False, allow_unicode=True)
+    return _write_config_text(directory, edited)
+
+
+def json_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: json_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [json_copy(v) for v in data]
+    return data
+
+
+def _normal(data: Any) -> Any:
+    """What ``data`` reads back as from YAML (an empty profile is ``None``)."""
+    if isinstance(data, dict):
+        out = {k: _normal(v) for k, v in data.items()}
+        prof = out.get("profiles")
+        if isinstance(prof, dict):
+            out["profiles"] = {k: (v if v != {} else None) for k, v in prof.items()}
+        return out
+    return data
