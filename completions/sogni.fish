@@ -7,10 +7,12 @@
 function __sogni_subcommands
     switch "$argv[1]"
         case 'sogni'
-            printf '%s\n' 'auth'\t'Store, show and remove the API key.' \
+            printf '%s\n' 'account'\t'Balances, subscription, usage this cycle, fair-use state and limits.' \
+                'auth'\t'Store, show and remove the API key.' \
                 'chat'\t'One chat completion, streamed to stdout (vision, tools, hosted media).' \
                 'completion'\t'Print a shell completion script (bash, zsh, fish, powershell).' \
                 'config'\t'Show and change settings in config.yaml.' \
+                'doctor'\t'Check the installation, settings, key and API connection.' \
                 'edit'\t'Edit or combine reference images.' \
                 'emulator'\t'Serve the local stand-in for the API in the foreground.' \
                 'image'\t'Generate images with exact parameters.' \
@@ -24,7 +26,7 @@ function __sogni_subcommands
         case 'sogni auth'
             printf '%s\n' 'login'\t'Read the API key from standard input and store it in the credentials...' \
                 'logout'\t'Remove the stored API key of the current profile.' \
-                'status'\t'Show where the API key comes from, masked.'
+                'status'\t'Show where the API key comes from, masked (--check: verify it...'
         case 'sogni config'
             printf '%s\n' 'get'\t'Print one setting of the current profile.' \
                 'list'\t'List the effective settings and where each comes from.' \
@@ -32,7 +34,8 @@ function __sogni_subcommands
                 'set'\t'Set a setting in the current profile.' \
                 'unset'\t'Remove a setting from the current profile.'
         case 'sogni recipe'
-            printf '%s\n' 'plan'\t'Print the expanded job graph and the exact requests; sends nothing...' \
+            printf '%s\n' 'emit'\t'Print a ready definition that runs RECIPE in N shards on a batch...' \
+                'plan'\t'Print the expanded job graph and the exact requests; sends nothing...' \
                 'report'\t'Merge the run records of several runs or shards into one summary...' \
                 'run'\t'Run the jobs in dependency order; resumes from the run record in...' \
                 'schema'\t'Print the JSON Schema of recipe files (the one in recipes/schema.json).' \
@@ -42,7 +45,8 @@ function __sogni_subcommands
                 'run'\t'Run any tool with exact arguments (--arg KEY=VALUE, --args...' \
                 'show'\t'Show a tool\'s parameters: name, type, required, allowed values...'
         case 'sogni workflow'
-            printf '%s\n' 'cancel'\t'Cancel a running workflow.' \
+            printf '%s\n' 'approve'\t'Approve the cost of a workflow that waits for it (its current...' \
+                'cancel'\t'Cancel a running workflow.' \
                 'download'\t'Fetch the artifacts of a finished workflow (fresh URLs; .part files...' \
                 'events'\t'Replay a workflow\'s event log (--follow streams new events).' \
                 'list'\t'List workflows (a table on a terminal, ids one per line when piped).' \
@@ -69,6 +73,11 @@ function __sogni_options
                 '-h'\t'Show this message and exit.' \
                 '-q'\t'No progress; warnings and errors only.' \
                 '-v'\t'Log requests and responses to stderr (secrets redacted).'
+        case 'sogni account'
+            printf '%s\n' '--dry-run'\t'Print the first request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON document.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni auth'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
@@ -79,10 +88,12 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni auth status'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--check'\t'Ask the API whether it accepts the key (exit 3 when refused) and...' \
+                '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
             printf '%s\n' '--approve-tools'\t'Ask before each local command (needs a terminal).' \
+                '--approve-up-to'\t'Approve a cost a hosted workflow waits for when its preview is at...' \
                 '--billing-mode'\t'auto | subscription | tokens.' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
@@ -151,8 +162,14 @@ function __sogni_options
         case 'sogni config unset'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
+        case 'sogni doctor'
+            printf '%s\n' '--emulator'\t'Also run the network checks against a local emulator, for comparison.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON document.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni edit'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
@@ -161,6 +178,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'png, jpg or webp (outputFormat).' \
                 '--height'\t'Height in pixels.' \
                 '--help'\t'Show this message and exit.' \
@@ -177,6 +195,7 @@ function __sogni_options
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--preview'\t'Show each saved image on the terminal, a few rows high (stderr, only...' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
@@ -206,6 +225,7 @@ function __sogni_options
                 '-q'\t'Do not log requests on stderr.'
         case 'sogni image'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
@@ -214,6 +234,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'png, jpg or webp (outputFormat).' \
                 '--guidance'\t'How strongly to follow the prompt.' \
                 '--height'\t'Height in pixels.' \
@@ -231,6 +252,7 @@ function __sogni_options
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--preview'\t'Show each saved image on the terminal, a few rows high (stderr, only...' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
@@ -246,6 +268,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni music'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
@@ -255,6 +278,7 @@ function __sogni_options
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
                 '--duration'\t'Seconds.' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document at the end.' \
                 '--jsonl'\t'Print JSON events as they happen.' \
@@ -280,20 +304,31 @@ function __sogni_options
         case 'sogni recipe'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
-        case 'sogni recipe plan'
+        case 'sogni recipe emit'
             printf '%s\n' '--help'\t'Show this message and exit.' \
+                '--image'\t'A container image with sogni installed [default: python:3.12-slim...' \
+                '--output'\t'The folder the shards write to, one subfolder each [out on GitHub...' \
+                '--shards'\t'How many shards run in parallel.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni recipe plan'
+            printf '%s\n' '--estimate'\t'Ask the API for each job\'s cost preview (needs the key; starts nothing).' \
+                '--help'\t'Show this message and exit.' \
                 '--json'\t'One JSON document for machines.' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
-                '--shard'\t'Show only shard K of N.' \
+                '--shard'\t'Show only shard K of N (auto: from the batch engine) [env SOGNI_SHARD].' \
+                '--shards'\t'With --shard auto: the number of shards (Kubernetes does not export...' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe report'
             printf '%s\n' '--help'\t'Show this message and exit.' \
+                '--html'\t'Also write one self-contained page: thumbnails, players, status...' \
                 '--json'\t'One JSON document for machines.' \
                 '--markdown'\t'A Markdown summary (as written to $GITHUB_STEP_SUMMARY).' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe run'
             printf '%s\n' '--allow-commands'\t'Let chat jobs run the local commands of their function files (listed...' \
+                '--approve-up-to'\t'Approve a cost a workflow waits for when its preview is at most UNITS.' \
+                '--budget'\t'Cap the whole run (this output folder and shard, earlier runs...' \
                 '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
                 '--continue-on-error'\t'Keep going after a job fails (its dependants are skipped).' \
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
@@ -304,7 +339,8 @@ function __sogni_options
                 '--retry'\t'Start a new workflow for these jobs (ids or globs, e.g.' \
                 '--retry-failed'\t'Start a new workflow for every job whose last run failed or was...' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
-                '--shard'\t'Run only shard K of N (deterministic; a job stays with what it needs).' \
+                '--shard'\t'Run only shard K of N (deterministic; a job stays with what it...' \
+                '--shards'\t'With --shard auto: the number of shards (Kubernetes does not export...' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
                 '-h'\t'Show this message and exit.' \
                 '-j'\t'Jobs running at once [profile concurrency; default 4].' \
@@ -319,6 +355,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni speech'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
@@ -326,6 +363,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'wav, mp3 or flac (outputFormat).' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document at the end.' \
@@ -359,6 +397,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni tools run'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
@@ -367,6 +406,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--help'\t'Show this message and exit.' \
                 '--image'\t'Image file to upload (repeatable).' \
                 '--json'\t'Print one JSON document at the end.' \
@@ -395,6 +435,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni video'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
@@ -405,6 +446,7 @@ function __sogni_options
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
                 '--duration'\t'Seconds.' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'mp4 or mov (outputFormat).' \
                 '--height'\t'Height in pixels.' \
                 '--help'\t'Show this message and exit.' \
@@ -437,6 +479,12 @@ function __sogni_options
         case 'sogni workflow'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
+        case 'sogni workflow approve'
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'Print the workflow record after the approval.' \
+                '--up-to'\t'Approve only when the current preview is at most UNITS.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni workflow cancel'
             printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
                 '--help'\t'Show this message and exit.' \
@@ -451,6 +499,7 @@ function __sogni_options
                 '--no-download'\t'Print the URLs instead.' \
                 '--on-exists'\t'suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files.' \
+                '--preview'\t'Show each saved image on the terminal, a few rows high (stderr, only...' \
                 '-h'\t'Show this message and exit.' \
                 '-o'\t'Folder for the saved files.'
         case 'sogni workflow events'
@@ -493,6 +542,8 @@ function __sogni_option_kind
         case 'sogni|--profile'
             echo 'value'
         case 'sogni|--timeout'
+            echo 'value'
+        case 'sogni chat|--approve-up-to'
             echo 'value'
         case 'sogni chat|--billing-mode'
             echo 'choice:auto subscription tokens'
@@ -547,6 +598,8 @@ function __sogni_option_kind
         case 'sogni chat|-o' 'sogni chat|--output-dir'
             echo 'dir'
         case 'sogni chat|-s' 'sogni chat|--system'
+            echo 'value'
+        case 'sogni edit|--approve-up-to'
             echo 'value'
         case 'sogni edit|--arg'
             echo 'value'
@@ -612,6 +665,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni emulator|--tool-names'
             echo 'value'
+        case 'sogni image|--approve-up-to'
+            echo 'value'
         case 'sogni image|--arg'
             echo 'value'
         case 'sogni image|--args'
@@ -654,6 +709,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni image|-o' 'sogni image|--output-dir'
             echo 'dir'
+        case 'sogni music|--approve-up-to'
+            echo 'value'
         case 'sogni music|--arg'
             echo 'value'
         case 'sogni music|--args'
@@ -692,9 +749,23 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni music|-o' 'sogni music|--output-dir'
             echo 'dir'
+        case 'sogni recipe emit|--image'
+            echo 'file'
+        case 'sogni recipe emit|--output'
+            echo 'value'
+        case 'sogni recipe emit|--shards'
+            echo 'value'
         case 'sogni recipe plan|--set'
             echo 'value'
         case 'sogni recipe plan|--shard'
+            echo 'value'
+        case 'sogni recipe plan|--shards'
+            echo 'value'
+        case 'sogni recipe report|--html'
+            echo 'file'
+        case 'sogni recipe run|--approve-up-to'
+            echo 'value'
+        case 'sogni recipe run|--budget'
             echo 'value'
         case 'sogni recipe run|--concurrency' 'sogni recipe run|-j'
             echo 'value'
@@ -706,9 +777,13 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni recipe run|--shard'
             echo 'value'
+        case 'sogni recipe run|--shards'
+            echo 'value'
         case 'sogni recipe run|-o' 'sogni recipe run|--output-dir'
             echo 'dir'
         case 'sogni recipe validate|--set'
+            echo 'value'
+        case 'sogni speech|--approve-up-to'
             echo 'value'
         case 'sogni speech|--arg'
             echo 'value'
@@ -748,6 +823,8 @@ function __sogni_option_kind
             echo 'dir'
         case 'sogni tools list|--family'
             echo 'value'
+        case 'sogni tools run|--approve-up-to'
+            echo 'value'
         case 'sogni tools run|--arg'
             echo 'value'
         case 'sogni tools run|--args'
@@ -782,6 +859,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni tools run|-o' 'sogni tools run|--output-dir'
             echo 'dir'
+        case 'sogni video|--approve-up-to'
+            echo 'value'
         case 'sogni video|--arg'
             echo 'value'
         case 'sogni video|--args'
@@ -830,6 +909,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni video|-o' 'sogni video|--output-dir'
             echo 'dir'
+        case 'sogni workflow approve|--up-to'
+            echo 'value'
         case 'sogni workflow download|--manifest'
             echo 'file'
         case 'sogni workflow download|--max-download-size'
@@ -865,6 +946,9 @@ function __sogni_arg_kind
             set variadic 0
         case 'sogni config unset'
             set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
+            set variadic 0
+        case 'sogni recipe emit'
+            set kinds 'value' 'file'
             set variadic 0
         case 'sogni recipe plan'
             set kinds 'file'

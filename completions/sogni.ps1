@@ -11,10 +11,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
     function SogniSubcommands([string]$node) {
         switch -Exact -CaseSensitive ($node) {
             'sogni' { return @(
+                'account Balances, subscription, usage this cycle, fair-use state and limits.',
                 'auth Store, show and remove the API key.',
                 'chat One chat completion, streamed to stdout (vision, tools, hosted media).',
                 'completion Print a shell completion script (bash, zsh, fish, powershell).',
                 'config Show and change settings in config.yaml.',
+                'doctor Check the installation, settings, key and API connection.',
                 'edit Edit or combine reference images.',
                 'emulator Serve the local stand-in for the API in the foreground.',
                 'image Generate images with exact parameters.',
@@ -28,7 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni auth' { return @(
                 'login Read the API key from standard input and store it in the credentials...',
                 'logout Remove the stored API key of the current profile.',
-                'status Show where the API key comes from, masked.') }
+                'status Show where the API key comes from, masked (--check: verify it...') }
             'sogni config' { return @(
                 'get Print one setting of the current profile.',
                 'list List the effective settings and where each comes from.',
@@ -36,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'set Set a setting in the current profile.',
                 'unset Remove a setting from the current profile.') }
             'sogni recipe' { return @(
+                'emit Print a ready definition that runs RECIPE in N shards on a batch...',
                 'plan Print the expanded job graph and the exact requests; sends nothing...',
                 'report Merge the run records of several runs or shards into one summary...',
                 'run Run the jobs in dependency order; resumes from the run record in...',
@@ -46,6 +49,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'run Run any tool with exact arguments (--arg KEY=VALUE, --args...',
                 'show Show a tool''s parameters: name, type, required, allowed values...') }
             'sogni workflow' { return @(
+                'approve Approve the cost of a workflow that waits for it (its current...',
                 'cancel Cancel a running workflow.',
                 'download Fetch the artifacts of a finished workflow (fresh URLs; .part files...',
                 'events Replay a workflow''s event log (--follow streams new events).',
@@ -74,6 +78,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-q No progress; warnings and errors only.',
                 '-v Log requests and responses to stderr (secrets redacted).') }
+            'sogni account' { return @(
+                '--dry-run Print the first request instead of sending it.',
+                '--help Show this message and exit.',
+                '--json One JSON document.',
+                '-h Show this message and exit.') }
             'sogni auth' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
@@ -84,10 +93,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni auth status' { return @(
+                '--check Ask the API whether it accepts the key (exit 3 when refused) and...',
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
                 '--approve-tools Ask before each local command (needs a terminal).',
+                '--approve-up-to Approve a cost a hosted workflow waits for when its preview is at...',
                 '--billing-mode auto | subscription | tokens.',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
@@ -156,8 +167,14 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni config unset' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
+            'sogni doctor' { return @(
+                '--emulator Also run the network checks against a local emulator, for comparison.',
+                '--help Show this message and exit.',
+                '--json One JSON document.',
+                '-h Show this message and exit.') }
             'sogni edit' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
@@ -166,6 +183,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format png, jpg or webp (outputFormat).',
                 '--height Height in pixels.',
                 '--help Show this message and exit.',
@@ -182,6 +200,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--preview Show each saved image on the terminal, a few rows high (stderr, only...',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
@@ -211,6 +230,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-q Do not log requests on stderr.') }
             'sogni image' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
@@ -219,6 +239,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format png, jpg or webp (outputFormat).',
                 '--guidance How strongly to follow the prompt.',
                 '--height Height in pixels.',
@@ -236,6 +257,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--preview Show each saved image on the terminal, a few rows high (stderr, only...',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
@@ -251,6 +273,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni music' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
@@ -260,6 +283,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
                 '--duration Seconds.',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--help Show this message and exit.',
                 '--json Print one JSON document at the end.',
                 '--jsonl Print JSON events as they happen.',
@@ -285,20 +309,31 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
+            'sogni recipe emit' { return @(
+                '--help Show this message and exit.',
+                '--image A container image with sogni installed [default: python:3.12-slim...',
+                '--output The folder the shards write to, one subfolder each [out on GitHub...',
+                '--shards How many shards run in parallel.',
+                '-h Show this message and exit.') }
             'sogni recipe plan' { return @(
+                '--estimate Ask the API for each job''s cost preview (needs the key; starts nothing).',
                 '--help Show this message and exit.',
                 '--json One JSON document for machines.',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
-                '--shard Show only shard K of N.',
+                '--shard Show only shard K of N (auto: from the batch engine) [env SOGNI_SHARD].',
+                '--shards With --shard auto: the number of shards (Kubernetes does not export...',
                 '--strict Treat a glob that matches no files as an error.',
                 '-h Show this message and exit.') }
             'sogni recipe report' { return @(
                 '--help Show this message and exit.',
+                '--html Also write one self-contained page: thumbnails, players, status...',
                 '--json One JSON document for machines.',
                 '--markdown A Markdown summary (as written to $GITHUB_STEP_SUMMARY).',
                 '-h Show this message and exit.') }
             'sogni recipe run' { return @(
                 '--allow-commands Let chat jobs run the local commands of their function files (listed...',
+                '--approve-up-to Approve a cost a workflow waits for when its preview is at most UNITS.',
+                '--budget Cap the whole run (this output folder and shard, earlier runs...',
                 '--concurrency Jobs running at once [profile concurrency; default 4].',
                 '--continue-on-error Keep going after a job fails (its dependants are skipped).',
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
@@ -309,7 +344,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--retry Start a new workflow for these jobs (ids or globs, e.g.',
                 '--retry-failed Start a new workflow for every job whose last run failed or was...',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
-                '--shard Run only shard K of N (deterministic; a job stays with what it needs).',
+                '--shard Run only shard K of N (deterministic; a job stays with what it...',
+                '--shards With --shard auto: the number of shards (Kubernetes does not export...',
                 '--strict Treat a glob that matches no files as an error.',
                 '-h Show this message and exit.',
                 '-j Jobs running at once [profile concurrency; default 4].',
@@ -324,6 +360,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni speech' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
@@ -331,6 +368,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format wav, mp3 or flac (outputFormat).',
                 '--help Show this message and exit.',
                 '--json Print one JSON document at the end.',
@@ -364,6 +402,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni tools run' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
@@ -372,6 +411,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--help Show this message and exit.',
                 '--image Image file to upload (repeatable).',
                 '--json Print one JSON document at the end.',
@@ -400,6 +440,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni video' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
@@ -410,6 +451,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
                 '--duration Seconds.',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format mp4 or mov (outputFormat).',
                 '--height Height in pixels.',
                 '--help Show this message and exit.',
@@ -442,6 +484,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni workflow' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
+            'sogni workflow approve' { return @(
+                '--dry-run Print the request instead of sending it.',
+                '--help Show this message and exit.',
+                '--json Print the workflow record after the approval.',
+                '--up-to Approve only when the current preview is at most UNITS.',
+                '-h Show this message and exit.') }
             'sogni workflow cancel' { return @(
                 '--dry-run Print the request instead of sending it.',
                 '--help Show this message and exit.',
@@ -456,6 +504,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download Print the URLs instead.',
                 '--on-exists suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files.',
+                '--preview Show each saved image on the terminal, a few rows high (stderr, only...',
                 '-h Show this message and exit.',
                 '-o Folder for the saved files.') }
             'sogni workflow events' { return @(
@@ -495,6 +544,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--max-retries' { return 'value' }
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
+            'sogni chat|--approve-up-to' { return 'value' }
             'sogni chat|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
@@ -526,6 +576,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni chat|--output-dir' { return 'dir' }
             'sogni chat|-s' { return 'value' }
             'sogni chat|--system' { return 'value' }
+            'sogni edit|--approve-up-to' { return 'value' }
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
@@ -561,6 +612,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
             'sogni emulator|--tool-names' { return 'value' }
+            'sogni image|--approve-up-to' { return 'value' }
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
@@ -584,6 +636,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--count' { return 'value' }
             'sogni image|-o' { return 'dir' }
             'sogni image|--output-dir' { return 'dir' }
+            'sogni music|--approve-up-to' { return 'value' }
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
             'sogni music|--billing-mode' { return 'choice:auto subscription tokens' }
@@ -605,17 +658,26 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni music|--count' { return 'value' }
             'sogni music|-o' { return 'dir' }
             'sogni music|--output-dir' { return 'dir' }
+            'sogni recipe emit|--image' { return 'file' }
+            'sogni recipe emit|--output' { return 'value' }
+            'sogni recipe emit|--shards' { return 'value' }
             'sogni recipe plan|--set' { return 'value' }
             'sogni recipe plan|--shard' { return 'value' }
+            'sogni recipe plan|--shards' { return 'value' }
+            'sogni recipe report|--html' { return 'file' }
+            'sogni recipe run|--approve-up-to' { return 'value' }
+            'sogni recipe run|--budget' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
             'sogni recipe run|-j' { return 'value' }
             'sogni recipe run|--on-exists' { return 'choice:suffix overwrite skip error' }
             'sogni recipe run|--retry' { return 'value' }
             'sogni recipe run|--set' { return 'value' }
             'sogni recipe run|--shard' { return 'value' }
+            'sogni recipe run|--shards' { return 'value' }
             'sogni recipe run|-o' { return 'dir' }
             'sogni recipe run|--output-dir' { return 'dir' }
             'sogni recipe validate|--set' { return 'value' }
+            'sogni speech|--approve-up-to' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
             'sogni speech|--billing-mode' { return 'choice:auto subscription tokens' }
@@ -637,6 +699,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni speech|-o' { return 'dir' }
             'sogni speech|--output-dir' { return 'dir' }
             'sogni tools list|--family' { return 'value' }
+            'sogni tools run|--approve-up-to' { return 'value' }
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
@@ -657,6 +720,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--count' { return 'value' }
             'sogni tools run|-o' { return 'dir' }
             'sogni tools run|--output-dir' { return 'dir' }
+            'sogni video|--approve-up-to' { return 'value' }
             'sogni video|--arg' { return 'value' }
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
@@ -684,6 +748,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--count' { return 'value' }
             'sogni video|-o' { return 'dir' }
             'sogni video|--output-dir' { return 'dir' }
+            'sogni workflow approve|--up-to' { return 'value' }
             'sogni workflow download|--manifest' { return 'file' }
             'sogni workflow download|--max-download-size' { return 'value' }
             'sogni workflow download|--name' { return 'value' }
@@ -706,6 +771,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
             'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni recipe emit' { $kinds = @('value', 'file'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }
             'sogni recipe run' { $kinds = @('file'); $variadic = $false }

@@ -28,8 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "workflow": ("sogni_cli.commands.workflow", "Follow, replay, cancel and re-download durable workflows."),
     "recipe": ("sogni_cli.commands.recipe", "Batch YAML recipes: validate, plan, run, report."),
     "models": ("sogni_cli.commands.models", "List the available chat models."),
+    "account": ("sogni_cli.commands.account", "Balances, subscription, usage this cycle, fair-use state and limits."),
     "auth": ("sogni_cli.commands.auth", "Store, show and remove the API key."),
     "config": ("sogni_cli.commands.config_cmd", "Show and change settings in config.yaml."),
+    "doctor": ("sogni_cli.commands.doctor", "Check the installation, settings, key and API connection."),
     "emulator": ("sogni_cli.commands.emulator", "Serve the local stand-in for the API in the foreground."),
     "completion": ("sogni_cli.commands.completion", "Print a shell completion script (bash, zsh, fish, powershell)."),
 }

@@ -585,7 +585,7 @@ def _hosted(httpx_mock, records: dict, text="Done."):
 
 
 @pytest.mark.parametrize("rec,code", [
-    ({"status": "waiting_for_user", "waitingReason": "cost_approval_required"}, 4),
+    ({"status": "waiting_for_user", "waitingReason": "cost_approval_required"}, 9),
     ({"status": "waiting_for_user", "waitingReason": "insufficient_credit"}, 9),
     ({"status": "completed", "artifacts": []}, 7),
     ({"status": "failed", "error": {"message": "gpu fell over"}}, 7),

@@ -285,7 +285,7 @@ def test_github_step_summary(cli, tmp_cwd, emu, monkeypatch):
     md = summary.read_text()
     assert md.startswith("previous step\n### ✅ sogni recipe `five`\n")
     assert "**5 jobs: 5 succeeded; 5 files;" in md
-    assert "| Job | Kind | Status | Files | Time | Error |" in md
+    assert "| Job | Kind | Status | Files | Time | Cost | Error |" in md
     for i in range(1, 6):
         assert f"| `img[{i}]` | image | succeeded | `img-{i}-1.png` |" in md
 

@@ -54,8 +54,9 @@ def login(ctx: typer.Context,
 
 
 @app.command()
-def status(ctx: typer.Context) -> None:
-    """Show where the API key comes from, masked."""
+def status(ctx: typer.Context,
+           check: bool = typer.Option(False, "--check", help="Ask the API whether it accepts the key (exit 3 when refused) and whose it is.")) -> None:
+    """Show where the API key comes from, masked (--check: verify it against the API)."""
     from ..core.redact import mask_key
 
     s = settings(ctx)
@@ -68,6 +69,26 @@ def status(ctx: typer.Context) -> None:
     out(f"Source:  {s.api_key_source}")
     out(f"Profile: {s.profile}")
     out(f"API:     {s.base_url}")
+    if check:
+        from ..core.term import clean_text
+
+        out(clean_text(f"Account: {_check_key(ctx)}"))
+
+
+def _check_key(ctx: typer.Context) -> str:
+    """Whose the key is, per the API; AuthError (exit 3) when the API refuses it."""
+    from ..api.billing import account_me, display_name
+    from ..core.errors import ApiError, AuthError
+    from ._common import client
+
+    try:
+        me = account_me(client(ctx))
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            raise AuthError(f"The API refused the key ({exc.message}).",
+                            hint="Store a valid key with `sogni auth login`, or set SOGNI_API_KEY.") from None
+        raise
+    return display_name(me)
 
 
 @app.command()

@@ -90,14 +90,17 @@ def chat(
     as_json: bool = typer.Option(False, "--json", help="Print the final completion (plus \"artifacts\") as JSON."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON event per line as things happen."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),
+    approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a hosted workflow waits for when its preview is at most UNITS.", show_default=False),
 ) -> None:
     """One chat completion, streamed to stdout."""
     from ..api.chat import ChatRequest, ChatResult, load_functions, load_messages, response_format_from, run_chat
+    from ..core.units import parse_units
 
     if as_json and jsonl:
         raise UsageError("--json and --jsonl cannot be used together.")
     if read_stdin and no_stdin:
         raise UsageError("--stdin and --no-stdin cannot be used together.")
+    up_to = parse_units(approve_up_to, "--approve-up-to")
     if on_exists not in ON_EXISTS:
         raise UsageError(f"Invalid --on-exists {on_exists!r}: one of {', '.join(ON_EXISTS)}.")
     images = list(image or [])
@@ -195,13 +198,14 @@ def chat(
     if media:
         from ..jobs.chat_media import save_hosted_media
         from ..render.progress import make_progress
+        from ._media import approver
 
         no_fetch = "--tools none" if tools == "none" else "--no-exec" if no_exec else None
         report = save_hosted_media(
             api, media, prompt=text, output_dir=s.out_dir(output_dir), name=name, on_exists=on_exists,
             no_download=no_download, quiet=s.quiet, emit=view.handle,
             progress_factory=lambda: make_progress(sys.stderr, quiet=s.quiet),
-            no_fetch=no_fetch, media_hosts=s.default("media_hosts"),
+            no_fetch=no_fetch, media_hosts=s.default("media_hosts"), approve=approver(up_to),
         )
         saved_paths = report.paths
         skipped = report.skipped

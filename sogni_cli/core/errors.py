@@ -127,6 +127,7 @@ class ApiError(SogniError):
         self.code = code
         self.type = type
         self.retry_after = retry_after
+        self.details: dict[str, Any] | None = None
 
 
 def _int_code(code: Any) -> int | None:
@@ -223,4 +224,6 @@ def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
     prefix = f"{status} " if status else ""
     err = ApiError(f"{prefix}{message}".strip() if status else message, status=status, code=code, type=etype,
                    hint=hint, retry_after=retry_after)
+    if isinstance(body, dict) and isinstance(body.get("details"), dict):
+        err.details = body["details"]  # e.g. what a refused request needed, a fresh cost preview
     return err

@@ -23,12 +23,14 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
                       on_exists: str, no_download: bool, quiet: bool,
                       emit: Callable[[Event], None],
                       progress_factory: Callable[[], ProgressSink] | None = None,
-                      no_fetch: str | None = None, media_hosts: Any = None) -> MediaReport:
+                      no_fetch: str | None = None, media_hosts: Any = None,
+                      approve: Callable[[Any, str, dict], dict] | None = None) -> MediaReport:
     """Follow each workflow to its artifacts, add the links the policy allows, deduplicate, download.
 
     ``no_fetch`` names why nothing may be fetched at all (``--tools none``, ``--no-exec``): every link is then
     listed as not downloaded and no workflow is followed. ``media_hosts`` is the profile's extra media hosts.
-    ``progress_factory`` makes the download display (only when there is something to download)."""
+    ``progress_factory`` makes the download display (only when there is something to download); ``approve``
+    decides on a workflow that waits for cost approval (see jobs.approval), as for the media commands."""
     from ..api.hosted import LinkPolicy
     from ..core.errors import ExitCode, SogniError
     from ..core.term import err, shown
@@ -61,7 +63,7 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
         if not quiet:
             err(f"Workflow: {shown(wid)}")
         try:
-            record = _finished_record(api, wid, quiet=quiet)
+            record = _finished_record(api, wid, quiet=quiet, approve=approve)
         except SogniError as exc:
             err(f"Error: {exc.message}")
             if exc.hint:
@@ -140,17 +142,24 @@ def _host_of(url: str) -> str:
         return ""
 
 
-def _finished_record(api: Any, workflow_id: str, *, quiet: bool) -> dict:
+def _finished_record(api: Any, workflow_id: str, *, quiet: bool, approve: Any = None) -> dict:
     """Follow the workflow until it ends; return its record, or raise the error its end state means
-    (failed/cancelled 7, waiting 4, insufficient credit 9) exactly as the media commands do."""
+    (failed/cancelled 7, waiting 4, cost approval or insufficient credit 9) exactly as the media commands do."""
     from ..api import workflows as wf
+    from ..api.billing import waiting_for_approval
     from .pipeline import raise_for_state
 
     last = None
     for update in wf.follow(api, workflow_id, timeout=api.config.read_timeout):
         last = update
     record = wf.get(api, workflow_id)
-    raise_for_state(record, workflow_id, last, approve_flag=None)  # chat has no --confirm-cost
+    while approve is not None and waiting_for_approval(record):
+        approve(api, workflow_id, record)
+        resume = str(last.sequence) if last is not None and last.sequence is not None else None
+        for update in wf.follow(api, workflow_id, timeout=api.config.read_timeout, last_event_id=resume):
+            last = update
+        record = wf.get(api, workflow_id)
+    raise_for_state(record, workflow_id, last)
     return record
 
 

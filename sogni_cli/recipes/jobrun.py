@@ -23,6 +23,7 @@ from typing import Any
 from ..core.errors import ExitCode, GenerationFailed, IncompleteError, SogniError
 from ..core.secrets import redact
 from . import bridge
+from .details import job_details
 from .expand import render_instance
 from .plan import PlannedJob
 from .record import RecordUnwritable, job_key, job_title
@@ -52,6 +53,8 @@ class Outcome:
     workflow_status: str | None = None  # the workflow's own final state, when it gave one
     final: bool = False  # the workflow's final answer: a rerun reports it instead of running it again
     from_record: bool = False  # an earlier run's final failure, reported again (nothing sent)
+    details: dict[str, Any] | None = None  # prompt, model, seed, cost (see details.py), for reports
+    cost: dict[str, Any] | None = None  # what the API reports the job's workflow cost: {units, token_type}
 
 
 class _Settled(SogniError):
@@ -111,6 +114,7 @@ class JobSteps:
             partial = getattr(exc, "result", None)
             if partial is not None:
                 self._collect_saved(partial, oc)
+                self._collect_cost(partial, oc)
         except TemplateError as exc:
             oc.error = f"template: {exc.message}"
             oc.exit_code = int(ExitCode.USAGE)
@@ -121,6 +125,12 @@ class JobSteps:
             oc.error = redact(oc.error)  # server text can quote anything, the key included
         oc.duration = self.opts.clock() - start
         return oc
+
+    @staticmethod
+    def _collect_cost(result: Any, oc: Outcome) -> None:
+        from ..api.billing import cost_of
+
+        oc.cost = cost_of(getattr(result, "record", None)) or oc.cost
 
     def _collect_saved(self, result: Any, oc: Outcome) -> None:
         for s in getattr(result, "saved", []) or []:
@@ -189,6 +199,7 @@ class JobSteps:
         fields = self._render(pj)
         digest = bridge.request_hash(pj.kind, fields, self.base_dir)
         oc.request_hash = digest
+        oc.details = job_details(pj.kind, fields)
         prev = self._resumable(pj, digest)
         if prev is not None:
             oc.resumed = True
@@ -289,7 +300,8 @@ class JobSteps:
             return PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
                                    progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel,
                                    idempotency_key=key, title=job_title(self.plan.name, uid, key),
-                                   before_send=lambda k: self._before_send(pj, oc, k), upload_id=key[-16:])
+                                   before_send=lambda k: self._before_send(pj, oc, k), upload_id=key[-16:],
+                                   approve=self.money.approver())
 
         options = options_for(oc.idempotency_key or job_key(self.plan.name, uid, oc.request_hash or "", oc.attempt))
         try:
@@ -320,7 +332,9 @@ class JobSteps:
                 sha, n = _sha256(Path(saved.path))
                 saved.sha256, saved.bytes = sha, n
             self.display.note(f"{uid}: every file exists already (on_exists: skip); nothing was sent")
+        oc.details = job_details(pj.kind, fields, result)
         self._collect_saved(result, oc)
+        self._collect_cost(result, oc)
         if result.texts:
             oc.text = "\n\n".join(result.texts)
         if job.route != "execute" and not result.saved:

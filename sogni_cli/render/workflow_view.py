@@ -265,7 +265,14 @@ def format_show(rec: dict[str, Any]) -> str:
         lines.append(f"Reason:    {reason}")
     preview = rec.get("billingPreview")
     if isinstance(preview, dict) and preview.get("totalEstimatedCapacityUnits") is not None:
-        lines.append(f"Cost:      {preview['totalEstimatedCapacityUnits']} capacity units (estimated)")
+        lines.append(f"Estimate:  {preview['totalEstimatedCapacityUnits']} capacity units")
+    from ..api.billing import cost_of
+    from ..core.units import fmt_units
+
+    cost = cost_of(rec)
+    if cost is not None:
+        lines.append(f"Cost:      {fmt_units(cost['units'])} capacity units"
+                     + (f" ({_text(cost['token_type'])})" if cost.get("token_type") else ""))
     steps = [s for s in _list(rec.get("steps")) if isinstance(s, dict)]
     if steps:
         lines.append("Steps:")
