@@ -21,7 +21,7 @@ TOOL_CHOICES: tuple[str, ...] = ("auto", "none", "required")
 #: How a request is billed (``--billing-mode``).
 BILLING_MODES: tuple[str, ...] = ("auto", "subscription", "tokens")
 #: Recipe job kinds, in the order the documentation lists them.
-JOB_KINDS: tuple[str, ...] = ("chat", "image", "edit", "video", "music", "speech", "tool")
+JOB_KINDS: tuple[str, ...] = ("chat", "image", "edit", "video", "music", "speech", "tool", "template")
 
 
 def one_of(values: tuple[str, ...], sep: str = " | ") -> str:

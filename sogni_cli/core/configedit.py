@@ -17,7 +17,6 @@ a key spread over several lines) the edit is ``None`` and :func:`update_profile_
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -201,23 +200,18 @@ def unset_value(text: str, profile: str, key: str) -> str | None:
 
 
 def _write_config_text(directory: Path, text: str) -> Path:
+    """Write config.yaml through the one atomic writer; an unwritable folder is a usage error naming it."""
+    from .filewrite import write_atomic
+
     path = directory / "config.yaml"
-    tmp = path.with_name(".config.yaml.tmp")
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        return write_atomic(path, text)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        where = exc.filename if exc.filename and str(exc.filename) != str(tmp) else path
+        where = exc.filename if exc.filename and Path(str(exc.filename)).name == "config.yaml" else path
         raise UsageError(f"Cannot write {where}: {exc.strerror or exc}",
                          hint="Point SOGNI_CONFIG_DIR at a writable folder, or set the value with an "
                               "environment variable or flag instead.") from None
-    return path
 
 
 def update_profile_setting(directory: Path, profile: str, key: str, value: Any = None, *, remove: bool = False) -> Path:

@@ -525,7 +525,7 @@ def _job(c: _Check, raw: Any, path: tuple, index: int, defaults: dict, recipe: R
     body = raw[kind]
     kpath = path + (kind,)
     if isinstance(body, str):
-        key = "text" if kind == "speech" else ("name" if kind == "tool" else "prompt")
+        key = "text" if kind == "speech" else ("name" if kind in ("tool", "template") else "prompt")
         body = {key: body}
         c.doc.marks[kpath + (key,)] = c.doc.mark(kpath)
     if body is None:
