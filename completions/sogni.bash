@@ -63,7 +63,7 @@ _sogni_options() {
         'sogni recipe emit') _sogni_r='--help --image --output --shards -h' ;;
         'sogni recipe plan') _sogni_r='--estimate --help --json --set --shard --shards --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --html --json --markdown -h' ;;
-        'sogni recipe run') _sogni_r='--approve-up-to --budget --concurrency --continue-on-error --dry-run --force --help --no-log --on-exists --output-dir --retry --retry-failed --set --shard --shards --strict -h -j -o' ;;
+        'sogni recipe run') _sogni_r='--allow-commands --approve-up-to --budget --concurrency --continue-on-error --dry-run --force --help --no-log --on-exists --output-dir --retry --retry-failed --set --shard --shards --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --offline --set --strict -h' ;;
         'sogni run') _sogni_r='--help -h' ;;
@@ -109,7 +109,7 @@ _sogni_option_kind() {
         'sogni|--profile') _sogni_r='value' ;;
         'sogni|--timeout') _sogni_r='value' ;;
         'sogni chat|--approve-up-to') _sogni_r='value' ;;
-        'sogni chat|--billing-mode') _sogni_r='value' ;;
+        'sogni chat|--billing-mode') _sogni_r='choice:auto subscription tokens' ;;
         'sogni chat|--cid') _sogni_r='value' ;;
         'sogni chat|--concurrency') _sogni_r='value' ;;
         'sogni chat|--developer') _sogni_r='value' ;;
@@ -132,7 +132,7 @@ _sogni_option_kind() {
         'sogni chat|--template-kwarg') _sogni_r='value' ;;
         'sogni chat|--token-type') _sogni_r='choice:spark sogni auto' ;;
         'sogni chat|--tool-choice') _sogni_r='choice:auto none required' ;;
-        'sogni chat|--tools') _sogni_r='choice:default none rich creative-agent' ;;
+        'sogni chat|--tools') _sogni_r='choice:default none rich creative-tools creative-agent' ;;
         'sogni chat|--top-k') _sogni_r='value' ;;
         'sogni chat|--top-p') _sogni_r='value' ;;
         'sogni chat|-i'|'sogni chat|--image') _sogni_r='file' ;;
@@ -143,7 +143,7 @@ _sogni_option_kind() {
         'sogni edit|--arg') _sogni_r='value' ;;
         'sogni edit|--args') _sogni_r='file' ;;
         'sogni edit|--aspect-ratio') _sogni_r='value' ;;
-        'sogni edit|--billing-mode') _sogni_r='value' ;;
+        'sogni edit|--billing-mode') _sogni_r='choice:auto subscription tokens' ;;
         'sogni edit|--concurrency') _sogni_r='value' ;;
         'sogni edit|--format') _sogni_r='value' ;;
         'sogni edit|--height') _sogni_r='value' ;;
@@ -177,7 +177,7 @@ _sogni_option_kind() {
         'sogni image|--arg') _sogni_r='value' ;;
         'sogni image|--args') _sogni_r='file' ;;
         'sogni image|--aspect-ratio') _sogni_r='value' ;;
-        'sogni image|--billing-mode') _sogni_r='value' ;;
+        'sogni image|--billing-mode') _sogni_r='choice:auto subscription tokens' ;;
         'sogni image|--concurrency') _sogni_r='value' ;;
         'sogni image|--format') _sogni_r='value' ;;
         'sogni image|--guidance') _sogni_r='value' ;;
@@ -222,7 +222,7 @@ _sogni_option_kind() {
         'sogni music|--approve-up-to') _sogni_r='value' ;;
         'sogni music|--arg') _sogni_r='value' ;;
         'sogni music|--args') _sogni_r='file' ;;
-        'sogni music|--billing-mode') _sogni_r='value' ;;
+        'sogni music|--billing-mode') _sogni_r='choice:auto subscription tokens' ;;
         'sogni music|--bpm') _sogni_r='value' ;;
         'sogni music|--concurrency') _sogni_r='value' ;;
         'sogni music|--duration') _sogni_r='value' ;;
@@ -267,7 +267,7 @@ _sogni_option_kind() {
         'sogni speech|--approve-up-to') _sogni_r='value' ;;
         'sogni speech|--arg') _sogni_r='value' ;;
         'sogni speech|--args') _sogni_r='file' ;;
-        'sogni speech|--billing-mode') _sogni_r='value' ;;
+        'sogni speech|--billing-mode') _sogni_r='choice:auto subscription tokens' ;;
         'sogni speech|--concurrency') _sogni_r='value' ;;
         'sogni speech|--format') _sogni_r='value' ;;
         'sogni speech|--language') _sogni_r='value' ;;
@@ -302,7 +302,7 @@ _sogni_option_kind() {
         'sogni tools run|--arg') _sogni_r='value' ;;
         'sogni tools run|--args') _sogni_r='file' ;;
         'sogni tools run|--audio') _sogni_r='file' ;;
-        'sogni tools run|--billing-mode') _sogni_r='value' ;;
+        'sogni tools run|--billing-mode') _sogni_r='choice:auto subscription tokens' ;;
         'sogni tools run|--concurrency') _sogni_r='value' ;;
         'sogni tools run|--manifest') _sogni_r='file' ;;
         'sogni tools run|--max-cost') _sogni_r='value' ;;
@@ -322,7 +322,7 @@ _sogni_option_kind() {
         'sogni video|--args') _sogni_r='file' ;;
         'sogni video|--aspect-ratio') _sogni_r='value' ;;
         'sogni video|--audio') _sogni_r='file' ;;
-        'sogni video|--billing-mode') _sogni_r='value' ;;
+        'sogni video|--billing-mode') _sogni_r='choice:auto subscription tokens' ;;
         'sogni video|--concurrency') _sogni_r='value' ;;
         'sogni video|--duration') _sogni_r='value' ;;
         'sogni video|--format') _sogni_r='value' ;;

@@ -192,7 +192,7 @@ function __sogni_options
                 '--think'\t'Ask for (or turn off) reasoning.' \
                 '--token-type'\t'spark | sogni | auto.' \
                 '--tool-choice'\t'auto | none | required | NAME.' \
-                '--tools'\t'Sogni tools: default | none | rich | creative-agent.' \
+                '--tools'\t'Sogni tools: default | none | rich | creative-tools | creative-agent.' \
                 '--top-k' \
                 '--top-p' \
                 '-c'\t'Continue the latest logged conversation.' \
@@ -233,7 +233,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
-                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
@@ -255,13 +255,13 @@ function __sogni_options
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--preview'\t'Show each saved image on the terminal, a few rows high (stderr, only...' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--width'\t'Width in pixels.' \
                 '-h'\t'Show this message and exit.' \
                 '-i'\t'Reference image (1-6), uploaded first.' \
@@ -291,7 +291,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
-                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
@@ -314,13 +314,13 @@ function __sogni_options
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--preview'\t'Show each saved image on the terminal, a few rows high (stderr, only...' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--width'\t'Width in pixels.' \
                 '-h'\t'Show this message and exit.' \
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
@@ -392,7 +392,7 @@ function __sogni_options
                 '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
-                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--bpm'\t'Beats per minute.' \
                 '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
@@ -414,13 +414,13 @@ function __sogni_options
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--time-signature'\t'2, 3, 4 or 6 (timesig).' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '-h'\t'Show this message and exit.' \
                 '-n'\t'Number of variations (one request, numberOfVariations).' \
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
@@ -465,7 +465,8 @@ function __sogni_options
                 '--markdown'\t'A Markdown summary (as written to $GITHUB_STEP_SUMMARY).' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe run'
-            printf '%s\n' '--approve-up-to'\t'Approve a cost a workflow waits for when its preview is at most UNITS.' \
+            printf '%s\n' '--allow-commands'\t'Let chat jobs run the local commands of their function files (listed...' \
+                '--approve-up-to'\t'Approve a cost a workflow waits for when its preview is at most UNITS.' \
                 '--budget'\t'Cap the whole run (this output folder and shard, earlier runs...' \
                 '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
                 '--continue-on-error'\t'Keep going after a job fails (its dependants are skipped).' \
@@ -538,7 +539,7 @@ function __sogni_options
                 '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
-                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
@@ -558,12 +559,12 @@ function __sogni_options
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--voice'\t'A preset voice (see \'sogni tools show generate_speech\').' \
                 '--voice-description'\t'Describe the voice (voiceDescription).' \
                 '-h'\t'Show this message and exit.' \
@@ -640,7 +641,7 @@ function __sogni_options
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
-                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
@@ -659,12 +660,12 @@ function __sogni_options
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--video'\t'Video file to upload (repeatable).' \
                 '-h'\t'Show this message and exit.' \
                 '-i'\t'Image file to upload (repeatable).' \
@@ -681,7 +682,7 @@ function __sogni_options
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
                 '--audio'\t'Audio to sync to (sound_to_video).' \
-                '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
+                '--billing-mode'\t'Pay from auto | subscription | tokens (billing_mode).' \
                 '--concurrency'\t'Files downloaded at once [default 16].' \
                 '--confirm-cost'\t'Approve the estimated cost in advance (confirm_cost).' \
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
@@ -705,13 +706,13 @@ function __sogni_options
                 '--no-download'\t'Print the media URLs instead of saving the files.' \
                 '--no-log'\t'Do not write this job to the log.' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
+                '--on-exists'\t'When a file exists: suffix | overwrite | skip | error [default suffix].' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
                 '--ratio'\t'adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
-                '--token-type'\t'Pay with spark, sogni or auto.' \
+                '--token-type'\t'Pay with spark | sogni | auto.' \
                 '--video'\t'Video to transform (video_to_video).' \
                 '--width'\t'Width in pixels.' \
                 '--with-audio'\t'Generate a soundtrack (generateAudio).' \
@@ -817,7 +818,7 @@ function __sogni_option_kind
         case 'sogni chat|--approve-up-to'
             echo 'value'
         case 'sogni chat|--billing-mode'
-            echo 'value'
+            echo 'choice:auto subscription tokens'
         case 'sogni chat|--cid'
             echo 'value'
         case 'sogni chat|--concurrency'
@@ -863,7 +864,7 @@ function __sogni_option_kind
         case 'sogni chat|--tool-choice'
             echo 'choice:auto none required'
         case 'sogni chat|--tools'
-            echo 'choice:default none rich creative-agent'
+            echo 'choice:default none rich creative-tools creative-agent'
         case 'sogni chat|--top-k'
             echo 'value'
         case 'sogni chat|--top-p'
@@ -885,7 +886,7 @@ function __sogni_option_kind
         case 'sogni edit|--aspect-ratio'
             echo 'value'
         case 'sogni edit|--billing-mode'
-            echo 'value'
+            echo 'choice:auto subscription tokens'
         case 'sogni edit|--concurrency'
             echo 'value'
         case 'sogni edit|--format'
@@ -953,7 +954,7 @@ function __sogni_option_kind
         case 'sogni image|--aspect-ratio'
             echo 'value'
         case 'sogni image|--billing-mode'
-            echo 'value'
+            echo 'choice:auto subscription tokens'
         case 'sogni image|--concurrency'
             echo 'value'
         case 'sogni image|--format'
@@ -1043,7 +1044,7 @@ function __sogni_option_kind
         case 'sogni music|--args'
             echo 'file'
         case 'sogni music|--billing-mode'
-            echo 'value'
+            echo 'choice:auto subscription tokens'
         case 'sogni music|--bpm'
             echo 'value'
         case 'sogni music|--concurrency'
@@ -1133,7 +1134,7 @@ function __sogni_option_kind
         case 'sogni speech|--args'
             echo 'file'
         case 'sogni speech|--billing-mode'
-            echo 'value'
+            echo 'choice:auto subscription tokens'
         case 'sogni speech|--concurrency'
             echo 'value'
         case 'sogni speech|--format'
@@ -1203,7 +1204,7 @@ function __sogni_option_kind
         case 'sogni tools run|--audio'
             echo 'file'
         case 'sogni tools run|--billing-mode'
-            echo 'value'
+            echo 'choice:auto subscription tokens'
         case 'sogni tools run|--concurrency'
             echo 'value'
         case 'sogni tools run|--manifest'
@@ -1243,7 +1244,7 @@ function __sogni_option_kind
         case 'sogni video|--audio'
             echo 'file'
         case 'sogni video|--billing-mode'
-            echo 'value'
+            echo 'choice:auto subscription tokens'
         case 'sogni video|--concurrency'
             echo 'value'
         case 'sogni video|--duration'

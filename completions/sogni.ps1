@@ -197,7 +197,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--think Ask for (or turn off) reasoning.',
                 '--token-type spark | sogni | auto.',
                 '--tool-choice auto | none | required | NAME.',
-                '--tools Sogni tools: default | none | rich | creative-agent.',
+                '--tools Sogni tools: default | none | rich | creative-tools | creative-agent.',
                 '--top-k --top-k',
                 '--top-p --top-p',
                 '-c Continue the latest logged conversation.',
@@ -238,7 +238,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
-                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -260,13 +260,13 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
+                '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--preview Show each saved image on the terminal, a few rows high (stderr, only...',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
-                '--token-type Pay with spark, sogni or auto.',
+                '--token-type Pay with spark | sogni | auto.',
                 '--width Width in pixels.',
                 '-h Show this message and exit.',
                 '-i Reference image (1-6), uploaded first.',
@@ -296,7 +296,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
-                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -319,13 +319,13 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
+                '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--preview Show each saved image on the terminal, a few rows high (stderr, only...',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
-                '--token-type Pay with spark, sogni or auto.',
+                '--token-type Pay with spark | sogni | auto.',
                 '--width Width in pixels.',
                 '-h Show this message and exit.',
                 '-n Number of variations (one request, numberOfVariations).',
@@ -397,7 +397,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
-                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--bpm Beats per minute.',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
@@ -419,13 +419,13 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
+                '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--time-signature 2, 3, 4 or 6 (timesig).',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
-                '--token-type Pay with spark, sogni or auto.',
+                '--token-type Pay with spark | sogni | auto.',
                 '-h Show this message and exit.',
                 '-n Number of variations (one request, numberOfVariations).',
                 '-o Folder for the saved files [profile output_dir; default .].') }
@@ -470,6 +470,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--markdown A Markdown summary (as written to $GITHUB_STEP_SUMMARY).',
                 '-h Show this message and exit.') }
             'sogni recipe run' { return @(
+                '--allow-commands Let chat jobs run the local commands of their function files (listed...',
                 '--approve-up-to Approve a cost a workflow waits for when its preview is at most UNITS.',
                 '--budget Cap the whole run (this output folder and shard, earlier runs...',
                 '--concurrency Jobs running at once [profile concurrency; default 4].',
@@ -543,7 +544,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
-                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -563,12 +564,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
+                '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
-                '--token-type Pay with spark, sogni or auto.',
+                '--token-type Pay with spark | sogni | auto.',
                 '--voice A preset voice (see ''sogni tools show generate_speech'').',
                 '--voice-description Describe the voice (voiceDescription).',
                 '-h Show this message and exit.',
@@ -645,7 +646,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
-                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -664,12 +665,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
+                '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
-                '--token-type Pay with spark, sogni or auto.',
+                '--token-type Pay with spark | sogni | auto.',
                 '--video Video file to upload (repeatable).',
                 '-h Show this message and exit.',
                 '-i Image file to upload (repeatable).',
@@ -686,7 +687,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
                 '--audio Audio to sync to (sound_to_video).',
-                '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
+                '--billing-mode Pay from auto | subscription | tokens (billing_mode).',
                 '--concurrency Files downloaded at once [default 16].',
                 '--confirm-cost Approve the estimated cost in advance (confirm_cost).',
                 '--count Number of variations (one request, numberOfVariations).',
@@ -710,13 +711,13 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download Print the media URLs instead of saving the files.',
                 '--no-log Do not write this job to the log.',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
+                '--on-exists When a file exists: suffix | overwrite | skip | error [default suffix].',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
                 '--ratio adaptive, 16:9, 4:3, 1:1, 3:4, 9:16.',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
-                '--token-type Pay with spark, sogni or auto.',
+                '--token-type Pay with spark | sogni | auto.',
                 '--video Video to transform (video_to_video).',
                 '--width Width in pixels.',
                 '--with-audio Generate a soundtrack (generateAudio).',
@@ -816,7 +817,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
             'sogni chat|--approve-up-to' { return 'value' }
-            'sogni chat|--billing-mode' { return 'value' }
+            'sogni chat|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni chat|--cid' { return 'value' }
             'sogni chat|--concurrency' { return 'value' }
             'sogni chat|--developer' { return 'value' }
@@ -839,7 +840,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni chat|--template-kwarg' { return 'value' }
             'sogni chat|--token-type' { return 'choice:spark sogni auto' }
             'sogni chat|--tool-choice' { return 'choice:auto none required' }
-            'sogni chat|--tools' { return 'choice:default none rich creative-agent' }
+            'sogni chat|--tools' { return 'choice:default none rich creative-tools creative-agent' }
             'sogni chat|--top-k' { return 'value' }
             'sogni chat|--top-p' { return 'value' }
             'sogni chat|-i' { return 'file' }
@@ -854,7 +855,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
-            'sogni edit|--billing-mode' { return 'value' }
+            'sogni edit|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni edit|--concurrency' { return 'value' }
             'sogni edit|--format' { return 'value' }
             'sogni edit|--height' { return 'value' }
@@ -891,7 +892,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
-            'sogni image|--billing-mode' { return 'value' }
+            'sogni image|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni image|--concurrency' { return 'value' }
             'sogni image|--format' { return 'value' }
             'sogni image|--guidance' { return 'value' }
@@ -943,7 +944,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni music|--approve-up-to' { return 'value' }
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
-            'sogni music|--billing-mode' { return 'value' }
+            'sogni music|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni music|--bpm' { return 'value' }
             'sogni music|--concurrency' { return 'value' }
             'sogni music|--duration' { return 'value' }
@@ -993,7 +994,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni speech|--approve-up-to' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
-            'sogni speech|--billing-mode' { return 'value' }
+            'sogni speech|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni speech|--concurrency' { return 'value' }
             'sogni speech|--format' { return 'value' }
             'sogni speech|--language' { return 'value' }
@@ -1033,7 +1034,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
-            'sogni tools run|--billing-mode' { return 'value' }
+            'sogni tools run|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni tools run|--concurrency' { return 'value' }
             'sogni tools run|--manifest' { return 'file' }
             'sogni tools run|--max-cost' { return 'value' }
@@ -1056,7 +1057,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
             'sogni video|--audio' { return 'file' }
-            'sogni video|--billing-mode' { return 'value' }
+            'sogni video|--billing-mode' { return 'choice:auto subscription tokens' }
             'sogni video|--concurrency' { return 'value' }
             'sogni video|--duration' { return 'value' }
             'sogni video|--format' { return 'value' }

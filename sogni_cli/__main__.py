@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ def _secrets(argv: list[str]) -> list[str]:
             found.append(argv[i + 1])
         elif a.startswith("--api-key="):
             found.append(a.split("=", 1)[1])
-    return [s for s in found if len(s) >= 4]
+    return [s for s in found if len(s) >= 8]
 
 
 def _print_error(message: str, hint: str | None = None) -> None:
@@ -53,6 +54,53 @@ def _quiet_stdout() -> None:
         pass
 
 
+#: errno values of an ordinary environment problem (a full disk, a read-only or missing folder, no
+#: permission), reported as one error line with exit 2, never as a bug.
+_ENVIRONMENT_ERRNOS = frozenset(getattr(errno, n) for n in (
+    "ENOSPC", "EDQUOT", "EFBIG", "EIO", "EROFS", "EACCES", "EPERM", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "ENOENT",
+    "EEXIST", "ELOOP", "ENXIO", "ENODEV", "EBUSY", "ETXTBSY", "EXDEV", "EMFILE", "ENFILE", "EINVAL",
+) if hasattr(errno, n))
+
+
+def _stdout_failing() -> bool:
+    """Whether standard output itself cannot take what was written to it (a full disk, a dead device)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return True
+    return False
+
+
+def _environment_error(exc: OSError) -> tuple[str, str | None]:
+    reason = exc.strerror or str(exc)
+    if exc.filename:
+        hint = None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = "Choose a folder you can write to."
+        return f"Cannot use {exc.filename}: {reason}", hint
+    return f"Cannot write the output: {reason}", None
+
+
+def _undecodable_argument(args: list[str]) -> str | None:
+    """The command-line argument that is not valid UTF-8 (the system decodes it with lone surrogates) and is
+    not the name of an existing file (file names on POSIX are bytes, and are used as they are)."""
+    for i, arg in enumerate(args):
+        if any("\udc80" <= ch <= "\udcff" for ch in arg):
+            value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
+            if os.path.lexists(value):
+                continue
+            prev = args[i - 1] if i > 0 else ""
+            shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            if value is not arg:
+                return f"the value of {arg.split('=', 1)[0]} ('{shown}')"
+            if prev.startswith("-") and prev != "--" and "=" not in prev:
+                return f"the value of {prev} ('{shown}')"
+            return f"argument {i + 1} ('{shown}')"
+    return None
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; what the command logged is written once the code is known."""
     code = _run(argv)
@@ -77,10 +125,17 @@ def _run(argv: list[str] | None = None) -> int:
 
     from .core.errors import DryRunDone, ExitCode, SogniError
 
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
-    from typer.exceptions import Abort, Exit as ClickExit
+    undecodable = _undecodable_argument(args)
+    if undecodable is not None:
+        # Checked before anything runs: such text cannot be sent, and must not be sent mangled.
+        _print_error(f"{undecodable[:1].upper()}{undecodable[1:]} is not valid UTF-8 text.",
+                     "Pass text as UTF-8 (check the terminal's or the script's encoding).")
+        return int(ExitCode.USAGE)
 
     import typer.main
+
+    from .cli_errors import Abort, ClickException, is_no_args_help
+    from .cli_errors import Exit as ClickExit
 
     from .app import StdoutClosed, app
 
@@ -101,10 +156,10 @@ def _run(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except ClickExit as exc:
         return int(exc.exit_code or 0)
-    except NoArgsIsHelpError as exc:
-        sys.stdout.write(exc.ctx.get_help() + "\n")
-        return 0
     except ClickException as exc:
+        if is_no_args_help(exc):
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            return 0
         msg = exc.format_message()
         ctx = getattr(exc, "ctx", None)
         hint = None
@@ -123,19 +178,49 @@ def _run(argv: list[str] | None = None) -> int:
     except (BrokenPipeError, StdoutClosed):
         _quiet_stdout()
         return 141
+    except UnicodeError as exc:
+        _print_error(f"Text that is not valid UTF-8 ({exc.__class__.__name__}: {getattr(exc, 'reason', exc)}).",
+                     "Files, arguments and standard input are read as UTF-8.")
+        return int(ExitCode.USAGE)
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            return _bug(exc)
+        stdout_broken = not exc.filename and _stdout_failing()
+        message, hint = _environment_error(exc)
+        _print_error(message, hint)
+        if stdout_broken:
+            _quiet_stdout()
+        return int(ExitCode.USAGE)
     except SystemExit as exc:  # pragma: no cover - click internals
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except Exception as exc:  # a bug
-        _print_error(f"Internal error: {exc.__class__.__name__}: {exc}",
-                     "This is a bug in sogni; run again with SOGNI_DEBUG=1 for a traceback and report it.")
-        if _debug():
-            import traceback
+        return _bug(exc)
 
-            from .core.secrets import redact
 
-            sys.stderr.write(redact(traceback.format_exc()))
-        return int(ExitCode.INTERNAL)
+def _bug(exc: BaseException) -> int:
+    _print_error(f"Internal error: {exc.__class__.__name__}: {exc}",
+                 "This is a bug in sogni; run again with SOGNI_DEBUG=1 for a traceback and report it.")
+    if _debug():
+        import traceback
+
+        from .core.secrets import redact
+
+        sys.stderr.write(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
+    return 1
+
+
+def _survive_code_pages() -> None:
+    """A console or pipe in a legacy code page (cp1252, cp437…) cannot show every character: what it cannot
+    show is written as an escape (``\\u65e5``) instead of ending the run with an encoding error."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if encoding in ("utf-8", "utf8", "utf-8-sig") or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # pragma: no cover - a stream that cannot be changed
+            pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))
+    _survive_code_pages()
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
     except (ValueError, OSError):  # pragma: no cover - not the main thread
@@ -156,7 +242,11 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         code = 141 if code == 0 else code
-    except (OSError, ValueError):  # pragma: no cover
+    except OSError as exc:  # a full disk behind stdout: what was written is lost, and the run says so
+        _print_error(f"Cannot write to standard output: {exc.strerror or exc}")
+        _quiet_stdout()
+        code = 2 if code == 0 else code
+    except ValueError:  # pragma: no cover - stdout closed by the program
         pass
     sys.exit(code)
 

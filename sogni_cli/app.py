@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
+from .core.errors import exit_codes_text
 from .core.options import GlobalOptions
 
 # name -> (module, one-line help). Order is the order shown in --help.
@@ -51,9 +52,7 @@ Examples:
   sogni recipe run recipes/product-shots.yaml --concurrency 8
 
 \b
-Exit codes: 0 ok, 2 usage, 3 auth, 4 rejected, 5 unavailable, 6 timeout,
-7 generation failed, 8 incomplete, 9 billing, 130 interrupted.
-"""
+""" + exit_codes_text() + "\n"
 
 
 # Global options that may also be written after the command; those that take a value.
@@ -164,7 +163,7 @@ class LazyGroup(TyperGroup):
             import difflib
 
             close = difflib.get_close_matches(name, list(COMMANDS), n=1)
-            from typer._click.exceptions import UsageError as ClickUsageError
+            from .cli_errors import UsageError as ClickUsageError
 
             raise ClickUsageError(
                 f"No such command {name!r}." + (f" Did you mean {close[0]!r}?" if close else ""), ctx

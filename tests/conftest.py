@@ -58,9 +58,10 @@ def _isolated_env(tmp_path, monkeypatch):
         if var.startswith("SOGNI_") or var in ("NO_COLOR", "FORCE_COLOR", "GITHUB_STEP_SUMMARY"):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SOGNI_CONFIG_DIR", str(tmp_path / "config"))
-    from sogni_cli.core import secrets
+    from sogni_cli.core import config, secrets
 
     secrets.clear()
+    config.reset_warnings()
     _outputs.clear()
     yield
     leaked = [o for o in _outputs if CANARY_KEY in o]

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sogni_cli"
 LAYERS: list[set[str]] = [
     {"__init__"},
     {"core"},
+    {"cli_errors"},
     {"catalog", "emulator"},
     {"api"},
     {"media"},

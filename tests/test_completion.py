@@ -64,7 +64,7 @@ def test_shipped_script_is_what_the_command_prints(cli, shell):
 
 def test_regenerate_command_writes_the_shipped_files(tmp_path, capsys):
     assert gen.main(["--write", str(tmp_path / "out")]) == 0
-    for shell, name in gen.FILE_NAMES.items():
+    for name in gen.FILE_NAMES.values():
         assert (tmp_path / "out" / name).read_bytes() == (COMPLETIONS / name).read_bytes(), name
     assert "Wrote" in capsys.readouterr().err
 
@@ -105,7 +105,7 @@ def test_spec_covers_every_command_with_option_kinds():
     assert chat["--messages"] == chat["--function"] == chat["-i"] == chat["--save-messages"] == "file"
     assert chat["--think"] == chat["--no-think"] == chat["--json"] == ""
     assert chat["--max-rounds"] == chat["--system"] == "value"
-    assert chat["--tools"] == "choice:default none rich creative-agent"
+    assert chat["--tools"] == "choice:default none rich creative-tools creative-agent"
     assert chat["--on-exists"] == "choice:suffix overwrite skip error"
     assert chat["--token-type"] == "choice:spark sogni auto"
     root = _kinds(_node(spec))
@@ -174,7 +174,8 @@ def test_bash_completes_tool_names(bash_script):
 
 def test_bash_completes_fixed_values(bash_script):
     assert sorted(complete(bash_script, "sogni", "chat", "--on-exists", "s")) == ["skip", "suffix"]
-    assert sorted(complete(bash_script, "sogni", "chat", "--tools", "")) == ["creative-agent", "default", "none", "rich"]
+    assert sorted(complete(bash_script, "sogni", "chat", "--tools", "")) == ["creative-agent", "creative-tools", "default",
+                                                                               "none", "rich"]
     assert sorted(complete(bash_script, "sogni", "image", "--token-type", "")) == ["auto", "sogni", "spark"]
     assert complete(bash_script, "sogni", "completion", "p") == ["powershell"]
     assert complete(bash_script, "sogni", "config", "set", "mo") == ["model"]

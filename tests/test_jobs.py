@@ -46,7 +46,7 @@ def test_build_job_reports_every_problem():
         build_job("music", {"prompt": "x", "bpm": 1000, "time_signature": 5, "colour": "red",
                             "token_type": "gold", "max_cost": 0})
     msg = ei.value.message
-    for word in ("bpm", "timesig", "colour", "token type", "max cost"):
+    for word in ("bpm", "time_signature", "colour", "token type", "max cost"):
         assert word in msg
 
 

@@ -243,13 +243,13 @@ def test_arg_and_args_reach_every_parameter(cli, api, tmp_cwd):
 
 @pytest.mark.parametrize("argv, problem", [
     (["image", "x", "--arg", "bogus=1"], "unknown parameter 'bogus'"),
-    (["image", "x", "--format", "tiff"], "'outputFormat' must be one of"),
-    (["image", "x", "-n", "40"], "between 1 and 16"),
-    (["image", "x", "--model", "nope"], "'model' must be one of"),
+    (["image", "x", "--format", "tiff"], "--format (outputFormat) must be one of"),
+    (["image", "x", "-n", "40"], "-n/--count (numberOfVariations) must be between 1 and 16"),
+    (["image", "x", "--model", "nope"], "--model must be one of"),
     (["image", "x", "--seed", "1", "--arg", "seed=2"], "set twice"),
-    (["music", "x", "--bpm", "900"], "'bpm' must be between 30 and 300"),
-    (["speech", "hi", "--voice", "robot"], "'voice' must be one of"),
-    (["video", "x", "--ratio", "2:1"], "'ratio' must be one of"),
+    (["music", "x", "--bpm", "900"], "--bpm must be between 30 and 300"),
+    (["speech", "hi", "--voice", "robot"], "--voice must be one of"),
+    (["video", "x", "--ratio", "2:1"], "--ratio must be one of"),
     (["image", "x", "--token-type", "gold"], "token type"),
     (["image", "x", "--args", "[1]"], "JSON object"),
 ])

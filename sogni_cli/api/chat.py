@@ -51,11 +51,11 @@ CHAT_FIELDS: dict[str, str] = {
 # Sampling fields copied as they are into the body when set.
 SAMPLING = ("max_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty",
             "frequency_penalty", "presence_penalty")
+from ..core.choices import BILLING_MODES, TASK_PROFILES, TOKEN_TYPES, TOOL_CHOICES  # noqa: E402
+
+# --tools value -> the request's sogni_tools value (the list of names is core.choices.TOOLS_MODES).
 TOOLS_MODES = {"default": True, "none": False, "rich": "rich", "creative-agent": "creative-agent",
                "creative-tools": "creative-tools"}
-TASK_PROFILES = ("general", "coding", "reasoning")
-TOKEN_TYPES = ("spark", "sogni", "auto")
-BILLING_MODES = ("auto", "subscription", "tokens")
 MAX_VISION_IMAGES = 20
 
 
@@ -228,7 +228,7 @@ def build_chat_body(req: ChatRequest, messages: list[dict[str, Any]] | None = No
     if req.no_exec:
         body["sogni_tool_execution"] = False
     if req.tool_choice:
-        if req.tool_choice in ("auto", "none", "required"):
+        if req.tool_choice in TOOL_CHOICES:
             body["tool_choice"] = req.tool_choice
         else:
             body["tool_choice"] = {"type": "function", "function": {"name": req.tool_choice}}

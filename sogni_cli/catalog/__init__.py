@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sogni_cli.core.choices import TOOLS_MODES
 from sogni_cli.core.errors import UsageError
 
 __all__ = ["Param", "Tool", "Catalog", "load", "families", "parse_arg", "MODES", "PREFIX"]
@@ -426,7 +427,7 @@ def families(mode: str) -> list[str]:
         guess = _did_you_mean(key, list(MODES))
         raise UsageError(f"Unknown tool mode '{mode}'",
                          hint=(f"did you mean '{guess}'? " if guess else "")
-                         + "Use one of: default, creative-tools, rich, creative-agent, none.")
+                         + "Use one of: " + ", ".join(TOOLS_MODES) + ".")
     fam = MODES[key]
     if fam is None:
         return []

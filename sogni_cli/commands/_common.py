@@ -70,6 +70,11 @@ def _start_emulator(ctx: typer.Context, s: Settings) -> None:
         err(f"Using the local emulator at {emu.base_url}")
 
 
+def _print_dry_run(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def client(ctx: typer.Context, *, dry_run: bool = False, require_key: bool = True):
     """An API client for the resolved settings; closed when the command ends."""
     from ..api.client import make_client
@@ -78,7 +83,7 @@ def client(ctx: typer.Context, *, dry_run: bool = False, require_key: bool = Tru
     c = make_client(
         s,
         log=err,
-        dry_run_out=lambda text: (sys.stdout.write(text + "\n"), sys.stdout.flush()),
+        dry_run_out=_print_dry_run,
         require_key=require_key,
     )
     ctx.find_root().call_on_close(c.close)

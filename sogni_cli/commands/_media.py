@@ -20,22 +20,22 @@ from ..core.errors import UsageError
 from ..render.output import out, out_json, out_jsonl
 from ..core.term import err
 
-ON_EXISTS = ("suffix", "overwrite", "skip", "error")
+from ..core.choices import BILLING_MODES, ON_EXISTS, TOKEN_TYPES, one_of  # noqa: E402
 
 # name -> (type, typer.Option). The order is the order shown in --help.
 SHARED: dict[str, tuple[Any, Any]] = {
     "output_dir": (Optional[Path], typer.Option(None, "-o", "--output-dir", help="Folder for the saved files [profile output_dir; default .].", show_default=False)),
     "name_template": (Optional[str], typer.Option(None, "--name", help="File name template: {slug} {index} {count} {tool} {seed} {workflow} {date} {ext} [default {slug}-{index}].", show_default=False)),
-    "on_exists": (Optional[str], typer.Option(None, "--on-exists", help="When a file exists: suffix (default), overwrite, skip, error.", show_default=False)),
+    "on_exists": (Optional[str], typer.Option(None, "--on-exists", help=f"When a file exists: {one_of(ON_EXISTS)} [default suffix].", show_default=False)),
     "no_download": (bool, typer.Option(False, "--no-download", help="Print the media URLs instead of saving the files.")),
     "count": (Optional[int], typer.Option(None, "-n", "--count", help="Number of variations (one request, numberOfVariations).", show_default=False)),
     "seed": (Optional[int], typer.Option(None, "--seed", help="Random seed, where the tool takes one.", show_default=False)),
     "model": (Optional[str], typer.Option(None, "--model", help="Model for the tool (see `sogni tools show TOOL`).", show_default=False)),
     "arg": (Optional[List[str]], typer.Option(None, "--arg", help="Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.", show_default=False)),
     "args": (Optional[str], typer.Option(None, "--args", help="Tool arguments as a JSON object, or @FILE.", show_default=False)),
-    "token_type": (Optional[str], typer.Option(None, "--token-type", help="Pay with spark, sogni or auto.", show_default=False)),
+    "token_type": (Optional[str], typer.Option(None, "--token-type", help=f"Pay with {one_of(TOKEN_TYPES)}.", show_default=False)),
     "confirm_cost": (bool, typer.Option(False, "--confirm-cost", help="Approve the estimated cost in advance (confirm_cost).")),
-    "billing_mode": (Optional[str], typer.Option(None, "--billing-mode", help="Pay from auto, subscription or tokens (billing_mode).", show_default=False)),
+    "billing_mode": (Optional[str], typer.Option(None, "--billing-mode", help=f"Pay from {one_of(BILLING_MODES)} (billing_mode).", show_default=False)),
     "safe_content_filter": (Optional[bool], typer.Option(None, "--safe-content-filter/--no-safe-content-filter", help="Turn the API's safe-content filter on or off (server default when not given).", show_default=False)),
     "max_cost": (Optional[int], typer.Option(None, "--max-cost", metavar="UNITS", help="Refuse to run above this many capacity units.", show_default=False)),
     "agent": (bool, typer.Option(False, "--agent", help="Let the chat model make the tool call (/v1/chat/completions, tool forced).")),
@@ -180,6 +180,16 @@ def _tool_for(kind: str, fields: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------------------------- running
 
 
+def flag_labels(ctx: typer.Context) -> dict[str, str]:
+    """Each option of the running command by the spellings the user may have typed (``count`` -> ``-n/--count``)."""
+    labels: dict[str, str] = {}
+    for param in getattr(ctx.command, "params", []):
+        opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+        if opts and param.name:
+            labels[param.name] = "/".join(sorted(opts, key=len))
+    return labels
+
+
 def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaFlags) -> Any:
     """Build the job from ``fields`` + ``flags``, run it and print the product; the JobResult (None with
     --detach or --dry-run)."""
@@ -222,7 +232,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         fields["billing_mode"] = flags.billing_mode
     if flags.safe_content_filter is not None:
         fields["safe_content_filter"] = flags.safe_content_filter
-    job = build_job(kind, fields, base_dir=Path("."))
+    job = build_job(kind, fields, base_dir=Path("."), labels=flag_labels(ctx))
     from ..jobs.catalogue_check import check_job
 
     check_job(job, s.config_dir)  # the cached catalogue refuses unknown or incompatible models and LoRAs

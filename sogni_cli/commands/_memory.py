@@ -22,13 +22,9 @@ MAX_RECORD_BYTES = 256 * 1024 * 1024  # the most of a run record read back for t
 
 def _given(ctx: Any, param: str) -> bool:
     """True when the user set ``param`` on the command line (or through its environment variable)."""
-    from typer._click.core import ParameterSource
+    from ..cli_errors import parameter_source
 
-    try:
-        src = ctx.get_parameter_source(param)
-    except Exception:  # noqa: BLE001 - not a parameter of this command
-        return False
-    return src in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return parameter_source(ctx, param) in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _cost_from(*docs: Any) -> Any:

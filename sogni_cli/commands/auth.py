@@ -94,6 +94,8 @@ def _check_key(ctx: typer.Context) -> str:
 @app.command()
 def logout(ctx: typer.Context) -> None:
     """Remove the stored API key of the current profile."""
+    import os
+
     s = settings(ctx)
     if s.dry_run:
         out(f"Would remove the stored API key for profile {s.profile!r} from {credentials_path(s.config_dir)}; "
@@ -103,3 +105,8 @@ def logout(ctx: typer.Context) -> None:
         err(f"Removed the stored API key for profile {s.profile!r}.")
     else:
         err(f"No stored API key for profile {s.profile!r}.")
+    if os.environ.get("SOGNI_API_KEY", "").strip():
+        from ..core.term import warn
+
+        warn("SOGNI_API_KEY is still set in the environment, and sogni still uses it; unset it to log out fully "
+             "(`unset SOGNI_API_KEY`).")

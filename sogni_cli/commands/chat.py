@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from ..core.choices import BILLING_MODES, ON_EXISTS, TASK_PROFILES, TOKEN_TYPES, TOOL_CHOICES, TOOLS_MODES, one_of
 from ..core.errors import SogniError, UsageError
 from ..render.output import out_json, out_jsonl
 from ..core.term import stdin_is_tty, warn
@@ -67,19 +68,19 @@ def chat(
     frequency_penalty: Optional[float] = typer.Option(None, "--frequency-penalty", show_default=False),
     presence_penalty: Optional[float] = typer.Option(None, "--presence-penalty", show_default=False),
     stop: Optional[List[str]] = typer.Option(None, "--stop", help="Stop sequence (repeatable).", show_default=False),
-    task_profile: Optional[str] = typer.Option(None, "--task-profile", help="general | coding | reasoning.", show_default=False),
+    task_profile: Optional[str] = typer.Option(None, "--task-profile", help=one_of(TASK_PROFILES) + ".", show_default=False),
     think: Optional[bool] = typer.Option(None, "--think/--no-think", help="Ask for (or turn off) reasoning.", show_default=False),
     template_kwarg: Optional[List[str]] = typer.Option(None, "--template-kwarg", help="chat_template_kwargs entry K=V (repeatable).", show_default=False),
-    token_type: Optional[str] = typer.Option(None, "--token-type", help="spark | sogni | auto.", show_default=False),
-    billing_mode: Optional[str] = typer.Option(None, "--billing-mode", help="auto | subscription | tokens.", show_default=False),
+    token_type: Optional[str] = typer.Option(None, "--token-type", help=one_of(TOKEN_TYPES) + ".", show_default=False),
+    billing_mode: Optional[str] = typer.Option(None, "--billing-mode", help=one_of(BILLING_MODES) + ".", show_default=False),
     safe_content_filter: Optional[bool] = typer.Option(None, "--safe-content-filter/--no-safe-content-filter", help="Turn the API's safe-content filter on or off (server default when not given).", show_default=False),
     response_format: Optional[str] = typer.Option(None, "--response-format", help="json, text, or a JSON Schema FILE.", show_default=False),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="Stream the reply as it is written."),
     show_thinking: bool = typer.Option(False, "--show-thinking", help="Show reasoning on stderr."),
     image: Optional[List[str]] = typer.Option(None, "-i", "--image", help="Image for vision input (PATH or -; repeatable, up to 20).", show_default=False),
-    tools: Optional[str] = typer.Option(None, "--tools", help="Sogni tools: default | none | rich | creative-agent.", show_default=False),
+    tools: Optional[str] = typer.Option(None, "--tools", help="Sogni tools: " + one_of(TOOLS_MODES) + ".", show_default=False),
     no_exec: bool = typer.Option(False, "--no-exec", help="Return tool calls instead of running them (hosted or local)."),
-    tool_choice: Optional[str] = typer.Option(None, "--tool-choice", help="auto | none | required | NAME.", show_default=False),
+    tool_choice: Optional[str] = typer.Option(None, "--tool-choice", help=one_of(TOOL_CHOICES) + " | NAME.", show_default=False),
     function: Optional[List[Path]] = typer.Option(None, "--function", help="Custom function tool from a YAML/JSON FILE (repeatable).", show_default=False),
     max_rounds: int = typer.Option(5, "--max-rounds", help="Rounds of local function calls before giving up."),
     approve_tools: bool = typer.Option(False, "--approve-tools", help="Ask before each local command (needs a terminal)."),
@@ -87,7 +88,7 @@ def chat(
     no_stdin: bool = typer.Option(False, "--no-stdin", help="Never read standard input."),
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Folder for media made by hosted tools.", show_default=False),
     name: Optional[str] = typer.Option(None, "--name", help="File name template for saved media.", show_default=False),
-    on_exists: str = typer.Option("suffix", "--on-exists", help="suffix | overwrite | skip | error."),
+    on_exists: str = typer.Option("suffix", "--on-exists", help=one_of(ON_EXISTS) + "."),
     no_download: bool = typer.Option(False, "--no-download", help="List media URLs on stderr instead of saving."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Media files downloaded at once [default 16].", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print the final completion (plus \"artifacts\") as JSON."),
@@ -113,8 +114,8 @@ def chat(
     if read_stdin and no_stdin:
         raise UsageError("--stdin and --no-stdin cannot be used together.")
     up_to = parse_units(approve_up_to, "--approve-up-to")
-    if on_exists not in ("suffix", "overwrite", "skip", "error"):
-        raise UsageError(f"Invalid --on-exists {on_exists!r}: one of suffix, overwrite, skip, error.")
+    if on_exists not in ON_EXISTS:
+        raise UsageError(f"Invalid --on-exists {on_exists!r}: one of {', '.join(ON_EXISTS)}.")
     images = list(image or [])
     readers = images.count("-") + (messages == "-") + (prompt == "-") + read_stdin
     if readers > 1:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ..core.config import PROFILE_KEYS, coerce_profile_value, load_config_file, save_config_file
+from ..core.config import PROFILE_KEYS, coerce_profile_value, load_config_file
+from ..core.configedit import update_profile_setting
 from ..core.errors import UsageError
 from ..render.output import out
 from ..core.term import err
@@ -25,7 +26,10 @@ Examples:
 @app.command("path")
 def path_cmd(ctx: typer.Context) -> None:
     """Print the config folder."""
-    out(str(settings(ctx, lenient=True).config_dir))
+    # Only the folder is needed: a broken config.yaml must not hide where it is.
+    from ..core.config import config_dir
+
+    out(str(config_dir()))
 
 
 @app.command("list")
@@ -42,8 +46,12 @@ def list_cmd(ctx: typer.Context) -> None:
         ("max_retries", str(s.max_retries), ""),
     ]
     for key, value in sorted(s.profile_data.items()):
-        if key not in {r[0] for r in rows}:
+        if key not in {r[0] for r in rows} and key in PROFILE_KEYS:
             rows.append((key, str(value), f"profile {s.profile}"))
+    for key, (value, source, why) in sorted(s.invalid.items()):
+        # An invalid value is shown as what it is, where it comes from and why, never as the default it loses to.
+        shown = f"{value!r} INVALID"
+        rows = [r for r in rows if r[0] != key] + [(key, shown, f"{source}: {why}")]
     width = max(len(r[0]) for r in rows)
     for key, value, source in rows:
         out(f"{key.ljust(width)}  {value}" + (f"  ({source})" if source else ""))
@@ -66,13 +74,10 @@ def set_cmd(ctx: typer.Context, key: str = typer.Argument(...), value: str = typ
     """Set a setting in the current profile."""
     s = settings(ctx, new_profile_ok=True)
     coerced = coerce_profile_value(key, value)
-    data = load_config_file(s.config_dir)
-    profiles = data.setdefault("profiles", {})
-    profiles.setdefault(s.profile, {})[key] = coerced
     if s.dry_run:
         out(f"Would set {key} in profile {s.profile!r} ({s.config_dir / 'config.yaml'}); nothing written (--dry-run).")
         return
-    path = save_config_file(s.config_dir, data)
+    path = update_profile_setting(s.config_dir, s.profile, key, coerced)
     err(f"Set {key} in profile {s.profile!r} ({path}).")
 
 
@@ -80,13 +85,11 @@ def set_cmd(ctx: typer.Context, key: str = typer.Argument(...), value: str = typ
 def unset_cmd(ctx: typer.Context, key: str = typer.Argument(...)) -> None:
     """Remove a setting from the current profile."""
     s = settings(ctx, lenient=True)
-    data = load_config_file(s.config_dir)
-    prof = (data.get("profiles") or {}).get(s.profile) or {}
-    if key not in prof:
-        raise UsageError(f"{key} is not set in profile {s.profile!r}.")
-    del prof[key]
     if s.dry_run:
+        prof = (load_config_file(s.config_dir).get("profiles") or {}).get(s.profile) or {}
+        if key not in prof:
+            raise UsageError(f"{key} is not set in profile {s.profile!r}.")
         out(f"Would remove {key} from profile {s.profile!r}; nothing written (--dry-run).")
         return
-    save_config_file(s.config_dir, data)
+    update_profile_setting(s.config_dir, s.profile, key, remove=True)
     err(f"Removed {key} from profile {s.profile!r}.")

@@ -36,7 +36,7 @@ def _config_dir(ctx: typer.Context) -> Path:
 def preset_values(args: list[str]) -> dict[str, Any]:
     """The preset options given as `sogni chat` flags in ``args`` (only those on the command line)."""
     import typer.main
-    from typer._click.core import ParameterSource
+    from ..cli_errors import parameter_source
 
     from ..core.presets import PRESET_KEYS
     from ._memory import PARAM_OF
@@ -44,7 +44,7 @@ def preset_values(args: list[str]) -> dict[str, Any]:
 
     cmd = typer.main.get_command(chat_app)
     cctx = cmd.make_context("sogni preset save", list(args))
-    given = {name for name in cctx.params if cctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    given = {name for name in cctx.params if parameter_source(cctx, name) == "COMMANDLINE"}
     if cctx.params.get("prompt"):
         raise UsageError("A preset holds options, not a prompt.", hint="sogni preset save NAME -s \"…\" -m MODEL")
     param_keys = {PARAM_OF.get(k, k): k for k in PRESET_KEYS}

@@ -116,6 +116,7 @@ def validate(
 ) -> None:
     """Check a recipe and report every problem as FILE:LINE:COL: message (stderr; exit 2)."""
     plan, s = _prepare(ctx, file, set_, strict)
+    from ..recipes.effects import effects, effects_text
     from ..recipes.plan import summary_line
 
     if not offline and any(pj.kind == "template" for pj in plan.jobs):
@@ -123,6 +124,8 @@ def validate(
 
     if not s.quiet:
         err(f"{file}: valid ({summary_line(plan)})")
+    # What it will do is said even with --quiet: it is what the reader must know before running it.
+    _print_lines(effects_text(effects(plan)))
 
 
 @app.command()
@@ -185,6 +188,7 @@ def run(
     budget: Optional[str] = typer.Option(None, "--budget", metavar="UNITS", help="Cap the whole run (this output folder and shard, earlier runs included) at UNITS capacity units; exit 9 listing the jobs left out.", show_default=False),
     approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a workflow waits for when its preview is at most UNITS.", show_default=False),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write this run to the log."),
+    allow_commands: bool = typer.Option(False, "--allow-commands", help="Let chat jobs run the local commands of their function files (listed by `recipe plan`)."),
 ) -> None:
     """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
     from ..core.units import parse_units
@@ -195,8 +199,10 @@ def run(
     limit = parse_units(budget, "--budget")
     up_to = parse_units(approve_up_to, "--approve-up-to")
     sh = _parse_shard(shard, shards, _quiet(ctx))
-    if on_exists is not None and on_exists not in ("overwrite", "suffix", "skip", "error"):
-        raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: overwrite, suffix, skip, error")
+    from ..core.choices import ON_EXISTS
+
+    if on_exists is not None and on_exists not in ON_EXISTS:
+        raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: " + ", ".join(ON_EXISTS))
     patterns = [p.strip() for item in retry or [] for p in item.split(",") if p.strip()]
     g = ctx.find_root().obj
     if dry_run or getattr(g, "dry_run", False):
@@ -208,6 +214,10 @@ def run(
         out(plan_text(p, sh))
         return
     p, s0 = _prepare(ctx, file, set_, strict)
+    if not allow_commands:
+        from ..recipes.effects import effects, refuse_commands
+
+        refuse_commands(effects(p), str(file))
     if sh:
         apply_shard(p, sh)
     if not p.jobs:  # nothing to send, so no key is needed (--strict made an empty glob exit 2 already)

@@ -25,6 +25,7 @@ import re
 import unicodedata
 from typing import Any, Iterable
 
+from ..core import choices
 from ..core.errors import SogniError
 from .model import PROG, Node, Opt, Spec
 
@@ -44,11 +45,12 @@ FILE_OPTIONS = frozenset({
 DIR_OPTIONS = frozenset({"-o", "--output-dir"})
 # Options with a fixed set of values, by name.
 CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "--tools": ("default", "none", "rich", "creative-agent"),
-    "--on-exists": ("suffix", "overwrite", "skip", "error"),
-    "--token-type": ("spark", "sogni", "auto"),
-    "--task-profile": ("general", "coding", "reasoning"),
-    "--tool-choice": ("auto", "none", "required"),
+    "--tools": choices.TOOLS_MODES,
+    "--on-exists": choices.ON_EXISTS,
+    "--token-type": choices.TOKEN_TYPES,
+    "--task-profile": choices.TASK_PROFILES,
+    "--tool-choice": choices.TOOL_CHOICES,
+    "--billing-mode": choices.BILLING_MODES,
 }
 # Commands whose -m/--model takes a chat model id (the ids `sogni models` caches).
 MODEL_OPTION_COMMANDS = frozenset({("chat",), ("image",), ("edit",), ("video",), ("music",), ("speech",), ("loras",)})

@@ -6,6 +6,7 @@ Also the ``credentials`` file (mode 0600). Nothing here imports typer, rich or h
 from __future__ import annotations
 
 import configparser
+import errno
 import os
 import stat
 import sys
@@ -19,7 +20,7 @@ DEFAULT_BASE_URL = "https://api.sogni.ai"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_MAX_RETRIES = 2
-TOKEN_TYPES = ("spark", "sogni", "auto")
+from .choices import TOKEN_TYPES  # noqa: E402 - re-exported
 
 # Keys a profile in config.yaml may hold, with the type each is parsed to.
 PROFILE_KEYS: dict[str, type] = {
@@ -38,16 +39,27 @@ PROFILE_KEYS: dict[str, type] = {
 }
 
 
+def _home() -> Path:
+    try:
+        return Path.home()
+    except (RuntimeError, KeyError, OSError):
+        raise UsageError("Cannot find the home folder (HOME is not set), so there is no config folder.",
+                         hint="Set SOGNI_CONFIG_DIR to a folder for sogni's settings.") from None
+
+
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get("SOGNI_CONFIG_DIR"):
-        return Path(env["SOGNI_CONFIG_DIR"]).expanduser()
+        try:
+            return Path(env["SOGNI_CONFIG_DIR"]).expanduser()
+        except RuntimeError:  # "~/x" without a home folder
+            return _home() / env["SOGNI_CONFIG_DIR"]
     if sys.platform == "win32":  # pragma: no cover - platform specific
-        base = env.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        base = env.get("APPDATA") or str(_home() / "AppData" / "Roaming")
         return Path(base) / "sogni"
     if sys.platform == "darwin":  # pragma: no cover - platform specific
-        return Path.home() / "Library" / "Application Support" / "sogni"
-    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        return _home() / "Library" / "Application Support" / "sogni"
+    base = env.get("XDG_CONFIG_HOME") or str(_home() / ".config")
     return Path(base) / "sogni"
 
 
@@ -75,11 +87,20 @@ def validate_base_url(url: str) -> str:
 _V1_WARNED: set[str] = set()
 
 
+#: Sogni API keys are long random tokens; anything shorter is a mistake (and could not be redacted without
+#: blanking out ordinary words, header names and paths that happen to contain it).
+MIN_KEY_LENGTH = 8
+
+
 def check_key(key: str, source: str) -> None:
     """A key must be one printable ASCII token: anything else cannot go in a header (and is never echoed)."""
     if not key or any(not (0x21 <= ord(c) <= 0x7E) for c in key):
         raise UsageError(f"The API key from {source} is not valid: it must be one word of printable ASCII "
                          "characters (no spaces, line breaks or other characters).",
+                         hint="Copy the key again from the dashboard; `sogni auth login` reads it from stdin.")
+    if len(key) < MIN_KEY_LENGTH:
+        raise UsageError(f"The API key from {source} is not a Sogni API key: it is {len(key)} characters long "
+                         f"(keys have at least {MIN_KEY_LENGTH}).",
                          hint="Copy the key again from the dashboard; `sogni auth login` reads it from stdin.")
 
 
@@ -110,33 +131,84 @@ def _parse_int(name: str, value: Any, minimum: int = 0) -> int:
 # ----------------------------------------------------------------------------- config.yaml
 
 
-def load_config_file(directory: Path) -> dict[str, Any]:
-    path = directory / "config.yaml"
-    if not path.exists():
-        return {}
+def read_config_text(path: Path) -> str | None:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.ENOENT):
+            return None
+        raise UsageError(f"Cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text (byte {exc.start + 1} cannot be decoded).",
+                         hint="Save the file as UTF-8, or move it away and use `sogni config set`.") from None
+
+
+_warned: set[str] = set()
+
+
+def reset_warnings() -> None:
+    """Forget which warnings were given (each is given once per process; tests run many commands in one)."""
+    _warned.clear()
+
+
+def _warn_once(text: str) -> None:
+    if text not in _warned:
+        _warned.add(text)
+        from .term import warn
+
+        warn(text)
+
+
+def parse_config(path: Path, text: str) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         raise UsageError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    except OSError as exc:
-        raise UsageError(f"Cannot read {path}: {exc.strerror}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping with a 'profiles' key.")
     return data
 
 
-def save_config_file(directory: Path, data: dict[str, Any]) -> Path:
-    import yaml
+def _suggest(key: str, known: Any) -> str:
+    import difflib
 
-    directory.mkdir(parents=True, exist_ok=True)
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _warn_unknown_keys(path: Path, data: dict[str, Any]) -> None:
+    """A misspelled key in config.yaml is not silently ignored: a warning names it (once per process)."""
+    for key in data:
+        if key != "profiles":
+            _warn_once(f"{path}: unknown top-level key {key!r}{_suggest(key, ['profiles'])}; it is ignored.")
+    profiles = data.get("profiles")
+    if not isinstance(profiles, dict):
+        return
+    for name, values in profiles.items():
+        if not isinstance(values, dict):
+            continue
+        for key in values:
+            if key not in PROFILE_KEYS:
+                _warn_once(f"{path}: profile {name!r}: unknown setting {key!r}{_suggest(key, PROFILE_KEYS)}; "
+                           "it is ignored.")
+
+
+def load_config_file(directory: Path) -> dict[str, Any]:
     path = directory / "config.yaml"
-    from .filewrite import write_atomic
-
-    return write_atomic(path, yaml.safe_dump(data, sort_keys=True))
+    text = read_config_text(path)
+    if text is None:
+        return {}
+    data = parse_config(path, text)
+    _warn_unknown_keys(path, data)
+    return data
 
 
 def profile_values(data: dict[str, Any], profile: str) -> dict[str, Any]:
@@ -147,9 +219,10 @@ def profile_values(data: dict[str, Any], profile: str) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
-def _checked_profile(directory: Path, profile: str, values: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+def _checked_profile(directory: Path, profile: str, values: dict[str, Any], *, strict: bool = True,
+                     invalid: dict[str, tuple[str, str, str]] | None = None) -> dict[str, Any]:
     """Profile values of the right type (a hand-edited config.yaml is checked before anything is sent).
-    Not strict: a bad value is left out instead of being an error."""
+    Not strict: a bad value is left out instead of being an error (and noted in ``invalid``)."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in PROFILE_KEYS or value is None:
@@ -163,6 +236,8 @@ def _checked_profile(directory: Path, profile: str, values: dict[str, Any], *, s
             out[key] = coerce_profile_value(key, str(value)) if kind is not str or key in ("base_url", "token_type") \
                 else value
         except UsageError as exc:
+            if invalid is not None:
+                invalid[key] = (str(value), f"profile {profile}", exc.message)
             if strict:
                 if not exc.message.startswith(str(directory)):
                     exc.message = f"{directory / 'config.yaml'}: profile {profile!r}: {exc.message}"
@@ -222,8 +297,14 @@ def _secure(path: Path) -> None:
     """Tighten an existing credentials file to 0600 (never widen; never through a link)."""
     if not _check_regular(path):
         return
-    if stat.S_IMODE(path.lstat().st_mode) & 0o077:
-        os.chmod(path, 0o600)
+    mode = stat.S_IMODE(path.lstat().st_mode)
+    if mode & 0o077:
+        try:
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            # A read-only mount (a Kubernetes or Docker secret): the key is still the user's to use.
+            _warn_once(f"{path} can be read by other users (mode {mode:04o}) and cannot be made private "
+                       f"({exc.strerror or exc}); using it anyway.")
 
 
 def read_credentials(directory: Path) -> configparser.ConfigParser:
@@ -235,6 +316,11 @@ def read_credentials(directory: Path) -> configparser.ConfigParser:
             parser.read(path, encoding="utf-8")
         except configparser.Error as exc:
             raise UsageError(f"{path}: unreadable credentials file ({exc.__class__.__name__}).") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{path} is not UTF-8 text.", hint="Move it away, then `sogni auth login` "
+                             "creates a new one.") from None
+        except OSError as exc:
+            raise UsageError(f"Cannot read {path}: {exc.strerror or exc}") from None
     return parser
 
 
@@ -261,7 +347,8 @@ def write_credentials(directory: Path, parser: configparser.ConfigParser) -> Pat
     try:
         return write_atomic(path, text.getvalue(), mode=0o600)
     except OSError as exc:
-        raise UsageError(f"Cannot write {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"Cannot write {path}: {exc.strerror or exc}",
+                         hint="Point SOGNI_CONFIG_DIR at a writable folder, or use SOGNI_API_KEY.") from None
 
 
 def store_key(directory: Path, profile: str, key: str) -> Path:
@@ -283,7 +370,12 @@ def remove_key(directory: Path, profile: str) -> bool:
     if parser.sections():
         write_credentials(directory, parser)
     else:
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise UsageError(f"Cannot remove {path}: {exc.strerror or exc}",
+                             hint="The config folder is read-only (a mounted secret?): remove the key where it "
+                                  "is managed.") from None
     return True
 
 
@@ -312,6 +404,8 @@ class Settings:
     emulator: bool = False
     profile_data: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    #: settings whose value is not valid: key -> (value, where it comes from, why) (only when resolved leniently)
+    invalid: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     def require_key(self) -> str:
         if not self.api_key:
@@ -356,23 +450,39 @@ def resolve(
     env = os.environ if env is None else env
     directory = config_dir(env)
     prof = profile or env.get("SOGNI_PROFILE") or "default"
+    prof_source = "--profile" if profile else "SOGNI_PROFILE" if env.get("SOGNI_PROFILE") else ""
     data = load_config_file(directory)
+    invalid: dict[str, tuple[str, str, str]] = {}
     # The config and auth commands must still work on a broken profile, to mend it: bad values are skipped.
-    pvals = _checked_profile(directory, prof, profile_values(data, prof), strict=not (lenient or new_profile_ok))
-    if profile and not new_profile_ok and profile != "default" and profile not in (data.get("profiles") or {}):
-        # An explicitly named profile that does not exist is a mistake, not an empty profile.
+    pvals = _checked_profile(directory, prof, profile_values(data, prof), strict=not (lenient or new_profile_ok),
+                             invalid=invalid)
+    if prof_source and not new_profile_ok and prof != "default" and prof not in (data.get("profiles") or {}):
+        # A named profile that does not exist is a mistake, not an empty profile (from the flag or the variable).
         if stored_key(directory, prof) is None:
-            raise UsageError(f"Unknown profile {profile!r}.", hint="Create it with `sogni --profile NAME config set KEY VALUE`.")
+            raise UsageError(f"Unknown profile {prof!r} (from {prof_source}).",
+                             hint="Create it with `sogni --profile NAME config set KEY VALUE`.")
     s = Settings(config_dir=directory, profile=prof, profile_data=pvals, quiet=quiet, verbose=verbose,
-                 dry_run=dry_run, emulator=emulator)
+                 dry_run=dry_run, emulator=emulator, invalid=invalid)
     src = s.sources
+
+    def checked(key: str, value: Any, source: str, parse: Any) -> Any:
+        """``parse(value)``; for the config commands (lenient) a bad value is noted, not raised."""
+        try:
+            return parse(value)
+        except UsageError as exc:
+            if not lenient:
+                raise
+            invalid[key] = (str(value), source, exc.message)
+            return None
 
     # base URL
     if base_url:
         s.base_url, src["base_url"] = validate_base_url(base_url), "flag"
     elif env.get("SOGNI_BASE_URL") or env.get("SOGNI_API_BASE_URL"):
         name = "SOGNI_BASE_URL" if env.get("SOGNI_BASE_URL") else "SOGNI_API_BASE_URL"
-        s.base_url, src["base_url"] = validate_base_url(env[name]), f"env {name}"
+        url = checked("base_url", env[name], f"env {name}", validate_base_url)
+        if url:
+            s.base_url, src["base_url"] = url, f"env {name}"
     elif pvals.get("base_url"):
         s.base_url, src["base_url"] = validate_base_url(str(pvals["base_url"])), f"profile {prof}"
     else:
@@ -396,9 +506,8 @@ def resolve(
     # token type
     tt = env.get("SOGNI_TOKEN_TYPE") or pvals.get("token_type")
     if tt:
-        if tt not in TOKEN_TYPES:
-            raise UsageError(f"Invalid token type {tt!r}: one of {', '.join(TOKEN_TYPES)}.")
-        s.token_type = tt
+        s.token_type = checked("token_type", tt, "env SOGNI_TOKEN_TYPE" if env.get("SOGNI_TOKEN_TYPE")
+                               else f"profile {prof}", lambda v: coerce_profile_value("token_type", str(v)))
 
     # output folder
     od = env.get("SOGNI_OUTPUT_DIR") or pvals.get("output_dir")
@@ -408,14 +517,22 @@ def resolve(
     # timeout
     t: Any = timeout if timeout is not None else (env.get("SOGNI_TIMEOUT") or pvals.get("timeout"))
     if t not in (None, ""):
-        tv = _parse_float("timeout", t)
-        s.connect_timeout = s.read_timeout = tv
-        s.timeout_set = True
+        tsrc = "--timeout" if timeout is not None else "env SOGNI_TIMEOUT" if env.get("SOGNI_TIMEOUT") \
+            else f"profile {prof}"
+        tv = checked("timeout", t, tsrc, lambda v: _parse_float("--timeout" if timeout is not None else "timeout", v))
+        if tv is not None:
+            s.connect_timeout = s.read_timeout = tv
+            s.timeout_set = True
 
     # retries
     r: Any = max_retries if max_retries is not None else env.get("SOGNI_MAX_RETRIES", pvals.get("max_retries"))
     if r not in (None, ""):
-        s.max_retries = _parse_int("max retries", r, 0)
+        rsrc = "--max-retries" if max_retries is not None else "env SOGNI_MAX_RETRIES" \
+            if env.get("SOGNI_MAX_RETRIES") is not None else f"profile {prof}"
+        rv = checked("max_retries", r, rsrc, lambda v: _parse_int(
+            "--max-retries" if max_retries is not None else "max_retries", v, 0))
+        if rv is not None:
+            s.max_retries = rv
 
     # colour: --no-color / NO_COLOR off, FORCE_COLOR on, else auto
     if no_color or env.get("NO_COLOR"):

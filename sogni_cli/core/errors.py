@@ -26,6 +26,22 @@ class ExitCode(IntEnum):
     TERMINATED = 143
 
 
+#: How ``--help`` names each exit code (1, a bug, and 143, SIGTERM, are left out of that summary).
+EXIT_WORDS: dict[ExitCode, str] = {
+    ExitCode.OK: "ok", ExitCode.USAGE: "usage", ExitCode.AUTH: "auth", ExitCode.REJECTED: "rejected",
+    ExitCode.UNAVAILABLE: "unavailable", ExitCode.TIMEOUT: "timeout", ExitCode.GENERATION_FAILED: "generation failed",
+    ExitCode.INCOMPLETE: "incomplete", ExitCode.BILLING: "billing", ExitCode.INTERRUPTED: "interrupted",
+}
+
+
+def exit_codes_text(width: int = 73) -> str:
+    """``Exit codes: 0 ok, 2 usage, …`` wrapped to ``width``."""
+    import textwrap
+
+    words = ", ".join(f"{int(code)} {word}" for code, word in EXIT_WORDS.items())
+    return "\n".join(textwrap.wrap(f"Exit codes: {words}.", width))
+
+
 class DryRunDone(Exception):
     """Raised after ``--dry-run`` printed the request it would have sent (exit 0)."""
 
@@ -199,6 +215,9 @@ def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
             hint = "Add credits or change the token type (--token-type spark|sogni)."
         elif status == 429:
             hint = "Rate limited: wait a little, or raise --max-retries."
+        elif code == "model_not_found" or etype == "model_not_found" or (
+                status == 404 and message and "model" in message.lower()):
+            hint = "See the available models with `sogni models`."
     from .term import clean_text
 
     message = clean_text(message, newlines=False)  # server text: one line, so it cannot forge one of ours

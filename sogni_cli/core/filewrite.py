@@ -26,12 +26,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import UsageError
+
+_fcntl: Any
+_msvcrt: Any
 try:
     import fcntl as _fcntl
-except ImportError:  # pragma: no cover - Windows
-    _fcntl = None  # type: ignore[assignment]
-
-from .errors import UsageError
+except ImportError:  # Windows
+    _fcntl = None
+try:
+    import msvcrt as _msvcrt
+except ImportError:  # POSIX
+    _msvcrt = None
 
 WRITE_SIZE = 1 << 20
 
@@ -402,8 +408,9 @@ class _Writer:
 # a process that finds the part locked takes another name, and the part is only ever truncated, never
 # replaced, while it is held. The file goes into place with ``link(part, final)`` (which fails when the
 # final name appeared meanwhile) and then the part is removed; where hard links are not available,
-# ``os.replace`` after a check. Locks are advisory and POSIX-only: without ``fcntl`` (Windows) every
-# lock succeeds and only the no-clobber rename protects the files.
+# ``os.replace`` after a check. Locks are ``flock`` on POSIX and ``msvcrt.locking`` on Windows (one byte far
+# past the data, so readers of the file are never blocked); where neither exists every lock succeeds and only
+# the no-clobber rename protects the files.
 
 #: errno values that mean "this file system does not do that" (locks, hard links): carry on without it
 _UNSUPPORTED = frozenset(e for e in (getattr(_errno, n, None) for n in
@@ -413,17 +420,35 @@ _NO_LINK = frozenset(e for e in (getattr(_errno, n, None) for n in
                      if e is not None)
 
 
+#: The byte ``msvcrt.locking`` locks: Windows locks are mandatory, so the lock sits past any real data.
+_MSVCRT_LOCK_AT = 0x7FFFFFF0
+_MSVCRT_BUSY = frozenset(e for e in (getattr(_errno, n, None) for n in ("EACCES", "EDEADLK", "EDEADLOCK"))
+                         if e is not None)
+
+
+def _msvcrt_lock(fd: int, mode: int) -> None:
+    """``msvcrt.locking`` on the lock byte; the file position is left where it was."""
+    pos = os.lseek(fd, 0, os.SEEK_CUR)
+    os.lseek(fd, _MSVCRT_LOCK_AT, os.SEEK_SET)
+    try:
+        _msvcrt.locking(fd, mode, 1)
+    finally:
+        os.lseek(fd, pos, os.SEEK_SET)
+
+
 def try_lock(fd: int) -> bool:
     """Take an exclusive lock on ``fd`` without waiting; False when another open file holds it.
-    True where locks do not exist (no ``fcntl``, or a file system without them)."""
-    if _fcntl is None:
-        return True
+    True where locks do not exist (neither ``fcntl`` nor ``msvcrt``, or a file system without them).
+    The lock lasts until ``fd`` is closed."""
     try:
-        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        if _fcntl is not None:
+            _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        elif _msvcrt is not None:
+            _msvcrt_lock(fd, _msvcrt.LK_NBLCK)
     except BlockingIOError:
         return False
     except OSError as exc:
-        if exc.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN, _errno.EACCES):
+        if exc.errno in (_errno.EWOULDBLOCK, _errno.EAGAIN) or exc.errno in _MSVCRT_BUSY:
             return False
         if exc.errno in _UNSUPPORTED:
             return True
@@ -431,15 +456,43 @@ def try_lock(fd: int) -> bool:
     return True
 
 
+def _wait_lock(fd: int) -> None:
+    """Take an exclusive lock on ``fd``, waiting as long as another holder keeps it."""
+    if _fcntl is not None:
+        _fcntl.flock(fd, _fcntl.LOCK_EX)
+        return
+    import time
+
+    delay = 0.005
+    while not try_lock(fd):
+        time.sleep(delay)  # msvcrt has no unbounded wait: poll, backing off to 0.2 s
+        delay = min(delay * 2, 0.2)
+
+
+def _open_folder_lock(folder: Path) -> int:
+    """A descriptor to lock ``folder`` with: the folder itself on POSIX; on Windows (folders cannot be opened
+    as files) a hidden ``.sogni.lock`` file in it."""
+    if _fcntl is not None:
+        return os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    return os.open(Path(folder) / ".sogni.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+                   | getattr(os, "O_NOINHERIT", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+
+def folder_lock_fd(folder: Path) -> int:
+    """An open descriptor that another process would lock to hold ``folder`` (close it when done)."""
+    return _open_folder_lock(folder)
+
+
 @contextmanager
 def locked_folder(folder: Path):
-    """Hold an exclusive lock on the folder itself (waiting for it) for the ``with`` block; no file is
-    created. Without ``fcntl``, or when the folder cannot be opened or locked, the block runs unlocked."""
+    """Hold an exclusive lock on the folder (waiting for it) for the ``with`` block. On POSIX no file is
+    created; on Windows a hidden ``.sogni.lock`` file is. Without any lock mechanism, or when the folder
+    cannot be opened or locked, the block runs unlocked."""
     fd = -1
-    if _fcntl is not None:
+    if _fcntl is not None or _msvcrt is not None:
         try:
-            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-            _fcntl.flock(fd, _fcntl.LOCK_EX)
+            fd = _open_folder_lock(folder)
+            _wait_lock(fd)
         except OSError:
             if fd >= 0:
                 os.close(fd)

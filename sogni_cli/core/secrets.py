@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-MIN_LENGTH = 4  # shorter strings would blank out ordinary words
+MIN_LENGTH = 8  # shorter strings would blank out ordinary words (keys that short are refused where they are set)
 
 _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()

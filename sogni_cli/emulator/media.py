@@ -56,6 +56,9 @@ def make_image(spec: dict[str, Any]) -> bytes:
     lines += textwrap.wrap(str(spec.get("prompt") or ""), width=max(10, width // 7))[:12]
     y = 6
     for line in lines:
+        if isinstance(font, ImageFont.ImageFont):
+            # the bitmap font (Pillow before 10.1, or without FreeType) knows Latin-1 only: others are drawn as "?"
+            line = line.encode("latin-1", "replace").decode("latin-1")
         draw.text((7, y + 1), line, fill=(0, 0, 0), font=font)
         draw.text((6, y), line, fill=(255, 255, 255), font=font)
         y += 14

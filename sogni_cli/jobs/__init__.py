@@ -54,12 +54,12 @@ JOB_FIELDS: dict[str, dict[str, str | None]] = {
 }
 #: Fields every kind accepts: billing switches, not tool arguments.
 COMMON_FIELDS = ("token_type", "confirm_cost", "max_cost", "safe_content_filter", "billing_mode")
-BILLING_MODES = ("auto", "subscription", "tokens")
+from ..core.choices import BILLING_MODES  # noqa: E402
 KINDS = tuple(JOB_FIELDS)
 DEFAULT_TOOL = {"image": "generate_image", "edit": "edit_image", "music": "generate_music",
                 "speech": "generate_speech"}
 MAX_EDIT_IMAGES = 6
-TOKEN_TYPES = ("spark", "sogni", "auto")
+from ..core.choices import TOKEN_TYPES  # noqa: E402
 
 
 @dataclass
@@ -175,8 +175,20 @@ def _whole_numbers(tool: Any, args: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------------- build
 
 
-def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path(".")) -> MediaJob:
+def _as_written(problem: str, said: dict[str, str]) -> str:
+    """A problem about the tool argument ``'numberOfVariations'`` told with the flag or field the user wrote."""
+    for arg, label in said.items():
+        if problem.startswith(f"'{arg}' "):
+            return f"{label} " + problem[len(arg) + 3:]
+    return problem
+
+
+def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path("."),
+              labels: dict[str, str] | None = None) -> MediaJob:
     """Check ``fields`` for ``kind`` and build the job; raises UsageError listing every problem.
+
+    Problems name what the user wrote: ``labels`` maps a field to its flag (``count`` -> ``-n/--count``);
+    without it the field's own name is used (a recipe's field), never the tool's argument name alone.
 
     ``fields`` uses the names of :data:`JOB_FIELDS` (plus :data:`COMMON_FIELDS`); ``None`` values count as
     not set. Media paths are resolved against ``base_dir`` and checked by content. ``args`` is a dict of
@@ -315,6 +327,10 @@ def build_job(kind: str, fields: dict[str, Any], *, base_dir: Path = Path(".")) 
         problems.append(f"billing mode must be one of {', '.join(BILLING_MODES)}, got {billing_mode!r}")
 
     if problems:
+        # a flag shows the tool's name beside it (-n/--count (numberOfVariations)); a recipe field is its own name
+        said = {arg: (f"{labels[key]} ({arg})" if key != arg else labels[key]) if labels and key in labels
+                else f"'{key}'" for key, arg in spec.items() if arg and key in values and (key != arg or labels)}
+        problems = [_as_written(p, said) for p in problems]
         label = tool.name if tool is not None else kind
         if len(problems) == 1:
             msg = f"Invalid {label} request: {problems[0]}"

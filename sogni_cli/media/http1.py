@@ -11,7 +11,6 @@ Only the download client uses it; proxies from the environment keep their own tr
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 from typing import Any, Iterator
 
@@ -55,7 +54,7 @@ class _Body:
                 if not chunk:
                     break
                 yield chunk
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise httpcore.ReadTimeout(str(exc) or "timed out") from None
         except http.client.IncompleteRead as exc:
             raise httpcore.RemoteProtocolError(f"connection closed before the end of the body ({exc})") from None
@@ -124,7 +123,7 @@ class Http1Pool:
                 conn = self._new(scheme, host, port, connect_t)
                 try:
                     conn.connect()
-                except socket.timeout as exc:
+                except TimeoutError as exc:
                     conn.close()
                     raise httpcore.ConnectTimeout(str(exc) or "timed out") from None
                 except OSError as exc:
@@ -137,7 +136,7 @@ class Http1Pool:
                     conn.putheader(k, v)
                 conn.endheaders()
                 resp = conn.getresponse()
-            except socket.timeout as exc:
+            except TimeoutError as exc:
                 conn.close()
                 raise httpcore.ReadTimeout(str(exc) or "timed out") from None
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..core.choices import ON_EXISTS
 from ..core.errors import UsageError
 
 EXT_ALLOWLIST: frozenset[str] = frozenset(
@@ -61,26 +62,59 @@ NAME_FIELDS: tuple[str, ...] = ("index", "count", "tool", "slug", "seed", "workf
 
 DEFAULT_TEMPLATE = "{slug}-{index}"
 MAX_NAME_LEN = 200
+#: File systems count a name's length in bytes (255 on most); names stay well inside that in UTF-8.
+MAX_NAME_BYTES = 200
 
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
 _DOTS = re.compile(r"\.{2,}")
-_BIDI_CHARS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_SLUG_JUNK = re.compile(r"[^a-z0-9]+")
+#: Names Windows reserves for devices, with or without an extension (``CON``, ``con.png``, ``COM1.txt``).
+WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+                             | {f"{dev}{n}" for dev in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"})
+
+
+def _invisible(ch: str) -> bool:
+    """Format characters (bidirectional overrides and isolates, zero-width joiners, BOM) and controls."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def _cut_bytes(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 form fits ``max_bytes`` (never half a character)."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    return data[:max_bytes].decode("utf-8", "ignore")
 
 
 def slugify(text: str | None, max_len: int = 40) -> str:
-    """Lower-case ASCII words joined by ``-``, at most ``max_len`` characters ("" when nothing is left)."""
+    """Words of ``text`` in any script, lower-cased where the script has case, joined by ``-``, at most
+    ``max_len`` bytes in UTF-8 ("" when no letter or digit is left).
+
+    The text is normalised (NFKC: full-width and compatibility forms become plain ones); letters, marks
+    and digits of every script are kept; everything else (spaces, punctuation, separators, controls,
+    bidirectional overrides) becomes a single ``-``.
+    """
     if not text:
         return ""
-    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
-    slug = _SLUG_JUNK.sub("-", ascii_text.lower()).strip("-")
-    if len(slug) > max_len:
-        cut = slug[:max_len]
+    norm = unicodedata.normalize("NFKC", str(text)).lower()
+    chars = [ch if unicodedata.category(ch)[0] in "LMN" else "-" for ch in norm if not _invisible(ch)]
+    slug = re.sub(r"-{2,}", "-", "".join(chars)).strip("-")
+    # A slug never starts with a combining mark (it would attach to the character before it).
+    slug = slug.lstrip("".join(ch for ch in slug[:1] if unicodedata.category(ch).startswith("M"))).strip("-")
+    slug = unicodedata.normalize("NFC", slug)
+    if len(slug.encode("utf-8")) > max_len:
+        cut = _cut_bytes(slug, max_len)
         # Prefer ending on a whole word when that keeps at least half the length.
-        if slug[max_len] != "-" and "-" in cut[max_len // 2:]:
+        rest = slug[len(cut):]
+        if rest[:1] != "-" and "-" in cut[len(cut) // 2:]:
             cut = cut[: cut.rindex("-")]
         slug = cut.strip("-")
     return slug
+
+
+def clash_key(name: str) -> str:
+    """What two names must differ in to be two files everywhere: case-insensitive file systems (macOS,
+    Windows) treat ``Fox.png`` and ``fox.png`` as one file, and macOS also equates Unicode normal forms."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _normalize_ext(ext: str | None) -> str | None:
@@ -123,7 +157,7 @@ def ext_for(url: str, content_type: str | None) -> str | None:
 
 def template_fields(template: str | None) -> set[str]:
     """The placeholder names a template uses (UsageError on malformed or unknown placeholders)."""
-    return {name for _, name, _ in _parse_template(template or DEFAULT_TEMPLATE)}
+    return {name for _, name, _ in _parse_template(template or DEFAULT_TEMPLATE) if name is not None}
 
 
 def _parse_template(template: str) -> list[tuple[str, str | None, str]]:
@@ -148,14 +182,20 @@ def _parse_template(template: str) -> list[tuple[str, str | None, str]]:
 
 
 def sanitize_name(name: str) -> str:
-    """Strip everything that could make a file name escape or misbehave (separators, ``..``, control chars)."""
+    """Strip everything that could make a file name escape or misbehave: separators, ``..``, control and
+    format characters (bidirectional overrides), characters Windows refuses (``<>:"|?*``), a leading dot
+    or ``-``, trailing dots and spaces, and Windows device names (``CON`` becomes ``CON_``)."""
     name = unicodedata.normalize("NFC", name)
     name = _UNSAFE_CHARS.sub("-", name)
-    # no control characters (C1 too) and no bidirectional overrides/isolates, which make a name display as another
-    name = "".join("-" if unicodedata.category(c) == "Cc" or c in _BIDI_CHARS else c for c in name)
+    # no control characters (C1 too) and no format characters such as bidirectional overrides/isolates, which
+    # make a name display as another
+    name = "".join("-" if _invisible(c) else c for c in name)
     name = _DOTS.sub(".", name)
     name = re.sub(r"^[\s.\-]+", "", name).strip()  # never hidden, never read as an option (`--name ../x`)
     name = name.rstrip(". ")  # trailing dots/spaces are not portable
+    first, dot, rest = name.partition(".")
+    if first.rstrip(" ").upper() in WINDOWS_RESERVED:
+        name = first.rstrip(" ") + "_" + dot + rest
     return name
 
 
@@ -192,7 +232,7 @@ def render_name(template: str | None, fields: dict[str, Any]) -> str:
     elif uses_ext and ext and stem.endswith("." + ext):
         stem, suffix = stem[: -(len(ext) + 1)], "." + ext
     room = MAX_NAME_LEN - len(suffix)
-    stem = stem[:room].rstrip(". ")
+    stem = _cut_bytes(stem[:room], MAX_NAME_BYTES - len(suffix.encode("utf-8"))).rstrip(". ")
     if not stem:
         stem = sanitize_name(str(fields.get("tool") or "")) or "artifact"
         stem = stem[:room]
@@ -229,9 +269,9 @@ def resolve_collision(path: Path, on_exists: str, taken: set[Path]) -> Path | No
     ``overwrite`` → the same path; ``skip`` → None (keep the existing file); ``error`` → UsageError;
     ``suffix`` → ``name-1.ext``, ``name-2.ext``… (skipping names on disk or in ``taken``).
     """
-    if on_exists not in ("suffix", "overwrite", "skip", "error"):
-        raise UsageError(f"Invalid --on-exists value {on_exists!r}", "Use one of: suffix, overwrite, skip, error")
-    in_batch = path in taken
+    if on_exists not in ON_EXISTS:
+        raise UsageError(f"Invalid --on-exists value {on_exists!r}", "Use one of: " + ", ".join(ON_EXISTS))
+    in_batch = path in taken or clash_key(str(path)) in {clash_key(str(p)) for p in taken}
     on_disk = path.exists() or path.is_symlink()
     if not in_batch and not on_disk:
         taken.add(path)
@@ -248,7 +288,8 @@ def resolve_collision(path: Path, on_exists: str, taken: set[Path]) -> Path | No
     n = 1
     while True:
         cand = path.with_name(f"{stem}-{n}{ext}")
-        if cand not in taken and not (cand.exists() or cand.is_symlink()):
+        if cand not in taken and clash_key(str(cand)) not in {clash_key(str(p)) for p in taken} \
+                and not (cand.exists() or cand.is_symlink()):
             taken.add(cand)
             return cand
         n += 1

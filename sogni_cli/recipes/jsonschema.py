@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core import choices
+
 from .schema import KINDS, ON_EXISTS, VAR_TYPES, _KIND_TOOL, field_types
 
 SCHEMA_ID = "https://sogni.ai/schemas/recipe-v1.json"
 TEMPLATE = {"type": "string", "pattern": "\\{\\{", "description": "A template: {{ vars.X }}, {{ matrix.X }}, {{ jobs.ID.text }}…"}
-_BASIC = {
+_BASIC: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
     "integer": {"type": "integer"},
     "number": {"type": "number"},
@@ -26,9 +28,10 @@ _BASIC = {
     "any": {},
 }
 _CHAT_ENUMS = {
-    "tools": ["default", "none", "rich", "creative-agent", "creative-tools"],
-    "task_profile": ["general", "coding", "reasoning"],
-    "token_type": ["spark", "sogni", "auto"],
+    "tools": list(choices.TOOLS_MODES),
+    "task_profile": list(choices.TASK_PROFILES),
+    "token_type": list(choices.TOKEN_TYPES),
+    "billing_mode": list(choices.BILLING_MODES),
 }
 _OUTPUT_DOC = {
     "output": "Folder for this job's files, under the run's output folder (template).",
@@ -68,8 +71,8 @@ def field_schema(kind: str, fname: str, type_name: str) -> dict[str, Any]:
             s["maximum"] = p.maximum
     if kind == "chat" and fname in _CHAT_ENUMS:
         s["enum"] = list(_CHAT_ENUMS[fname])
-    if kind != "chat" and fname == "token_type":
-        s["enum"] = list(_CHAT_ENUMS["token_type"])
+    if kind != "chat" and fname in ("token_type", "billing_mode"):
+        s["enum"] = list(_CHAT_ENUMS[fname])
     if s.get("type") == "string" and "enum" not in s:
         return s
     return {"anyOf": [s, TEMPLATE]}
@@ -127,7 +130,7 @@ def build_schema() -> dict[str, Any]:
         if kind not in ("chat", "tool"):
             props.pop("save")
         defaults_props[kind] = {"type": "object", "properties": props, "additionalProperties": False}
-        for k, v in props.items():
+        for k in props:
             all_fields.setdefault(k, {})
     defaults_props["all"] = {"type": "object", "properties": all_fields, "additionalProperties": False}
     job_props: dict[str, Any] = {

@@ -149,8 +149,9 @@ def _build(plan: Plan, pj: PlannedJob, base_url: str, flagged: set) -> None:
 
 
 def _collisions(plan: Plan) -> None:
-    """Two jobs that would write the same files are an error (names are known before the run)."""
-    from ..media.naming import slugify
+    """Two jobs that would write the same files are an error (names are known before the run). Names that
+    differ only by case are the same file on macOS and Windows, so they clash too."""
+    from ..media.naming import clash_key, slugify
 
     doc = plan.recipe.doc
     seen: dict[str, PlannedJob] = {}
@@ -171,9 +172,9 @@ def _collisions(plan: Plan) -> None:
                     name = tpl.replace("{slug}", slugify(str(prompt or ""), 40)).replace("{tool}", tool)
                     keys.append(("media", (inst.output + "/" if inst.output else "") + name))
         for kind, key in keys:
-            other = seen.get(kind + ":" + key)
+            other = seen.get(kind + ":" + clash_key(key))
             if other is None:
-                seen[kind + ":" + key] = pj
+                seen[kind + ":" + clash_key(key)] = pj
                 continue
             pair = (other.inst.job.id, inst.job.id)
             if pair in reported:
@@ -212,6 +213,9 @@ def plan_json(plan: Plan, shard: tuple[int, int] | None = None) -> dict[str, Any
     if shard:
         doc["shard"] = f"{shard[0]}/{shard[1]}"
     doc["warnings"] = [p.format(plan.file) for p in plan.problems.sorted() if p.warning]
+    from .effects import effects
+
+    doc.update(effects(plan))  # commands, reads_outside, uploads
     return doc
 
 
@@ -228,10 +232,13 @@ def summary_line(plan: Plan) -> str:
 
 
 def plan_text(plan: Plan, shard: tuple[int, int] | None = None) -> str:
+    from .effects import effects, effects_text
+
     lines = [f"Recipe {plan.name} ({plan.file})" + (f", shard {shard[0]}/{shard[1]}" if shard else "")]
     if plan.recipe.description:
         lines.append(plan.recipe.description.strip())
     lines.append(summary_line(plan))
+    lines.extend(effects_text(effects(plan)))
     lines.append("")
     lines.append("Graph:")
     for pj in plan.jobs:

@@ -245,6 +245,17 @@ def _error_text(r: dict[str, Any]) -> str:
     return str(e or "")
 
 
+def status_label(r: dict[str, Any]) -> str:
+    """What happened to a job, in words: a job an earlier run had finished was "skipped (already done)"; one
+    that followed an earlier run's workflow instead of starting a new one "resumed"; otherwise its status."""
+    status = str(r.get("status", ""))
+    if status == "succeeded" and r.get("resumed"):
+        return "skipped (already done)"
+    if status == "succeeded" and r.get("resumed_workflow"):
+        return "resumed"
+    return status
+
+
 def summary_table(s: dict[str, Any]) -> str:
     rows = s["jobs"]
     shown = rows if len(rows) <= TABLE_ROWS else [r for r in rows if r.get("status") != "succeeded"][:TABLE_ROWS]
@@ -253,9 +264,7 @@ def summary_table(s: dict[str, Any]) -> str:
     head = ("JOB", "KIND", "STATUS", "FILES", "TIME", "COST", "ERROR")
     data = []
     for r in shown:
-        status = r.get("status", "")
-        if r.get("resumed"):
-            status += " (resumed)"
+        status = status_label(r)
         err = _error_text(r).splitlines()[0] if _error_text(r) else ""
         data.append((r["id"], str(r.get("kind", "")), status, str(len(r.get("outputs") or [])),
                      _dur(r.get("duration")), cost_cell(r), err[:100]))
@@ -286,7 +295,7 @@ def summary_markdown(s: dict[str, Any], title: str | None = None) -> str:
     lines.append("| Job | Kind | Status | Files | Time | Cost | Error |")
     lines.append("|---|---|---|---|---|---|---|")
     for r in shown:
-        status = r.get("status", "") + (" (resumed)" if r.get("resumed") else "")
+        status = status_label(r)
         files = ", ".join(f"`{_md(o.get('path'))}`" for o in (r.get("outputs") or [])[:4])
         more = len(r.get("outputs") or []) - 4
         if more > 0:
@@ -300,7 +309,8 @@ def summary_markdown(s: dict[str, Any], title: str | None = None) -> str:
 
 
 def append_step_summary(markdown: str, env: dict[str, str] | None = None) -> None:
-    """Append to ``$GITHUB_STEP_SUMMARY`` when it is set (GitHub Actions)."""
+    """Append to ``$GITHUB_STEP_SUMMARY`` when it is set (GitHub Actions). A summary that cannot be written
+    is a warning; the run's own exit code stays what the jobs made it."""
     env = os.environ if env is None else env
     target = env.get("GITHUB_STEP_SUMMARY")
     if not target:
@@ -308,5 +318,7 @@ def append_step_summary(markdown: str, env: dict[str, str] | None = None) -> Non
     try:
         with open(target, "a", encoding="utf-8") as fh:
             fh.write(markdown + "\n")
-    except OSError:
-        pass
+    except OSError as exc:
+        from ..core.term import warn
+
+        warn(f"could not write the step summary to {target} (GITHUB_STEP_SUMMARY): {exc.strerror or exc}")

@@ -181,7 +181,8 @@ class Runner(JobSteps):
 
     def row(self, pj: PlannedJob, oc: Outcome) -> dict[str, Any]:
         return {"recipe": self.plan.name, "id": pj.uid, "kind": pj.kind, "status": oc.status,
-                "resumed": oc.resumed, "outputs": [{"path": self.rel(o["path"])} for o in oc.outputs],
+                "resumed": oc.resumed, "resumed_workflow": oc.resumed_workflow,
+                "outputs": [{"path": self.rel(o["path"])} for o in oc.outputs],
                 "duration": round(oc.duration, 3), "cost": oc.cost,
                 "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None}
 

@@ -17,14 +17,14 @@ from .fields import _KIND_TOOL, TYPE_WORDS, field_types, type_name, type_ok  # n
 from .template import TemplateError, did_you_mean, has_template, parse
 
 VERSION = 1
-KINDS = ("chat", "image", "edit", "video", "music", "speech", "tool", "template")
+from ..core.choices import JOB_KINDS as KINDS  # noqa: E402
 TOP_KEYS = ("version", "name", "description", "vars", "matrix", "defaults", "jobs")
 #: Job keys that are not the job's fields: where and how its outputs are written.
 OUTPUT_KEYS = {"output": "string", "filename": "string", "on_exists": "string", "save": "string"}
 JOB_KEYS = ("id", "description", "needs", "matrix", *OUTPUT_KEYS, *KINDS)
 VAR_KEYS = ("default", "type", "env", "description", "choices", "min", "max")
 VAR_TYPES = ("string", "integer", "number", "boolean", "list", "object")
-ON_EXISTS = ("suffix", "overwrite", "skip", "error")
+from ..core.choices import ON_EXISTS  # noqa: E402
 MATRIX_SPECIAL = ("include", "exclude")
 ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -17,16 +17,16 @@ from .conftest import wait_for
 
 WF = "/v1/creative-agent/workflows"
 
-FIFTY = """\
+FIFTY = f"""\
 version: 1
 name: fifty
 matrix:
-  n: {range}
+  n: {list(range(1, 51))}
 jobs:
   - id: pic
     matrix: true
     image: {{prompt: "stress picture {{{{ matrix.n }}}}", width: 32, height: 32}}
-""".format(range=list(range(1, 51)))
+"""
 
 
 def _job_lines(record: Path) -> list[dict]:
