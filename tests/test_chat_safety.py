@@ -531,11 +531,15 @@ def test_a_reply_cut_at_the_token_limit_warns(cli, env_key, httpx_mock, stream):
 # ----------------------------------------------------------------------------- 9. shell habits
 
 
-def test_stdin_is_not_read_when_a_prompt_is_given(cli, env_key, httpx_mock):
+def test_piped_text_goes_before_the_prompt_unless_no_stdin(cli, env_key, httpx_mock):
     stream_response(httpx_mock, [chunk("ok", finish="stop")])
     res = cli("chat", "Describe apple", input="banana\ncherry\n")
     assert res.exit_code == 0, res.stderr
-    assert chat_requests(httpx_mock)[0]["messages"] == [{"role": "user", "content": "Describe apple"}]
+    assert chat_requests(httpx_mock)[0]["messages"] == [{"role": "user", "content": "banana\ncherry\n\nDescribe apple"}]
+    stream_response(httpx_mock, [chunk("ok", finish="stop")])
+    res = cli("chat", "--no-stdin", "Describe apple", input="banana\ncherry\n")
+    assert res.exit_code == 0, res.stderr
+    assert chat_requests(httpx_mock)[1]["messages"] == [{"role": "user", "content": "Describe apple"}]
 
 
 def test_no_stdin_and_the_dash_prompt(cli, env_key, httpx_mock):

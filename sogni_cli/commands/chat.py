@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -19,7 +19,7 @@ app = make_app(
     epilog="""\b
 Examples:
   sogni chat "Write a haiku about rain"
-  git diff | sogni chat --stdin "Write a commit message for this diff"
+  git diff | sogni chat "Write a commit message for this diff"   (piped text goes before the prompt)
   sogni chat < question.txt                              (no prompt: stdin is the prompt)
   sogni chat -- "-v is a flag; explain it"               (a prompt starting with -)
   sogni chat -i photo.jpg -i label.png "Compare these two pictures"
@@ -126,17 +126,19 @@ def chat(
         raise UsageError("--approve-tools asks on the terminal, and standard input is not one.",
                          hint="Run it from a terminal, or leave out --approve-tools (check the function files first).")
 
-    # Prompt. Standard input is read only when asked for (the prompt -, --stdin) or when there is no prompt at all
-    # and it is not a terminal, so `while read x; do sogni chat "…$x"; done < list` leaves the list alone.
+    # Prompt. Piped text (a pipe, or a file given with `<`) is read too and goes before the prompt; a terminal,
+    # /dev/null or a socket is not read, and neither is a file that another reader is already part-way through
+    # (`while read x; do sogni chat "…$x"; done < list`: the loop owns the list). --stdin reads whatever is
+    # there; --no-stdin never reads.
     text = prompt
     if prompt == "-":
         text = _read_stdin_text()
-    elif read_stdin:
+    elif read_stdin or (not readers and not no_stdin and stdin_has_text(sys.stdin)):
         piped = _read_stdin_text()
         if piped.strip():
             text = f"{piped.rstrip()}\n\n{prompt}" if prompt else piped
-    elif prompt is None and not readers and not no_stdin and sys.stdin is not None and not stdin_is_tty():
-        text = _read_stdin_text() or None
+        elif prompt is None:
+            text = None
     if prompt == "" or (text is not None and not text.strip() and not images):
         raise UsageError("The prompt is empty.")
 
@@ -269,6 +271,29 @@ def _ask_before_running(fn, call) -> bool:
     sys.stderr.flush()
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
+
+
+def stdin_has_text(stream: Any) -> bool:
+    """Standard input is piped text: a pipe, or a regular file not yet read by anyone (offset 0). Streams
+    without a descriptor (embedding, test runners) count as piped."""
+    import os
+    import stat
+
+    if stream is None:
+        return False
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return True
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode):
+            return True
+        if stat.S_ISREG(mode):
+            return os.lseek(fd, 0, os.SEEK_CUR) == 0
+    except OSError:
+        return False
+    return False
 
 
 def _read_stdin_text() -> str:

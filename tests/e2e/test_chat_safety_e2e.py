@@ -52,3 +52,15 @@ def test_jsonl_hosted_run_ends_with_done_after_the_artifacts(emulator, sogni_env
     kinds = [json.loads(line)["event"] for line in res.stdout.splitlines()]
     assert "artifact" in kinds and kinds[-1] == "done" and kinds.count("done") == 1
     assert max(i for i, k in enumerate(kinds) if k == "artifact") < kinds.index("done")
+
+
+def test_a_pipe_or_a_fresh_file_is_read_before_the_prompt_and_dev_null_is_not(emulator, sogni_env, tmp_path):
+    (tmp_path / "notes.txt").write_text("some notes\n")
+    sogni = f"{shlex.quote(sys.executable)} -m sogni_cli chat --tools none"
+    script = (f'printf "from a pipe" | {sogni} "Summarise"; {sogni} "Summarise" < notes.txt; '
+              f'{sogni} "Summarise" < /dev/null; cat notes.txt | {sogni} --no-stdin "Summarise"')
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=sogni_env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    sent = [r["json"]["messages"][-1]["content"] for r in emulator.requests if r["path"] == CHAT]
+    assert sent == ["from a pipe\n\nSummarise", "some notes\n\nSummarise", "Summarise", "Summarise"]
