@@ -7,7 +7,6 @@ The custom-function loop (a tool with a local ``command``) runs here too, so rec
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -435,6 +434,8 @@ def _one_completion(client: Any, body: dict[str, Any], on_event: Callable[[Event
 
 
 def _run_local_function(fn: Function, call: ToolCall, timeout: float | None = None) -> str:
+    import subprocess  # only manual tool loops run local commands: kept off the start-up path of a chat
+
     args = call.arguments
     payload = args if isinstance(args, str) else json.dumps(args)
     try:

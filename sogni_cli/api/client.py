@@ -118,11 +118,14 @@ class ApiClient:
         if self._http is None:
             import httpx
 
+            from ..core import tls
+
             c = self.config
             self._http = httpx.Client(
                 timeout=httpx.Timeout(c.read_timeout, connect=c.connect_timeout),
                 follow_redirects=False,
                 transport=self._transport,
+                verify=tls.context(),  # the process's one context: no CA bundle loaded until TLS is used
             )
         return self._http
 

@@ -459,24 +459,12 @@ def make_download_client(opts: DownloadOptions):
     return _make_client(opts)
 
 
-_SSL_CONTEXT: Any = None
-_SSL_LOCK = threading.Lock()
-
-
 def _ssl_context() -> Any:
-    """One TLS context per process: loading the CA bundle costs ~17 ms, too much to pay per job."""
-    global _SSL_CONTEXT
-    with _SSL_LOCK:
-        if _SSL_CONTEXT is None:
-            import ssl
+    """The process's one TLS context (:mod:`sogni_cli.core.tls`), shared with the API client: its CA bundle
+    is loaded once, on the first https connection, never for plain-HTTP downloads."""
+    from ..core import tls
 
-            try:
-                import certifi
-
-                _SSL_CONTEXT = ssl.create_default_context(cafile=certifi.where())
-            except ImportError:  # pragma: no cover - httpx brings certifi
-                _SSL_CONTEXT = ssl.create_default_context()
-        return _SSL_CONTEXT
+    return tls.context()
 
 
 def _make_client(opts: DownloadOptions):
