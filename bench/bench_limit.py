@@ -84,8 +84,13 @@ def one_run(jobs: int, step: float, limit: int | None, concurrency: int, work: P
         creates = [r for r in seen if r["method"] == "POST" and r["path"] == WF]
         made = [r for r in creates if r["status"] == 201]
         refused = [r["time"] - t0 for r in creates if r["status"] == 409]
-        listed = httpx.get(f"{base}{WF}", params={"limit": jobs + 10}, headers={"Authorization": "Bearer x"},
-                           timeout=60).json()["data"]["workflows"]
+        listed: list[dict] = []
+        while True:  # pages of 100
+            page = httpx.get(f"{base}{WF}", params={"limit": 100, "offset": len(listed)},
+                             headers={"Authorization": "Bearer x"}, timeout=60).json()["data"]["workflows"]
+            listed += page
+            if len(page) < 100:
+                break
         spans = []
         for w in listed:
             a = _epoch(w.get("createdAt"))
