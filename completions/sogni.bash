@@ -6,12 +6,12 @@
 
 _sogni_subcommands() {
     case "$1" in
-        'sogni') _sogni_r='auth chat completion config edit emulator image models music recipe speech tools video workflow' ;;
+        'sogni') _sogni_r='account auth chat completion config doctor edit emulator image models music recipe speech tools video workflow' ;;
         'sogni auth') _sogni_r='login logout status' ;;
         'sogni config') _sogni_r='get list path set unset' ;;
         'sogni recipe') _sogni_r='plan report run schema validate' ;;
         'sogni tools') _sogni_r='list run show' ;;
-        'sogni workflow') _sogni_r='cancel download events list show watch' ;;
+        'sogni workflow') _sogni_r='approve cancel download events list show watch' ;;
         *) _sogni_r='' ;;
     esac
 }
@@ -19,11 +19,12 @@ _sogni_subcommands() {
 _sogni_options() {
     case "$1" in
         'sogni') _sogni_r='--api-key --base-url --dry-run --emulator --help --max-retries --no-color --profile --quiet --timeout --verbose --version -h -q -v' ;;
+        'sogni account') _sogni_r='--dry-run --help --json -h' ;;
         'sogni auth') _sogni_r='--help -h' ;;
         'sogni auth login') _sogni_r='--help -h' ;;
         'sogni auth logout') _sogni_r='--help -h' ;;
-        'sogni auth status') _sogni_r='--help -h' ;;
-        'sogni chat') _sogni_r='--billing-mode --developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
+        'sogni auth status') _sogni_r='--check --help -h' ;;
+        'sogni chat') _sogni_r='--approve-tools --approve-up-to --billing-mode --developer --dry-run --frequency-penalty --function --help --image --json --jsonl --max-rounds --max-tokens --messages --min-p --model --name --no-download --no-exec --no-safe-content-filter --no-stdin --no-stream --no-think --on-exists --output-dir --presence-penalty --repetition-penalty --response-format --safe-content-filter --save-messages --show-thinking --stdin --stop --stream --system --task-profile --temperature --template-kwarg --think --token-type --tool-choice --tools --top-k --top-p -h -i -m -o -s' ;;
         'sogni completion') _sogni_r='--help -h' ;;
         'sogni config') _sogni_r='--help -h' ;;
         'sogni config get') _sogni_r='--help -h' ;;
@@ -31,24 +32,26 @@ _sogni_options() {
         'sogni config path') _sogni_r='--help -h' ;;
         'sogni config set') _sogni_r='--help -h' ;;
         'sogni config unset') _sogni_r='--help -h' ;;
-        'sogni edit') _sogni_r='--agent --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
+        'sogni doctor') _sogni_r='--emulator --help --json -h' ;;
+        'sogni edit') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --height --help --image --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -i -n -o' ;;
         'sogni emulator') _sogni_r='--balance --help --host --latency --max-active --no-auth --port --quiet --rate-429 --rate-503 --rate-reset --retry-after --seed --step-seconds --tool-names -h -q' ;;
-        'sogni image') _sogni_r='--agent --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
+        'sogni image') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --guidance --height --help --json --jsonl --lora --manifest --max-cost --max-download-size --model --name --negative --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --width -h -n -o' ;;
         'sogni models') _sogni_r='--dry-run --help --json -h' ;;
-        'sogni music') _sogni_r='--agent --arg --args --billing-mode --bpm --confirm-cost --count --detach --dry-run --duration --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
+        'sogni music') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --bpm --confirm-cost --count --detach --dry-run --duration --estimate --help --json --jsonl --key --lyrics --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --time-signature --timeout --token-type -h -n -o' ;;
         'sogni recipe') _sogni_r='--help -h' ;;
-        'sogni recipe plan') _sogni_r='--help --json --set --shard --strict -h' ;;
+        'sogni recipe plan') _sogni_r='--estimate --help --json --set --shard --strict -h' ;;
         'sogni recipe report') _sogni_r='--help --json --markdown -h' ;;
-        'sogni recipe run') _sogni_r='--concurrency --continue-on-error --dry-run --force --help --on-exists --output-dir --retry --retry-failed --set --shard --strict -h -j -o' ;;
+        'sogni recipe run') _sogni_r='--approve-up-to --budget --concurrency --continue-on-error --dry-run --force --help --on-exists --output-dir --retry --retry-failed --set --shard --strict -h -j -o' ;;
         'sogni recipe schema') _sogni_r='--help -h' ;;
         'sogni recipe validate') _sogni_r='--help --set --strict -h' ;;
-        'sogni speech') _sogni_r='--agent --arg --args --billing-mode --confirm-cost --count --detach --dry-run --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
+        'sogni speech') _sogni_r='--agent --approve-up-to --arg --args --billing-mode --confirm-cost --count --detach --dry-run --estimate --format --help --json --jsonl --language --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --voice --voice-description -h -n -o' ;;
         'sogni tools') _sogni_r='--help -h' ;;
         'sogni tools list') _sogni_r='--family --help --json -h' ;;
-        'sogni tools run') _sogni_r='--agent --arg --args --audio --billing-mode --confirm-cost --count --detach --dry-run --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --video -h -i -n -o' ;;
+        'sogni tools run') _sogni_r='--agent --approve-up-to --arg --args --audio --billing-mode --confirm-cost --count --detach --dry-run --estimate --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --no-download --no-safe-content-filter --on-exists --output-dir --safe-content-filter --seed --timeout --token-type --video -h -i -n -o' ;;
         'sogni tools show') _sogni_r='--help --json -h' ;;
-        'sogni video') _sogni_r='--agent --arg --args --aspect-ratio --audio --billing-mode --confirm-cost --count --detach --dry-run --duration --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --no-safe-content-filter --on-exists --output-dir --ratio --safe-content-filter --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
+        'sogni video') _sogni_r='--agent --approve-up-to --arg --args --aspect-ratio --audio --billing-mode --confirm-cost --count --detach --dry-run --duration --estimate --format --height --help --image --json --jsonl --manifest --max-cost --max-download-size --model --name --negative --no-audio --no-download --no-safe-content-filter --on-exists --output-dir --ratio --safe-content-filter --seed --timeout --token-type --video --width --with-audio -h -i -n -o' ;;
         'sogni workflow') _sogni_r='--help -h' ;;
+        'sogni workflow approve') _sogni_r='--dry-run --help --json --up-to -h' ;;
         'sogni workflow cancel') _sogni_r='--dry-run --help -h' ;;
         'sogni workflow download') _sogni_r='--dry-run --help --json --manifest --max-download-size --name --no-download --on-exists --output-dir -h -o' ;;
         'sogni workflow events') _sogni_r='--dry-run --follow --help --jsonl -f -h' ;;
@@ -67,6 +70,7 @@ _sogni_option_kind() {
         'sogni|--max-retries') _sogni_r='value' ;;
         'sogni|--profile') _sogni_r='value' ;;
         'sogni|--timeout') _sogni_r='value' ;;
+        'sogni chat|--approve-up-to') _sogni_r='value' ;;
         'sogni chat|--billing-mode') _sogni_r='value' ;;
         'sogni chat|--developer') _sogni_r='value' ;;
         'sogni chat|--frequency-penalty') _sogni_r='value' ;;
@@ -94,6 +98,7 @@ _sogni_option_kind() {
         'sogni chat|-m'|'sogni chat|--model') _sogni_r='model' ;;
         'sogni chat|-o'|'sogni chat|--output-dir') _sogni_r='dir' ;;
         'sogni chat|-s'|'sogni chat|--system') _sogni_r='value' ;;
+        'sogni edit|--approve-up-to') _sogni_r='value' ;;
         'sogni edit|--arg') _sogni_r='value' ;;
         'sogni edit|--args') _sogni_r='file' ;;
         'sogni edit|--aspect-ratio') _sogni_r='value' ;;
@@ -126,6 +131,7 @@ _sogni_option_kind() {
         'sogni emulator|--seed') _sogni_r='value' ;;
         'sogni emulator|--step-seconds') _sogni_r='value' ;;
         'sogni emulator|--tool-names') _sogni_r='value' ;;
+        'sogni image|--approve-up-to') _sogni_r='value' ;;
         'sogni image|--arg') _sogni_r='value' ;;
         'sogni image|--args') _sogni_r='file' ;;
         'sogni image|--aspect-ratio') _sogni_r='value' ;;
@@ -147,6 +153,7 @@ _sogni_option_kind() {
         'sogni image|--width') _sogni_r='value' ;;
         'sogni image|-n'|'sogni image|--count') _sogni_r='value' ;;
         'sogni image|-o'|'sogni image|--output-dir') _sogni_r='dir' ;;
+        'sogni music|--approve-up-to') _sogni_r='value' ;;
         'sogni music|--arg') _sogni_r='value' ;;
         'sogni music|--args') _sogni_r='file' ;;
         'sogni music|--billing-mode') _sogni_r='value' ;;
@@ -168,6 +175,8 @@ _sogni_option_kind() {
         'sogni music|-o'|'sogni music|--output-dir') _sogni_r='dir' ;;
         'sogni recipe plan|--set') _sogni_r='value' ;;
         'sogni recipe plan|--shard') _sogni_r='value' ;;
+        'sogni recipe run|--approve-up-to') _sogni_r='value' ;;
+        'sogni recipe run|--budget') _sogni_r='value' ;;
         'sogni recipe run|--concurrency'|'sogni recipe run|-j') _sogni_r='value' ;;
         'sogni recipe run|--on-exists') _sogni_r='choice:suffix overwrite skip error' ;;
         'sogni recipe run|--retry') _sogni_r='value' ;;
@@ -175,6 +184,7 @@ _sogni_option_kind() {
         'sogni recipe run|--shard') _sogni_r='value' ;;
         'sogni recipe run|-o'|'sogni recipe run|--output-dir') _sogni_r='dir' ;;
         'sogni recipe validate|--set') _sogni_r='value' ;;
+        'sogni speech|--approve-up-to') _sogni_r='value' ;;
         'sogni speech|--arg') _sogni_r='value' ;;
         'sogni speech|--args') _sogni_r='file' ;;
         'sogni speech|--billing-mode') _sogni_r='value' ;;
@@ -194,6 +204,7 @@ _sogni_option_kind() {
         'sogni speech|-n'|'sogni speech|--count') _sogni_r='value' ;;
         'sogni speech|-o'|'sogni speech|--output-dir') _sogni_r='dir' ;;
         'sogni tools list|--family') _sogni_r='value' ;;
+        'sogni tools run|--approve-up-to') _sogni_r='value' ;;
         'sogni tools run|--arg') _sogni_r='value' ;;
         'sogni tools run|--args') _sogni_r='file' ;;
         'sogni tools run|--audio') _sogni_r='file' ;;
@@ -211,6 +222,7 @@ _sogni_option_kind() {
         'sogni tools run|-i'|'sogni tools run|--image') _sogni_r='file' ;;
         'sogni tools run|-n'|'sogni tools run|--count') _sogni_r='value' ;;
         'sogni tools run|-o'|'sogni tools run|--output-dir') _sogni_r='dir' ;;
+        'sogni video|--approve-up-to') _sogni_r='value' ;;
         'sogni video|--arg') _sogni_r='value' ;;
         'sogni video|--args') _sogni_r='file' ;;
         'sogni video|--aspect-ratio') _sogni_r='value' ;;
@@ -235,6 +247,7 @@ _sogni_option_kind() {
         'sogni video|-i'|'sogni video|--image') _sogni_r='file' ;;
         'sogni video|-n'|'sogni video|--count') _sogni_r='value' ;;
         'sogni video|-o'|'sogni video|--output-dir') _sogni_r='dir' ;;
+        'sogni workflow approve|--up-to') _sogni_r='value' ;;
         'sogni workflow download|--manifest') _sogni_r='file' ;;
         'sogni workflow download|--max-download-size') _sogni_r='value' ;;
         'sogni workflow download|--name') _sogni_r='value' ;;
@@ -252,9 +265,9 @@ _sogni_arg_kind() {
     local kinds=() variadic=0
     case "$1" in
         'sogni completion') kinds=('choice:bash zsh fish powershell'); variadic=0 ;;
-        'sogni config get') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
-        'sogni config set') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
-        'sogni config unset') kinds=('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config get') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
+        'sogni config set') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'); variadic=0 ;;
+        'sogni config unset') kinds=('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); variadic=0 ;;
         'sogni recipe plan') kinds=('file'); variadic=0 ;;
         'sogni recipe report') kinds=('file'); variadic=1 ;;
         'sogni recipe run') kinds=('file'); variadic=0 ;;

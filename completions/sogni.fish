@@ -7,10 +7,12 @@
 function __sogni_subcommands
     switch "$argv[1]"
         case 'sogni'
-            printf '%s\n' 'auth'\t'Store, show and remove the API key.' \
+            printf '%s\n' 'account'\t'Balances, subscription, usage this cycle, fair-use state and limits.' \
+                'auth'\t'Store, show and remove the API key.' \
                 'chat'\t'One chat completion, streamed to stdout (vision, tools, hosted media).' \
                 'completion'\t'Print a shell completion script (bash, zsh, fish, powershell).' \
                 'config'\t'Show and change settings in config.yaml.' \
+                'doctor'\t'Check the installation, settings, key and API connection.' \
                 'edit'\t'Edit or combine reference images.' \
                 'emulator'\t'Serve the local stand-in for the API in the foreground.' \
                 'image'\t'Generate images with exact parameters.' \
@@ -24,7 +26,7 @@ function __sogni_subcommands
         case 'sogni auth'
             printf '%s\n' 'login'\t'Read the API key from standard input and store it in the credentials...' \
                 'logout'\t'Remove the stored API key of the current profile.' \
-                'status'\t'Show where the API key comes from, masked.'
+                'status'\t'Show where the API key comes from, masked (--check: verify it...'
         case 'sogni config'
             printf '%s\n' 'get'\t'Print one setting of the current profile.' \
                 'list'\t'List the effective settings and where each comes from.' \
@@ -42,7 +44,8 @@ function __sogni_subcommands
                 'run'\t'Run any tool with exact arguments (--arg KEY=VALUE, --args...' \
                 'show'\t'Show a tool\'s parameters: name, type, required, allowed values...'
         case 'sogni workflow'
-            printf '%s\n' 'cancel'\t'Cancel a running workflow.' \
+            printf '%s\n' 'approve'\t'Approve the cost of a workflow that waits for it (its current...' \
+                'cancel'\t'Cancel a running workflow.' \
                 'download'\t'Fetch the artifacts of a finished workflow (fresh URLs; .part files...' \
                 'events'\t'Replay a workflow\'s event log (--follow streams new events).' \
                 'list'\t'List workflows (a table on a terminal, ids one per line when piped).' \
@@ -69,6 +72,11 @@ function __sogni_options
                 '-h'\t'Show this message and exit.' \
                 '-q'\t'No progress; warnings and errors only.' \
                 '-v'\t'Log requests and responses to stderr (secrets redacted).'
+        case 'sogni account'
+            printf '%s\n' '--dry-run'\t'Print the first request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON document.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni auth'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
@@ -79,10 +87,13 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni auth status'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--check'\t'Ask the API whether it accepts the key (exit 3 when refused) and...' \
+                '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni chat'
-            printf '%s\n' '--billing-mode'\t'auto | subscription | tokens.' \
+            printf '%s\n' '--approve-tools'\t'Ask before each local command (needs a terminal).' \
+                '--approve-up-to'\t'Approve a cost a hosted workflow waits for when its preview is at...' \
+                '--billing-mode'\t'auto | subscription | tokens.' \
                 '--developer'\t'Developer message (implies the coding profile server-side).' \
                 '--dry-run'\t'Print the request instead of sending it.' \
                 '--frequency-penalty' \
@@ -98,8 +109,9 @@ function __sogni_options
                 '--model'\t'Model id (see \'sogni models\').' \
                 '--name'\t'File name template for saved media.' \
                 '--no-download'\t'List media URLs on stderr instead of saving.' \
-                '--no-exec'\t'Return tool calls instead of running hosted tools.' \
+                '--no-exec'\t'Return tool calls instead of running them (hosted or local).' \
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
+                '--no-stdin'\t'Never read standard input.' \
                 '--no-stream'\t'Stream the reply as it is written.' \
                 '--no-think'\t'Ask for (or turn off) reasoning.' \
                 '--on-exists'\t'suffix | overwrite | skip | error.' \
@@ -108,8 +120,9 @@ function __sogni_options
                 '--repetition-penalty' \
                 '--response-format'\t'json, text, or a JSON Schema FILE.' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
-                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON).' \
+                '--save-messages'\t'Write the conversation, with the reply, to FILE (JSON); also when...' \
                 '--show-thinking'\t'Show reasoning on stderr.' \
+                '--stdin'\t'Read standard input and put it before the prompt.' \
                 '--stop'\t'Stop sequence (repeatable).' \
                 '--stream'\t'Stream the reply as it is written.' \
                 '--system'\t'System message.' \
@@ -148,8 +161,14 @@ function __sogni_options
         case 'sogni config unset'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
+        case 'sogni doctor'
+            printf '%s\n' '--emulator'\t'Also run the network checks against a local emulator, for comparison.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'One JSON document.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni edit'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
@@ -158,6 +177,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'png, jpg or webp (outputFormat).' \
                 '--height'\t'Height in pixels.' \
                 '--help'\t'Show this message and exit.' \
@@ -203,6 +223,7 @@ function __sogni_options
                 '-q'\t'Do not log requests on stderr.'
         case 'sogni image'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'For example 16:9 (aspectRatio).' \
@@ -211,6 +232,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'png, jpg or webp (outputFormat).' \
                 '--guidance'\t'How strongly to follow the prompt.' \
                 '--height'\t'Height in pixels.' \
@@ -243,6 +265,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni music'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
@@ -252,6 +275,7 @@ function __sogni_options
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
                 '--duration'\t'Seconds.' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document at the end.' \
                 '--jsonl'\t'Print JSON events as they happen.' \
@@ -278,7 +302,8 @@ function __sogni_options
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe plan'
-            printf '%s\n' '--help'\t'Show this message and exit.' \
+            printf '%s\n' '--estimate'\t'Ask the API for each job\'s cost preview (needs the key; starts nothing).' \
+                '--help'\t'Show this message and exit.' \
                 '--json'\t'One JSON document for machines.' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
                 '--shard'\t'Show only shard K of N.' \
@@ -290,7 +315,9 @@ function __sogni_options
                 '--markdown'\t'A Markdown summary (as written to $GITHUB_STEP_SUMMARY).' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe run'
-            printf '%s\n' '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
+            printf '%s\n' '--approve-up-to'\t'Approve a cost a workflow waits for when its preview is at most UNITS.' \
+                '--budget'\t'Cap the whole run (this output folder and shard, earlier runs...' \
+                '--concurrency'\t'Jobs running at once [profile concurrency; default 4].' \
                 '--continue-on-error'\t'Keep going after a job fails (its dependants are skipped).' \
                 '--dry-run'\t'Print the requests instead of sending them (like \'plan\').' \
                 '--force'\t'Run every job again, even those already done.' \
@@ -315,6 +342,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni speech'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--billing-mode'\t'Pay from auto, subscription or tokens (billing_mode).' \
@@ -322,6 +350,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'wav, mp3 or flac (outputFormat).' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'Print one JSON document at the end.' \
@@ -355,6 +384,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni tools run'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--audio'\t'Audio file to upload (repeatable).' \
@@ -363,6 +393,7 @@ function __sogni_options
                 '--count'\t'Number of variations (one request, numberOfVariations).' \
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--help'\t'Show this message and exit.' \
                 '--image'\t'Image file to upload (repeatable).' \
                 '--json'\t'Print one JSON document at the end.' \
@@ -391,6 +422,7 @@ function __sogni_options
                 '-h'\t'Show this message and exit.'
         case 'sogni video'
             printf '%s\n' '--agent'\t'Let the chat model make the tool call (/v1/chat/completions, tool...' \
+                '--approve-up-to'\t'Approve a cost the workflow waits for when its preview is at most UNITS.' \
                 '--arg'\t'Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.' \
                 '--args'\t'Tool arguments as a JSON object, or @FILE.' \
                 '--aspect-ratio'\t'aspectRatio.' \
@@ -401,6 +433,7 @@ function __sogni_options
                 '--detach'\t'Print the workflow id and exit once it is created.' \
                 '--dry-run'\t'Print the request instead of sending it (no key needed).' \
                 '--duration'\t'Seconds.' \
+                '--estimate'\t'Print the API\'s cost preview for this exact request; start nothing.' \
                 '--format'\t'mp4 or mov (outputFormat).' \
                 '--height'\t'Height in pixels.' \
                 '--help'\t'Show this message and exit.' \
@@ -432,6 +465,12 @@ function __sogni_options
                 '-o'\t'Folder for the saved files [profile output_dir; default .].'
         case 'sogni workflow'
             printf '%s\n' '--help'\t'Show this message and exit.' \
+                '-h'\t'Show this message and exit.'
+        case 'sogni workflow approve'
+            printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
+                '--help'\t'Show this message and exit.' \
+                '--json'\t'Print the workflow record after the approval.' \
+                '--up-to'\t'Approve only when the current preview is at most UNITS.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni workflow cancel'
             printf '%s\n' '--dry-run'\t'Print the request instead of sending it.' \
@@ -490,6 +529,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni|--timeout'
             echo 'value'
+        case 'sogni chat|--approve-up-to'
+            echo 'value'
         case 'sogni chat|--billing-mode'
             echo 'value'
         case 'sogni chat|--developer'
@@ -543,6 +584,8 @@ function __sogni_option_kind
         case 'sogni chat|-o' 'sogni chat|--output-dir'
             echo 'dir'
         case 'sogni chat|-s' 'sogni chat|--system'
+            echo 'value'
+        case 'sogni edit|--approve-up-to'
             echo 'value'
         case 'sogni edit|--arg'
             echo 'value'
@@ -608,6 +651,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni emulator|--tool-names'
             echo 'value'
+        case 'sogni image|--approve-up-to'
+            echo 'value'
         case 'sogni image|--arg'
             echo 'value'
         case 'sogni image|--args'
@@ -650,6 +695,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni image|-o' 'sogni image|--output-dir'
             echo 'dir'
+        case 'sogni music|--approve-up-to'
+            echo 'value'
         case 'sogni music|--arg'
             echo 'value'
         case 'sogni music|--args'
@@ -692,6 +739,10 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni recipe plan|--shard'
             echo 'value'
+        case 'sogni recipe run|--approve-up-to'
+            echo 'value'
+        case 'sogni recipe run|--budget'
+            echo 'value'
         case 'sogni recipe run|--concurrency' 'sogni recipe run|-j'
             echo 'value'
         case 'sogni recipe run|--on-exists'
@@ -705,6 +756,8 @@ function __sogni_option_kind
         case 'sogni recipe run|-o' 'sogni recipe run|--output-dir'
             echo 'dir'
         case 'sogni recipe validate|--set'
+            echo 'value'
+        case 'sogni speech|--approve-up-to'
             echo 'value'
         case 'sogni speech|--arg'
             echo 'value'
@@ -744,6 +797,8 @@ function __sogni_option_kind
             echo 'dir'
         case 'sogni tools list|--family'
             echo 'value'
+        case 'sogni tools run|--approve-up-to'
+            echo 'value'
         case 'sogni tools run|--arg'
             echo 'value'
         case 'sogni tools run|--args'
@@ -778,6 +833,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni tools run|-o' 'sogni tools run|--output-dir'
             echo 'dir'
+        case 'sogni video|--approve-up-to'
+            echo 'value'
         case 'sogni video|--arg'
             echo 'value'
         case 'sogni video|--args'
@@ -826,6 +883,8 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni video|-o' 'sogni video|--output-dir'
             echo 'dir'
+        case 'sogni workflow approve|--up-to'
+            echo 'value'
         case 'sogni workflow download|--manifest'
             echo 'file'
         case 'sogni workflow download|--max-download-size'
@@ -854,13 +913,13 @@ function __sogni_arg_kind
             set kinds 'choice:bash zsh fish powershell'
             set variadic 0
         case 'sogni config get'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni config set'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type' 'value'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type' 'value'
             set variadic 0
         case 'sogni config unset'
-            set kinds 'choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'
+            set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
             set variadic 0
         case 'sogni recipe plan'
             set kinds 'file'

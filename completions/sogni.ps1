@@ -11,10 +11,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
     function SogniSubcommands([string]$node) {
         switch -Exact -CaseSensitive ($node) {
             'sogni' { return @(
+                'account Balances, subscription, usage this cycle, fair-use state and limits.',
                 'auth Store, show and remove the API key.',
                 'chat One chat completion, streamed to stdout (vision, tools, hosted media).',
                 'completion Print a shell completion script (bash, zsh, fish, powershell).',
                 'config Show and change settings in config.yaml.',
+                'doctor Check the installation, settings, key and API connection.',
                 'edit Edit or combine reference images.',
                 'emulator Serve the local stand-in for the API in the foreground.',
                 'image Generate images with exact parameters.',
@@ -28,7 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni auth' { return @(
                 'login Read the API key from standard input and store it in the credentials...',
                 'logout Remove the stored API key of the current profile.',
-                'status Show where the API key comes from, masked.') }
+                'status Show where the API key comes from, masked (--check: verify it...') }
             'sogni config' { return @(
                 'get Print one setting of the current profile.',
                 'list List the effective settings and where each comes from.',
@@ -46,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'run Run any tool with exact arguments (--arg KEY=VALUE, --args...',
                 'show Show a tool''s parameters: name, type, required, allowed values...') }
             'sogni workflow' { return @(
+                'approve Approve the cost of a workflow that waits for it (its current...',
                 'cancel Cancel a running workflow.',
                 'download Fetch the artifacts of a finished workflow (fresh URLs; .part files...',
                 'events Replay a workflow''s event log (--follow streams new events).',
@@ -74,6 +77,11 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.',
                 '-q No progress; warnings and errors only.',
                 '-v Log requests and responses to stderr (secrets redacted).') }
+            'sogni account' { return @(
+                '--dry-run Print the first request instead of sending it.',
+                '--help Show this message and exit.',
+                '--json One JSON document.',
+                '-h Show this message and exit.') }
             'sogni auth' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
@@ -84,9 +92,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni auth status' { return @(
+                '--check Ask the API whether it accepts the key (exit 3 when refused) and...',
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni chat' { return @(
+                '--approve-tools Ask before each local command (needs a terminal).',
+                '--approve-up-to Approve a cost a hosted workflow waits for when its preview is at...',
                 '--billing-mode auto | subscription | tokens.',
                 '--developer Developer message (implies the coding profile server-side).',
                 '--dry-run Print the request instead of sending it.',
@@ -103,8 +114,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--model Model id (see ''sogni models'').',
                 '--name File name template for saved media.',
                 '--no-download List media URLs on stderr instead of saving.',
-                '--no-exec Return tool calls instead of running hosted tools.',
+                '--no-exec Return tool calls instead of running them (hosted or local).',
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
+                '--no-stdin Never read standard input.',
                 '--no-stream Stream the reply as it is written.',
                 '--no-think Ask for (or turn off) reasoning.',
                 '--on-exists suffix | overwrite | skip | error.',
@@ -113,8 +125,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--repetition-penalty --repetition-penalty',
                 '--response-format json, text, or a JSON Schema FILE.',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
-                '--save-messages Write the conversation, with the reply, to FILE (JSON).',
+                '--save-messages Write the conversation, with the reply, to FILE (JSON); also when...',
                 '--show-thinking Show reasoning on stderr.',
+                '--stdin Read standard input and put it before the prompt.',
                 '--stop Stop sequence (repeatable).',
                 '--stream Stream the reply as it is written.',
                 '--system System message.',
@@ -153,8 +166,14 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni config unset' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
+            'sogni doctor' { return @(
+                '--emulator Also run the network checks against a local emulator, for comparison.',
+                '--help Show this message and exit.',
+                '--json One JSON document.',
+                '-h Show this message and exit.') }
             'sogni edit' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
@@ -163,6 +182,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format png, jpg or webp (outputFormat).',
                 '--height Height in pixels.',
                 '--help Show this message and exit.',
@@ -208,6 +228,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-q Do not log requests on stderr.') }
             'sogni image' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio For example 16:9 (aspectRatio).',
@@ -216,6 +237,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format png, jpg or webp (outputFormat).',
                 '--guidance How strongly to follow the prompt.',
                 '--height Height in pixels.',
@@ -248,6 +270,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni music' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
@@ -257,6 +280,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
                 '--duration Seconds.',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--help Show this message and exit.',
                 '--json Print one JSON document at the end.',
                 '--jsonl Print JSON events as they happen.',
@@ -283,6 +307,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
             'sogni recipe plan' { return @(
+                '--estimate Ask the API for each job''s cost preview (needs the key; starts nothing).',
                 '--help Show this message and exit.',
                 '--json One JSON document for machines.',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
@@ -295,6 +320,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--markdown A Markdown summary (as written to $GITHUB_STEP_SUMMARY).',
                 '-h Show this message and exit.') }
             'sogni recipe run' { return @(
+                '--approve-up-to Approve a cost a workflow waits for when its preview is at most UNITS.',
+                '--budget Cap the whole run (this output folder and shard, earlier runs...',
                 '--concurrency Jobs running at once [profile concurrency; default 4].',
                 '--continue-on-error Keep going after a job fails (its dependants are skipped).',
                 '--dry-run Print the requests instead of sending them (like ''plan'').',
@@ -320,6 +347,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni speech' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--billing-mode Pay from auto, subscription or tokens (billing_mode).',
@@ -327,6 +355,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format wav, mp3 or flac (outputFormat).',
                 '--help Show this message and exit.',
                 '--json Print one JSON document at the end.',
@@ -360,6 +389,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni tools run' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--audio Audio file to upload (repeatable).',
@@ -368,6 +398,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--count Number of variations (one request, numberOfVariations).',
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--help Show this message and exit.',
                 '--image Image file to upload (repeatable).',
                 '--json Print one JSON document at the end.',
@@ -396,6 +427,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-h Show this message and exit.') }
             'sogni video' { return @(
                 '--agent Let the chat model make the tool call (/v1/chat/completions, tool...',
+                '--approve-up-to Approve a cost the workflow waits for when its preview is at most UNITS.',
                 '--arg Any other tool argument, KEY=VALUE (JSON values allowed); repeatable.',
                 '--args Tool arguments as a JSON object, or @FILE.',
                 '--aspect-ratio aspectRatio.',
@@ -406,6 +438,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--detach Print the workflow id and exit once it is created.',
                 '--dry-run Print the request instead of sending it (no key needed).',
                 '--duration Seconds.',
+                '--estimate Print the API''s cost preview for this exact request; start nothing.',
                 '--format mp4 or mov (outputFormat).',
                 '--height Height in pixels.',
                 '--help Show this message and exit.',
@@ -437,6 +470,12 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '-o Folder for the saved files [profile output_dir; default .].') }
             'sogni workflow' { return @(
                 '--help Show this message and exit.',
+                '-h Show this message and exit.') }
+            'sogni workflow approve' { return @(
+                '--dry-run Print the request instead of sending it.',
+                '--help Show this message and exit.',
+                '--json Print the workflow record after the approval.',
+                '--up-to Approve only when the current preview is at most UNITS.',
                 '-h Show this message and exit.') }
             'sogni workflow cancel' { return @(
                 '--dry-run Print the request instead of sending it.',
@@ -491,6 +530,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni|--max-retries' { return 'value' }
             'sogni|--profile' { return 'value' }
             'sogni|--timeout' { return 'value' }
+            'sogni chat|--approve-up-to' { return 'value' }
             'sogni chat|--billing-mode' { return 'value' }
             'sogni chat|--developer' { return 'value' }
             'sogni chat|--frequency-penalty' { return 'value' }
@@ -522,6 +562,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni chat|--output-dir' { return 'dir' }
             'sogni chat|-s' { return 'value' }
             'sogni chat|--system' { return 'value' }
+            'sogni edit|--approve-up-to' { return 'value' }
             'sogni edit|--arg' { return 'value' }
             'sogni edit|--args' { return 'file' }
             'sogni edit|--aspect-ratio' { return 'value' }
@@ -557,6 +598,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni emulator|--seed' { return 'value' }
             'sogni emulator|--step-seconds' { return 'value' }
             'sogni emulator|--tool-names' { return 'value' }
+            'sogni image|--approve-up-to' { return 'value' }
             'sogni image|--arg' { return 'value' }
             'sogni image|--args' { return 'file' }
             'sogni image|--aspect-ratio' { return 'value' }
@@ -580,6 +622,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni image|--count' { return 'value' }
             'sogni image|-o' { return 'dir' }
             'sogni image|--output-dir' { return 'dir' }
+            'sogni music|--approve-up-to' { return 'value' }
             'sogni music|--arg' { return 'value' }
             'sogni music|--args' { return 'file' }
             'sogni music|--billing-mode' { return 'value' }
@@ -603,6 +646,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni music|--output-dir' { return 'dir' }
             'sogni recipe plan|--set' { return 'value' }
             'sogni recipe plan|--shard' { return 'value' }
+            'sogni recipe run|--approve-up-to' { return 'value' }
+            'sogni recipe run|--budget' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
             'sogni recipe run|-j' { return 'value' }
             'sogni recipe run|--on-exists' { return 'choice:suffix overwrite skip error' }
@@ -612,6 +657,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe run|-o' { return 'dir' }
             'sogni recipe run|--output-dir' { return 'dir' }
             'sogni recipe validate|--set' { return 'value' }
+            'sogni speech|--approve-up-to' { return 'value' }
             'sogni speech|--arg' { return 'value' }
             'sogni speech|--args' { return 'file' }
             'sogni speech|--billing-mode' { return 'value' }
@@ -633,6 +679,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni speech|-o' { return 'dir' }
             'sogni speech|--output-dir' { return 'dir' }
             'sogni tools list|--family' { return 'value' }
+            'sogni tools run|--approve-up-to' { return 'value' }
             'sogni tools run|--arg' { return 'value' }
             'sogni tools run|--args' { return 'file' }
             'sogni tools run|--audio' { return 'file' }
@@ -653,6 +700,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni tools run|--count' { return 'value' }
             'sogni tools run|-o' { return 'dir' }
             'sogni tools run|--output-dir' { return 'dir' }
+            'sogni video|--approve-up-to' { return 'value' }
             'sogni video|--arg' { return 'value' }
             'sogni video|--args' { return 'file' }
             'sogni video|--aspect-ratio' { return 'value' }
@@ -680,6 +728,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni video|--count' { return 'value' }
             'sogni video|-o' { return 'dir' }
             'sogni video|--output-dir' { return 'dir' }
+            'sogni workflow approve|--up-to' { return 'value' }
             'sogni workflow download|--manifest' { return 'file' }
             'sogni workflow download|--max-download-size' { return 'value' }
             'sogni workflow download|--name' { return 'value' }
@@ -699,9 +748,9 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
         $variadic = $false
         switch -Exact -CaseSensitive ($node) {
             'sogni completion' { $kinds = @('choice:bash zsh fish powershell'); $variadic = $false }
-            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
-            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
-            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
+            'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }
             'sogni recipe run' { $kinds = @('file'); $variadic = $false }

@@ -27,8 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "workflow": ("sogni_cli.commands.workflow", "Follow, replay, cancel and re-download durable workflows."),
     "recipe": ("sogni_cli.commands.recipe", "Batch YAML recipes: validate, plan, run, report."),
     "models": ("sogni_cli.commands.models", "List the available chat models."),
+    "account": ("sogni_cli.commands.account", "Balances, subscription, usage this cycle, fair-use state and limits."),
     "auth": ("sogni_cli.commands.auth", "Store, show and remove the API key."),
     "config": ("sogni_cli.commands.config_cmd", "Show and change settings in config.yaml."),
+    "doctor": ("sogni_cli.commands.doctor", "Check the installation, settings, key and API connection."),
     "emulator": ("sogni_cli.commands.emulator", "Serve the local stand-in for the API in the foreground."),
     "completion": ("sogni_cli.commands.completion", "Print a shell completion script (bash, zsh, fish, powershell)."),
 }
@@ -36,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EPILOG = """\b
 Examples:
   sogni chat "Write a haiku about rain"
-  cat notes.md | sogni chat "Summarise this" --no-stream
+  cat notes.md | sogni chat --stdin "Summarise this" --no-stream
   sogni chat -i photo.jpg "What is in this picture?"
   sogni image "a lighthouse at dusk" --width 1024 --height 768 -n 2 -o out/
   sogni --emulator image "a lighthouse at dusk" -o out/     (offline, no key)
@@ -46,6 +48,29 @@ Examples:
 Exit codes: 0 ok, 2 usage, 3 auth, 4 rejected, 5 unavailable, 6 timeout,
 7 generation failed, 8 incomplete, 9 billing, 130 interrupted.
 """
+
+
+# Global options that may also be written after the command; those that take a value.
+GLOBAL_VALUE_OPTIONS = frozenset({"--api-key", "--base-url", "--profile", "--timeout", "--max-retries"})
+GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose", "--no-color", "--emulator", "--dry-run"})
+
+
+def _option_names(cmd: Any) -> dict[str, bool]:
+    """Every option name of a command and its subcommands -> whether it takes a value."""
+    names: dict[str, bool] = {}
+    stack = [cmd] if cmd is not None else []
+    while stack:
+        c = stack.pop()
+        for p in getattr(c, "params", []):
+            if getattr(p, "param_type_name", "") != "option":
+                continue
+            takes = not (getattr(p, "is_flag", False) or getattr(p, "count", False))
+            for n in list(p.opts) + list(getattr(p, "secondary_opts", [])):
+                names[n] = takes
+        stack.extend(getattr(c, "commands", {}).values())
+    names.setdefault("--help", False)
+    names.setdefault("-h", False)
+    return names
 
 
 class StdoutClosed(Exception):
@@ -85,6 +110,47 @@ class LazyGroup(TyperGroup):
         rows = [(name, help_) for name, (_, help_) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> Any:
+        return super().parse_args(ctx, self._hoist_globals(ctx, list(args)))
+
+    def _hoist_globals(self, ctx: Any, args: list[str]) -> list[str]:
+        """Global options written after the command (``sogni chat --timeout 5 hi``) are moved before it, unless the
+        command has an option of that name itself; nothing after ``--`` is touched."""
+        i = 0
+        while i < len(args):
+            tok = args[i]
+            if tok == "--" or not tok.startswith("-"):
+                break
+            i += 2 if tok in GLOBAL_VALUE_OPTIONS else 1
+        if i >= len(args) or args[i] == "--" or args[i] not in COMMANDS:
+            return args
+        own = _option_names(self.get_command(ctx, args[i]))
+        hoisted: list[str] = []
+        kept: list[str] = []
+        j = i + 1
+        while j < len(args):
+            tok = args[j]
+            if tok == "--":
+                kept.extend(args[j:])
+                break
+            name = tok.split("=", 1)[0] if tok.startswith("--") else tok
+            if name in own:
+                kept.append(tok)
+                if own[name] and "=" not in tok and j + 1 < len(args):
+                    kept.append(args[j + 1])
+                    j += 1
+            elif name in GLOBAL_VALUE_OPTIONS:
+                hoisted.append(tok)
+                if "=" not in tok and j + 1 < len(args):
+                    hoisted.append(args[j + 1])
+                    j += 1
+            elif name in GLOBAL_FLAGS:
+                hoisted.append(tok)
+            else:
+                kept.append(tok)
+            j += 1
+        return args[:i] + hoisted + [args[i]] + kept
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else None

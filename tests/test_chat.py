@@ -38,7 +38,8 @@ def test_streams_text_and_sends_only_what_was_set(cli, env_key, httpx_mock):
     assert res.exit_code == 0, res.stderr
     assert res.stdout == "Hello\n"
     req = httpx_mock.get_requests()[0]
-    assert json.loads(req.content) == {"messages": [{"role": "user", "content": "Say hello"}], "stream": True}
+    assert json.loads(req.content) == {"messages": [{"role": "user", "content": "Say hello"}], "stream": True,
+                                       "stream_options": {"include_usage": True}}
     assert req.headers["authorization"] == f"Bearer {CANARY_KEY}"
     assert req.headers["api-key"] == CANARY_KEY
     assert req.headers["user-agent"].startswith("sogni-cli/")
@@ -58,7 +59,7 @@ def test_each_sampling_flag_maps_to_its_field(cli, env_key, httpx_mock):
         "model": "qwen-x",
         "messages": [{"role": "system", "content": "be brief"}, {"role": "developer", "content": "dev note"},
                      {"role": "user", "content": "hi"}],
-        "stream": True, "max_tokens": 64, "temperature": 0.2, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
+        "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 64, "temperature": 0.2, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
         "repetition_penalty": 1.1, "frequency_penalty": 0.5, "presence_penalty": -0.5, "stop": ["END", "STOP"],
         "task_profile": "coding", "chat_template_kwargs": {"budget": 128, "enable_thinking": True},
         "token_type": "spark", "response_format": {"type": "json_object"}, "sogni_tools": False,
@@ -89,9 +90,9 @@ def test_no_think_and_profile_model(cli, env_key, httpx_mock, monkeypatch, tmp_p
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
 
 
-def test_piped_stdin_is_prepended(cli, env_key, httpx_mock):
+def test_piped_stdin_is_prepended_with_stdin_flag(cli, env_key, httpx_mock):
     stream_response(httpx_mock, [chunk("ok", finish="stop")])
-    res = cli("chat", "Summarise", input="line one\nline two\n")
+    res = cli("chat", "--stdin", "Summarise", input="line one\nline two\n")
     assert res.exit_code == 0
     assert sent_body(httpx_mock)["messages"] == [{"role": "user", "content": "line one\nline two\n\nSummarise"}]
 
@@ -233,8 +234,8 @@ def test_function_loop_stops_at_max_rounds(cli, env_key, httpx_mock, tmp_path):
     for _ in range(3):
         stream_response(httpx_mock, call)
     res = cli("chat", "go", "--function", str(fn), "--max-rounds", "2")
-    assert res.exit_code == 4
-    assert "2 rounds" in res.stderr
+    assert res.exit_code == 8
+    assert "2 rounds" in res.stderr and "Hint: Raise --max-rounds" in res.stderr
     assert len(httpx_mock.get_requests()) == 3
 
 
@@ -560,7 +561,8 @@ def test_hosted_media_followed_deduplicated_and_saved(cli, env_key, httpx_mock, 
 
 def test_hosted_media_failed_download_is_exit_8(cli, env_key, httpx_mock, tmp_path, sleeps):
     media_url = "https://cdn.sogni.test/x.png"
-    httpx_mock.add_response(url=CHAT_URL, method="POST", json=completion(f"See {media_url}"))
+    httpx_mock.add_response(url=CHAT_URL, method="POST", json=completion(
+        f"See {media_url}", sogni_tool_results=[{"tool": "generate_image", "urls": [media_url]}]))
     httpx_mock.add_response(url=media_url, status_code=500, is_reusable=True)
     res = cli("chat", "x", "--no-stream", "-o", str(tmp_path / "o"))
     assert res.exit_code == 8
@@ -583,7 +585,7 @@ def _hosted(httpx_mock, records: dict, text="Done."):
 
 
 @pytest.mark.parametrize("rec,code", [
-    ({"status": "waiting_for_user", "waitingReason": "cost_approval_required"}, 4),
+    ({"status": "waiting_for_user", "waitingReason": "cost_approval_required"}, 9),
     ({"status": "waiting_for_user", "waitingReason": "insufficient_credit"}, 9),
     ({"status": "completed", "artifacts": []}, 7),
     ({"status": "failed", "error": {"message": "gpu fell over"}}, 7),

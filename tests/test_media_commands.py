@@ -481,14 +481,16 @@ def test_failed_and_cancelled_exit_7_with_reason(cli, httpx_mock, env_key, tmp_c
     assert api.media_hits == []
 
 
-def test_waiting_for_cost_approval_exit_4_with_preview(cli, httpx_mock, env_key, tmp_cwd):
+def test_waiting_for_cost_approval_not_on_a_terminal_exit_9_with_the_approve_command(cli, httpx_mock, env_key,
+                                                                                      tmp_cwd):
     api = FakeAPI(httpx_mock, final="waiting_for_user")
     api.final_record = {"waitingReason": "cost_approval_required", "message": "needs approval",
                         "billingPreview": {"totalEstimatedCapacityUnits": 12}}
     res = cli("image", "x")
-    assert res.exit_code == 4
-    assert "cost_approval_required" in res.stderr and "12 capacity units" in res.stderr
-    assert "--confirm-cost" in res.stderr
+    assert res.exit_code == 9
+    assert "Workflow wf_t1 is waiting for cost approval: 12 capacity units" in res.stderr
+    assert "`sogni workflow approve wf_t1 --up-to 12`" in res.stderr
+    assert not api.requests(httpx_mock, "POST", f"{WF}/wf_t1/confirm-cost")
 
 
 def test_waiting_for_credit_exit_9(cli, httpx_mock, env_key, tmp_cwd):
@@ -556,7 +558,8 @@ def test_json_document(cli, api, tmp_cwd):
                    "arguments": {"prompt": "x", "width": 64},
                    "artifacts": [{"path": "x-1.png", "url": api.artifacts[0]["url"],
                                   "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                                  "content_type": "image/png"}]}
+                                  "content_type": "image/png"}],
+                   "cost": None}  # the scripted API reports no cost
 
 
 def test_jsonl_events_then_done(cli, api):

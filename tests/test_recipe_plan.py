@@ -118,7 +118,7 @@ def test_plan_json_graph_requests_and_placeholders(cli, tmp_cwd):
     chat = jobs["script[2]"]["request"]
     assert chat["method"] == "POST" and chat["url"] == "https://api.sogni.ai/v1/chat/completions"
     assert chat["body"] == {"messages": [{"role": "user", "content": "Scene 2 about whales"}], "stream": True,
-                            "sogni_tools": False}
+                            "stream_options": {"include_usage": True}, "sogni_tools": False}
     img = jobs["frame[1]"]["request"]
     assert img["url"] == "https://api.sogni.ai" + WF
     assert img["body"] == {"input": {"steps": [{"toolName": "generate_image", "arguments": {

@@ -62,7 +62,7 @@ def test_chat_reply_becomes_the_image_prompt(cli, tmp_cwd, emu):
     assert len(wf) == 1
     assert reqs.index(next(r for r in reqs if r["path"] == WF and r["method"] == "POST")) > chat_i
     assert reqs[chat_i]["json"] == {"messages": [{"role": "user", "content": "Say hello"}], "stream": True,
-                                    "sogni_tools": False}
+                                    "stream_options": {"include_usage": True}, "sogni_tools": False}
     title = wf[0]["json"]["input"].pop("title")
     assert title.startswith("sogni recipe chain · pic · ")  # `workflow list` finds the job's workflow
     assert wf[0]["json"] == {"input": {"steps": [{"toolName": "generate_image", "arguments": {
@@ -285,7 +285,7 @@ def test_github_step_summary(cli, tmp_cwd, emu, monkeypatch):
     md = summary.read_text()
     assert md.startswith("previous step\n### ✅ sogni recipe `five`\n")
     assert "**5 jobs: 5 succeeded; 5 files;" in md
-    assert "| Job | Kind | Status | Files | Time | Error |" in md
+    assert "| Job | Kind | Status | Files | Time | Cost | Error |" in md
     for i in range(1, 6):
         assert f"| `img[{i}]` | image | succeeded | `img-{i}-1.png` |" in md
 

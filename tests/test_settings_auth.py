@@ -284,7 +284,13 @@ def test_sigterm_exits_143(tmp_path, sig, code):
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)
     accepted = threading.Event()
-    threading.Thread(target=lambda: (listener.accept(), accepted.set()), daemon=True).start()
+    held = []  # the accepted connection stays open (a silent server), so the client is still waiting
+
+    def accept() -> None:
+        held.append(listener.accept())
+        accepted.set()
+
+    threading.Thread(target=accept, daemon=True).start()
     env = _env(tmp_path)
     env["SOGNI_API_KEY"] = CANARY_KEY
     env["SOGNI_BASE_URL"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
@@ -294,6 +300,8 @@ def test_sigterm_exits_143(tmp_path, sig, code):
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=30)
     listener.close()
+    for conn, _addr in held:
+        conn.close()
     assert proc.returncode == code and "Traceback" not in err
 
 

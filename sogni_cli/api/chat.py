@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core.errors import GenerationFailed, MalformedResponse, SogniError, StreamError, TimeoutError_, UsageError
+from ..core.errors import ExitCode, GenerationFailed, SogniError, UsageError
 from ..core.events import Delta, Done, Event, ToolCall, ToolResult
 
 CHAT_PATH = "/v1/chat/completions"
@@ -67,6 +67,8 @@ class Function:
     parameters: dict[str, Any] | None = None
     command: list[str] | None = None
     source: str = ""
+    timeout: float | None = None  # seconds the command may run (default 60; never above --timeout)
+    env: list[str] = field(default_factory=list)  # SOGNI_* variables the command may see
 
     def tool(self) -> dict[str, Any]:
         fn: dict[str, Any] = {"name": self.name}
@@ -113,6 +115,7 @@ class ChatResult:
     text: str = ""
     reasoning: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    hosted_calls: list[ToolCall] = field(default_factory=list)  # hosted tools the API ran (seen in the reply)
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -179,6 +182,10 @@ def initial_messages(req: ChatRequest) -> list[dict[str, Any]]:
     if not msgs:
         raise UsageError("Nothing to send: give a prompt, pipe text on standard input, or use --messages.",
                          hint='sogni chat "Hello"')
+    if not any(isinstance(m, dict) and m.get("role") == "user" for m in msgs):
+        # e.g. `sogni chat "-starts with a dash"` read as `-s "tarts…"`: a system message alone is never sent
+        raise UsageError("Nothing to ask: the conversation has no user message.",
+                         hint='Give a prompt. A prompt that begins with "-" goes after --: sogni chat -- "-x is…"')
     return msgs
 
 
@@ -190,6 +197,8 @@ def build_chat_body(req: ChatRequest, messages: list[dict[str, Any]] | None = No
         body["model"] = req.model
     body["messages"] = messages if messages is not None else initial_messages(req)
     body["stream"] = bool(req.stream)
+    if req.stream:
+        body["stream_options"] = {"include_usage": True}  # token usage in a last chunk, as the non-streamed reply has
     for name in SAMPLING:
         value = getattr(req, name)
         if value is not None:
@@ -345,9 +354,18 @@ def load_functions(path: str) -> list[Function]:
             if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
                 raise UsageError(f"{where}: 'command' must be a non-empty list of strings (an argv list).",
                                  hint='command: ["python3", "tools/weather.py"]')
+        timeout = item.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < 1e7):
+            raise UsageError(f"{where}: 'timeout' must be a number of seconds greater than 0.")
+        env = item.get("env")
+        if env is not None and (not isinstance(env, list) or not all(isinstance(e, str) and e for e in env)):
+            raise UsageError(f"{where}: 'env' must be a list of environment variable names.",
+                             hint="env: [SOGNI_PROFILE]")
         desc = item.get("description")
         out.append(Function(name=name, description=desc if isinstance(desc, str) else None, parameters=params,
-                            command=command, source=path))
+                            command=command, source=path, timeout=float(timeout) if timeout is not None else None,
+                            env=list(env or [])))
     return out
 
 
@@ -374,92 +392,50 @@ def response_format_from(value: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- running
 
 
-def _one_completion(client: Any, body: dict[str, Any], on_event: Callable[[Event], None]) -> dict[str, Any]:
-    """Send one completion; emit events as they come; return the summary dict."""
-    from .chat_stream import ChatStreamParser, parse_completion
+def _hosted_name(name: str) -> bool:
+    """A Sogni tool in either spelling (the brief's ``sogni_generate_image`` or the SDK's ``generate_image``)."""
+    from ..catalog import load
 
-    if not body.get("stream"):
-        data = client.request("POST", CHAT_PATH, json=body, idempotent=True)
-        events, summary = parse_completion(data or {})
-        for ev in events:
-            on_event(ev)
-        summary["raw"] = data
-        return summary
-
-    import httpx
-
-    from .sse import SSEDecoder
-
-    parser = ChatStreamParser()
-    decoder = SSEDecoder()
-    with client.stream("POST", CHAT_PATH, json=body, idempotent=True,
-                       headers={"Accept-Encoding": "identity"}) as resp:
-        try:
-            for raw in resp.iter_raw():
-                for sse in decoder.feed(raw):
-                    for ev in parser.feed_event(sse):
-                        on_event(ev)
-                if parser.done:
-                    break
-        except MalformedResponse as exc:  # e.g. an event over the size limit: write what came before it
-            for sse in getattr(exc, "events", []):
-                if parser.done:
-                    break
-                for ev in parser.feed_event(sse):
-                    on_event(ev)
-            for ev in parser.flush():
-                on_event(ev)
-            raise
-        except httpx.TimeoutException:
-            for ev in parser.flush():
-                on_event(ev)
-            raise TimeoutError_("The stream went silent for longer than the timeout.",
-                                hint="What arrived was written. Raise --timeout to wait longer.") from None
-        except httpx.HTTPError as exc:
-            for ev in parser.flush():
-                on_event(ev)
-            raise StreamError(f"The connection broke during the stream ({exc.__class__.__name__}).",
-                              hint="What arrived was written. Run the command again.") from None
-    try:
-        finals = parser.finish()
-    except StreamError as exc:
-        for ev in getattr(exc, "events", []):
-            on_event(ev)
-        raise
-    for ev in finals:
-        on_event(ev)
-    summary = parser.summary()
-    summary["raw"] = None
-    return summary
+    return load().is_hosted_call(name)
 
 
-def _run_local_function(fn: Function, call: ToolCall, timeout: float | None = None) -> str:
-    import subprocess  # only manual tool loops run local commands: kept off the start-up path of a chat
+def _offered(req: ChatRequest, name: str) -> bool:
+    """Was a function of this name offered to the model: one of ours, or a hosted tool when those are on."""
+    if any(f.name == name for f in req.functions):
+        return True
+    return req.tools != "none" and _hosted_name(name)
 
-    args = call.arguments
-    payload = args if isinstance(args, str) else json.dumps(args)
-    try:
-        # text mode, but output that is not UTF-8 becomes U+FFFD instead of an error after the call was paid
-        proc = subprocess.run(fn.command or [], input=payload, capture_output=True, text=True, encoding="utf-8",
-                              errors="replace", timeout=timeout)
-    except FileNotFoundError:
-        raise UsageError(f"Function {fn.name}: command not found: {fn.command[0] if fn.command else ''}",
-                         hint=f"Check 'command' in {fn.source}.") from None
-    except subprocess.TimeoutExpired:
-        raise TimeoutError_(f"Function {fn.name}: the command did not finish within {timeout:g} s.") from None
-    if proc.returncode != 0:
-        detail = (proc.stderr or "").strip().splitlines()[-1:] or [""]
-        return json.dumps({"error": f"command exited with status {proc.returncode}", "stderr": detail[0][:500]})
-    return proc.stdout
+
+Approver = Callable[[Function, ToolCall], bool]
 
 
 def run_chat(client: Any, req: ChatRequest, *, on_event: Callable[[Event], None] | None = None,
-             command_timeout: float | None = None) -> ChatResult:
-    """Run a chat (with the local function loop) and return its result; events go to ``on_event``."""
+             command_timeout: float | None = None, result: ChatResult | None = None,
+             approve: Approver | None = None, warn: Callable[[str], None] | None = None,
+             idempotency_key: str | None = None) -> ChatResult:
+    """Run a chat (with the local function loop) and return its result; events go to ``on_event``.
+
+    ``result`` (optional) is filled as the run goes, so a caller still has the conversation so far
+    (``result.messages``) when the run fails after some rounds. ``approve`` is asked before each local command
+    (False: the command is not run and the model is told so); ``warn`` gets a line for each failing command.
+    ``--no-exec`` (``req.no_exec``) never runs a local command: its calls end the run like any other.
+    ``idempotency_key`` (decided by the caller before anything is sent, e.g. from a recipe job's identity) is
+    sent with the first round; later rounds send it with ``-rN`` appended, so every round has its own key and
+    a rerun of the same job sends the same keys.
+    """
+    from . import chat_tools
+    from .chat_send import one_completion
+
     emit = on_event or (lambda ev: None)
+    if warn is None:
+        from ..core.term import warn as warn_line
+
+        warn = warn_line
     messages = initial_messages(req)
-    local = {f.name: f for f in req.functions if f.command}
-    result = ChatResult()
+    chat_tools.check_functions(req.functions)
+    local = {} if req.no_exec else {f.name: f for f in req.functions if f.command}
+    result = result if result is not None else ChatResult()
+    result.messages = messages
     tool_rounds = 0
     while True:
         body = build_chat_body(req, messages)
@@ -475,38 +451,60 @@ def run_chat(client: Any, req: ChatRequest, *, on_event: Callable[[Event], None]
             else:
                 emit(ev)
 
-        summary = _one_completion(client, body, relay)
+        round_key = None
+        if idempotency_key:
+            round_key = idempotency_key if not tool_rounds else f"{idempotency_key}-r{tool_rounds}"
+        summary = one_completion(client, body, relay, idempotency_key=round_key)
         result.text += summary.get("content") or ""
         result.reasoning += summary.get("reasoning") or ""
         result.finish_reason = summary.get("finish_reason")
         if summary.get("usage"):
             result.usage = summary["usage"]
         result.extras.update(summary.get("extras") or {})
-        result.completion = summary.get("raw") or _synth_completion(summary)
+        result.completion = _one_model(summary.get("raw"), summary) if summary.get("raw") else _synth_completion(summary)
         calls = summary.get("tool_calls") or []
+        if held and not req.no_exec and req.tools != "none" and result.finish_reason != "tool_calls":
+            # Hosted tool calls the API ran itself (the reply went on after them): shown, not pending.
+            ran = [c for c in held if _hosted_name(c.name) and not any(f.name == c.name for f in req.functions)]
+            for call in ran:
+                emit(call)
+            result.hosted_calls.extend(ran)
+            held = [c for c in held if c not in ran]
+            calls = [c for c in calls if c.get("id") not in {r.id for r in ran}]
         assistant: dict[str, Any] = {"role": "assistant", "content": summary.get("content") or None}
         if calls:
             assistant["tool_calls"] = calls
         if summary.get("content") or calls:
             messages.append(assistant)
-        stray = [c.name for c in held if not _offered(req, c.name)]
-        if stray:
-            for call in held:
-                emit(call)
+        unknown = [c for c in held if not _offered(req, c.name)]
+        if unknown:
+            from ..core.term import shown
+
+            result.pending_calls = held
+            names = ", ".join(shown(c.name) for c in unknown)
             raise GenerationFailed(
-                f"The model called {', '.join(sorted(set(stray)))}, which this request did not offer; nothing "
-                "was run.", hint="Check the function names in your --function files.")
+                f"The model called a function that was not offered ({names}); nothing was run.",
+                hint="Offered: " + (", ".join(f.name for f in req.functions) or "no custom functions")
+                + ("" if req.tools == "none" else " and the hosted tools") + ".")
         if held and all(c.name in local for c in held):
             if tool_rounds >= req.max_rounds:
                 raise SogniError(
                     f"Stopped after {req.max_rounds} rounds of tool calls without a final answer.",
-                    hint="Raise --max-rounds, or check the function's output.",
-                    exit_code=4,
+                    hint="Raise --max-rounds, or check what the function returns; --save-messages keeps the "
+                         "conversation so far.",
+                    exit_code=ExitCode.INCOMPLETE,
                 )
             tool_rounds += 1
             for call in held:
                 emit(call)
-                content = _run_local_function(local[call.name], call, command_timeout)
+                fn = local[call.name]
+                if approve is not None and not approve(fn, call):
+                    content = json.dumps({"error": "the user declined to run this command"})
+                else:
+                    run = chat_tools.run_local(fn, call.arguments, command_timeout)
+                    content = run.content
+                    if run.problem:
+                        warn(f"function {fn.name}: {run.problem}")
                 emit(ToolResult(call.id, call.name, content))
                 messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": content})
             continue
@@ -516,24 +514,35 @@ def run_chat(client: Any, req: ChatRequest, *, on_event: Callable[[Event], None]
             emit(call)
         emit(Done(result.finish_reason))
         break
-    result.messages = messages
     return result
 
 
-def _offered(req: ChatRequest, name: str) -> bool:
-    """Was a function of this name offered? Custom functions by their name; Sogni tools (unless they were
-    turned off) by either spelling, the brief's ``sogni_generate_image`` or the SDK's ``generate_image``."""
-    if any(f.name == name for f in req.functions):
-        return True
-    if req.tools == "none":
-        return False
-    from ..catalog import load
+def _one_model(raw: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """A non-streamed answer in the same shape as a streamed one: the text without its ``<think>`` block in
+    ``message.content`` and the reasoning, wherever the server put it, in ``message.reasoning``."""
+    import copy
 
-    return load().is_hosted_call(name)
+    doc = copy.copy(raw)
+    choices = doc.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
+            and isinstance(choices[0].get("message"), dict):
+        choice = dict(choices[0])
+        message = dict(choice["message"])
+        message.pop("reasoning_content", None)
+        message.pop("reasoning", None)
+        if isinstance(message.get("content"), str) or summary.get("content"):
+            message["content"] = summary.get("content") or None
+        if summary.get("reasoning"):
+            message["reasoning"] = summary["reasoning"]
+        choice["message"] = message
+        doc["choices"] = [choice, *choices[1:]]
+    return doc
 
 
 def _synth_completion(summary: dict[str, Any]) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": summary.get("content") or None}
+    if summary.get("reasoning"):
+        message["reasoning"] = summary["reasoning"]
     if summary.get("tool_calls"):
         message["tool_calls"] = summary["tool_calls"]
     doc: dict[str, Any] = {

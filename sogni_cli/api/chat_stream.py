@@ -243,6 +243,9 @@ class ChatStreamParser:
                 fr = choice.get("finish_reason")
                 if fr is not None:
                     self.finish_reason = fr
+        elif choices is not None and not isinstance(choices, list):
+            raise MalformedResponse(f"The chat stream sent a chunk whose choices is not a list: {_excerpt(obj)}",
+                                    hint="The server or a proxy in between answered in an unexpected format.")
         elif isinstance(choices, list):
             for choice in choices:
                 if not isinstance(choice, dict) or choice.get("index", 0) != 0:
@@ -424,6 +427,14 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _excerpt(obj: Any, limit: int = 160) -> str:
+    try:
+        text = json.dumps(obj, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = type(obj).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def parse_completion(obj: dict[str, Any]) -> tuple[list[Event], dict[str, Any]]:
     """Events and a summary for a non-streamed ``chat.completion`` body.
 
@@ -432,15 +443,19 @@ def parse_completion(obj: dict[str, Any]) -> tuple[list[Event], dict[str, Any]]:
     ``usage``, ``extras`` (plus ``id`` and ``model``). An error body raises like a streamed error chunk.
     """
     if not isinstance(obj, dict):
-        raise UnavailableError("The chat completion answer is not a JSON object.")
+        raise MalformedResponse(f"The chat completion answer is not a JSON object: {_excerpt(obj)}",
+                                hint="The server or a proxy in between answered in an unexpected format.")
     if _is_error(obj):
         raise error_from_body(obj)
+    choices = obj.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    message = choice.get("message") if choice is not None else None
+    if choice is None or not isinstance(message, dict):
+        raise MalformedResponse(f"The chat completion answer has no choices[0].message: {_excerpt(obj)}",
+                                hint="The server or a proxy in between answered in an unexpected format.")
     p = ChatStreamParser()
     out: list[Event] = []
     p._top(obj)
-    choices = obj.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     if message:
         p._delta({"reasoning_content": message.get("reasoning_content"), "reasoning": message.get("reasoning"),
                   "content": _text_of(message.get("content")), "refusal": message.get("refusal")}, out)

@@ -243,7 +243,7 @@ class ApiClient:
         """Open a streamed response (retried only until its status line arrives); yields the httpx response."""
         with self._send(method, path, json=json, params=params, headers=headers, idempotent=idempotent,
                         idempotency_key=idempotency_key, stream=True) as resp:
-            yield resp
+            yield _LoggedStream(resp, self._log) if self.config.verbose else resp
 
     @property
     def policy(self) -> RetryPolicy:
@@ -289,6 +289,10 @@ class ApiClient:
             if self.config.verbose:
                 for k, v in redact_headers(hdrs, self.secrets).items():
                     self._log(f"> {k}: {v}")
+            if self.config.verbose and json is not None:
+                from ..core.redact import shorten_data_uris
+
+                self._log("> " + _json.dumps(shorten_data_uris(json), ensure_ascii=False, separators=(",", ":")))
             req = self.http.build_request(method, url, params=params, headers=hdrs, content=content)
             resp = None
             try:
@@ -315,6 +319,8 @@ class ApiClient:
                     self._log(f"< {k}: {v}")
             if resp.status_code < 300:
                 try:
+                    if not stream and self.config.verbose:
+                        self._log("< " + _cut(resp.content.decode("utf-8", "replace"), LOG_BODY_WIDTH))
                     yield resp
                 finally:
                     resp.close()
@@ -353,6 +359,16 @@ class ApiClient:
                 text = resp.text
             except Exception:  # pragma: no cover - defensive
                 text = ""
+            if self.config.verbose and text:
+                self._log("< " + _cut(text, LOG_BODY_WIDTH))
+            if 300 <= resp.status_code < 400:
+                # Redirects are not followed (the key would go wherever they point): say where it pointed.
+                where = resp.headers.get("location") or "(no Location header)"
+                raise UnavailableError(
+                    f"The API answered {resp.status_code} {resp.reason_phrase or 'redirect'} to {urlsplit(url).path}, "
+                    f"pointing to {redact(where, self.secrets)}; redirects are not followed.",
+                    hint="Check --base-url (SOGNI_BASE_URL): it should be the API's own address, e.g. https://api.sogni.ai",
+                )
             err = parse_error_body(status, body, redact(text, self.secrets))
             err.message = redact(err.message, self.secrets)
             if safety is Safety.PAID and status in RETRY_STATUSES and attempt < policy.max_retries:
@@ -451,6 +467,51 @@ class ApiClient:
             before = running if before is None else before & running
             if not before:
                 return
+
+
+#: --verbose: the most characters of a response body, and of one line of a stream, written to the log.
+LOG_BODY_WIDTH = 2000
+LOG_LINE_WIDTH = 200
+
+
+def _cut(text: str, width: int) -> str:
+    text = text.rstrip("\r\n")
+    return text if len(text) <= width else text[:width] + f"… ({len(text) - width} more characters)"
+
+
+class _LoggedStream:
+    """A streamed response whose lines are written to the --verbose log as they are read (each cut to a width)."""
+
+    def __init__(self, resp: Any, log: Callable[[str], None]):
+        self._resp = resp
+        self._log = log
+        self._partial = b""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._resp, name)
+
+    def _see(self, chunk: bytes) -> None:
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > 64 * 1024:  # one huge line: log its start, forget the rest
+            self._log("< " + _cut(self._partial.decode("utf-8", "replace"), LOG_LINE_WIDTH))
+            self._partial = b""
+        for line in lines:
+            if line.strip():
+                self._log("< " + _cut(line.decode("utf-8", "replace"), LOG_LINE_WIDTH))
+
+    def iter_raw(self, *a: Any, **kw: Any) -> Iterator[bytes]:
+        for chunk in self._resp.iter_raw(*a, **kw):
+            self._see(chunk)
+            yield chunk
+        if self._partial.strip():
+            self._see(b"\n")
+
+    def iter_bytes(self, *a: Any, **kw: Any) -> Iterator[bytes]:
+        for chunk in self._resp.iter_bytes(*a, **kw):
+            self._see(chunk)
+            yield chunk
 
 
 def make_client(settings: Any, *, log: Callable[[str], None] | None = None,

@@ -45,6 +45,8 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "manifest": (Optional[Path], typer.Option(None, "--manifest", help="Append one JSON line per saved file to FILE.", show_default=False)),
     "max_download_size": (Optional[str], typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download, e.g. 500M, 2G [default 2G].", show_default=False)),
     "detach": (bool, typer.Option(False, "--detach", help="Print the workflow id and exit once it is created.")),
+    "estimate": (bool, typer.Option(False, "--estimate", help="Print the API's cost preview for this exact request; start nothing.")),
+    "approve_up_to": (Optional[str], typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost the workflow waits for when its preview is at most UNITS.", show_default=False)),
     "timeout": (Optional[float], typer.Option(None, "--timeout", help="Give up (exit 6) when the workflow makes no progress for this many seconds.", show_default=False)),
 }
 
@@ -72,6 +74,8 @@ class MediaFlags:
     manifest: Optional[Path] = None
     max_download_size: Optional[str] = None
     detach: bool = False
+    estimate: bool = False
+    approve_up_to: Optional[str] = None
     timeout: Optional[float] = None
 
 
@@ -182,6 +186,11 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
 
     if flags.json_out and flags.jsonl:
         raise UsageError("--json and --jsonl cannot be combined.")
+    if flags.estimate and flags.detach:
+        raise UsageError("--estimate starts nothing, so it cannot be combined with --detach.")
+    from ..core.units import parse_units
+
+    approve_up_to = parse_units(flags.approve_up_to, "--approve-up-to")
     if flags.on_exists is not None and flags.on_exists not in ON_EXISTS:
         raise UsageError(f"Invalid --on-exists value {flags.on_exists!r}", hint="Use one of: " + ", ".join(ON_EXISTS))
     s = settings(ctx, dry_run=flags.dry_run)
@@ -220,6 +229,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     if timeout is not None and api._http is None:  # a silent stream must not outlast the no-progress limit
         api.config.read_timeout = min(api.config.read_timeout, timeout)
 
+    if flags.estimate:
+        print_estimate(api, job, flags)
+        return
     quiet = s.quiet
     display = WorkflowDisplay(sys.stderr, quiet=quiet or dry)
     progress = JobProgress(make_progress(sys.stderr, quiet=quiet or dry), display)
@@ -246,6 +258,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         no_download=flags.no_download, manifest=flags.manifest, max_download_size=parse_size(flags.max_download_size),
         detach=flags.detach, timeout=timeout, agent=flags.agent, on_created=on_created,
         checksum=bool(flags.json_out or flags.jsonl or flags.manifest),
+        approve=approver(approve_up_to),
     )
     ticker = Heartbeat(progress)
     try:
@@ -254,10 +267,15 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         partial = getattr(exc, "result", None)
         ticker.stop()
         progress.close()
+        from ..jobs.approval import is_out_of_credit, out_of_credit
+
+        explained = out_of_credit(api, exc) if is_out_of_credit(exc) else exc  # type: ignore[arg-type]
         if flags.json_out:  # one document, also for a failure: the workflow id, the exit code, the error
-            out_json(failure_json(exc, partial, seen.get("workflow_id")))
+            out_json(failure_json(explained, partial, seen.get("workflow_id")))
         elif partial is not None:
-            print_result(partial, flags)
+            print_result(partial, flags, quiet=quiet)
+        if explained is not exc:
+            raise explained from None
         raise
     finally:
         ticker.stop()
@@ -269,7 +287,44 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         return
     if result.status == "skipped" and not quiet:
         err(f"All {len(result.saved)} file(s) already exist (--on-exists skip): nothing was sent.")
-    print_result(result, flags)
+    print_result(result, flags, quiet=quiet)
+
+
+def approver(up_to: float | None) -> Any:
+    """The cost-approval hook for a command: ``--approve-up-to``, else the question on a terminal, else exit 9."""
+    from ..jobs.approval import ApprovalPolicy, resolve_wait, terminal_question
+
+    policy = ApprovalPolicy(up_to=up_to, ask=terminal_question(sys.stdin, sys.stderr), note=err)
+    return lambda client, wid, rec: resolve_wait(client, wid, rec, policy)
+
+
+def print_estimate(api: Any, job: Any, flags: Any) -> None:
+    """``--estimate``: the API's preview of exactly this request on stdout; nothing is started."""
+    from ..core.term import clean_text
+    from ..jobs.approval import breakdown_lines
+    from ..jobs.estimate import estimate_job
+
+    est = estimate_job(api, job, agent=flags.agent)
+    if flags.json_out or flags.jsonl:
+        doc = {"tool": job.tool, "arguments": job.arguments, **est.to_json()}
+        out_jsonl({"event": "estimate", **doc}) if flags.jsonl else out_json(doc)
+        return
+    if est.preview is None:
+        out(clean_text(f"{job.tool}: no cost preview ({est.reason})."))
+        return
+    out(clean_text(f"{job.tool}: {est.line()}"))
+    for line in breakdown_lines(est.preview):
+        out(clean_text(line))
+
+
+def _cost_event(result: Any) -> Any:
+    from ..api.billing import cost_of
+    from ..core.events import Cost
+
+    if result.record is None:
+        return None
+    cost = cost_of(result.record) or {}
+    return Cost(workflow_id=result.workflow_id, units=cost.get("units"), token_type=cost.get("token_type"))
 
 
 def failure_json(exc: BaseException, partial: Any, workflow_id: str | None) -> dict[str, Any]:
@@ -289,18 +344,25 @@ def failure_json(exc: BaseException, partial: Any, workflow_id: str | None) -> d
     return doc
 
 
-def print_result(result: Any, flags: Any) -> None:
+def print_result(result: Any, flags: Any, quiet: bool = False) -> None:
     """stdout: paths in order (or URLs, or text); ``--json`` one document; ``--jsonl`` the final events."""
     from ..core.events import Delta, Done
 
+    cost = _cost_event(result)
     if flags.json_out:
         out_json(result.to_json())
         return
     if flags.jsonl:
         for text in result.texts:
             out_jsonl(Delta(text=text).to_json())
+        if cost is not None:
+            out_jsonl(cost.to_json())
         out_jsonl(Done(finish_reason=result.status).to_json())
         return
+    if cost is not None and cost.units is not None and not quiet:
+        from ..core.units import fmt_units
+
+        err(f"Cost: {fmt_units(cost.units)} capacity units" + (f" ({cost.token_type})" if cost.token_type else ""))
     for s in result.saved:
         out(str(s.path))
     for u in result.urls:

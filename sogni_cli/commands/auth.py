@@ -45,13 +45,18 @@ def login(ctx: typer.Context,
     from ..core.config import check_key
 
     check_key(key, "standard input")
+    if s.dry_run:
+        out(f"Would save the API key for profile {s.profile!r} in {credentials_path(s.config_dir)}; "
+            "nothing written (--dry-run).")
+        return
     path = store_key(s.config_dir, s.profile, key)
     err(f"Saved the API key for profile {s.profile!r} in {path}")
 
 
 @app.command()
-def status(ctx: typer.Context) -> None:
-    """Show where the API key comes from, masked."""
+def status(ctx: typer.Context,
+           check: bool = typer.Option(False, "--check", help="Ask the API whether it accepts the key (exit 3 when refused) and whose it is.")) -> None:
+    """Show where the API key comes from, masked (--check: verify it against the API)."""
     from ..core.redact import mask_key
 
     s = settings(ctx)
@@ -64,12 +69,36 @@ def status(ctx: typer.Context) -> None:
     out(f"Source:  {s.api_key_source}")
     out(f"Profile: {s.profile}")
     out(f"API:     {s.base_url}")
+    if check:
+        from ..core.term import clean_text
+
+        out(clean_text(f"Account: {_check_key(ctx)}"))
+
+
+def _check_key(ctx: typer.Context) -> str:
+    """Whose the key is, per the API; AuthError (exit 3) when the API refuses it."""
+    from ..api.billing import account_me, display_name
+    from ..core.errors import ApiError, AuthError
+    from ._common import client
+
+    try:
+        me = account_me(client(ctx))
+    except ApiError as exc:
+        if exc.status in (401, 403):
+            raise AuthError(f"The API refused the key ({exc.message}).",
+                            hint="Store a valid key with `sogni auth login`, or set SOGNI_API_KEY.") from None
+        raise
+    return display_name(me)
 
 
 @app.command()
 def logout(ctx: typer.Context) -> None:
     """Remove the stored API key of the current profile."""
     s = settings(ctx)
+    if s.dry_run:
+        out(f"Would remove the stored API key for profile {s.profile!r} from {credentials_path(s.config_dir)}; "
+            "nothing written (--dry-run).")
+        return
     if remove_key(s.config_dir, s.profile):
         err(f"Removed the stored API key for profile {s.profile!r}.")
     else:

@@ -8,9 +8,9 @@ from typing import List, Optional
 
 import typer
 
-from ..core.errors import UsageError
-from ..render.output import out, out_json, out_jsonl
-from ..core.term import err, stdin_is_tty
+from ..core.errors import SogniError, UsageError
+from ..render.output import out_json, out_jsonl
+from ..core.term import stdin_is_tty, warn
 from ._common import client, make_app, settings
 
 app = make_app(
@@ -18,7 +18,9 @@ app = make_app(
     epilog="""\b
 Examples:
   sogni chat "Write a haiku about rain"
-  git diff | sogni chat "Write a commit message for this diff"
+  git diff | sogni chat --stdin "Write a commit message for this diff"
+  sogni chat < question.txt                              (no prompt: stdin is the prompt)
+  sogni chat -- "-v is a flag; explain it"               (a prompt starting with -)
   sogni chat -i photo.jpg -i label.png "Compare these two pictures"
   sogni chat --tools none -s "Answer in French" "Good morning"
   sogni chat "Draw a red fox in the snow" -o out/        (hosted tools: media saved)
@@ -47,12 +49,12 @@ def _template_kwargs(items: List[str]) -> dict:
 @app.command()
 def chat(
     ctx: typer.Context,
-    prompt: Optional[str] = typer.Argument(None, help="The prompt. Piped standard input is read too (put before it).", show_default=False),
+    prompt: Optional[str] = typer.Argument(None, help="The prompt (- : read it from standard input). Without a prompt, piped standard input is the prompt.", show_default=False),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Model id (see `sogni models`).", show_default=False),
     system: Optional[str] = typer.Option(None, "-s", "--system", help="System message.", show_default=False),
     developer: Optional[str] = typer.Option(None, "--developer", help="Developer message (implies the coding profile server-side).", show_default=False),
     messages: Optional[str] = typer.Option(None, "--messages", help="Conversation so far: JSON or YAML list of messages (FILE or -).", show_default=False),
-    save_messages: Optional[Path] = typer.Option(None, "--save-messages", help="Write the conversation, with the reply, to FILE (JSON).", show_default=False),
+    save_messages: Optional[Path] = typer.Option(None, "--save-messages", help="Write the conversation, with the reply, to FILE (JSON); also when the run fails after some rounds.", show_default=False),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", show_default=False),
     temperature: Optional[float] = typer.Option(None, "--temperature", show_default=False),
     top_p: Optional[float] = typer.Option(None, "--top-p", show_default=False),
@@ -73,10 +75,13 @@ def chat(
     show_thinking: bool = typer.Option(False, "--show-thinking", help="Show reasoning on stderr."),
     image: Optional[List[str]] = typer.Option(None, "-i", "--image", help="Image for vision input (PATH or -; repeatable, up to 20).", show_default=False),
     tools: Optional[str] = typer.Option(None, "--tools", help="Sogni tools: default | none | rich | creative-agent.", show_default=False),
-    no_exec: bool = typer.Option(False, "--no-exec", help="Return tool calls instead of running hosted tools."),
+    no_exec: bool = typer.Option(False, "--no-exec", help="Return tool calls instead of running them (hosted or local)."),
     tool_choice: Optional[str] = typer.Option(None, "--tool-choice", help="auto | none | required | NAME.", show_default=False),
     function: Optional[List[Path]] = typer.Option(None, "--function", help="Custom function tool from a YAML/JSON FILE (repeatable).", show_default=False),
     max_rounds: int = typer.Option(5, "--max-rounds", help="Rounds of local function calls before giving up."),
+    approve_tools: bool = typer.Option(False, "--approve-tools", help="Ask before each local command (needs a terminal)."),
+    read_stdin: bool = typer.Option(False, "--stdin", help="Read standard input and put it before the prompt."),
+    no_stdin: bool = typer.Option(False, "--no-stdin", help="Never read standard input."),
     output_dir: Optional[Path] = typer.Option(None, "-o", "--output-dir", help="Folder for media made by hosted tools.", show_default=False),
     name: Optional[str] = typer.Option(None, "--name", help="File name template for saved media.", show_default=False),
     on_exists: str = typer.Option("suffix", "--on-exists", help="suffix | overwrite | skip | error."),
@@ -84,28 +89,41 @@ def chat(
     as_json: bool = typer.Option(False, "--json", help="Print the final completion (plus \"artifacts\") as JSON."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON event per line as things happen."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),
+    approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a hosted workflow waits for when its preview is at most UNITS.", show_default=False),
 ) -> None:
     """One chat completion, streamed to stdout."""
-    from ..api.chat import ChatRequest, load_functions, load_messages, response_format_from, run_chat
+    from ..api.chat import ChatRequest, ChatResult, load_functions, load_messages, response_format_from, run_chat
+    from ..core.units import parse_units
 
     if as_json and jsonl:
         raise UsageError("--json and --jsonl cannot be used together.")
+    if read_stdin and no_stdin:
+        raise UsageError("--stdin and --no-stdin cannot be used together.")
+    up_to = parse_units(approve_up_to, "--approve-up-to")
     if on_exists not in ("suffix", "overwrite", "skip", "error"):
         raise UsageError(f"Invalid --on-exists {on_exists!r}: one of suffix, overwrite, skip, error.")
     images = list(image or [])
-    if images.count("-") > 1:
-        raise UsageError("Only one -i may read standard input (-).")
-    if "-" in images and messages == "-":
-        raise UsageError("Only one of -i - and --messages - can read standard input.")
-    stdin_used = "-" in images or messages == "-"
+    readers = images.count("-") + (messages == "-") + (prompt == "-") + read_stdin
+    if readers > 1:
+        raise UsageError("Only one of -i -, --messages -, --stdin and the prompt - can read standard input.")
+    if no_stdin and readers:
+        raise UsageError("--no-stdin, but standard input was asked for (-).")
+    if approve_tools and (readers or not stdin_is_tty()):
+        raise UsageError("--approve-tools asks on the terminal, and standard input is not one.",
+                         hint="Run it from a terminal, or leave out --approve-tools (check the function files first).")
 
-    # Prompt: argument, and piped standard input (prepended).
+    # Prompt. Standard input is read only when asked for (the prompt -, --stdin) or when there is no prompt at all
+    # and it is not a terminal, so `while read x; do sogni chat "…$x"; done < list` leaves the list alone.
     text = prompt
-    if not stdin_used and sys.stdin is not None and not stdin_is_tty():
+    if prompt == "-":
+        text = _read_stdin_text()
+    elif read_stdin:
         piped = _read_stdin_text()
         if piped.strip():
             text = f"{piped.rstrip()}\n\n{prompt}" if prompt else piped
-    if prompt == "":
+    elif prompt is None and not readers and not no_stdin and sys.stdin is not None and not stdin_is_tty():
+        text = _read_stdin_text() or None
+    if prompt == "" or (text is not None and not text.strip() and not images):
         raise UsageError("The prompt is empty.")
 
     s = settings(ctx, dry_run=dry_run)
@@ -125,22 +143,25 @@ def chat(
     validate_request(req)
     if len(images) > 20:
         raise UsageError(f"Too many images ({len(images)}): at most 20 per request.")
+    if save_messages is not None:
+        check_save_target(save_messages)
     if messages:
         req.messages = load_messages(messages, sys.stdin)
     if response_format:
         req.response_format = response_format_from(response_format)
     for f in function or []:
         req.functions.extend(load_functions(str(f)))
+    from ..api.chat_tools import check_functions
+
+    check_functions(req.functions)
     if images:
         from ..media.inputs import prepare_vision_images
 
         req.images = [v.data_uri for v in prepare_vision_images(images, stdin=sys.stdin.buffer if "-" in images else None)]
-    if not (req.prompt or req.images or req.messages or req.system or req.developer):
-        raise UsageError("Nothing to send: give a prompt, pipe text on standard input, or use --messages.",
-                         hint='sogni chat "Hello"')
+    from ..api.chat import initial_messages
 
-    if save_messages is not None and save_messages.is_dir():
-        raise UsageError(f"--save-messages {save_messages} is a folder; give a file name.")
+    initial_messages(req)  # nothing to send, or no user message: refused here, before anything is sent
+
     if output_dir is not None:
         from ..jobs.pipeline import check_output_paths
 
@@ -150,43 +171,72 @@ def chat(
 
     view = ChatView(mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,
                     quiet=s.quiet)
+    result = ChatResult()
     try:
-        result = run_chat(api, req, on_event=view.handle)
+        run_chat(api, req, on_event=view.handle, result=result,
+                 command_timeout=s.read_timeout if s.timeout_set else None,
+                 approve=_ask_before_running if approve_tools else None)
+    except (SogniError, KeyboardInterrupt) as exc:
+        view.close()
+        if save_messages is not None and len(result.messages) > len(initial_messages(req)):
+            why = exc.message if isinstance(exc, SogniError) else "interrupted"
+            write_conversation(save_messages, result.messages, incomplete=why)
+        raise
     finally:
         view.close()
+    if result.finish_reason == "length":
+        warn("the reply was cut short at the token limit (finish reason: length); raise --max-tokens for more.")
 
     # Hosted media.
     from ..api.hosted import find_media
 
-    media = find_media(result.extras, result.text)
+    media = find_media(result.extras, result.text, hosted_call_seen=bool(result.hosted_calls))
     saved_paths: list[str] = []
+    skipped: list[dict] = []
     exit_code = 0
     if media:
         from ..jobs.chat_media import save_hosted_media
         from ..render.progress import make_progress
+        from ._media import approver
 
+        no_fetch = "--tools none" if tools == "none" else "--no-exec" if no_exec else None
         report = save_hosted_media(
             api, media, prompt=text, output_dir=s.out_dir(output_dir), name=name, on_exists=on_exists,
             no_download=no_download, quiet=s.quiet, emit=view.handle,
             progress_factory=lambda: make_progress(sys.stderr, quiet=s.quiet),
+            no_fetch=no_fetch, media_hosts=s.default("media_hosts"), approve=approver(up_to),
         )
         saved_paths = report.paths
+        skipped = report.skipped
         exit_code = report.exit_code
     if save_messages is not None:
-        _save_messages(save_messages, result.messages)
+        write_conversation(save_messages, result.messages)
     if as_json:
         doc = dict(result.completion)
         doc["artifacts"] = saved_paths
+        if skipped:
+            doc["not_downloaded"] = skipped
         out_json(doc)
-    elif jsonl:
-        pass
+    view.finish()
     if result.pending_calls and not as_json and not jsonl:
-        import json
-
         for call in result.pending_calls:
-            out(json.dumps({"id": call.id, "name": call.name, "arguments": call.arguments}, ensure_ascii=False))
+            out_jsonl({"id": call.id, "name": call.name, "arguments": call.arguments})
     if exit_code:
         raise typer.Exit(exit_code)
+
+
+def _ask_before_running(fn, call) -> bool:
+    """--approve-tools: show the command and its arguments on the terminal; run it only on "y"."""
+    import json
+
+    from ..core.term import shown
+
+    args = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments, ensure_ascii=False)
+    sys.stderr.write(f"Run {shown(fn.name)}: {shown(' '.join(fn.command or []))}\n"
+                     f"  with arguments {shown(args[:500])}? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _read_stdin_text() -> str:
@@ -203,17 +253,87 @@ def _read_stdin_text() -> str:
                          hint="Pipe text to sogni chat; give images with -i (or -i - for one image on stdin).") from None
 
 
-def _save_messages(path: Path, messages: list) -> None:
-    import json
+def check_save_target(path: Path) -> None:
+    """--save-messages FILE, checked before anything is sent: a new name or a writable regular file, in a folder
+    that can be written (never a symbolic link, a device, a folder or standard output)."""
     import os
+    import stat
 
+    if str(path) == "-":
+        raise UsageError("--save-messages - is not supported: the conversation is written to a file.",
+                         hint="Give a file name, e.g. --save-messages convo.json")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UsageError(f"Cannot use --save-messages {path}: {exc.strerror or exc}") from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise UsageError(f"--save-messages {path} is a symbolic link; give the file itself.")
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"--save-messages {path} is a folder; give a file name.")
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"--save-messages {path} is not a regular file (a device, pipe or socket).")
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"Cannot write --save-messages {path}: permission denied.")
+    folder = path.parent if str(path.parent) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"Cannot write --save-messages {path}: the folder {folder} cannot be written.")
+
+
+def write_conversation(path: Path, messages: list, *, incomplete: str | None = None) -> None:
+    """The conversation as JSON. A run that failed part-way is saved as ``{"incomplete": true, "error", "messages"}``
+    (``--messages`` reads that too), without a last round of tool calls that did not all get their results."""
+    import json
+
+    data: object = messages
+    if incomplete is not None:
+        msgs = list(messages)
+        last = msgs[-1] if msgs else None
+        while last is not None and last.get("role") in ("assistant", "tool") and _unanswered(msgs):
+            msgs.pop()
+            last = msgs[-1] if msgs else None
+        data = {"incomplete": True, "error": incomplete, "messages": msgs}
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, text.encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"Cannot write --save-messages {path}: {exc.strerror or exc}") from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(messages, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
-_ = (out_jsonl, err)
+def _unanswered(msgs: list) -> bool:
+    """The last assistant message asked for tool calls that do not all have a result after it."""
+    for i in range(len(msgs) - 1, -1, -1):
+        m = msgs[i]
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            wanted = {c.get("id") for c in m["tool_calls"] if isinstance(c, dict)}
+            got = {t.get("tool_call_id") for t in msgs[i + 1:] if t.get("role") == "tool"}
+            return not wanted <= got
+        if m.get("role") not in ("tool",):
+            return False
+    return False
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place (no partial file, no temporary
+    file left behind on failure)."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -69,6 +69,9 @@ def set_cmd(ctx: typer.Context, key: str = typer.Argument(...), value: str = typ
     data = load_config_file(s.config_dir)
     profiles = data.setdefault("profiles", {})
     profiles.setdefault(s.profile, {})[key] = coerced
+    if s.dry_run:
+        out(f"Would set {key} in profile {s.profile!r} ({s.config_dir / 'config.yaml'}); nothing written (--dry-run).")
+        return
     path = save_config_file(s.config_dir, data)
     err(f"Set {key} in profile {s.profile!r} ({path}).")
 
@@ -82,5 +85,8 @@ def unset_cmd(ctx: typer.Context, key: str = typer.Argument(...)) -> None:
     if key not in prof:
         raise UsageError(f"{key} is not set in profile {s.profile!r}.")
     del prof[key]
+    if s.dry_run:
+        out(f"Would remove {key} from profile {s.profile!r}; nothing written (--dry-run).")
+        return
     save_config_file(s.config_dir, data)
     err(f"Removed {key} from profile {s.profile!r}.")

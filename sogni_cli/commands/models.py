@@ -6,7 +6,7 @@ import typer
 
 from ..render.output import out, out_json
 
-from ..core.term import stdout_is_tty
+from ..core.term import shown, stdout_is_tty
 from ._common import client, make_app
 
 app = make_app(
@@ -44,7 +44,7 @@ def models(
     table = Table("Model", "Owner")
     for m in items:
         if isinstance(m, dict):
-            table.add_row(str(m.get("id") or m.get("modelId") or ""), str(m.get("owned_by") or m.get("displayName") or ""))
+            table.add_row(shown(m.get("id") or m.get("modelId") or ""), shown(m.get("owned_by") or m.get("displayName") or ""))
     make_console().print(table)
 
 
@@ -59,7 +59,10 @@ def _cache(ctx: typer.Context, ids: list) -> None:
 
         target = s.config_dir / "models-cache.txt"
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(ids) + "\n", encoding="utf-8")
+        # an id with a control character, a space or a quote is not a model name: kept out of the completion scripts
+        safe = [i for i in ids if i and len(i) <= 200 and all(c.isprintable() and not c.isspace() and c not in "'\"`$\\"
+                                                              for c in i)]
+        tmp.write_text("\n".join(safe) + "\n", encoding="utf-8")
         os.replace(tmp, target)
     except OSError:
         pass

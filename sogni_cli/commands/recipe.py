@@ -19,6 +19,8 @@ Examples:
   sogni recipe run recipes/product-shots.yaml -o out/ --concurrency 8
   sogni recipe run recipes/batch-edit.yaml --set style=watercolor --continue-on-error
   sogni recipe run recipes/product-shots.yaml -o out/ --shard 2/4      (one CI machine of four)
+  sogni recipe plan recipes/product-shots.yaml --estimate             (the API's cost preview per job)
+  sogni recipe run recipes/product-shots.yaml -o out/ --budget 200     (stop before crossing 200 units)
   sogni recipe report out-1/ out-2/ out-3/ out-4/
 """
 
@@ -92,8 +94,9 @@ def plan(
     shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Show only shard K of N.", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    estimate: bool = typer.Option(False, "--estimate", help="Ask the API for each job's cost preview (needs the key; starts nothing)."),
 ) -> None:
-    """Print the expanded job graph and the exact requests; sends nothing, needs no key."""
+    """Print the expanded job graph and the exact requests; sends nothing, needs no key (except --estimate)."""
     from ..recipes.plan import plan_json, plan_text
     from ..recipes.shard import apply_shard
 
@@ -101,10 +104,26 @@ def plan(
     p, _s = _prepare(ctx, file, set_, strict)
     if sh:
         apply_shard(p, sh)
+    found, totals = None, None
+    if estimate:
+        from ..recipes.budget import estimate_plan
+        from ._common import client
+
+        found, totals = estimate_plan(client(ctx), p)
     if as_json:
-        out_json(plan_json(p, sh))
+        doc = plan_json(p, sh)
+        if found is not None:
+            for item in doc["jobs"]:
+                item["estimate"] = found[item["id"]].to_json()
+            doc["estimate"] = totals.to_json()
+        out_json(doc)
     else:
-        out(plan_text(p, sh))
+        text = plan_text(p, sh)
+        if found is not None:
+            from ..recipes.budget import estimate_text
+
+            text += "\n" + estimate_text(p, found, totals)
+        out(text)
 
 
 @app.command()
@@ -122,12 +141,17 @@ def run(
     retry: Optional[List[str]] = typer.Option(None, "--retry", metavar="JOB", help="Start a new workflow for these jobs (ids or globs, e.g. 'shot[mug*'; repeatable or comma-separated).", show_default=False),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Start a new workflow for every job whose last run failed or was cancelled."),
     on_exists: Optional[str] = typer.Option(None, "--on-exists", help="For every job: overwrite, suffix, skip or error (overwrite here also allows replacing another recipe's files).", show_default=False),
+    budget: Optional[str] = typer.Option(None, "--budget", metavar="UNITS", help="Cap the whole run (this output folder and shard, earlier runs included) at UNITS capacity units; exit 9 listing the jobs left out.", show_default=False),
+    approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a workflow waits for when its preview is at most UNITS.", show_default=False),
 ) -> None:
     """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
+    from ..core.units import parse_units
     from ..recipes.run import RunOptions, run_plan
     from ..recipes.shard import apply_shard
     from ._common import client, settings
 
+    limit = parse_units(budget, "--budget")
+    up_to = parse_units(approve_up_to, "--approve-up-to")
     sh = _parse_shard(shard)
     if on_exists is not None and on_exists not in ("overwrite", "suffix", "skip", "error"):
         raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: overwrite, suffix, skip, error")
@@ -161,7 +185,7 @@ def run(
     _check_patterns(p, patterns, s.quiet)
     opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
                       force=force, shard=sh, quiet=s.quiet, settings=s, retry=patterns, retry_failed=retry_failed,
-                      on_exists=on_exists)
+                      on_exists=on_exists, budget=limit, approve_up_to=up_to)
     code = run_plan(api, p, opts)
     if code:
         raise typer.Exit(code)

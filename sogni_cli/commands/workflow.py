@@ -22,7 +22,8 @@ Examples:
   sogni workflow show wf_123
   sogni workflow events wf_123 --follow --jsonl
   sogni workflow watch wf_123 && sogni workflow download wf_123 -o out/
-  sogni workflow cancel wf_123""",
+  sogni workflow cancel wf_123
+  sogni workflow approve wf_123 --up-to 40""",
 )
 
 
@@ -203,3 +204,40 @@ def download(
         got = len(result.saved) - present
         err(f"Saved {got} file(s) from workflow {workflow_id}"
             + (f"; {present} already saved before." if present else "."))
+
+
+@app.command("approve")
+def approve(
+    ctx: typer.Context,
+    workflow_id: str = typer.Argument(..., help="Workflow id."),
+    up_to: Optional[str] = typer.Option(None, "--up-to", metavar="UNITS", help="Approve only when the current preview is at most UNITS.", show_default=False),
+    json_out: bool = typer.Option(False, "--json", help="Print the workflow record after the approval."),
+    dry_run: bool = DRY_RUN,
+) -> None:
+    """Approve the cost of a workflow that waits for it (its current preview, fetched again if it expired)."""
+    from ..api import workflows
+    from ..api.billing import waiting_for_approval
+    from ..core.errors import RejectedError
+    from ..core.units import parse_units
+    from ..jobs.approval import ApprovalPolicy, describe, resolve_wait
+
+    limit = parse_units(up_to, "--up-to")
+    s = settings(ctx)
+    api = client(ctx, dry_run=dry_run)
+    rec = workflows.get(api, workflow_id)
+    if not waiting_for_approval(rec):
+        status = workflows.status_of(rec) or "unknown"
+        reason = rec.get("waitingReason") if status == "waiting_for_user" else None
+        raise RejectedError(f"Workflow {workflow_id} is not waiting for cost approval (it is {status}"
+                            + (f": {reason}" if reason else "") + ").",
+                            hint=f"See `sogni workflow show {workflow_id}`.")
+    # Running this command is the approval; --up-to bounds it. Without --up-to the preview shown is approved.
+    policy = ApprovalPolicy(up_to=limit if limit is not None else float("inf"), flag="--up-to")
+    after = resolve_wait(api, workflow_id, rec, policy)
+    if json_out:
+        out_json(after)
+        return
+    out(f"{workflows.workflow_id(after) or workflow_id} {workflows.status_of(after) or 'approved'}")
+    if not s.quiet and policy.approved is not None:
+        err(f"Approved {describe(policy.approved)}; "
+            f"follow it with `sogni workflow watch {workflow_id}`.")

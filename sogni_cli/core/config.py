@@ -35,6 +35,7 @@ PROFILE_KEYS: dict[str, type] = {
     "name": str,
     "on_exists": str,
     "concurrency": int,
+    "media_hosts": str,  # extra hosts chat may fetch media links from (comma-separated)
 }
 
 
@@ -60,7 +61,19 @@ def validate_base_url(url: str) -> str:
             f"Invalid base URL {url!r}: it must start with http:// or https:// and name a host.",
             hint="For example --base-url https://api.sogni.ai",
         )
-    return url.strip().rstrip("/")
+    url = url.strip().rstrip("/")
+    if parts.path.rstrip("/").lower().endswith("/v1"):
+        # The OpenAI-style base (https://api.sogni.ai/v1): the routes already start with /v1.
+        url = url[: url.lower().rfind("/v1")]
+        if url not in _V1_WARNED:
+            _V1_WARNED.add(url)
+            from .term import warn
+
+            warn(f"the base URL ends in /v1; using {url} (the CLI adds /v1 to every route itself).")
+    return url
+
+
+_V1_WARNED: set[str] = set()
 
 
 def check_key(key: str, source: str) -> None:

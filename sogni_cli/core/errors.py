@@ -111,6 +111,7 @@ class ApiError(SogniError):
         self.code = code
         self.type = type
         self.retry_after = retry_after
+        self.details: dict[str, Any] | None = None
 
 
 def _int_code(code: Any) -> int | None:
@@ -198,7 +199,12 @@ def parse_error_body(status: int | None, body: Any, text: str = "") -> ApiError:
             hint = "Add credits or change the token type (--token-type spark|sogni)."
         elif status == 429:
             hint = "Rate limited: wait a little, or raise --max-retries."
+    from .term import clean_text
+
+    message = clean_text(message, newlines=False)  # server text: one line, so it cannot forge one of ours
     prefix = f"{status} " if status else ""
     err = ApiError(f"{prefix}{message}".strip() if status else message, status=status, code=code, type=etype,
                    hint=hint, retry_after=retry_after)
+    if isinstance(body, dict) and isinstance(body.get("details"), dict):
+        err.details = body["details"]  # e.g. what a refused request needed, a fresh cost preview
     return err

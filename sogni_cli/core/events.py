@@ -91,3 +91,13 @@ class WorkflowUpdate(Event):
     sequence: int | None = None
     type: str | None = None
     kind = "workflow"
+
+
+@dataclass
+class Cost(Event):
+    """What a workflow cost, as the API reports it after it ran (``units`` None: the API did not say)."""
+
+    workflow_id: str | None = None
+    units: float | None = None
+    token_type: str | None = None
+    kind = "cost"

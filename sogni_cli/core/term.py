@@ -1,4 +1,8 @@
-"""Terminal-safe lines on stderr: every message passes the one redactor and the one escaper.
+"""Terminal-safe text: the one escaper for text that came from a server, a model or a shared file.
+
+:func:`clean_text` is the single function that makes untrusted text inert. Everything written to stderr passes
+through it (by :func:`err`); product text on stdout passes through it only when stdout is a terminal
+(:func:`for_stdout`), because to a pipe or a file the server's text is the product, unchanged.
 
 These writers look up ``sys.stderr`` at call time so test runners that swap the streams see everything.
 """
@@ -6,20 +10,50 @@ These writers look up ``sys.stderr`` at call time so test runners that swap the 
 from __future__ import annotations
 
 import sys
+from typing import Any
+
+_UNSAFE: dict[bool, Any] = {}
+
+# C0 controls (ESC, CR, BEL, backspace…), DEL and the C1 controls (a lone 0x9b is a CSI on some terminals), plus the
+# bidirectional overrides and isolates that make text display in an order other than the one it is in.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 
 
-_CONTROL = None
+def clean_text(text: str, *, newlines: bool = True, json: bool = False) -> str:
+    """Untrusted text made inert for a terminal.
 
-
-def clean_text(text: str) -> str:
-    """Server text made safe for a terminal: control characters (escape sequences, carriage returns, bells)
-    shown as ``\\xNN`` instead of acting on the screen; newlines and tabs kept."""
-    global _CONTROL
-    if _CONTROL is None:
+    Control characters, escape sequences (screen clear, window title, clipboard writes, links) and bidirectional
+    overrides are shown visibly escaped (``\\x1b``, ``\\u202e``) instead of acting on the screen. Tabs are kept;
+    newlines are kept unless ``newlines`` is false — a value shown inside one line (an id, a tool name, a URL)
+    must not be able to start a new line that looks like the program's own ``Error:``. ``json``: the text is a
+    JSON document, so escapes are written the JSON way (``\\u001b``) and it stays valid JSON.
+    """
+    rx = _UNSAFE.get(newlines)
+    if rx is None:
         import re
 
-        _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+        cls = "".join(f"\\x{c:02x}" for c in range(0x20) if chr(c) not in ("\t\n" if newlines else "\t"))
+        rx = _UNSAFE[newlines] = re.compile(f"[{cls}\\x7f-\\x9f{_BIDI}]")
+    return rx.sub(_escape_json if json else _escape, text)
+
+
+def _escape(m: Any) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def _escape_json(m: Any) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
+def shown(value: Any) -> str:
+    """A server/model/recipe value (id, name, URL, arguments) for one line of stderr: escaped, newlines too."""
+    return clean_text(str(value), newlines=False)
+
+
+def for_stdout(text: str) -> str:
+    """Product text for stdout: escaped when stdout is a terminal, unchanged to a pipe or a file."""
+    return clean_text(text) if stdout_is_tty() else text
 
 
 def err(text: str) -> None:

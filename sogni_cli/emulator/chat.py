@@ -21,8 +21,9 @@ the tool's upload convention (else 400).
 With execution on (default), media tools start a ``hosted_tool_sequence`` workflow and composition
 tools run inline. A non-streamed answer returns at once with ``creative_workflows`` (status
 ``queued``) and ``sogni_tool_results``; a streamed answer holds until the workflow has finished (the
-server's follow-up round), then streams a reply whose text carries the media links, and carries no
-``creative_workflows`` (the brief promises them for non-streamed answers only).
+server's follow-up round), then streams the hosted call it ran (a ``tool_calls`` delta; the answer still ends
+with ``stop``) and a reply whose text carries the media links, and carries no ``creative_workflows`` (the brief
+promises them for non-streamed answers only).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Reply:
     stream: bool = False
     include_usage: bool = False
     hold_until: float | None = None  # a streamed answer waits (monotonic time) until the tool's work is done
+    ran_calls: list[dict[str, Any]] = field(default_factory=list)  # hosted calls the server ran (streamed first)
     id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex[:24])
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -112,6 +114,10 @@ class Reply:
                     "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish, "logprobs": None}]}
 
         out = [chunk({"role": "assistant", "content": ""})]
+        # The server's own tool round comes first: the hosted calls it ran, then the reply that follows them.
+        for i, call in enumerate(self.ran_calls):
+            out.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                              "function": {"name": call["name"], "arguments": call["arguments"]}}]}))
         out += [chunk({"content": p}) for p in self.pieces()]
         for i, call in enumerate(self.tool_calls):
             out.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
@@ -568,6 +574,7 @@ def _execute_hosted(reply: Reply, ctx: ChatContext, body: dict[str, Any], tool: 
         data = compose.run(tool.name, {k: v for k, v in args.items() if k in tool.params})
         reply.content = think + data["message"]
         if reply.stream:
+            reply.ran_calls = [{"id": call_id, "name": label, "arguments": json.dumps(args)}]
             return
         reply.extras["sogni_tool_results"] = [{"tool": tool.name, "toolCallId": call_id, "status": "completed",
                                                "success": True, **data["result"]}]
@@ -592,6 +599,7 @@ def _execute_hosted(reply: Reply, ctx: ChatContext, body: dict[str, Any], tool: 
         text = f"Started {tool.name} for \"{prompt}\" (workflow {wid})."
     reply.content = think + text
     if reply.stream:
+        reply.ran_calls = [{"id": call_id, "name": label, "arguments": json.dumps(args)}]
         flow = ctx.store._get(wid)
         reply.hold_until = flow.mono + max((e["offset"] for e in flow.timeline), default=0.0)
         return

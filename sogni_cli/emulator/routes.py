@@ -66,9 +66,9 @@ def admin(h: "Handler", method: str, path: str, raw: bytes) -> None:
 # --------------------------------------------------------------------------- routing
 def route(h: "Handler", method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any,
           raw: bytes) -> None:
-    from . import account, runs
+    from . import account, billing, runs
 
-    if account.route(h, method, path):
+    if account.route(h, method, path) or billing.route(h, method, path, body):
         return
     if path == "/v1/chat/runs" or path.startswith("/v1/chat/runs/"):
         runs.route(h, method, path, query, headers, body)

@@ -89,6 +89,10 @@ class PipelineOptions:
     title: str | None = None  # the workflow's title (a recipe job's identity, for `workflow list`)
     before_send: Callable[[str], None] | None = None  # told the key just before a paid request leaves; may raise
     upload_id: str | None = None  # stable upload names (a resend with the same key then sends the same body)
+    # A workflow that waits for cost approval is handed to this (client, id, record) -> record after approval
+    # (see jobs.approval.resolve_wait), then followed again; None: the wait ends the job (exit 9). With it, a
+    # resumed workflow that waits for approval is approved and followed rather than replaced.
+    approve: Callable[[Any, str, dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -117,6 +121,10 @@ class JobResult:
             doc["text"] = "\n\n".join(self.texts)
         if self.data is not None:
             doc["data"] = self.data
+        if self.record is not None:
+            from ..api.billing import cost_of
+
+            doc["cost"] = cost_of(self.record)
         return doc
 
 
@@ -348,14 +356,17 @@ def _cancel_quietly(client: Any, wid: str, progress: Any) -> None:
 
 
 def follow_to_end(client: Any, wid: str, options: PipelineOptions, progress: Any,
-                  emit: Callable[[Event], None]) -> tuple[dict[str, Any], WorkflowUpdate | None]:
-    """Follow ``wid`` to a terminal state (cancelling it on Ctrl-C/SIGTERM); return (record, last update)."""
+                  emit: Callable[[Event], None], after: WorkflowUpdate | None = None,
+                  ) -> tuple[dict[str, Any], WorkflowUpdate | None]:
+    """Follow ``wid`` to a terminal state (cancelling it on Ctrl-C/SIGTERM); return (record, last update).
+    ``after``: the last update already seen (the stream resumes after its sequence)."""
     from ..api import workflows
 
     last: WorkflowUpdate | None = None
+    resume_id = str(after.sequence) if after is not None and after.sequence is not None else None
     try:
         for upd in workflows.follow(client, wid, timeout=options.timeout, use_sse=options.use_sse,
-                                    on_wait=progress.heartbeat):
+                                    on_wait=progress.heartbeat, last_event_id=resume_id):
             last = upd
             emit(upd)
     except BaseException as exc:
@@ -382,10 +393,13 @@ def raise_for_state(rec: dict[str, Any], wid: str, last: WorkflowUpdate | None) 
         if why == "insufficient_credit":
             raise settled(BillingError(msg, hint="Add credits or change the token type (--token-type spark|sogni)."),
                           status)
-        hint = ("Start again with --confirm-cost (or a higher --max-cost) to approve the cost."
-                if why in ("cost_approval_required", "cost_reauthorization_required") else
-                f"Answer it in the app, then `sogni workflow watch {wid}`.")
-        raise settled(RejectedError(msg, hint=hint), status)
+        if why in ("cost_approval_required", "cost_reauthorization_required"):
+            from ..api.billing import preview_from
+            from .approval import needed_error
+
+            # not a final answer: approved later (or by a rerun with --approve-up-to), the same workflow runs
+            raise needed_error(wid, preview_from(rec))
+        raise settled(RejectedError(msg, hint=f"Answer it in the app, then `sogni workflow watch {wid}`."), status)
     if status in ("failed", "cancelled"):
         exc = GenerationFailed(f"Workflow {wid} {status}" + (f": {reason}" if reason else "."))
         exc.workflow_status = status  # type: ignore[attr-defined]
@@ -501,7 +515,7 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
 
     if options.resume_workflow:
         wid: str | None = options.resume_workflow
-        rec = _resume_record(client, wid)
+        rec = _resume_record(client, wid, options.approve)
         direct_urls: list[str] = []
     else:
         dry = bool(getattr(getattr(client, "config", None), "dry_run", False))
@@ -549,6 +563,10 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
             last = None  # already finished: no need to follow
         else:
             rec, last = follow_to_end(client, wid, options, progress, emit)
+        while options.approve is not None and _awaits_approval(rec):
+            seen = last or _last_event(rec)
+            rec = options.approve(client, wid, rec)
+            rec, last = follow_to_end(client, wid, options, progress, emit, after=seen)
         _check(progress)
         return _finish(client, rec, job, options, progress, emit, result, last, dl_client)
     finally:
@@ -586,8 +604,23 @@ def _create(client: Any, body: dict[str, Any], key: str, options: PipelineOption
         raise
 
 
-def _resume_record(client: Any, wid: str) -> dict[str, Any]:
-    """The record of the workflow to resume; ResumeUnavailable when it cannot deliver."""
+def _awaits_approval(rec: dict[str, Any]) -> bool:
+    from ..api.billing import waiting_for_approval
+
+    return waiting_for_approval(rec)
+
+
+def _last_event(rec: dict[str, Any]) -> WorkflowUpdate | None:
+    """The last event a record lists (a resumed workflow's): following after an approval starts past it."""
+    seqs = [e.get("sequence") for e in rec.get("events") or [] if isinstance(e, dict)] \
+        if isinstance(rec.get("events"), list) else []
+    seqs = [n for n in seqs if isinstance(n, int) and not isinstance(n, bool)]
+    return WorkflowUpdate(workflow_id="", sequence=max(seqs)) if seqs else None
+
+
+def _resume_record(client: Any, wid: str, approve: Any = None) -> dict[str, Any]:
+    """The record of the workflow to resume; ResumeUnavailable when it cannot deliver (one waiting for cost
+    approval can, when there is an ``approve`` hook to decide on it)."""
     from ..api import workflows
     from ..core.errors import ApiError
 
@@ -598,7 +631,7 @@ def _resume_record(client: Any, wid: str) -> dict[str, Any]:
             raise ResumeUnavailable(f"Workflow {wid} is not known to the API any more.", status="missing") from None
         raise
     status = workflows.status_of(rec)
-    if status is not None and status not in RESUMABLE_STATES:
+    if status is not None and status not in RESUMABLE_STATES and not (approve and _awaits_approval(rec)):
         reason = workflows.failure_reason(rec)
         raise ResumeUnavailable(f"Workflow {wid} is {status}" + (f": {reason}" if reason else "."), status=status)
     if not workflows.workflow_id(rec):

@@ -64,6 +64,7 @@ MAX_NAME_LEN = 200
 
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 _DOTS = re.compile(r"\.{2,}")
+_BIDI_CHARS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 
 
@@ -150,8 +151,10 @@ def sanitize_name(name: str) -> str:
     """Strip everything that could make a file name escape or misbehave (separators, ``..``, control chars)."""
     name = unicodedata.normalize("NFC", name)
     name = _UNSAFE_CHARS.sub("-", name)
+    # no control characters (C1 too) and no bidirectional overrides/isolates, which make a name display as another
+    name = "".join("-" if unicodedata.category(c) == "Cc" or c in _BIDI_CHARS else c for c in name)
     name = _DOTS.sub(".", name)
-    name = name.strip().lstrip(".").strip()
+    name = re.sub(r"^[\s.\-]+", "", name).strip()  # never hidden, never read as an option (`--name ../x`)
     name = name.rstrip(". ")  # trailing dots/spaces are not portable
     return name
 

@@ -11,6 +11,8 @@ import threading
 import time
 from typing import Any, Callable, TextIO
 
+from ..core.term import clean_text, shown
+
 HEARTBEAT = 30.0
 REDRAW = 0.1
 MAX_LINES = 12
@@ -70,7 +72,7 @@ class RunDisplay:
         """A permanent line (above the live block on a terminal)."""
         with self.lock:
             self._clear()
-            self._write(text + "\n")
+            self._write(clean_text(text) + "\n")
             self._draw(force=True)
 
     def _draw(self, force: bool = False) -> None:
@@ -90,7 +92,7 @@ class RunDisplay:
         for uid, (started, fraction, status) in items[:MAX_LINES]:
             pct = f" {int(fraction * 100)}%" if fraction is not None else ""
             st = f" {status}" if status else ""
-            lines.append(f"  {uid}{st}{pct} ({_fmt_duration(now - started)})")
+            lines.append(f"  {shown(uid)}{shown(st)}{pct} ({_fmt_duration(now - started)})")
         if len(items) > MAX_LINES:
             lines.append(f"  … {len(items) - MAX_LINES} more running")
         self._write("\n".join(lines) + "\n")
@@ -117,14 +119,15 @@ class RunDisplay:
             if status not in ("succeeded", "resumed"):
                 self.failed += 1
             if error:
-                self._line(f"Error: {uid}: {error}")
+                self._line(f"Error: {shown(uid)}: {shown(error)}")
             elif not self.quiet and not self.tty:
                 extra = f" ({detail})" if detail else ""
                 if status == "resumed":
-                    self._line(f"[{self.done}/{self.total}] {uid}: already done{extra}")
+                    self._line(f"[{self.done}/{self.total}] {shown(uid)}: already done{shown(extra)}")
                 else:
                     word = "done" if status == "succeeded" else status
-                    self._line(f"[{self.done}/{self.total}] {uid}: {word} in {_fmt_duration(duration)}{extra}")
+                    self._line(f"[{self.done}/{self.total}] {shown(uid)}: {shown(word)} in {_fmt_duration(duration)}"
+                               f"{shown(extra)}")
             else:
                 self._draw(force=True)
 

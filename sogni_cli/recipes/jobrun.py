@@ -52,6 +52,7 @@ class Outcome:
     workflow_status: str | None = None  # the workflow's own final state, when it gave one
     final: bool = False  # the workflow's final answer: a rerun reports it instead of running it again
     from_record: bool = False  # an earlier run's final failure, reported again (nothing sent)
+    cost: dict[str, Any] | None = None  # what the API reports the job's workflow cost: {units, token_type}
 
 
 class _Settled(SogniError):
@@ -111,6 +112,7 @@ class JobSteps:
             partial = getattr(exc, "result", None)
             if partial is not None:
                 self._collect_saved(partial, oc)
+                self._collect_cost(partial, oc)
         except TemplateError as exc:
             oc.error = f"template: {exc.message}"
             oc.exit_code = int(ExitCode.USAGE)
@@ -121,6 +123,12 @@ class JobSteps:
             oc.error = redact(oc.error)  # server text can quote anything, the key included
         oc.duration = self.opts.clock() - start
         return oc
+
+    @staticmethod
+    def _collect_cost(result: Any, oc: Outcome) -> None:
+        from ..api.billing import cost_of
+
+        oc.cost = cost_of(getattr(result, "record", None)) or oc.cost
 
     def _collect_saved(self, result: Any, oc: Outcome) -> None:
         for s in getattr(result, "saved", []) or []:
@@ -226,9 +234,11 @@ class JobSteps:
         from ..api.hosted import find_media
 
         req = bridge.build_chat(fields, self.base_dir)
-        result = run_chat(self.client, req)
+        key = oc.idempotency_key or job_key(self.plan.name, pj.uid, oc.request_hash or "", oc.attempt)
+        self._before_send(pj, oc, key)  # the key is on disk before the chat (which may start paid work) leaves
+        result = run_chat(self.client, req, idempotency_key=key)
         oc.text = result.text
-        media = find_media(result.extras, result.text)
+        media = find_media(result.extras, result.text, hosted_call_seen=bool(result.hosted_calls))
         if media:
             from ..jobs.chat_media import save_hosted_media
 
@@ -287,7 +297,8 @@ class JobSteps:
             return PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
                                    progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel,
                                    idempotency_key=key, title=job_title(self.plan.name, uid, key),
-                                   before_send=lambda k: self._before_send(pj, oc, k), upload_id=key[-16:])
+                                   before_send=lambda k: self._before_send(pj, oc, k), upload_id=key[-16:],
+                                   approve=self.money.approver())
 
         options = options_for(oc.idempotency_key or job_key(self.plan.name, uid, oc.request_hash or "", oc.attempt))
         try:
@@ -319,6 +330,7 @@ class JobSteps:
                 saved.sha256, saved.bytes = sha, n
             self.display.note(f"{uid}: every file exists already (on_exists: skip); nothing was sent")
         self._collect_saved(result, oc)
+        self._collect_cost(result, oc)
         if result.texts:
             oc.text = "\n\n".join(result.texts)
         if job.route != "execute" and not result.saved:

@@ -48,6 +48,11 @@ def record_problem(rec: dict[str, Any]) -> str | None:
     attempt = rec.get("attempt")
     if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0):
         return "'attempt' must be a whole number"
+    cost = rec.get("cost")
+    if cost is not None and (not isinstance(cost, dict) or (cost.get("units") is not None and (
+            isinstance(cost["units"], bool) or not isinstance(cost["units"], (int, float))
+            or not math.isfinite(cost["units"])))):
+        return "'cost' must be an object with a number of 'units'"
     dur = rec.get("duration")
     if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float)) or not math.isfinite(dur)):
         return "'duration' must be a number of seconds"
@@ -200,6 +205,9 @@ def summarize(rows: list[dict[str, Any]], *, sources: list[str] | None = None,
         "failed_jobs": [r["id"] for r in rows if r.get("status") != "succeeded"],
         "jobs": jobs,
     }
+    from .budget import cost_summary
+
+    doc["cost"] = cost_summary(rows)
     if duration is not None:
         doc["duration"] = round(duration, 3)
     if sources is not None:
@@ -240,7 +248,9 @@ def _error_text(r: dict[str, Any]) -> str:
 def summary_table(s: dict[str, Any]) -> str:
     rows = s["jobs"]
     shown = rows if len(rows) <= TABLE_ROWS else [r for r in rows if r.get("status") != "succeeded"][:TABLE_ROWS]
-    head = ("JOB", "KIND", "STATUS", "FILES", "TIME", "ERROR")
+    from .budget import cost_cell, cost_lines
+
+    head = ("JOB", "KIND", "STATUS", "FILES", "TIME", "COST", "ERROR")
     data = []
     for r in shown:
         status = r.get("status", "")
@@ -248,7 +258,7 @@ def summary_table(s: dict[str, Any]) -> str:
             status += " (resumed)"
         err = _error_text(r).splitlines()[0] if _error_text(r) else ""
         data.append((r["id"], str(r.get("kind", "")), status, str(len(r.get("outputs") or [])),
-                     _dur(r.get("duration")), err[:100]))
+                     _dur(r.get("duration")), cost_cell(r), err[:100]))
     widths = [max([len(h)] + [len(d[i]) for d in data]) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
     for d in data:
@@ -256,6 +266,7 @@ def summary_table(s: dict[str, Any]) -> str:
     if len(shown) < len(rows):
         lines.append(f"(showing the {len(shown)} jobs that did not succeed of {len(rows)})")
     lines.append(headline(s))
+    lines.extend(cost_lines(s))
     return "\n".join(lines)
 
 
@@ -266,11 +277,14 @@ def _md(text: Any) -> str:
 def summary_markdown(s: dict[str, Any], title: str | None = None) -> str:
     names = ", ".join(f"`{n}`" for n in s.get("recipes", []) if n) or "recipe"
     icon = "✅" if not s.get("failed_jobs") and not s.get("missing_shards") else "❌"
+    from .budget import cost_cell, cost_lines
+
     lines = [f"### {icon} sogni recipe {title or names}", "", f"**{headline(s)}**", ""]
+    lines += [f"**{c}**" for c in cost_lines(s)] + ([""] if cost_lines(s) else [])
     rows = s["jobs"]
     shown = rows if len(rows) <= MARKDOWN_ROWS else [r for r in rows if r.get("status") != "succeeded"][:MARKDOWN_ROWS]
-    lines.append("| Job | Kind | Status | Files | Time | Error |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("| Job | Kind | Status | Files | Time | Cost | Error |")
+    lines.append("|---|---|---|---|---|---|---|")
     for r in shown:
         status = r.get("status", "") + (" (resumed)" if r.get("resumed") else "")
         files = ", ".join(f"`{_md(o.get('path'))}`" for o in (r.get("outputs") or [])[:4])
@@ -278,7 +292,7 @@ def summary_markdown(s: dict[str, Any], title: str | None = None) -> str:
         if more > 0:
             files += f" +{more}"
         lines.append(f"| `{_md(r['id'])}` | {_md(r.get('kind', ''))} | {_md(status)} | {files} | "
-                     f"{_dur(r.get('duration'))} | {_md(_error_text(r)[:200])} |")
+                     f"{_dur(r.get('duration'))} | {_md(cost_cell(r))} | {_md(_error_text(r)[:200])} |")
     if len(shown) < len(rows):
         lines.append("")
         lines.append(f"_{len(rows) - len(shown)} succeeded jobs not listed._")

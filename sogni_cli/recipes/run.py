@@ -76,6 +76,8 @@ class RunOptions:
     retry: list[str] = field(default_factory=list)  # job ids or globs that get a new workflow
     retry_failed: bool = False  # every job whose last run failed or was cancelled gets a new workflow
     on_exists: str | None = None  # --on-exists: overrides the recipe's on_exists for every job
+    budget: float | None = None  # capacity units for the whole run (this folder and shard; see budget.py)
+    approve_up_to: float | None = None  # approve workflows that wait for a cost up to this many units
 
 
 class Runner(JobSteps):
@@ -106,6 +108,12 @@ class Runner(JobSteps):
         self.live: dict[str, Outcome] = {}  # uid -> the outcome a running job is filling in
         self.display = RunDisplay(self._err_stream(), len(self.order), name=plan.name, quiet=opts.quiet,
                                   tty=opts.tty, clock=opts.clock)
+        from .budget import RunMoney
+
+        self.money = RunMoney(self, opts.budget, opts.approve_up_to)
+
+    def shard_label(self) -> str | None:
+        return f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None
 
     def _err_stream(self) -> TextIO:
         return self.stderr or sys.stderr
@@ -154,6 +162,7 @@ class Runner(JobSteps):
             "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None,
             "workflow_status": oc.workflow_status, "final": oc.final or None,
             "shard": f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None,
+            "cost": oc.cost,
             "time": _now(),
         }
         self.known[pj.uid] = {"workflow_id": wid, "idempotency_key": key, "attempt": oc.attempt,
@@ -173,7 +182,7 @@ class Runner(JobSteps):
     def row(self, pj: PlannedJob, oc: Outcome) -> dict[str, Any]:
         return {"recipe": self.plan.name, "id": pj.uid, "kind": pj.kind, "status": oc.status,
                 "resumed": oc.resumed, "outputs": [{"path": self.rel(o["path"])} for o in oc.outputs],
-                "duration": round(oc.duration, 3),
+                "duration": round(oc.duration, 3), "cost": oc.cost,
                 "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None}
 
     # -- one job (in a worker thread) ---------------------------------------------------------------
@@ -217,6 +226,7 @@ class Runner(JobSteps):
         ctx["state"][uid] = oc.status
         pj = self.jobs[uid]
         rows = ctx["rows"]
+        self.money.finished(oc)
         if not (oc.resumed and oc.status == "succeeded") and not oc.from_record:
             self.write_record(pj, oc)
         rows[uid] = self.row(pj, oc)
@@ -338,6 +348,9 @@ class Runner(JobSteps):
         self.record.open()
         try:
             self.load_previous()
+            from .report import read_record_file
+
+            self.money.load(read_record_file(self.record_file))
             on_exists = {u: self.opts.on_exists or pj.inst.job.on_exists or "overwrite" for u, pj in self.jobs.items()}
             check_clashes(self.plan.name, self.plan.jobs, self.out_root, on_exists,
                           overwrite_given=self.opts.on_exists == "overwrite")
@@ -392,6 +405,9 @@ class Runner(JobSteps):
             while (ready or running) and self.record.error is None:
                 while ready and len(running) < self.pace.allowed and not self.stopping.is_set():
                     uid = ready.popleft()
+                    if not self.money.admit(uid):
+                        self._left_out(uid, ctx)
+                        continue
                     state[uid] = "running"
                     running.add(uid)
                     self._start(uid, done_q)
@@ -425,6 +441,10 @@ class Runner(JobSteps):
                 self.record.close()
                 undo()
             raise
+        for u in self.order:  # jobs never reached because of the money rules are left out too
+            if state[u] == "waiting" and (self.money.stopped or self.money.left_out):
+                self.money.left_out.setdefault(u, self.money.stopped or "not started: it needs a job left out")
+                self._left_out(u, ctx)
         self.record.close()
         undo()
         if self.pace.cuts and not self.opts.quiet:
@@ -441,7 +461,7 @@ class Runner(JobSteps):
         summary = summarize([rows[u] for u in self.order if u in rows],
                             duration=self.opts.clock() - started_at)
         if not self.opts.quiet:
-            self._err_stream().write(summary_table(summary) + "\n")
+            self._err_stream().write("\n".join([summary_table(summary), *self.money.summary_lines()]) + "\n")
             self._err_stream().flush()
         title = f"`{self.plan.name}`" + (f" (shard {self.opts.shard[0]}/{self.opts.shard[1]})" if self.opts.shard else "")
         append_step_summary(summary_markdown(summary, title=title), self.opts.env)
@@ -449,7 +469,17 @@ class Runner(JobSteps):
             return 0
         if first_error is not None and not self.opts.quiet:
             self._err_stream().write(f"Error: {first_error.uid}: {first_error.error.splitlines()[0]}\n")
-        return int(ExitCode.INCOMPLETE)
+        return self.money.exit_code() or int(ExitCode.INCOMPLETE)
+
+    def _left_out(self, uid: str, ctx: dict[str, Any]) -> None:
+        """A job the money rules kept from starting: recorded (a rerun starts it) and listed."""
+        why = self.money.left_out.get(uid) or "not started"
+        ctx["state"][uid] = "skipped"
+        oc = Outcome(uid, "skipped", error=why, exit_code=int(ExitCode.BILLING))
+        pj = self.jobs[uid]
+        self.write_record(pj, oc)
+        ctx["rows"][uid] = self.row(pj, oc)
+        self.display.finished(uid, "skipped", 0.0, detail="left out")
 
     def _skip_dependants(self, uid: str, dependants: dict[str, list[str]], state: dict[str, str],
                          rows: dict[str, dict[str, Any]]) -> None:

@@ -12,19 +12,30 @@ from typing import Any
 
 
 def out(text: str = "", end: str = "\n", flush: bool = True) -> None:
-    """Write product output to stdout."""
+    """Write product output to stdout (escaped when stdout is a terminal: server text cannot act on it)."""
+    from ..core.term import for_stdout
+
     stream = sys.stdout
-    stream.write(text + end)
+    stream.write(for_stdout(text) + end)
     if flush:
         stream.flush()
 
 
+def _json_out(text: str) -> None:
+    """A JSON document to stdout; on a terminal, characters that could act on it are written as JSON escapes."""
+    from ..core.term import clean_text, stdout_is_tty
+
+    stream = sys.stdout
+    stream.write((clean_text(text, json=True) if stdout_is_tty() else text) + "\n")
+    stream.flush()
+
+
 def out_json(obj: Any, *, pretty: bool = True) -> None:
     if pretty:
-        out(json.dumps(obj, indent=2, ensure_ascii=False))
+        _json_out(json.dumps(obj, indent=2, ensure_ascii=False))
     else:
-        out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+        _json_out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
 
 def out_jsonl(obj: Any) -> None:
-    out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+    _json_out(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))

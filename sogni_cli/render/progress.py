@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Hashable, TextIO
 
 from ..core.progress import NullProgress, ProgressSink, format_bytes
+from ..core.term import clean_text, shown
 
 PLAIN_LINE_INTERVAL = 5.0
 HEARTBEAT_INTERVAL = 30.0
@@ -63,7 +64,7 @@ class PlainProgress(ProgressSink):
         if self._closed:
             return
         try:
-            self._stream.write(line + "\n")
+            self._stream.write(clean_text(line) + "\n")  # labels and notes carry server text
             self._stream.flush()
         except (OSError, ValueError):  # a closed stderr must not break the work
             pass
@@ -167,10 +168,10 @@ class RichProgress(ProgressSink):
             self._ensure()
             old = self._ids.get(key)
             if old is not None:
-                self._progress.update(old, completed=0, total=total, description=label)
+                self._progress.update(old, completed=0, total=total, description=shown(label))
                 self._progress.start_task(old)
             else:
-                self._ids[key] = self._progress.add_task(label, total=total)
+                self._ids[key] = self._progress.add_task(shown(label), total=total)
 
     def advance(self, key: Hashable, n: int) -> None:
         with self._lock:
@@ -184,14 +185,14 @@ class RichProgress(ProgressSink):
             self._ensure()
             tid = self._ids.get(key)
             if tid is None:
-                tid = self._ids[key] = self._progress.add_task(label or str(key), total=total)
+                tid = self._ids[key] = self._progress.add_task(shown(label or key), total=total)
             kwargs: dict[str, Any] = {}
             if completed is not None:
                 kwargs["completed"] = completed
             if total is not None:
                 kwargs["total"] = total
             if label is not None:
-                kwargs["description"] = label
+                kwargs["description"] = shown(label)
             self._progress.update(tid, **kwargs)
 
     def finish(self, key: Hashable, ok: bool = True) -> None:
@@ -208,7 +209,7 @@ class RichProgress(ProgressSink):
 
     def note(self, text: str) -> None:
         with self._lock:
-            self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+            self._console.print(clean_text(text), markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         with self._lock:

@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any, Callable, Hashable, TextIO
 
+from ..core.term import shown
+
 PLAIN_INTERVAL = 5.0
 HEARTBEAT_INTERVAL = 30.0
 
@@ -105,7 +107,7 @@ class WorkflowDisplay:
             key = (wid, upd.step or upd.tool or "workflow")
             status = upd.status or self._current.get(wid) or "running"
             self._current[wid] = status
-            label = f"{upd.tool or 'workflow'} {status}"
+            label = shown(f"{upd.tool or 'workflow'} {status}")  # server text: inert
             if self._rich is not None:
                 tid = self._tasks.get(key)
                 if tid is None:
@@ -126,8 +128,8 @@ class WorkflowDisplay:
                 self._state[key] = state
                 self._last_line[key] = now
                 name = upd.tool or "workflow"
-                msg = f" - {upd.message}" if upd.message and changed and upd.type not in ("workflow_progress",) else ""
-                self._write(f"{name}: {status}{_pct(upd.progress)}{_eta(upd.eta_seconds)}{msg}")
+                msg = f" - {shown(upd.message)}" if upd.message and changed and upd.type not in ("workflow_progress",) else ""
+                self._write(f"{shown(name)}: {shown(status)}{_pct(upd.progress)}{_eta(upd.eta_seconds)}{msg}")
 
     def heartbeat(self) -> None:
         if self._quiet or self._rich is not None:
@@ -263,7 +265,14 @@ def format_show(rec: dict[str, Any]) -> str:
         lines.append(f"Reason:    {reason}")
     preview = rec.get("billingPreview")
     if isinstance(preview, dict) and preview.get("totalEstimatedCapacityUnits") is not None:
-        lines.append(f"Cost:      {preview['totalEstimatedCapacityUnits']} capacity units (estimated)")
+        lines.append(f"Estimate:  {preview['totalEstimatedCapacityUnits']} capacity units")
+    from ..api.billing import cost_of
+    from ..core.units import fmt_units
+
+    cost = cost_of(rec)
+    if cost is not None:
+        lines.append(f"Cost:      {fmt_units(cost['units'])} capacity units"
+                     + (f" ({_text(cost['token_type'])})" if cost.get("token_type") else ""))
     steps = [s for s in _list(rec.get("steps")) if isinstance(s, dict)]
     if steps:
         lines.append("Steps:")

@@ -25,7 +25,7 @@ def test_streamed_chat_to_stdout(emulator, sogni_env, run_sogni):
     assert res.stdout.endswith("\n")
     (req,) = [r for r in emulator.requests if r["path"] == CHAT]
     assert req["json"] == {"messages": [{"role": "user", "content": "tell me about lighthouses"}], "stream": True,
-                           "sogni_tools": False}
+                           "stream_options": {"include_usage": True}, "sogni_tools": False}
     assert req["headers"]["authorization"] == f"Bearer {E2E_KEY}" and req["headers"]["api-key"] == E2E_KEY
 
 

@@ -356,3 +356,34 @@ def test_a_partial_failure_is_reported_not_followed_again_and_retry_picks_it_up(
     assert creates(emulator)[-1]["json"]["input"]["steps"][0]["arguments"]["prompt"] == "[partial] two foxes"
     res = run_sogni(args + ["--retry-failed"], sogni_env)
     assert len(creates(emulator)) == 6
+
+
+# ---------------------------------------------------------------------------- recipe chat jobs
+
+
+CHAT_ONE = """\
+version: 1
+name: talk
+jobs:
+  - id: note
+    chat: {prompt: "Say hello"}
+    save: note.txt
+"""
+
+
+def test_a_recipe_chat_job_sends_the_key_it_recorded_and_the_same_key_on_a_rerun(emulator, sogni_env, run_sogni,
+                                                                                tmp_path):
+    (tmp_path / "talk.yaml").write_text(CHAT_ONE)
+    out = tmp_path / "out"
+    args = ["recipe", "run", tmp_path / "talk.yaml", "-o", out]
+    emulator.script([{"match": "/v1/chat/completions", "action": "status", "status": 400}])
+    first = run_sogni(args, sogni_env)
+    assert first.returncode == 8, first.stderr  # a run with a failed job is incomplete
+    starting = [r for r in record(out, "talk") if r.get("status") == "starting"]
+    assert len(starting) == 1 and starting[0]["idempotency_key"]
+    key = starting[0]["idempotency_key"]
+    second = run_sogni(args, sogni_env)
+    assert second.returncode == 0, second.stderr
+    chats = [r for r in emulator.requests if r["path"] == "/v1/chat/completions"]
+    assert [c["headers"].get("idempotency-key") for c in chats] == [key, key]
+    assert (out / "note.txt").read_text().startswith("Echo: Say hello")
