@@ -11,7 +11,8 @@ shows medians over the rounds.
 - ``sogni chat (console script)``: the ``sogni`` launcher next to the interpreter, when there is one;
 - ``python -c pass``, for scale.
 
-Also, once each under ``python -X importtime``, what `sogni chat` imports and whether it loads a CA bundle
+The CPU time of each whole process (user + system, from ``wait4``) is shown too: on a busy machine it moves
+much less than wall time. Also, once each under ``python -X importtime``, what `sogni chat` imports and whether it loads a CA bundle
 (it must not for an ``http://`` base URL).
 
 Target: `sogni chat` <= 1.1x the bare script (median of the paired ratios, >= 7 pairs).
@@ -56,17 +57,23 @@ with httpx.Client(timeout=300) as client:
 '''
 
 
-def first_byte(cmd: list[str], env: dict[str, str], cwd: str) -> float:
-    """Seconds from just before the process starts to its first byte on stdout; the process then runs to its end."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, cwd=cwd, bufsize=0)
-    first = proc.stdout.read(1)
-    dt = time.perf_counter() - t0
-    rest, err = proc.communicate()
-    if proc.returncode != 0 or (not first and cmd[-1] != "pass"):
-        raise SystemExit(f"{cmd!r} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return dt
+def first_byte(cmd: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """(seconds from just before the process starts to its first byte on stdout, CPU seconds of the whole
+    process); the process runs to its end."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
+                                cwd=cwd, bufsize=0)
+        first = proc.stdout.read(1)
+        dt = time.perf_counter() - t0
+        proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0 or (not first and cmd[-1] != "pass"):
+            err.seek(0)
+            raise SystemExit(f"{cmd!r} exited {proc.returncode}: {err.read().decode(errors='replace')[-2000:]}")
+    return dt, usage.ru_utime + usage.ru_stime
 
 
 COUNTER = r'''import atexit, os, ssl, sys
@@ -141,15 +148,19 @@ def main() -> int:
                 first_byte(cmd, env, tmp)
                 first_byte(cmd, env, tmp)
             times: dict[str, list[float]] = {k: [] for k in cmds}
+            cpu: dict[str, list[float]] = {k: [] for k in cmds}
             ratios: dict[str, list[float]] = {k: [] for k in cmds if k.startswith("sogni")}
+            cpu_ratios: dict[str, list[float]] = {k: [] for k in ratios}
             names = list(cmds)
             for r in range(runs):
                 order = names if r % 2 == 0 else list(reversed(names))
                 got = {n: first_byte(cmds[n], env, tmp) for n in order}
-                for n, t in got.items():
+                for n, (t, c) in got.items():
                     times[n].append(t)
+                    cpu[n].append(c)
                 for n in ratios:
-                    ratios[n].append(got[n] / got["bare httpx"])
+                    ratios[n].append(got[n][0] / got["bare httpx"][0])
+                    cpu_ratios[n].append(got[n][1] / got["bare httpx"][1])
             certs = {n: ca_loads(cmds[n], env, tmp) for n in cmds if n != "python -c pass"}
         finally:
             srv.stop()
@@ -157,14 +168,18 @@ def main() -> int:
           f"process start -> first byte on stdout, http:// loopback server, "
           + ("environment as is" if a.keep_env else "bytecode cached, stdout buffered"))
     print()
-    print("| process | ms (median) | min-max | × bare httpx (median of pairs) | CA bundle loads |")
-    print("|---|---|---|---|---|")
+    print("| process | first byte ms (median) | min-max | × bare httpx (median of pairs) | CPU ms (median) | "
+          "CPU × bare httpx | CA bundle loads |")
+    print("|---|---|---|---|---|---|---|")
     for n, ts in times.items():
-        ratio = f"{statistics.median(ratios[n]):.2f}" if n in ratios else (
-            "1.00" if n == "bare httpx" else f"{statistics.median(ts) / statistics.median(times['bare httpx']):.2f}")
+        if n in ratios:
+            ratio, cratio = f"{statistics.median(ratios[n]):.2f}", f"{statistics.median(cpu_ratios[n]):.2f}"
+        else:
+            ratio = f"{statistics.median(ts) / statistics.median(times['bare httpx']):.2f}"
+            cratio = f"{statistics.median(cpu[n]) / statistics.median(cpu['bare httpx']):.2f}"
         ca = str(certs[n][0]) if n in certs else "—"
         print(f"| {n} | {statistics.median(ts) * 1000:.1f} | {min(ts) * 1000:.1f}-{max(ts) * 1000:.1f} | "
-              f"{ratio} | {ca} |")
+              f"{ratio} | {statistics.median(cpu[n]) * 1000:.1f} | {cratio} | {ca} |")
     print()
     print("Slowest imports of `sogni chat` (self time, -X importtime):")
     for line in certs["sogni chat (-m)"][1]:
