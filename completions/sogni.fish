@@ -34,7 +34,8 @@ function __sogni_subcommands
                 'set'\t'Set a setting in the current profile.' \
                 'unset'\t'Remove a setting from the current profile.'
         case 'sogni recipe'
-            printf '%s\n' 'plan'\t'Print the expanded job graph and the exact requests; sends nothing...' \
+            printf '%s\n' 'emit'\t'Print a ready definition that runs RECIPE in N shards on a batch...' \
+                'plan'\t'Print the expanded job graph and the exact requests; sends nothing...' \
                 'report'\t'Merge the run records of several runs or shards into one summary...' \
                 'run'\t'Run the jobs in dependency order; resumes from the run record in...' \
                 'schema'\t'Print the JSON Schema of recipe files (the one in recipes/schema.json).' \
@@ -194,6 +195,7 @@ function __sogni_options
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--preview'\t'Show each saved image on the terminal, a few rows high (stderr, only...' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
@@ -250,6 +252,7 @@ function __sogni_options
                 '--no-safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--on-exists'\t'When a file exists: suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files [profile output_dir; default .].' \
+                '--preview'\t'Show each saved image on the terminal, a few rows high (stderr, only...' \
                 '--safe-content-filter'\t'Turn the API\'s safe-content filter on or off (server default when...' \
                 '--seed'\t'Random seed, where the tool takes one.' \
                 '--timeout'\t'Give up (exit 6) when the workflow makes no progress for this many...' \
@@ -301,16 +304,24 @@ function __sogni_options
         case 'sogni recipe'
             printf '%s\n' '--help'\t'Show this message and exit.' \
                 '-h'\t'Show this message and exit.'
+        case 'sogni recipe emit'
+            printf '%s\n' '--help'\t'Show this message and exit.' \
+                '--image'\t'A container image with sogni installed [default: python:3.12-slim...' \
+                '--output'\t'The folder the shards write to, one subfolder each [out on GitHub...' \
+                '--shards'\t'How many shards run in parallel.' \
+                '-h'\t'Show this message and exit.'
         case 'sogni recipe plan'
             printf '%s\n' '--estimate'\t'Ask the API for each job\'s cost preview (needs the key; starts nothing).' \
                 '--help'\t'Show this message and exit.' \
                 '--json'\t'One JSON document for machines.' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
-                '--shard'\t'Show only shard K of N.' \
+                '--shard'\t'Show only shard K of N (auto: from the batch engine) [env SOGNI_SHARD].' \
+                '--shards'\t'With --shard auto: the number of shards (Kubernetes does not export...' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
                 '-h'\t'Show this message and exit.'
         case 'sogni recipe report'
             printf '%s\n' '--help'\t'Show this message and exit.' \
+                '--html'\t'Also write one self-contained page: thumbnails, players, status...' \
                 '--json'\t'One JSON document for machines.' \
                 '--markdown'\t'A Markdown summary (as written to $GITHUB_STEP_SUMMARY).' \
                 '-h'\t'Show this message and exit.'
@@ -327,7 +338,8 @@ function __sogni_options
                 '--retry'\t'Start a new workflow for these jobs (ids or globs, e.g.' \
                 '--retry-failed'\t'Start a new workflow for every job whose last run failed or was...' \
                 '--set'\t'Set a recipe variable, KEY=VALUE (repeatable).' \
-                '--shard'\t'Run only shard K of N (deterministic; a job stays with what it needs).' \
+                '--shard'\t'Run only shard K of N (deterministic; a job stays with what it...' \
+                '--shards'\t'With --shard auto: the number of shards (Kubernetes does not export...' \
                 '--strict'\t'Treat a glob that matches no files as an error.' \
                 '-h'\t'Show this message and exit.' \
                 '-j'\t'Jobs running at once [profile concurrency; default 4].' \
@@ -486,6 +498,7 @@ function __sogni_options
                 '--no-download'\t'Print the URLs instead.' \
                 '--on-exists'\t'suffix (default), overwrite, skip, error.' \
                 '--output-dir'\t'Folder for the saved files.' \
+                '--preview'\t'Show each saved image on the terminal, a few rows high (stderr, only...' \
                 '-h'\t'Show this message and exit.' \
                 '-o'\t'Folder for the saved files.'
         case 'sogni workflow events'
@@ -735,10 +748,20 @@ function __sogni_option_kind
             echo 'value'
         case 'sogni music|-o' 'sogni music|--output-dir'
             echo 'dir'
+        case 'sogni recipe emit|--image'
+            echo 'file'
+        case 'sogni recipe emit|--output'
+            echo 'value'
+        case 'sogni recipe emit|--shards'
+            echo 'value'
         case 'sogni recipe plan|--set'
             echo 'value'
         case 'sogni recipe plan|--shard'
             echo 'value'
+        case 'sogni recipe plan|--shards'
+            echo 'value'
+        case 'sogni recipe report|--html'
+            echo 'file'
         case 'sogni recipe run|--approve-up-to'
             echo 'value'
         case 'sogni recipe run|--budget'
@@ -752,6 +775,8 @@ function __sogni_option_kind
         case 'sogni recipe run|--set'
             echo 'value'
         case 'sogni recipe run|--shard'
+            echo 'value'
+        case 'sogni recipe run|--shards'
             echo 'value'
         case 'sogni recipe run|-o' 'sogni recipe run|--output-dir'
             echo 'dir'
@@ -920,6 +945,9 @@ function __sogni_arg_kind
             set variadic 0
         case 'sogni config unset'
             set kinds 'choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'
+            set variadic 0
+        case 'sogni recipe emit'
+            set kinds 'value' 'file'
             set variadic 0
         case 'sogni recipe plan'
             set kinds 'file'

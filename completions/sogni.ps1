@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 'set Set a setting in the current profile.',
                 'unset Remove a setting from the current profile.') }
             'sogni recipe' { return @(
+                'emit Print a ready definition that runs RECIPE in N shards on a batch...',
                 'plan Print the expanded job graph and the exact requests; sends nothing...',
                 'report Merge the run records of several runs or shards into one summary...',
                 'run Run the jobs in dependency order; resumes from the run record in...',
@@ -199,6 +200,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--preview Show each saved image on the terminal, a few rows high (stderr, only...',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
@@ -255,6 +257,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--on-exists When a file exists: suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files [profile output_dir; default .].',
+                '--preview Show each saved image on the terminal, a few rows high (stderr, only...',
                 '--safe-content-filter Turn the API''s safe-content filter on or off (server default when...',
                 '--seed Random seed, where the tool takes one.',
                 '--timeout Give up (exit 6) when the workflow makes no progress for this many...',
@@ -306,16 +309,24 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe' { return @(
                 '--help Show this message and exit.',
                 '-h Show this message and exit.') }
+            'sogni recipe emit' { return @(
+                '--help Show this message and exit.',
+                '--image A container image with sogni installed [default: python:3.12-slim...',
+                '--output The folder the shards write to, one subfolder each [out on GitHub...',
+                '--shards How many shards run in parallel.',
+                '-h Show this message and exit.') }
             'sogni recipe plan' { return @(
                 '--estimate Ask the API for each job''s cost preview (needs the key; starts nothing).',
                 '--help Show this message and exit.',
                 '--json One JSON document for machines.',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
-                '--shard Show only shard K of N.',
+                '--shard Show only shard K of N (auto: from the batch engine) [env SOGNI_SHARD].',
+                '--shards With --shard auto: the number of shards (Kubernetes does not export...',
                 '--strict Treat a glob that matches no files as an error.',
                 '-h Show this message and exit.') }
             'sogni recipe report' { return @(
                 '--help Show this message and exit.',
+                '--html Also write one self-contained page: thumbnails, players, status...',
                 '--json One JSON document for machines.',
                 '--markdown A Markdown summary (as written to $GITHUB_STEP_SUMMARY).',
                 '-h Show this message and exit.') }
@@ -332,7 +343,8 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--retry Start a new workflow for these jobs (ids or globs, e.g.',
                 '--retry-failed Start a new workflow for every job whose last run failed or was...',
                 '--set Set a recipe variable, KEY=VALUE (repeatable).',
-                '--shard Run only shard K of N (deterministic; a job stays with what it needs).',
+                '--shard Run only shard K of N (deterministic; a job stays with what it...',
+                '--shards With --shard auto: the number of shards (Kubernetes does not export...',
                 '--strict Treat a glob that matches no files as an error.',
                 '-h Show this message and exit.',
                 '-j Jobs running at once [profile concurrency; default 4].',
@@ -491,6 +503,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 '--no-download Print the URLs instead.',
                 '--on-exists suffix (default), overwrite, skip, error.',
                 '--output-dir Folder for the saved files.',
+                '--preview Show each saved image on the terminal, a few rows high (stderr, only...',
                 '-h Show this message and exit.',
                 '-o Folder for the saved files.') }
             'sogni workflow events' { return @(
@@ -644,8 +657,13 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni music|--count' { return 'value' }
             'sogni music|-o' { return 'dir' }
             'sogni music|--output-dir' { return 'dir' }
+            'sogni recipe emit|--image' { return 'file' }
+            'sogni recipe emit|--output' { return 'value' }
+            'sogni recipe emit|--shards' { return 'value' }
             'sogni recipe plan|--set' { return 'value' }
             'sogni recipe plan|--shard' { return 'value' }
+            'sogni recipe plan|--shards' { return 'value' }
+            'sogni recipe report|--html' { return 'file' }
             'sogni recipe run|--approve-up-to' { return 'value' }
             'sogni recipe run|--budget' { return 'value' }
             'sogni recipe run|--concurrency' { return 'value' }
@@ -654,6 +672,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni recipe run|--retry' { return 'value' }
             'sogni recipe run|--set' { return 'value' }
             'sogni recipe run|--shard' { return 'value' }
+            'sogni recipe run|--shards' { return 'value' }
             'sogni recipe run|-o' { return 'dir' }
             'sogni recipe run|--output-dir' { return 'dir' }
             'sogni recipe validate|--set' { return 'value' }
@@ -751,6 +770,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             'sogni config get' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
             'sogni config set' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type', 'value'); $variadic = $false }
             'sogni config unset' { $kinds = @('choice:base_url concurrency image_model max_retries media_hosts model name on_exists output_dir timeout token_type'); $variadic = $false }
+            'sogni recipe emit' { $kinds = @('value', 'file'); $variadic = $false }
             'sogni recipe plan' { $kinds = @('file'); $variadic = $false }
             'sogni recipe report' { $kinds = @('file'); $variadic = $true }
             'sogni recipe run' { $kinds = @('file'); $variadic = $false }

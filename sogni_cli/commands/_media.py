@@ -176,8 +176,9 @@ def _tool_for(kind: str, fields: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------------------------- running
 
 
-def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaFlags) -> None:
-    """Build the job from ``fields`` + ``flags``, run it and print the product."""
+def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaFlags) -> Any:
+    """Build the job from ``fields`` + ``flags``, run it and print the product; the JobResult (None with
+    --detach or --dry-run)."""
     from ..jobs import build_job
     from ..jobs.pipeline import PipelineOptions, run_media_job
     from ..render.progress import make_progress
@@ -284,10 +285,11 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
         if flags.json_out:
             out_json({"workflow_id": result.workflow_id, "status": result.status, "tool": result.tool,
                       "arguments": result.arguments, "artifacts": []})
-        return
+        return None
     if result.status == "skipped" and not quiet:
         err(f"All {len(result.saved)} file(s) already exist (--on-exists skip): nothing was sent.")
     print_result(result, flags, quiet=quiet)
+    return result
 
 
 def approver(up_to: float | None) -> Any:
@@ -369,3 +371,15 @@ def print_result(result: Any, flags: Any, quiet: bool = False) -> None:
         out(u)
     for text in result.texts:
         out(text.rstrip("\n"))
+
+
+PREVIEW_HELP = "Show each saved image on the terminal, a few rows high (stderr, only on a terminal)."
+
+
+def preview(result: Any) -> None:
+    """``--preview``: the saved images on stderr when it is a terminal (see render/preview.py)."""
+    if result is None:
+        return
+    from ..render.preview import show
+
+    show([s.path for s in getattr(result, "saved", []) or []])

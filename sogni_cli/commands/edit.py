@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from ._common import make_app
-from ._media import MediaFlags, media_flags, run_job
+from ._media import PREVIEW_HELP, MediaFlags, media_flags, preview, run_job
 
 app = make_app(
     help="Edit or combine reference images.",
@@ -30,8 +30,11 @@ def edit(
     format: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (outputFormat).", show_default=False),
     aspect_ratio: Optional[str] = typer.Option(None, "--aspect-ratio", help="For example 16:9 (aspectRatio).", show_default=False),
     lora: Optional[List[str]] = typer.Option(None, "--lora", metavar="NAME[:STRENGTH]", help="A LoRA, repeatable.", show_default=False),
+    show_preview: bool = typer.Option(False, "--preview", help=PREVIEW_HELP),
     flags: MediaFlags = None,  # type: ignore[assignment]
 ) -> None:
     """Edit or combine reference images."""
-    run_job(ctx, "edit", {"prompt": prompt, "images": image, "width": width, "height": height, "format": format,
-                          "aspect_ratio": aspect_ratio, "loras": lora}, flags)
+    result = run_job(ctx, "edit", {"prompt": prompt, "images": image, "width": width, "height": height,
+                                   "format": format, "aspect_ratio": aspect_ratio, "loras": lora}, flags)
+    if show_preview:
+        preview(result)

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from ._common import make_app
-from ._media import MediaFlags, media_flags, run_job
+from ._media import PREVIEW_HELP, MediaFlags, media_flags, preview, run_job
 
 app = make_app(
     help="Generate images with exact parameters.",
@@ -32,9 +32,12 @@ def image(
     format: Optional[str] = typer.Option(None, "--format", help="png, jpg or webp (outputFormat).", show_default=False),
     aspect_ratio: Optional[str] = typer.Option(None, "--aspect-ratio", help="For example 16:9 (aspectRatio).", show_default=False),
     lora: Optional[List[str]] = typer.Option(None, "--lora", metavar="NAME[:STRENGTH]", help="A LoRA, repeatable.", show_default=False),
+    show_preview: bool = typer.Option(False, "--preview", help=PREVIEW_HELP),
     flags: MediaFlags = None,  # type: ignore[assignment]
 ) -> None:
     """Generate images with exact parameters."""
-    run_job(ctx, "image", {"prompt": prompt, "width": width, "height": height, "negative": negative,
-                           "guidance": guidance, "format": format, "aspect_ratio": aspect_ratio, "loras": lora},
-            flags)
+    result = run_job(ctx, "image", {"prompt": prompt, "width": width, "height": height, "negative": negative,
+                                    "guidance": guidance, "format": format, "aspect_ratio": aspect_ratio,
+                                    "loras": lora}, flags)
+    if show_preview:
+        preview(result)

@@ -21,13 +21,16 @@ Examples:
   sogni recipe run recipes/product-shots.yaml -o out/ --shard 2/4      (one CI machine of four)
   sogni recipe plan recipes/product-shots.yaml --estimate             (the API's cost preview per job)
   sogni recipe run recipes/product-shots.yaml -o out/ --budget 200     (stop before crossing 200 units)
-  sogni recipe report out-1/ out-2/ out-3/ out-4/
+  sogni recipe report out-1/ out-2/ out-3/ out-4/ --html report.html
+  sogni recipe emit kubernetes recipes/product-shots.yaml --shards 8 > job.yaml
+  SOGNI_SHARD_COUNT=4 sogni recipe run recipes/product-shots.yaml -o out/ --shard auto
 """
 
 app = make_app("Batch YAML recipes: validate, plan, run, report.", epilog=EPILOG, no_args_is_help=True)
 
 SET_HELP = "Set a recipe variable, KEY=VALUE (repeatable)."
 STRICT_HELP = "Treat a glob that matches no files as an error."
+SHARDS_HELP = "With --shard auto: the number of shards (Kubernetes does not export it) [env SOGNI_SHARD_COUNT]."
 
 
 def _print_lines(lines: list[str]) -> None:
@@ -48,6 +51,10 @@ def _prepare(ctx: typer.Context, file: Path, sets: list[str] | None, strict: boo
     return plan, s
 
 
+def _quiet(ctx: typer.Context) -> bool:
+    return bool(getattr(ctx.find_root().obj, "quiet", False))
+
+
 def _settings_no_emulator(ctx: typer.Context):
     """Settings for validate/plan: no key, no network, no emulator start."""
     from ..core.options import GlobalOptions
@@ -63,12 +70,14 @@ def _settings_no_emulator(ctx: typer.Context):
     return s
 
 
-def _parse_shard(text: Optional[str]):
-    if text is None:
-        return None
-    from ..recipes.shard import parse_shard
+def _parse_shard(text: Optional[str], shards: Optional[int] = None, quiet: bool = False):
+    """``--shard K/N`` or ``--shard auto`` (the engine's variables); ``SOGNI_SHARD`` when not given."""
+    from ..recipes.engines import resolve_shard
 
-    return parse_shard(text)
+    sh, said = resolve_shard(text, shards)
+    if said and not quiet:
+        err(said)
+    return sh
 
 
 @app.command()
@@ -91,7 +100,8 @@ def plan(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
-    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Show only shard K of N.", show_default=False),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Show only shard K of N (auto: from the batch engine) [env SOGNI_SHARD].", show_default=False),
+    shards: Optional[int] = typer.Option(None, "--shards", metavar="N", help=SHARDS_HELP, show_default=False),
     as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     estimate: bool = typer.Option(False, "--estimate", help="Ask the API for each job's cost preview (needs the key; starts nothing)."),
@@ -100,7 +110,7 @@ def plan(
     from ..recipes.plan import plan_json, plan_text
     from ..recipes.shard import apply_shard
 
-    sh = _parse_shard(shard)
+    sh = _parse_shard(shard, shards, _quiet(ctx))
     p, _s = _prepare(ctx, file, set_, strict)
     if sh:
         apply_shard(p, sh)
@@ -135,7 +145,8 @@ def run(
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
     continue_on_error: bool = typer.Option(False, "--continue-on-error", help="Keep going after a job fails (its dependants are skipped)."),
     force: bool = typer.Option(False, "--force", help="Run every job again, even those already done."),
-    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs).", show_default=False),
+    shard: Optional[str] = typer.Option(None, "--shard", metavar="K/N", help="Run only shard K of N (deterministic; a job stays with what it needs); auto: from the batch engine [env SOGNI_SHARD].", show_default=False),
+    shards: Optional[int] = typer.Option(None, "--shards", metavar="N", help=SHARDS_HELP, show_default=False),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them (like `plan`)."),
     retry: Optional[List[str]] = typer.Option(None, "--retry", metavar="JOB", help="Start a new workflow for these jobs (ids or globs, e.g. 'shot[mug*'; repeatable or comma-separated).", show_default=False),
@@ -152,7 +163,7 @@ def run(
 
     limit = parse_units(budget, "--budget")
     up_to = parse_units(approve_up_to, "--approve-up-to")
-    sh = _parse_shard(shard)
+    sh = _parse_shard(shard, shards, _quiet(ctx))
     if on_exists is not None and on_exists not in ("overwrite", "suffix", "skip", "error"):
         raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: overwrite, suffix, skip, error")
     patterns = [p.strip() for item in retry or [] for p in item.split(",") if p.strip()]
@@ -207,15 +218,30 @@ def report(
     dirs: List[Path] = typer.Argument(..., help="Output folders (or run-record .jsonl files) of one or more runs or shards.", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="One JSON document for machines."),
     markdown: bool = typer.Option(False, "--markdown", help="A Markdown summary (as written to $GITHUB_STEP_SUMMARY)."),
+    html_file: Optional[Path] = typer.Option(None, "--html", metavar="FILE", help="Also write one self-contained page: thumbnails, players, status, prompt, model, seed, cost.", show_default=False),
 ) -> None:
     """Merge the run records of several runs or shards into one summary (exit 8 when a job did not succeed)."""
     from ..recipes.report import load_records, merged_summary, summary_markdown, summary_table
 
     if as_json and markdown:
         raise UsageError("--json and --markdown cannot be combined.")
+    if html_file is not None:
+        from ..render.html_report import check_target
+
+        check_target(html_file, [str(d) for d in dirs])
     plans: list = []
     records = load_records([str(d) for d in dirs], plans)
     summary = merged_summary(records, plans)
+    names = [n for n in summary["recipes"] if n]
+    if len(names) > 1:
+        raise UsageError(f"These folders hold runs of different recipes ({', '.join(names)}).",
+                         hint="Report each recipe's shards separately.")
+    if html_file is not None:
+        from ..render.html_report import write_report
+
+        tiles = write_report(summary, records, html_file)
+        if not _quiet(ctx):
+            err(f"Wrote {html_file} ({tiles} tile{'s' if tiles != 1 else ''}).")
     if as_json:
         out_json(summary)
     elif markdown:
@@ -224,6 +250,24 @@ def report(
         out(summary_table(summary))
     if summary["failed_jobs"] or summary.get("missing_shards"):  # not succeeded, never started, shard missing
         raise typer.Exit(8)
+
+
+@app.command()
+def emit(
+    ctx: typer.Context,
+    engine: str = typer.Argument(..., metavar="ENGINE", help="github, kubernetes, aws-batch or cloud-run.", show_default=False),
+    file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
+    shards: int = typer.Option(4, "--shards", metavar="N", help="How many shards run in parallel."),
+    image: Optional[str] = typer.Option(None, "--image", help="A container image with sogni installed [default: python:3.12-slim, installing sogni at start].", show_default=False),
+    output: Optional[str] = typer.Option(None, "--output", help="The folder the shards write to, one subfolder each [out on GitHub, /data/out elsewhere].", show_default=False),
+) -> None:
+    """Print a ready definition that runs RECIPE in N shards on a batch engine, then merges the report."""
+    from ..recipes.emit import ENGINE_NAMES, emit as emit_definition
+
+    if engine not in ENGINE_NAMES:
+        raise UsageError(f"Unknown engine {engine!r}.", hint="Engines: " + ", ".join(ENGINE_NAMES) + ".")
+    p, _s = _prepare(ctx, file, None, False, requests=False)
+    out(emit_definition(engine, file.as_posix(), p.name, shards, image=image, output=output), end="")
 
 
 @app.command()

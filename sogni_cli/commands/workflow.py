@@ -164,6 +164,7 @@ def download(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Append one JSON line per saved file.", show_default=False),
     max_download_size: Optional[str] = typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    show_preview: bool = typer.Option(False, "--preview", help="Show each saved image on the terminal, a few rows high (stderr, only on a terminal)."),
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Fetch the artifacts of a finished workflow (fresh URLs; .part files resume with Range).
@@ -199,6 +200,10 @@ def download(
     finally:
         progress.close()
     print_result(result, flags)
+    if show_preview:
+        from ._media import preview
+
+        preview(result)
     if not s.quiet and not json_out:
         present = sum(1 for f in result.saved if getattr(f, "present", False))
         got = len(result.saved) - present

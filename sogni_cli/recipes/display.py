@@ -1,7 +1,10 @@
 """Progress of a recipe run on stderr.
 
-On a terminal: one overall bar and one line per running job, redrawn in place (plain ANSI, no extra
-dependency). Otherwise: one line per finished job, and a heartbeat line when nothing was printed for 30 s
+On a terminal: one live area at the bottom (an overall bar and one line per running job), redrawn in place
+(plain ANSI, no extra dependency); each finished job gets a permanent line scrolled above it. The saved
+paths the run prints on stdout go through :meth:`RunDisplay.product`, which lifts the live area, writes the
+path and draws the area again below it, so when stdout and stderr share the terminal no path is ever drawn
+over or erased. Otherwise: one line per finished job, and a heartbeat line when nothing was printed for 30 s
 (so CI does not kill a silent job). ``quiet``: failures only.
 """
 
@@ -24,6 +27,12 @@ def _fmt_duration(s: float) -> str:
         return f"{s:.1f} s"
     m, sec = divmod(int(s), 60)
     return f"{m} min {sec:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
+
+
+def _fit(line: str, width: int) -> str:
+    """A live-area line as it will show: control characters escaped, cut to one row of ``width``."""
+    line = clean_text(line).replace("\n", " ").replace("\t", " ")
+    return line if len(line) < width else line[:width - 2] + "…"
 
 
 class RunDisplay:
@@ -68,6 +77,17 @@ class RunDisplay:
             self._write(f"\x1b[{self.drawn}F\x1b[J")
             self.drawn = 0
 
+    def product(self, line: str, stream: TextIO) -> None:
+        """A line of the run's product (a saved path) on ``stream`` (stdout), above the live area."""
+        with self.lock:
+            self._clear()
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except ValueError:
+                pass
+            self._draw(force=True)
+
     def _line(self, text: str) -> None:
         """A permanent line (above the live block on a terminal)."""
         with self.lock:
@@ -95,8 +115,19 @@ class RunDisplay:
             lines.append(f"  {shown(uid)}{shown(st)}{pct} ({_fmt_duration(now - started)})")
         if len(items) > MAX_LINES:
             lines.append(f"  … {len(items) - MAX_LINES} more running")
+        # one screen row per line (a wrapped line would make the next redraw miss its top), escaped
+        width = self._width()
+        lines = [_fit(line, width) for line in lines]
         self._write("\n".join(lines) + "\n")
         self.drawn = len(lines)
+
+    def _width(self) -> int:
+        import os
+
+        try:
+            return max(20, os.get_terminal_size(self.stream.fileno()).columns)
+        except (AttributeError, ValueError, OSError):
+            return 80
 
     # -- events -----------------------------------------------------------------------------------
     def started(self, uid: str) -> None:
@@ -120,7 +151,7 @@ class RunDisplay:
                 self.failed += 1
             if error:
                 self._line(f"Error: {shown(uid)}: {shown(error)}")
-            elif not self.quiet and not self.tty:
+            elif not self.quiet:
                 extra = f" ({detail})" if detail else ""
                 if status == "resumed":
                     self._line(f"[{self.done}/{self.total}] {shown(uid)}: already done{shown(extra)}")

@@ -23,6 +23,7 @@ from typing import Any
 from ..core.errors import ExitCode, GenerationFailed, IncompleteError, SogniError
 from ..core.secrets import redact
 from . import bridge
+from .details import job_details
 from .expand import render_instance
 from .plan import PlannedJob
 from .record import RecordUnwritable, job_key, job_title
@@ -52,6 +53,7 @@ class Outcome:
     workflow_status: str | None = None  # the workflow's own final state, when it gave one
     final: bool = False  # the workflow's final answer: a rerun reports it instead of running it again
     from_record: bool = False  # an earlier run's final failure, reported again (nothing sent)
+    details: dict[str, Any] | None = None  # prompt, model, seed, cost (see details.py), for reports
     cost: dict[str, Any] | None = None  # what the API reports the job's workflow cost: {units, token_type}
 
 
@@ -197,6 +199,7 @@ class JobSteps:
         fields = self._render(pj)
         digest = bridge.request_hash(pj.kind, fields, self.base_dir)
         oc.request_hash = digest
+        oc.details = job_details(pj.kind, fields)
         prev = self._resumable(pj, digest)
         if prev is not None:
             oc.resumed = True
@@ -329,6 +332,7 @@ class JobSteps:
                 sha, n = _sha256(Path(saved.path))
                 saved.sha256, saved.bytes = sha, n
             self.display.note(f"{uid}: every file exists already (on_exists: skip); nothing was sent")
+        oc.details = job_details(pj.kind, fields, result)
         self._collect_saved(result, oc)
         self._collect_cost(result, oc)
         if result.texts:

@@ -119,9 +119,8 @@ class Runner(JobSteps):
         return self.stderr or sys.stderr
 
     def _out(self, line: str) -> None:
-        stream = self.stdout or sys.stdout
-        stream.write(line + "\n")
-        stream.flush()
+        # through the display: on a terminal it lifts its live area first, so the path is never drawn over
+        self.display.product(line, self.stdout or sys.stdout)
 
     # -- records ------------------------------------------------------------------------------------
     def load_previous(self) -> None:
@@ -162,6 +161,7 @@ class Runner(JobSteps):
             "error": {"message": oc.error, "exit_code": oc.exit_code} if oc.error else None,
             "workflow_status": oc.workflow_status, "final": oc.final or None,
             "shard": f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None,
+            "details": oc.details,
             "cost": oc.cost,
             "time": _now(),
         }
