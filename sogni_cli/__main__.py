@@ -54,6 +54,15 @@ def _quiet_stdout() -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code; what the command logged is written once the code is known."""
+    code = _run(argv)
+    history = sys.modules.get("sogni_cli.core.history")  # imported only by commands that log
+    if history is not None:
+        history.flush(code)
+    return code
+
+
+def _run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code. Exceptions never escape except SystemExit from click internals."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--version"]:  # prints nothing but the version: answered before anything else is imported

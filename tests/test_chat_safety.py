@@ -58,7 +58,7 @@ def test_a_link_echoed_by_the_model_is_not_fetched_with_tools_none(cli, env_key,
     res = cli("chat", "--tools", "none", f"summarise: see {secret_link}")
     assert res.exit_code == 0, res.stderr
     assert len(httpx_mock.get_requests()) == 1  # the completion only
-    assert list(tmp_cwd.iterdir()) == []
+    assert [p.name for p in tmp_cwd.iterdir()] in ([], ["config"])  # config: the log of this chat
     assert f"Not downloaded: {secret_link} (--tools none)" in res.stderr
 
 
@@ -120,7 +120,7 @@ def test_nothing_is_fetched_with_no_exec_or_no_download(cli, env_key, httpx_mock
     assert res.exit_code == 0, res.stderr
     assert [r.url.host for r in httpx_mock.get_requests()] == ["api.sogni.test"]
     assert f"Not downloaded: {link} ({flag})" in res.stderr
-    assert list(tmp_cwd.iterdir()) == []
+    assert [p.name for p in tmp_cwd.iterdir()] in ([], ["config"])  # config: the log of this chat
 
 
 def test_a_hosted_tool_call_seen_in_the_stream_lets_api_links_through(cli, env_key, httpx_mock, tmp_path):
@@ -141,7 +141,7 @@ EVIL = "A\x1b[2J\x1b]0;pwned\x07\x1b]52;c;ZXZpbA==\x07\u202eB\tC\nD"
 
 def test_reply_escapes_are_escaped_on_a_terminal_and_kept_in_a_pipe(cli, env_key, httpx_mock):
     stream_response(httpx_mock, [chunk(EVIL, finish="stop")])
-    res = cli("chat", "hi", stdout_tty=True)
+    res = cli("chat", "hi", "--raw", stdout_tty=True)  # as text; rendered as Markdown: tests/test_history.py
     assert res.exit_code == 0
     assert "\x1b" not in res.stdout and "\x07" not in res.stdout and "\u202e" not in res.stdout
     assert res.stdout == "A\\x1b[2J\\x1b]0;pwned\\x07\\x1b]52;c;ZXZpbA==\\x07\\u202eB\tC\nD\n"

@@ -351,13 +351,13 @@ def test_the_record_is_written_under_a_lock_on_the_folder(tmp_path, monkeypatch)
     seen: list[bool] = []
     real = dl.write_json_atomic
 
-    def spy(path, doc):
+    def spy(path, doc, **kw):
         fd = os.open(out, os.O_RDONLY)
         try:
             seen.append(try_lock(fd))  # another opener of the folder cannot lock it now
         finally:
             os.close(fd)
-        real(path, doc)
+        real(path, doc, **kw)
 
     monkeypatch.setattr(dl, "write_json_atomic", spy)
     r = ArtifactRef(URL, workflow_id="wf_1")

@@ -404,6 +404,10 @@ def test_images_mixed_paths_and_stdin(tmp_path):
 
 # --- sniff_media -----------------------------------------------------------------------------------
 
+def box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
 def ftyp(major: bytes, *compat: bytes) -> bytes:
     body = major + b"\x00\x00\x02\x00" + b"".join(compat)
     return struct.pack(">I", 8 + len(body)) + b"ftyp" + body + b"\x00\x00\x00\x08free"
@@ -473,7 +477,7 @@ def test_load_media_by_content_not_name(tmp_path):
 
 def test_load_media_reads_only_the_head_until_needed(tmp_path, monkeypatch):
     path = tmp_path / "clip.mov"
-    content = ftyp(b"qt  ", b"qt  ") + bytes(200_000)
+    content = ftyp(b"qt  ", b"qt  ") + box(b"moov", box(b"mvhd", bytes(100))) + box(b"mdat", bytes(200_000))
     path.write_bytes(content)
     reads = []
     real_open = open
@@ -481,6 +485,9 @@ def test_load_media_reads_only_the_head_until_needed(tmp_path, monkeypatch):
     class Spy:
         def __init__(self, fh):
             self.fh = fh
+
+        def fileno(self):  # the structure check maps the file: no read() of the body
+            return self.fh.fileno()
 
         def __enter__(self):
             return self
@@ -529,10 +536,16 @@ def test_load_media_unknown_content_and_missing_and_folder_and_empty(tmp_path):
         load_media_file(str(text), "document")
 
 
+def _small_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize("kind,const,content", [
-    ("image", "IMAGE_MAX_BYTES", b"\x89PNG\r\n\x1a\n" + bytes(3000)),
-    ("audio", "AUDIO_MAX_BYTES", b"ID3\x03\x00" + bytes(3000)),
-    ("video", "VIDEO_MAX_BYTES", ftyp(b"isom", b"isom") + bytes(3000)),
+    ("image", "IMAGE_MAX_BYTES", _small_png()),
+    ("audio", "AUDIO_MAX_BYTES", wav_bytes(1500)),
+    ("video", "VIDEO_MAX_BYTES", ftyp(b"isom", b"isom") + box(b"moov", box(b"mvhd", bytes(100))) + box(b"mdat", bytes(3000))),
 ])
 def test_load_media_size_limits(tmp_path, monkeypatch, kind, const, content):
     path = tmp_path / f"file.{kind}"
@@ -564,7 +577,8 @@ def test_read_bytes_rechecks_limit_when_file_grew(tmp_path, monkeypatch):
 
 def test_allowed_mimes(tmp_path):
     path = tmp_path / "a.flac"
-    path.write_bytes(b"fLaC\x00\x00\x00\x22" + bytes(50))
+    info = bytes(10) + (44100 << 4 | 1 << 1).to_bytes(3, "big") + bytes(21)  # 44.1 kHz, stereo
+    path.write_bytes(b"fLaC\x80\x00\x00\x22" + info + b"\xff\xf8" + bytes(20))
     assert load_media_file(str(path), "audio").mime == "audio/flac"
     with pytest.raises(UsageError, match="audio inputs accept audio/mp4, audio/mpeg, audio/wav"):
         load_media_file(str(path), "audio", allowed_mimes=inputs.TOOL_INPUT_MIMES["audio"])
@@ -620,3 +634,60 @@ def test_mask_key():
     assert mask_key("abcdefgh") == "\u2026efgh"
     assert mask_key("short") == "\u2026"
     assert mask_key("") == "" and mask_key(None) == ""
+
+
+# --- whole-file probes (audio and video structure) ---------------------------------------------------
+
+def _mp3(frames: int = 5) -> bytes:
+    frame = b"\xff\xfb\x90\x00" + bytes(417 - 4)  # MPEG-1 layer III, 128 kbit/s, 44.1 kHz: 417 bytes
+    return b"ID3\x03\x00\x00\x00\x00\x00\x00" + frame * frames
+
+
+def _adts(frames: int = 4) -> bytes:
+    n = 200
+    head = bytes([0xFF, 0xF1, 0x50, 0x80 | (n >> 11), (n >> 3) & 0xFF, ((n & 7) << 5) | 0x1F, 0xFC])
+    return (head + bytes(n - 7)) * frames
+
+
+def _ogg_page(flags: int, body: bytes) -> bytes:
+    segs = [255] * (len(body) // 255) + [len(body) % 255]
+    return b"OggS\x00" + bytes([flags]) + bytes(20) + bytes([len(segs)]) + bytes(segs) + body
+
+
+def _webm(cut: int = 0) -> bytes:
+    ebml = b"\x1a\x45\xdf\xa3" + bytes([0x80 | 4]) + b"\x42\x82\x81\x00"  # a 4-byte header body
+    seg_body = bytes(300)
+    return (ebml + b"\x18\x53\x80\x67" + b"\x41\x2c" + seg_body)[: None if not cut else -cut]
+
+
+@pytest.mark.parametrize("name, data, ok", [
+    ("a.mp3", _mp3(), True),
+    ("cut.mp3", _mp3()[:-100], False),
+    ("a.aac", _adts(), True),
+    ("cut.aac", _adts()[:-50], False),
+    ("a.ogg", _ogg_page(2, b"\x01vorbis" + bytes(40)) + _ogg_page(4, bytes(600)), True),
+    ("cut.ogg", (_ogg_page(2, b"\x01vorbis" + bytes(40)) + _ogg_page(4, bytes(600)))[:-10], False),
+    ("open.ogg", _ogg_page(2, b"\x01vorbis" + bytes(40)), False),  # no end-of-stream page
+    ("a.wav", wav_bytes(100), True),
+    ("cut.wav", wav_bytes(100)[:-20], False),
+    ("a.webm", _webm(), True),
+    ("cut.webm", _webm(cut=40), False),
+])
+def test_audio_and_video_structure_is_probed(tmp_path, name, data, ok):
+    path = tmp_path / name
+    path.write_bytes(data)
+    kind = "video" if name.endswith(".webm") else "audio"
+    if ok:
+        assert load_media_file(str(path), kind).size == len(data)
+    else:
+        with pytest.raises(UsageError, match="truncated or corrupt") as ei:
+            load_media_file(str(path), kind)
+        assert ei.value.exit_code == 2
+
+
+def test_a_video_track_of_impossible_size_is_refused(tmp_path):
+    tkhd = box(b"tkhd", bytes(76) + struct.pack(">II", 20000 << 16, 20000 << 16))
+    data = ftyp(b"isom", b"isom") + box(b"moov", box(b"trak", tkhd)) + box(b"mdat", bytes(100))
+    (tmp_path / "v.mp4").write_bytes(data)
+    with pytest.raises(UsageError, match="20000x20000"):
+        load_media_file(str(tmp_path / "v.mp4"), "video")

@@ -338,7 +338,8 @@ def _wav() -> bytes:
 
 
 def _mp4() -> bytes:
-    return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
+    return (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00\x00\x00\x10moov\x00\x00\x00\x08free"
+            + b"\x00\x00\x00\x48mdat" + b"\x00" * 64)
 
 
 @pytest.mark.parametrize("extra, tool, args, bound", [

@@ -233,7 +233,7 @@ def test_matrix_value_used_without_a_matrix(cli, tmp_cwd):
     ("version: 2\njobs: [{id: a, chat: hi}]\n", "r.yaml:1:10: unsupported recipe version 2: this sogni reads version 1"),
     ("jobs: [{id: a, chat: hi}]\n", "r.yaml:1:1: missing `version: 1`"),
     ("version: 1\njobs:\n  - id: a\n", "r.yaml:3:5: the job 'a' has no kind: give one of chat, image, edit, video, "
-                                       "music, speech, tool"),
+                                       "music, speech, tool, template"),
     ("version: 1\njobs:\n  - {id: a, chat: hi, image: x}\n", "r.yaml:3:23: a job has exactly one kind; this one has "
                                                              "chat and image"),
     ("version: 1\njobs:\n  - {id: a, chat: {prompt: '{{ vars.x '}}\n", "r.yaml:3:29: '{{' without a closing '}}'"),

@@ -45,6 +45,7 @@ CHAT_FIELDS: dict[str, str] = {
     "max_rounds": "integer",
     "safe_content_filter": "boolean",
     "billing_mode": "string",
+    "preset": "string",  # a saved preset's options, where the job sets none of its own
 }
 
 # Sampling fields copied as they are into the body when set.

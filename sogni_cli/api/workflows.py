@@ -393,3 +393,26 @@ def _follow_poll(client, wid, watch: _Watch, on_wait, status):
         rem = watch.remaining()
         sleep(delay if rem is None else max(0.0, min(delay, rem + 0.001)))
         watch.check(wid, upd.status)
+
+
+# ------------------------------------------------------------------------------------------- lifecycle
+
+
+def resume(client: Any, wid: str, body: dict[str, Any] | None = None,
+           idempotency_key: str | None = None) -> dict[str, Any]:
+    """``POST /{id}/resume``: continue a workflow that stopped part-way; the record after the resume."""
+    return _record(client.request("POST", _path(wid, "resume"), json=body or {}, idempotency_key=idempotency_key))
+
+
+def reseed(client: Any, wid: str, seeds: dict[str, int] | None, idempotency_key: str,
+           body: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``POST /{id}/reseed``: run a finished workflow again with new seeds; (the new record, the reseed info)."""
+    payload = dict(body or {})
+    if seeds:
+        payload["seed_overrides"] = dict(seeds)
+    data = _data(client.request("POST", _path(wid, "reseed"), json=payload, idempotency_key=idempotency_key))
+    rec = _record(data)
+    info = data.get("reseed") if isinstance(data, dict) and isinstance(data.get("reseed"), dict) else {}
+    if not workflow_id(rec):
+        raise UnavailableError("The API reseeded the workflow but did not say the new workflow's id.")
+    return rec, info

@@ -44,10 +44,12 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "dry_run": (bool, typer.Option(False, "--dry-run", help="Print the request instead of sending it (no key needed).")),
     "manifest": (Optional[Path], typer.Option(None, "--manifest", help="Append one JSON line per saved file to FILE.", show_default=False)),
     "max_download_size": (Optional[str], typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download, e.g. 500M, 2G [default 2G].", show_default=False)),
+    "concurrency": (Optional[int], typer.Option(None, "--concurrency", metavar="N", help="Files downloaded at once [default 16].", show_default=False)),
     "detach": (bool, typer.Option(False, "--detach", help="Print the workflow id and exit once it is created.")),
     "estimate": (bool, typer.Option(False, "--estimate", help="Print the API's cost preview for this exact request; start nothing.")),
     "approve_up_to": (Optional[str], typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost the workflow waits for when its preview is at most UNITS.", show_default=False)),
     "timeout": (Optional[float], typer.Option(None, "--timeout", help="Give up (exit 6) when the workflow makes no progress for this many seconds.", show_default=False)),
+    "no_log": (bool, typer.Option(False, "--no-log", help="Do not write this job to the log.")),
 }
 
 
@@ -73,10 +75,12 @@ class MediaFlags:
     dry_run: bool = False
     manifest: Optional[Path] = None
     max_download_size: Optional[str] = None
+    concurrency: Optional[int] = None
     detach: bool = False
     estimate: bool = False
     approve_up_to: Optional[str] = None
     timeout: Optional[float] = None
+    no_log: bool = False
 
 
 def media_flags(func):
@@ -202,6 +206,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
             fields[key] = value
     if "model" not in fields and kind == "image" and s.default("image_model"):
         fields["model"] = s.default("image_model")
+    from ._memory import log_wants_hashes, media_entry, media_result, resolve_media_model
+
+    resolve_media_model(s, fields)
     tool = _tool_for(kind, fields)
     extra = tool_args(tool, flags.arg, flags.args)
     if extra:
@@ -216,6 +223,9 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     if flags.safe_content_filter is not None:
         fields["safe_content_filter"] = flags.safe_content_filter
     job = build_job(kind, fields, base_dir=Path("."))
+    from ..jobs.catalogue_check import check_job
+
+    check_job(job, s.config_dir)  # the cached catalogue refuses unknown or incompatible models and LoRAs
     if flags.agent and job.route == "execute":
         raise UsageError(f"{job.tool} runs synchronously; --agent applies to media tools only.")
 
@@ -249,16 +259,19 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     def emit(event: Any) -> None:
         from ..core.events import WorkflowUpdate
 
+        log.event(event)
         if isinstance(event, WorkflowUpdate):
             display.update(event)
         if flags.jsonl:
             out_jsonl(event.to_json())
 
+    log = media_entry(s, kind, job, flags.no_log)
     options = PipelineOptions(
         output_dir=s.out_dir(flags.output_dir), name=flags.name_template or s.default("name"), on_exists=on_exists,
         no_download=flags.no_download, manifest=flags.manifest, max_download_size=parse_size(flags.max_download_size),
         detach=flags.detach, timeout=timeout, agent=flags.agent, on_created=on_created,
-        checksum=bool(flags.json_out or flags.jsonl or flags.manifest),
+        checksum=bool(flags.json_out or flags.jsonl or flags.manifest or log_wants_hashes(log)),
+        concurrency=check_concurrency(flags.concurrency),
         approve=approver(approve_up_to),
     )
     ticker = Heartbeat(progress)
@@ -281,6 +294,7 @@ def run_job(ctx: typer.Context, kind: str, fields: dict[str, Any], flags: MediaF
     finally:
         ticker.stop()
         progress.close()
+    media_result(log, result)
     if flags.detach:
         if flags.json_out:
             out_json({"workflow_id": result.workflow_id, "status": result.status, "tool": result.tool,
@@ -327,6 +341,13 @@ def _cost_event(result: Any) -> Any:
         return None
     cost = cost_of(result.record) or {}
     return Cost(workflow_id=result.workflow_id, units=cost.get("units"), token_type=cost.get("token_type"))
+
+
+def check_concurrency(value: Optional[int]) -> Optional[int]:
+    """``--concurrency`` for downloads: None (the default) or at least 1."""
+    if value is not None and value < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {value}.")
+    return value
 
 
 def failure_json(exc: BaseException, partial: Any, workflow_id: str | None) -> dict[str, Any]:

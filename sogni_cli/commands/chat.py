@@ -27,7 +27,10 @@ Examples:
   sogni chat --no-exec "Make an image of a cat"          (print tool calls instead)
   sogni chat --function weather.yaml "Weather in Paris?" (local tool loop)
   sogni chat --messages convo.json --save-messages convo.json "And then?"
-  sogni chat --jsonl "Hello" | jq -c .""",
+  sogni chat --jsonl "Hello" | jq -c .
+  sogni chat --durable "Draw a red fox" -o out/         (resumable run; Ctrl-C cancels it)
+  sogni chat -c "And then?"                              (continue the latest conversation)
+  sogni chat --preset terse "Explain DNS\"""",
 )
 
 
@@ -86,10 +89,18 @@ def chat(
     name: Optional[str] = typer.Option(None, "--name", help="File name template for saved media.", show_default=False),
     on_exists: str = typer.Option("suffix", "--on-exists", help="suffix | overwrite | skip | error."),
     no_download: bool = typer.Option(False, "--no-download", help="List media URLs on stderr instead of saving."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Media files downloaded at once [default 16].", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print the final completion (plus \"artifacts\") as JSON."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON event per line as things happen."),
+    durable: bool = typer.Option(False, "--durable", help="Run it as a durable chat run (survives dropped connections; see `sogni run`)."),
+    detach: bool = typer.Option(False, "--detach", help="With --durable: print the run id and exit once it is started."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),
     approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a hosted workflow waits for when its preview is at most UNITS.", show_default=False),
+    cont: bool = typer.Option(False, "-c", "--continue", help="Continue the latest logged conversation."),
+    cid: Optional[str] = typer.Option(None, "--cid", help="Continue the logged conversation with this id.", show_default=False),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Apply a saved preset (see `sogni preset`); flags still win.", show_default=False),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not write this chat to the log."),
+    render: Optional[bool] = typer.Option(None, "--render/--raw", help="Show the reply as Markdown (default: on a terminal).", show_default=False),
 ) -> None:
     """One chat completion, streamed to stdout."""
     from ..api.chat import ChatRequest, ChatResult, load_functions, load_messages, response_format_from, run_chat
@@ -97,6 +108,8 @@ def chat(
 
     if as_json and jsonl:
         raise UsageError("--json and --jsonl cannot be used together.")
+    if concurrency is not None and concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}.")
     if read_stdin and no_stdin:
         raise UsageError("--stdin and --no-stdin cannot be used together.")
     up_to = parse_units(approve_up_to, "--approve-up-to")
@@ -137,6 +150,10 @@ def chat(
         token_type=token_type or s.token_type, tools=tools, no_exec=no_exec, tool_choice=tool_choice,
         stream=stream, max_rounds=max_rounds, billing_mode=billing_mode, safe_content_filter=safe_content_filter,
     )
+    from ._memory import prepare_chat
+
+    mem = prepare_chat(ctx, s, req, cont=cont, cid=cid, preset=preset, no_log=no_log, messages=messages,
+                       show_thinking=show_thinking, render=render)
     # Validate cheap things first, before reading any file.
     from ..api.chat import validate_request
 
@@ -166,11 +183,23 @@ def chat(
         from ..jobs.pipeline import check_output_paths
 
         check_output_paths(output_dir)
+    if detach and not durable:
+        raise UsageError("--detach needs --durable (only durable runs go on without this process).")
     api = client(ctx, dry_run=dry_run)
+    if durable:
+        from ._durable import RunOutput, start_durable
+
+        start_durable(ctx, api, req, RunOutput(
+            mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,
+            output_dir=output_dir, name=name, on_exists=on_exists, no_download=no_download,
+            save_messages=save_messages, approve_up_to=up_to), detach=detach, quiet=s.quiet, dry_run=s.dry_run,
+            prompt=text)
+        return
     from ..render.chat_view import ChatView
 
     view = ChatView(mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,
                     quiet=s.quiet)
+    view = mem.view(view)
     result = ChatResult()
     try:
         run_chat(api, req, on_event=view.handle, result=result,
@@ -202,18 +231,20 @@ def chat(
         no_fetch = "--tools none" if tools == "none" else "--no-exec" if no_exec else None
         report = save_hosted_media(
             api, media, prompt=text, output_dir=s.out_dir(output_dir), name=name, on_exists=on_exists,
-            no_download=no_download, quiet=s.quiet, emit=view.handle,
+            no_download=no_download, quiet=s.quiet, emit=view.handle, concurrency=concurrency,
             progress_factory=lambda: make_progress(sys.stderr, quiet=s.quiet),
             no_fetch=no_fetch, media_hosts=s.default("media_hosts"), approve=approver(up_to),
         )
         saved_paths = report.paths
         skipped = report.skipped
         exit_code = report.exit_code
+    mem.finish(result, req, quiet=s.quiet)
     if save_messages is not None:
         write_conversation(save_messages, result.messages)
     if as_json:
         doc = dict(result.completion)
         doc["artifacts"] = saved_paths
+        mem.annotate(doc)
         if skipped:
             doc["not_downloaded"] = skipped
         out_json(doc)
@@ -289,6 +320,8 @@ def write_conversation(path: Path, messages: list, *, incomplete: str | None = N
     (``--messages`` reads that too), without a last round of tool calls that did not all get their results."""
     import json
 
+    from ..core.filewrite import write_atomic
+
     data: object = messages
     if incomplete is not None:
         msgs = list(messages)
@@ -300,7 +333,7 @@ def write_conversation(path: Path, messages: list, *, incomplete: str | None = N
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, text.encode("utf-8"))
+        write_atomic(path, text)
     except OSError as exc:
         raise UsageError(f"Cannot write --save-messages {path}: {exc.strerror or exc}") from None
 
@@ -318,22 +351,3 @@ def _unanswered(msgs: list) -> bool:
     return False
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place (no partial file, no temporary
-    file left behind on failure)."""
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

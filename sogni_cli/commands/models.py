@@ -1,68 +1,70 @@
-"""`sogni models`: list the chat models."""
+"""`sogni models`: list the models of a kind (chat by default), cached for completion and checks."""
 
 from __future__ import annotations
 
 import typer
 
-from ..render.output import out, out_json
-
+from ..core.errors import UsageError
 from ..core.term import shown, stdout_is_tty
-from ._common import client, make_app
+from ..render.output import out, out_json
+from ._common import client, make_app, settings
 
 app = make_app(
-    help="List the available chat models.",
+    help="List the available models (chat, image, video, audio).",
     epilog="""\b
 Examples:
   sogni models
+  sogni models --kind image
+  sogni models --kind video --refresh
   sogni models --json | jq -r '.data[].id'""",
 )
+
+
+def _limits(m: dict) -> str:
+    limits = m.get("limits") if isinstance(m.get("limits"), dict) else {}
+    parts = []
+    w, h = limits.get("width"), limits.get("height")
+    if isinstance(w, dict) and isinstance(h, dict):
+        parts.append(f"{w.get('min')}-{w.get('max')}x{h.get('min')}-{h.get('max')} (default "
+                     f"{w.get('default')}x{h.get('default')})")
+    d = limits.get("duration")
+    if isinstance(d, dict):
+        parts.append(f"{d.get('min')}-{d.get('max')} s")
+    return ", ".join(parts)
 
 
 @app.command()
 def models(
     ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json", help="Print the raw list as JSON."),
+    kind: str = typer.Option("chat", "--kind", help="chat | image | video | audio."),
+    refresh: bool = typer.Option(False, "--refresh", help="Ask the API now instead of using the cache (kept a day)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request instead of sending it."),
 ) -> None:
-    """List the available chat models (ids one per line when piped, a table on a terminal)."""
-    api = client(ctx, dry_run=dry_run)
-    data = api.request("GET", "/v1/models") or {}
-    items = data.get("data") if isinstance(data, dict) else None
-    items = items if isinstance(items, list) else []
-    ids = [str(m.get("id") or m.get("modelId") or m.get("name")) for m in items if isinstance(m, dict)]
-    _cache(ctx, ids)
+    """List the models of a kind: ids one per line when piped; a table (with tiers and sizes) on a terminal."""
+    from ..api import catalogues
+
+    if kind not in catalogues.KINDS:
+        raise UsageError(f"Invalid --kind {kind!r}: one of {', '.join(catalogues.KINDS)}.")
+    s = settings(ctx, dry_run=dry_run)
+    items = catalogues.models(client(ctx, dry_run=dry_run), s.config_dir, kind, refresh=refresh)
     if as_json:
-        out_json(data)
+        out_json({"object": "list", "data": items})
         return
     if not stdout_is_tty():
-        for mid in ids:
-            out(mid)
+        for m in items:
+            out(shown(str(m.get("id"))))
         return
-    from ..render.console import make_console
     from rich.table import Table
 
-    table = Table("Model", "Owner")
-    for m in items:
-        if isinstance(m, dict):
-            table.add_row(shown(m.get("id") or m.get("modelId") or ""), shown(m.get("owned_by") or m.get("displayName") or ""))
+    from ..render.console import make_console
+
+    if kind == "chat":
+        table = Table("Model", "Owner")
+        for m in items:
+            table.add_row(shown(str(m.get("id") or "")), shown(str(m.get("owned_by") or m.get("displayName") or "")))
+    else:
+        table = Table("Model", "Tier", "Sizes")
+        for m in items:
+            table.add_row(shown(str(m.get("id"))), shown(str(m.get("tier") or "")), _limits(m))
     make_console().print(table)
-
-
-def _cache(ctx: typer.Context, ids: list) -> None:
-    """Keep the ids for shell completion (best effort)."""
-    from ._common import settings
-
-    try:
-        s = settings(ctx)
-        s.config_dir.mkdir(parents=True, exist_ok=True)
-        import os
-
-        target = s.config_dir / "models-cache.txt"
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        # an id with a control character, a space or a quote is not a model name: kept out of the completion scripts
-        safe = [i for i in ids if i and len(i) <= 200 and all(c.isprintable() and not c.isspace() and c not in "'\"`$\\"
-                                                              for c in i)]
-        tmp.write_text("\n".join(safe) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError:
-        pass

@@ -70,6 +70,32 @@ def _settings_no_emulator(ctx: typer.Context):
     return s
 
 
+def _check_templates_online(plan, s) -> None:
+    """Template jobs against the API's templates, when a key is set and the API answers (else a note)."""
+    from dataclasses import replace
+
+    from ..api.client import make_client
+    from ..core.errors import SogniError
+    from ..recipes.plan import RecipeInvalid
+    from ..recipes.template_check import check_templates
+
+    if not s.api_key:
+        err(f"{plan.file}: template inputs checked offline only (no API key).")
+        return
+    api = make_client(replace(s, dry_run=False), log=err)
+    try:
+        found = check_templates(plan, api)
+    except SogniError as exc:
+        err(f"{plan.file}: template inputs checked offline only (the API did not answer: {exc.message}).")
+        return
+    finally:
+        api.close()
+    if found:
+        exc = RecipeInvalid(plan.file, plan.problems)
+        _print_lines(exc.lines)
+        raise exc
+
+
 def _parse_shard(text: Optional[str], shards: Optional[int] = None, quiet: bool = False):
     """``--shard K/N`` or ``--shard auto`` (the engine's variables); ``SOGNI_SHARD`` when not given."""
     from ..recipes.engines import resolve_shard
@@ -86,10 +112,14 @@ def validate(
     file: Path = typer.Argument(..., help="The recipe (YAML).", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP, show_default=False),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    offline: bool = typer.Option(False, "--offline", help="Never ask the API (template jobs are then checked only for their structure)."),
 ) -> None:
     """Check a recipe and report every problem as FILE:LINE:COL: message (stderr; exit 2)."""
     plan, s = _prepare(ctx, file, set_, strict)
     from ..recipes.plan import summary_line
+
+    if not offline and any(pj.kind == "template" for pj in plan.jobs):
+        _check_templates_online(plan, s)
 
     if not s.quiet:
         err(f"{file}: valid ({summary_line(plan)})")
@@ -154,6 +184,7 @@ def run(
     on_exists: Optional[str] = typer.Option(None, "--on-exists", help="For every job: overwrite, suffix, skip or error (overwrite here also allows replacing another recipe's files).", show_default=False),
     budget: Optional[str] = typer.Option(None, "--budget", metavar="UNITS", help="Cap the whole run (this output folder and shard, earlier runs included) at UNITS capacity units; exit 9 listing the jobs left out.", show_default=False),
     approve_up_to: Optional[str] = typer.Option(None, "--approve-up-to", metavar="UNITS", help="Approve a cost a workflow waits for when its preview is at most UNITS.", show_default=False),
+    no_log: bool = typer.Option(False, "--no-log", help="Do not write this run to the log."),
 ) -> None:
     """Run the jobs in dependency order; resumes from the run record in OUT/.sogni-run/."""
     from ..core.units import parse_units
@@ -197,7 +228,10 @@ def run(
     opts = RunOptions(output_dir=s.out_dir(output_dir), concurrency=concurrency, continue_on_error=continue_on_error,
                       force=force, shard=sh, quiet=s.quiet, settings=s, retry=patterns, retry_failed=retry_failed,
                       on_exists=on_exists, budget=limit, approve_up_to=up_to)
-    code = run_plan(api, p, opts)
+    from ._memory import RecipeLog
+
+    with RecipeLog(s, file, p, opts.output_dir, no_log):
+        code = run_plan(api, p, opts)
     if code:
         raise typer.Exit(code)
 

@@ -1,4 +1,4 @@
-"""`sogni workflow list|show|events|watch|cancel|download`: durable creative-agent workflows."""
+"""`sogni workflow list|show|events|watch|cancel|download|resume|reseed`: durable creative-agent workflows."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ Examples:
   sogni workflow events wf_123 --follow --jsonl
   sogni workflow watch wf_123 && sogni workflow download wf_123 -o out/
   sogni workflow cancel wf_123
+  sogni workflow resume wf_123 -o out/
+  sogni workflow reseed wf_123 --seed step_1=42 -o out/
   sogni workflow approve wf_123 --up-to 40""",
 )
 
@@ -163,6 +165,7 @@ def download(
     no_download: bool = typer.Option(False, "--no-download", help="Print the URLs instead."),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Append one JSON line per saved file.", show_default=False),
     max_download_size: Optional[str] = typer.Option(None, "--max-download-size", metavar="SIZE", help="Largest file to download.", show_default=False),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", metavar="N", help="Files downloaded at once [default 16].", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     show_preview: bool = typer.Option(False, "--preview", help="Show each saved image on the terminal, a few rows high (stderr, only on a terminal)."),
     dry_run: bool = DRY_RUN,
@@ -173,7 +176,7 @@ def download(
     .sogni-downloads.json) is listed as the output, not fetched again (except with --on-exists overwrite)."""
     from ..jobs.pipeline import PipelineOptions, download_workflow
     from ..render.progress import make_progress
-    from ._media import ON_EXISTS, parse_size, print_result
+    from ._media import ON_EXISTS, check_concurrency, parse_size, print_result
 
     if on_exists is not None and on_exists not in ON_EXISTS:
         raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: " + ", ".join(ON_EXISTS))
@@ -181,7 +184,8 @@ def download(
     api = client(ctx, dry_run=dry_run)
     options = PipelineOptions(output_dir=s.out_dir(output_dir), name=name_template or s.default("name"),
                               on_exists=on_exists or s.default("on_exists") or "suffix", no_download=no_download,
-                              manifest=manifest, max_download_size=parse_size(max_download_size))
+                              manifest=manifest, max_download_size=parse_size(max_download_size),
+                              concurrency=check_concurrency(concurrency), checksum=bool(json_out or manifest))
     progress = make_progress(sys.stderr, quiet=s.quiet)
 
     class _F:
@@ -209,6 +213,119 @@ def download(
         got = len(result.saved) - present
         err(f"Saved {got} file(s) from workflow {workflow_id}"
             + (f"; {present} already saved before." if present else "."))
+
+
+# --------------------------------------------------------------------------------------------- resume, reseed
+
+OUT_DIR = typer.Option(None, "-o", "--output-dir", help="Folder for the saved files.", show_default=False)
+NAME = typer.Option(None, "--name", help="File name template (as for the media commands).", show_default=False)
+ON_EXISTS_OPT = typer.Option(None, "--on-exists", help="suffix (default), overwrite, skip, error.", show_default=False)
+NO_DOWNLOAD = typer.Option(False, "--no-download", help="Print the media URLs instead of saving the files.")
+JSON_OUT = typer.Option(False, "--json", help="Print one JSON document at the end.")
+JSONL_OUT = typer.Option(False, "--jsonl", help="Print JSON events as they happen.")
+MANIFEST = typer.Option(None, "--manifest", help="Append one JSON line per saved file to FILE.", show_default=False)
+TOKEN_TYPE = typer.Option(None, "--token-type", help="Pay with spark, sogni or auto.", show_default=False)
+
+
+def follow_and_save(ctx: typer.Context, action, *, output_dir, name_template, on_exists, no_download, json_out,
+                    jsonl, manifest, dry_run) -> None:
+    """Run ``action(api, options, progress, emit)`` (which follows a workflow and downloads it) with the media
+    commands' display, and print what they print."""
+    from ..jobs.pipeline import PipelineOptions
+    from ..render.progress import make_progress
+    from ..render.workflow_view import Heartbeat, JobProgress, WorkflowDisplay
+    from ._media import ON_EXISTS, MediaFlags, print_result
+
+    if json_out and jsonl:
+        raise UsageError("--json and --jsonl cannot be combined.")
+    if on_exists is not None and on_exists not in ON_EXISTS:
+        raise UsageError(f"Invalid --on-exists value {on_exists!r}", hint="Use one of: " + ", ".join(ON_EXISTS))
+    s = settings(ctx, dry_run=dry_run)
+    api = client(ctx, dry_run=dry_run)
+    display = WorkflowDisplay(sys.stderr, quiet=s.quiet)
+    progress = JobProgress(make_progress(sys.stderr, quiet=s.quiet), display)
+    flags = MediaFlags(json_out=json_out, jsonl=jsonl)
+
+    def on_created(wid: str) -> None:
+        if not s.quiet:
+            err(f"Workflow: {wid}")
+
+    def emit(event) -> None:
+        from ..core.events import WorkflowUpdate
+
+        if isinstance(event, WorkflowUpdate):
+            display.update(event)
+        if jsonl:
+            out_jsonl(event.to_json())
+
+    options = PipelineOptions(output_dir=s.out_dir(output_dir), name=name_template or s.default("name"),
+                              on_exists=on_exists or s.default("on_exists") or "suffix", no_download=no_download,
+                              manifest=manifest, on_created=on_created,
+                              checksum=bool(json_out or jsonl or manifest))
+    ticker = Heartbeat(progress)
+    try:
+        result = action(api, options, progress, emit)
+    except Exception as exc:
+        ticker.stop()
+        progress.close()
+        if getattr(exc, "result", None) is not None:
+            print_result(exc.result, flags)  # type: ignore[attr-defined]
+        raise
+    finally:
+        ticker.stop()
+        progress.close()
+    print_result(result, flags)
+
+
+@app.command("resume")
+def resume_cmd(
+    ctx: typer.Context,
+    workflow_id: str = typer.Argument(..., help="Workflow id (partial_failure, failed, or waiting for credit)."),
+    token_type: Optional[str] = TOKEN_TYPE,
+    output_dir: Optional[Path] = OUT_DIR,
+    name_template: Optional[str] = NAME,
+    on_exists: Optional[str] = ON_EXISTS_OPT,
+    no_download: bool = NO_DOWNLOAD,
+    manifest: Optional[Path] = MANIFEST,
+    json_out: bool = JSON_OUT,
+    jsonl: bool = JSONL_OUT,
+    dry_run: bool = DRY_RUN,
+) -> None:
+    """Continue a workflow that stopped part-way (only what is missing is made), then download it.
+
+    A completed or cancelled workflow cannot be resumed (exit 4); `reseed` makes it again."""
+    from ..jobs.lifecycle import resume_workflow
+
+    body = {"token_type": token_type} if token_type else None
+    follow_and_save(ctx, lambda api, o, p, e: resume_workflow(api, workflow_id, o, progress=p, emit=e, body=body),
+                    output_dir=output_dir, name_template=name_template, on_exists=on_exists,
+                    no_download=no_download, json_out=json_out, jsonl=jsonl, manifest=manifest, dry_run=dry_run)
+
+
+@app.command("reseed")
+def reseed_cmd(
+    ctx: typer.Context,
+    workflow_id: str = typer.Argument(..., help="Id of a finished workflow."),
+    seed: Optional[list[str]] = typer.Option(None, "--seed", metavar="STEP=N", help="Pin a step's seed (repeatable); other steps get new random seeds.", show_default=False),
+    token_type: Optional[str] = TOKEN_TYPE,
+    output_dir: Optional[Path] = OUT_DIR,
+    name_template: Optional[str] = NAME,
+    on_exists: Optional[str] = ON_EXISTS_OPT,
+    no_download: bool = NO_DOWNLOAD,
+    manifest: Optional[Path] = MANIFEST,
+    json_out: bool = JSON_OUT,
+    jsonl: bool = JSONL_OUT,
+    dry_run: bool = DRY_RUN,
+) -> None:
+    """Run a finished workflow again as a new workflow with new seeds, then download it."""
+    from ..jobs.lifecycle import parse_seeds, reseed_workflow
+
+    seeds = parse_seeds(list(seed or []))
+    body = {"token_type": token_type} if token_type else None
+    follow_and_save(ctx, lambda api, o, p, e: reseed_workflow(api, workflow_id, seeds, o, progress=p, emit=e,
+                                                              body=body),
+                    output_dir=output_dir, name_template=name_template, on_exists=on_exists,
+                    no_download=no_download, json_out=json_out, jsonl=jsonl, manifest=manifest, dry_run=dry_run)
 
 
 @app.command("approve")

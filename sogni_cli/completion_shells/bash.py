@@ -65,12 +65,12 @@ _sogni_complete_value() {
                 COMPREPLY+=("$line")
             done < <(if [ "$1" = dir ]; then compgen -d -- "$2"; else compgen -f -- "$2"; fi)
             return 0 ;;
-        model)
+        model|lora)
             _sogni_config_dir
-            if [ -r "$_sogni_r/models-cache.txt" ]; then
+            if [ -r "$_sogni_r/${1}s-cache.txt" ]; then
                 while IFS=$' \t\r' read -r line || [ -n "$line" ]; do
                     [[ -n "$line" && "$line" == "$2"* ]] && COMPREPLY+=("$line")
-                done < "$_sogni_r/models-cache.txt"
+                done < "$_sogni_r/${1}s-cache.txt"
             fi
             return 0 ;;
         tool) words=@@TOOLS@@ ;;

@@ -50,7 +50,7 @@ function __sogni_complete_value
             __fish_complete_path "$cur"
         case dir
             __fish_complete_directories "$cur"
-        case model
+        case model lora
             set -l dir
             if test -n "$SOGNI_CONFIG_DIR"
                 set dir (string replace -r -- '^~' "$HOME" "$SOGNI_CONFIG_DIR")
@@ -61,8 +61,8 @@ function __sogni_complete_value
             else
                 set dir "$HOME/.config/sogni"
             end
-            if test -r "$dir/models-cache.txt"
-                string trim < "$dir/models-cache.txt" | string match -v -- ''
+            if test -r "$dir/$kind"s-cache.txt
+                string trim < "$dir/$kind"s-cache.txt | string match -v -- ''
             end
         case tool
             printf '%s\n' @@TOOLS@@

@@ -53,7 +53,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
             return $found
         }
         $values = @()
-        if ($kind -eq 'model') {
+        if ($kind -eq 'model' -or $kind -eq 'lora') {
             $dir = $env:SOGNI_CONFIG_DIR
             if (-not $dir) {
                 if ($IsMacOS) { $dir = Join-Path $HOME 'Library/Application Support/sogni' }
@@ -61,7 +61,7 @@ Register-ArgumentCompleter -Native -CommandName 'sogni' -ScriptBlock {
                 elseif ($env:XDG_CONFIG_HOME) { $dir = Join-Path $env:XDG_CONFIG_HOME 'sogni' }
                 else { $dir = Join-Path $HOME '.config/sogni' }
             }
-            $file = Join-Path $dir 'models-cache.txt'
+            $file = Join-Path $dir ($kind + 's-cache.txt')
             if (Test-Path -LiteralPath $file -PathType Leaf) {
                 $values = @(Get-Content -LiteralPath $file | ForEach-Object { $_.Trim() } | Where-Object { $_ })
             }

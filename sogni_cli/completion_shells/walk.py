@@ -7,7 +7,8 @@ and their renderers are in :mod:`sogni_cli.completion_shells`; :func:`render` pi
 
 Value kinds: ``value`` (anything; nothing is offered), ``file``, ``dir``, ``model`` (ids from the local
 cache ``<config dir>/models-cache.txt`` that ``sogni models`` refreshes, read by the shell at completion
-time), ``tool`` (the hosted tool catalogue, embedded), ``choice:A B C``. A flag has the empty kind.
+time), ``lora`` (ids from ``<config dir>/loras-cache.txt`` that ``sogni loras`` refreshes), ``tool`` (the hosted tool
+catalogue, embedded), ``choice:A B C``. A flag has the empty kind.
 
 Regenerate the shipped scripts with ``python -m sogni_cli.completion_gen --write completions/``.
 
@@ -50,8 +51,10 @@ CHOICE_OPTIONS: dict[str, tuple[str, ...]] = {
     "--tool-choice": ("auto", "none", "required"),
 }
 # Commands whose -m/--model takes a chat model id (the ids `sogni models` caches).
-MODEL_OPTION_COMMANDS = frozenset({("chat",)})
+MODEL_OPTION_COMMANDS = frozenset({("chat",), ("image",), ("edit",), ("video",), ("music",), ("speech",), ("loras",)})
 MODEL_OPTIONS = frozenset({"-m", "--model"})
+# Options whose value is a LoRA name (the ids `sogni loras` caches; a NAME:STRENGTH value starts with one).
+LORA_OPTIONS = frozenset({"--lora"})
 # Commands whose first positional argument is a hosted tool name.
 TOOL_ARGUMENT_COMMANDS = frozenset({("tools", "show"), ("tools", "run")})
 # Commands whose first positional argument is a config.yaml setting name.
@@ -116,6 +119,8 @@ def _option_kind(path: tuple[str, ...], param: Any) -> str:
     names = set(param.opts) | set(param.secondary_opts)
     if path in MODEL_OPTION_COMMANDS and names & MODEL_OPTIONS:
         return "model"
+    if names & LORA_OPTIONS:
+        return "lora"
     for name in sorted(names):
         if name in CHOICE_OPTIONS:
             return _choice_kind(CHOICE_OPTIONS[name])

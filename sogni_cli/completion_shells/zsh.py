@@ -52,7 +52,7 @@ _sogni_complete_value() {
   case $kind in
     (file) _files ;;
     (dir) _files -/ ;;
-    (model)
+    (model|lora)
       if [[ -n ${SOGNI_CONFIG_DIR:-} ]]; then
         dir=${SOGNI_CONFIG_DIR/#\~/$HOME}
       elif [[ $OSTYPE == darwin* ]]; then
@@ -60,10 +60,10 @@ _sogni_complete_value() {
       else
         dir="${XDG_CONFIG_HOME:-$HOME/.config}/sogni"
       fi
-      if [[ -r $dir/models-cache.txt ]]; then
-        values=(${(f)"$(<$dir/models-cache.txt)"})
+      if [[ -r $dir/${kind}s-cache.txt ]]; then
+        values=(${(f)"$(<$dir/${kind}s-cache.txt)"})
         values=(${values//[[:space:]]/})
-        _wanted models expl 'model' compadd -a values
+        _wanted ${kind}s expl $kind compadd -a values
       fi ;;
     (tool)
       values=(@@TOOLS@@)

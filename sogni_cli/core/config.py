@@ -36,6 +36,7 @@ PROFILE_KEYS: dict[str, type] = {
     "on_exists": str,
     "concurrency": int,
     "media_hosts": str,  # extra hosts chat may fetch media links from (comma-separated)
+    "logs": bool,  # off: nothing is written to logs.db
 }
 
 
@@ -135,10 +136,9 @@ def save_config_file(directory: Path, data: dict[str, Any]) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "config.yaml"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from .filewrite import write_atomic
+
+    return write_atomic(path, yaml.safe_dump(data, sort_keys=True))
 
 
 def profile_values(data: dict[str, Any], profile: str) -> dict[str, Any]:
@@ -187,6 +187,11 @@ def coerce_profile_value(key: str, value: str) -> Any:
         return validate_base_url(value)
     if key == "token_type" and value not in TOKEN_TYPES:
         raise UsageError(f"Invalid token_type {value!r}: one of {', '.join(TOKEN_TYPES)}.")
+    if kind is bool:
+        low = value.strip().lower()
+        if low not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+            raise UsageError(f"Invalid {key} {value!r}: on or off.")
+        return low in ("on", "true", "yes", "1")
     if kind is float:
         return _parse_float(key, value)
     if kind is int:
@@ -251,29 +256,16 @@ def write_credentials(directory: Path, parser: configparser.ConfigParser) -> Pat
         raise UsageError(f"Cannot create the config folder {directory}: {exc.strerror or exc}") from None
     path = credentials_path(directory)
     _check_regular(path)
-    tmp = path.with_name(".credentials.tmp")
+    import io
+
+    from .filewrite import write_atomic
+
+    text = io.StringIO()
+    parser.write(text)
     try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
+        return write_atomic(path, text.getvalue(), mode=0o600)
     except OSError as exc:
-        raise UsageError(f"Cannot write {tmp}: {exc.strerror or exc}") from None
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            parser.write(fh)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        finally:
-            raise
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UsageError(f"Cannot write {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def store_key(directory: Path, profile: str, key: str) -> Path:

@@ -1,6 +1,19 @@
-"""Writing a download to disk: hashing as it goes, batched ``writev`` calls, and a helper thread for
-large bodies so the network read never waits on the disk; claims on names shared with other processes
-(part locks, the no-clobber rename, the folder lock)."""
+"""The one file writer, and writing downloads to disk.
+
+- :func:`write_atomic`: every whole file the CLI writes (config, credentials, caches, saved messages, run
+  summaries, text results, download records) goes to a temporary name in the same folder, is flushed to
+  disk, and is renamed over the target. The target is never a symbolic link or a device (refused), and
+  with ``root`` every folder from ``root`` down to the file is a real folder, so nothing is written
+  outside the root through a link.
+- :func:`safe_folder` / :func:`open_folder`: the same folder check for the callers that write a folder's
+  files themselves (downloads): folders below the root are made one at a time and never followed when
+  they are links.
+- :func:`open_append`: the files the CLI appends to (run records, manifests), opened without following a
+  link and refused when they are not regular files.
+- Downloads: hashing as they go, batched ``writev`` calls, and a helper thread for large bodies so the
+  network read never waits on the disk; claims on names shared with other processes (part locks, the
+  no-clobber rename, the folder lock).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +31,232 @@ try:
 except ImportError:  # pragma: no cover - Windows
     _fcntl = None  # type: ignore[assignment]
 
+from .errors import UsageError
+
 WRITE_SIZE = 1 << 20
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+#: Whether folders can be walked by descriptor here (POSIX): then no step of a path is ever looked up twice.
+DIR_FD = bool(_O_DIRECTORY and _O_NOFOLLOW) and {os.open, os.mkdir, os.stat, os.rename, os.unlink} <= os.supports_dir_fd
+
+
+class UnsafePathError(UsageError):
+    """A write that would go through a symbolic link, onto a device, or outside its output folder (exit 2)."""
+
+
+def _kind(mode: int) -> str:
+    if _stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if _stat.S_ISDIR(mode):
+        return "a folder"
+    if _stat.S_ISCHR(mode) or _stat.S_ISBLK(mode):
+        return "a device"
+    if _stat.S_ISFIFO(mode):
+        return "a pipe"
+    if _stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _below(root: Path, folder: Path) -> tuple[str, ...]:
+    """The names leading from ``root`` down to ``folder`` (both as given, not resolved); UnsafePathError
+    when ``folder`` is not lexically inside ``root``."""
+    r = os.path.normpath(os.path.abspath(root))
+    f = os.path.normpath(os.path.abspath(folder))
+    if f == r:
+        return ()
+    rel = os.path.relpath(f, r)
+    parts = tuple(Path(rel).parts)
+    if not parts or parts[0] == os.pardir or os.path.isabs(rel):
+        raise UnsafePathError(f"Refused to write {folder}: it is outside the output folder {root}.")
+    return parts
+
+
+def _refuse_link(path: Path, root: Path, st: os.stat_result) -> UnsafePathError:
+    return UnsafePathError(f"Refused to write into {path}: it is {_kind(st.st_mode)}, not a folder "
+                           f"(nothing is written outside {root}).",
+                           hint="Replace it with a real folder, or choose another output folder.")
+
+
+def _make_root(root: Path) -> None:
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"The output folder {root} is a file.", hint="Give a folder with -o/--output-dir.") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot create the output folder {root}: {exc.strerror or exc}") from None
+
+
+def safe_folder(root: Path, folder: Path, *, create: bool = True) -> Path:
+    """Check that every folder from ``root`` (which may itself be a link: the user chose it) down to
+    ``folder`` is a real folder, making the missing ones when ``create``; returns ``folder``.
+
+    UnsafePathError (exit 2) when one is a symbolic link or not a folder, or ``folder`` is outside
+    ``root``. Without ``create`` a missing folder ends the check (nothing below it exists yet)."""
+    parts = _below(Path(root), Path(folder))
+    if create:
+        _make_root(Path(root))
+    cur = Path(root)
+    for name in parts:
+        cur = cur / name
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            if not create:
+                return Path(folder)
+            try:
+                os.mkdir(cur)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise UsageError(f"Cannot create the folder {cur}: {exc.strerror or exc}") from None
+            st = os.lstat(cur)
+        if not _stat.S_ISDIR(st.st_mode):
+            raise _refuse_link(cur, Path(root), st)
+    return Path(folder)
+
+
+def open_folder(root: Path, folder: Path, *, create: bool = True) -> int:
+    """An open descriptor on ``folder``, reached from ``root`` one name at a time without following links
+    (so the check cannot be raced); the missing folders are made. Same errors as :func:`safe_folder`.
+    Only where :data:`DIR_FD`; the caller closes it."""
+    parts = _below(Path(root), Path(folder))
+    if create:
+        _make_root(Path(root))
+    try:
+        fd = os.open(root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"Cannot open the output folder {root}: {exc.strerror or exc}") from None
+    cur = Path(root)
+    try:
+        for name in parts:
+            cur = cur / name
+            if create:
+                try:
+                    os.mkdir(name, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                except OSError as exc:
+                    raise UsageError(f"Cannot create the folder {cur}: {exc.strerror or exc}") from None
+            try:
+                nfd = os.open(name, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (_errno.ELOOP, _errno.ENOTDIR, _errno.EMLINK):
+                    raise _refuse_link(cur, Path(root), os.stat(name, dir_fd=fd, follow_symlinks=False)) from None
+                raise UsageError(f"Cannot open the folder {cur}: {exc.strerror or exc}") from None
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_target(name: str, shown: Path, dir_fd: int | None) -> None:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False) if dir_fd is not None else os.lstat(name)
+    except FileNotFoundError:
+        return
+    if not _stat.S_ISREG(st.st_mode):
+        raise UnsafePathError(f"Refused to write {shown}: it is {_kind(st.st_mode)}.",
+                              hint="Move it away, or write somewhere else.")
+
+
+def write_atomic(path: Path | str, data: bytes | str, *, mode: int = 0o644, root: Path | str | None = None,
+                 durable: bool = True) -> Path:
+    """Write ``data`` (str is UTF-8) as the whole content of ``path``: a temporary file in the same folder
+    (created exclusively, never through a link), flushed (``fsync`` when ``durable``), then renamed over
+    ``path``. Returns ``path``.
+
+    ``mode`` is the new file's permissions (reduced by the umask, except private modes such as 0o600,
+    which are set exactly). An existing ``path`` that is a symbolic link, a folder or a device is refused
+    (UnsafePathError, exit 2); so is any folder between ``root`` and the file that is a link or not a
+    folder (missing ones are made). Without ``root`` the folder must exist. Other OS errors (disk full,
+    read-only) propagate as OSError, and the temporary file is removed.
+    """
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    dir_fd: int | None = None
+    if root is not None:
+        if DIR_FD:
+            dir_fd = open_folder(Path(root), path.parent)
+        else:
+            safe_folder(Path(root), path.parent)
+    try:
+        base = path.name if dir_fd is not None else str(path)
+        _check_target(base, path, dir_fd)
+        fd, tmp = _create_temp(path, dir_fd, mode)
+        try:
+            try:
+                if not (mode & 0o077) and hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)  # a private file gets exactly its mode, whatever the umask
+                _write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if dir_fd is not None:
+                os.replace(tmp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            else:
+                os.replace(tmp, base)
+        except BaseException:
+            try:
+                if dir_fd is not None:
+                    os.unlink(tmp, dir_fd=dir_fd)
+                else:
+                    os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    return path
+
+
+def _create_temp(path: Path, dir_fd: int | None, mode: int) -> tuple[int, str]:
+    """A new file next to ``path`` (exclusive, not through a link): (descriptor, its name or path)."""
+    import secrets
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
+    for _ in range(100):
+        name = f".{path.name[:100]}.{secrets.token_hex(4)}.tmp"
+        where = name if dir_fd is not None else str(path.with_name(name))
+        try:
+            fd = os.open(where, flags, mode, dir_fd=dir_fd) if dir_fd is not None else os.open(where, flags, mode)
+        except FileExistsError:
+            continue
+        return fd, where
+    raise FileExistsError(_errno.EEXIST, "no free temporary name", str(path))  # pragma: no cover
+
+
+def open_append(path: Path | str, *, root: Path | str | None = None, mode: int = 0o644) -> int:
+    """A descriptor open for appending to ``path`` (created when missing), never through a symbolic link;
+    UnsafePathError when it is not a regular file (a device, a pipe) or, with ``root``, when a folder on
+    the way is a link. The caller closes it (``os.fdopen(fd, "a")`` makes a text file of it)."""
+    path = Path(path)
+    if root is not None:
+        safe_folder(Path(root), path.parent)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno in (_errno.ELOOP, _errno.EMLINK):
+            raise UnsafePathError(f"Refused to write {path}: it is a symbolic link.") from None
+        if exc.errno == _errno.ENXIO:  # a pipe nobody reads, a device without its driver
+            raise UnsafePathError(f"Refused to write {path}: it is {_kind(os.lstat(path).st_mode)}.") from None
+        raise
+    st = os.fstat(fd)
+    if not _stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise UnsafePathError(f"Refused to write {path}: it is {_kind(st.st_mode)}.")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return fd
 
 
 class _Cancelled(Exception):

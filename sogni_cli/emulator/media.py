@@ -2,7 +2,7 @@
 
 Images are drawn with Pillow (PNG, JPEG or WebP at the requested size with the prompt written on
 them), audio is a WAV tone made with :mod:`wave`, videos are a clearly labelled stand-in (a valid
-``ftyp`` box followed by a ``free`` box saying so) and 3D models a minimal GLB container.
+``ftyp`` box, an empty ``moov`` box and a ``free`` box saying so) and 3D models a minimal GLB container.
 Everything is deterministic for a given spec.
 """
 
@@ -106,7 +106,8 @@ def make_video(spec: dict[str, Any]) -> bytes:
         f"duration: {spec.get('duration')} s\n"
         f"artifact: {spec.get('id') or ''}\n"
     )
-    return ftyp + _box(b"free", text.encode("utf-8"))
+    moov = _box(b"moov", _box(b"mvhd", bytes(100)))  # an (empty) index, so the file is a whole MP4
+    return ftyp + moov + _box(b"free", text.encode("utf-8"))
 
 
 def make_model(spec: dict[str, Any]) -> bytes:

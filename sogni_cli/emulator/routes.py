@@ -66,9 +66,10 @@ def admin(h: "Handler", method: str, path: str, raw: bytes) -> None:
 # --------------------------------------------------------------------------- routing
 def route(h: "Handler", method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any,
           raw: bytes) -> None:
-    from . import account, billing, runs
+    from . import account, billing, catalogues, runs
 
-    if account.route(h, method, path) or billing.route(h, method, path, body):
+    if account.route(h, method, path) or billing.route(h, method, path, body) \
+            or catalogues.route(h, method, path, query):
         return
     if path == "/v1/chat/runs" or path.startswith("/v1/chat/runs/"):
         runs.route(h, method, path, query, headers, body)

@@ -81,7 +81,7 @@ class MediaInput:
     def read_bytes(self) -> bytes:
         from ..media.inputs import load_media_file
 
-        return load_media_file(self.path, self.kind).read_bytes()
+        return load_media_file(self.path, self.kind, probe=False).read_bytes()  # checked when the job was built
 
 
 @dataclass
@@ -356,6 +356,8 @@ def workflow_body(job: MediaJob, media_refs: list[dict[str, Any]] | None = None,
     Uploads are bound the way the API documents for workflows: each argument that addresses an upload is
     left out of ``arguments`` and filled by a ``dependsOn`` entry from ``$input_media`` (the request's
     ``media_references``, by position) with the transform and media type of that upload."""
+    if job.kind == "template":  # a saved template: its id (or name, for plans) and inputs
+        return job.body()  # type: ignore[attr-defined]
     bound = {arg for arg, _ in job.bindings} if media_refs else set()
     step: dict[str, Any] = {"toolName": job.tool,
                             "arguments": {k: v for k, v in job.arguments.items() if k not in bound}}

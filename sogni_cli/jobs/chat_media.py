@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core.events import Artifact, Event
+from ..core.events import Event
 from ..core.progress import NullProgress, ProgressSink
 
 
@@ -17,6 +17,7 @@ class MediaReport:
     #: links not fetched, with the reason (listed on stderr as "Not downloaded")
     skipped: list[dict[str, str]] = field(default_factory=list)
     exit_code: int = 0
+    saved: list[Any] = field(default_factory=list)  # downloads.SavedFile (with sha256 and size)
 
 
 def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: Path, name: str | None,
@@ -24,22 +25,25 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
                       emit: Callable[[Event], None],
                       progress_factory: Callable[[], ProgressSink] | None = None,
                       no_fetch: str | None = None, media_hosts: Any = None,
-                      approve: Callable[[Any, str, dict], dict] | None = None) -> MediaReport:
-    """Follow each workflow to its artifacts, add the links the policy allows, deduplicate, download.
+                      approve: Callable[[Any, str, dict], dict] | None = None, root: Path | None = None,
+                      concurrency: int | None = None) -> MediaReport:
+    """Follow each workflow to its artifacts, add the links the policy allows, deduplicate, download (with
+    the one collector, :func:`sogni_cli.jobs.collect.collect`).
 
     ``no_fetch`` names why nothing may be fetched at all (``--tools none``, ``--no-exec``): every link is then
     listed as not downloaded and no workflow is followed. ``media_hosts`` is the profile's extra media hosts.
     ``progress_factory`` makes the download display (only when there is something to download); ``approve``
-    decides on a workflow that waits for cost approval (see jobs.approval), as for the media commands."""
+    decides on a workflow that waits for cost approval (see jobs.approval), as for the media commands.
+    ``root`` is the folder nothing may be written outside of (a recipe's ``-o``; default ``output_dir``)."""
     from ..api.hosted import LinkPolicy
     from ..core.errors import ExitCode, SogniError
     from ..core.term import err, shown
-    from ..media.downloads import ArtifactRef, DownloadOptions, download_all
+    from ..media.downloads import ArtifactRef
+    from .collect import collect, download_options
 
     refs: list[ArtifactRef] = []
     seen: set[str] = set()
     report = MediaReport()
-    positions: dict[int, int] = {}  # id(ref) -> the artifact's position in its own workflow's list
     policy = LinkPolicy.for_profile(api.config.base_url, media_hosts)
 
     def fail(code: int) -> None:
@@ -86,10 +90,9 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
                 if why:
                     skip(url, why, made=True)
                     continue
-                ref = ArtifactRef(url=url, workflow_id=wid, tool=art.get("toolName"), prompt=prompt,
-                                  content_type=art.get("mimeType") if isinstance(art.get("mimeType"), str) else None)
-                positions[id(ref)] = pos
-                refs.append(ref)
+                refs.append(ArtifactRef(url=url, workflow_id=wid, tool=art.get("toolName"), prompt=prompt,
+                                        content_type=art.get("mimeType") if isinstance(art.get("mimeType"), str)
+                                        else None, position=pos))
     direct = 0
     for url, made in [(u, True) for u in media.urls] + [(u, False) for u in media.text_urls]:
         if url in seen:
@@ -109,25 +112,17 @@ def save_hosted_media(api: Any, media: Any, *, prompt: str | None, output_dir: P
         refs.append(ArtifactRef(url=url, prompt=prompt))
     for i, ref in enumerate(refs, 1):
         ref.index, ref.count = i, len(refs)
-    if no_download:
-        for ref in refs:
-            report.urls.append(ref.url)
-            emit(Artifact(url=ref.url, workflow_id=ref.workflow_id, tool=ref.tool))
-        return report
-    if not refs:
-        return report
-    progress = progress_factory() if progress_factory else NullProgress()
+    progress = progress_factory() if progress_factory and refs and not no_download else NullProgress()
     try:
-        result = download_all(refs, DownloadOptions(output_dir=output_dir, name_template=name, on_exists=on_exists,
-                                                    policy=getattr(api, "policy", None)),
-                              progress=progress, refresh=lambda ref: _fresh_url(api, ref, positions.get(id(ref))))
+        got = collect(refs, download_options(output_dir, name=name, on_exists=on_exists, root=root,
+                                             concurrency=concurrency, policy=getattr(api, "policy", None)),
+                      client=api, progress=progress, emit=emit, no_download=no_download)
     finally:
         progress.close()
-    for saved in result.saved:
-        report.paths.append(str(saved.path))
-        emit(Artifact(url=saved.ref.url, path=str(saved.path), workflow_id=saved.ref.workflow_id,
-                      tool=saved.ref.tool, content_type=saved.content_type, bytes=saved.bytes, sha256=saved.sha256))
-    for ref, why in result.failed:
+    report.urls = got.urls
+    report.paths = got.paths
+    report.saved = got.saved
+    for ref, why in got.failed:
         err(f"Error: could not save {shown(ref.url.split('?')[0])}: {why}")
         fail(int(ExitCode.INCOMPLETE))
     return report
@@ -161,16 +156,3 @@ def _finished_record(api: Any, workflow_id: str, *, quiet: bool, approve: Any = 
         record = wf.get(api, workflow_id)
     raise_for_state(record, workflow_id, last)
     return record
-
-
-def _fresh_url(api: Any, ref: Any, position: int | None) -> str | None:
-    """A fresh link for an expired one: the same artifact (by its position in its own workflow)."""
-    if not ref.workflow_id or position is None:
-        return None
-    from ..api.workflows import get
-
-    record = get(api, ref.workflow_id)
-    arts = record.get("artifacts") if isinstance(record.get("artifacts"), list) else []
-    art = arts[position] if 0 <= position < len(arts) and isinstance(arts[position], dict) else None
-    url = art.get("url") if art else None
-    return url if isinstance(url, str) else None

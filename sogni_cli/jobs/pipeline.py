@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Hashable
 
 from ..core.errors import BillingError, GenerationFailed, IncompleteError, RejectedError, SogniError
-from ..core.events import Artifact, Event, WorkflowUpdate
+from ..core.events import Event, WorkflowUpdate
+from .collect import _steps, refs_from_record  # noqa: F401 - refs_from_record is part of this module's API
 from .targets import (FORMAT_MIME, MEDIA_EXTS, _model_of, _prompt_of, _seed_of, _with_type,  # noqa: F401
                       check_output_paths, existing_outputs, planned_refs)
 
@@ -76,7 +77,7 @@ class PipelineOptions:
     detach: bool = False
     timeout: float | None = None  # no-progress limit while following (None: wait as long as it moves)
     agent: bool = False
-    concurrency: int = 4
+    concurrency: int | None = None  # files downloaded at once (None: the downloads' default)
     progress_key: Hashable = "job"
     on_created: Callable[[str], None] | None = None  # called with the workflow id as soon as it exists
     use_sse: bool = True
@@ -85,10 +86,12 @@ class PipelineOptions:
     cancel: Any = None  # a threading.Event: when set, stop promptly (JobCancelled), leave the workflow running
     resume_workflow: str | None = None  # follow/download this existing workflow instead of creating one
     policy: Any = None  # the retry settings downloads follow (None: the API client's --timeout/--max-retries)
+    follow_after: str | None = None  # follow only events after this event id (a resumed workflow's new ones)
     idempotency_key: str | None = None  # the key of the paid request (decided by the caller: same job, same key)
     title: str | None = None  # the workflow's title (a recipe job's identity, for `workflow list`)
     before_send: Callable[[str], None] | None = None  # told the key just before a paid request leaves; may raise
     upload_id: str | None = None  # stable upload names (a resend with the same key then sends the same body)
+    root: Path | None = None  # nothing is written outside this folder (default: output_dir); recipes: -o
     # A workflow that waits for cost approval is handed to this (client, id, record) -> record after approval
     # (see jobs.approval.resolve_wait), then followed again; None: the wait ends the job (exit 9). With it, a
     # resumed workflow that waits for approval is approved and followed rather than replaced.
@@ -222,7 +225,7 @@ def precheck_names(job: Any, options: PipelineOptions) -> None:
     from ..media import naming
     from ..media.downloads import check_on_exists
 
-    check_output_paths(Path(options.output_dir), options.manifest)
+    check_output_paths(Path(options.output_dir), options.manifest, options.root)
     refs = planned_refs(job)
     d_opts = _download_options(options)
     tool = load().get(job.tool)
@@ -242,70 +245,16 @@ def precheck_names(job: Any, options: PipelineOptions) -> None:
         check_on_exists([_with_type(r, mime) for r in refs], d_opts)
 
 
-def _steps(rec: dict[str, Any]) -> list[dict[str, Any]]:
-    inp = rec.get("input") if isinstance(rec.get("input"), dict) else {}
-    for src in (inp.get("steps"), rec.get("steps")):
-        if isinstance(src, list) and src:
-            return [s for s in src if isinstance(s, dict)]
-    return []
-
-
-def refs_from_record(rec: dict[str, Any], job: Any = None) -> tuple[list[Any], list[tuple[Any, str]]]:
-    """(refs to download, artifacts without a URL as failures) for a finished workflow record."""
-    from ..api.workflows import workflow_id
-    from ..media.downloads import ArtifactRef
-
-    wid = workflow_id(rec)
-    steps = _steps(rec)
-    arts = [a for a in (rec.get("artifacts") if isinstance(rec.get("artifacts"), list) else []) if isinstance(a, dict)]
-    n = len(arts)
-    refs: list[Any] = []
-    missing: list[tuple[Any, str]] = []
-    for i, art in enumerate(arts):
-        step = None
-        for s in steps:
-            if art.get("stepId") and s.get("id") == art.get("stepId"):
-                step = s
-                break
-        if step is None:
-            for s in steps:
-                if art.get("toolName") and s.get("toolName") == art.get("toolName"):
-                    step = s
-                    break
-        if step is None and len(steps) == 1:
-            step = steps[0]
-        # what we sent is what we know best; the record's copy serves `workflow download`
-        args = job.arguments if job is not None else None
-        if args is None and step and isinstance(step.get("arguments"), dict):
-            args = step["arguments"]
-        args = args or {}
-        tool = art.get("toolName") or (step or {}).get("toolName") or (job.tool if job is not None else None)
-        url = art.get("url") if isinstance(art.get("url"), str) else ""
-        ctype = art.get("mimeType") or art.get("contentType") or art.get("mime_type")
-        ref = ArtifactRef(url=url, index=i + 1, count=n, workflow_id=wid, tool=tool, prompt=_prompt_of(args),
-                          seed=_seed_of(args, art), model=_model_of(args), arguments=args,
-                          content_type=ctype if isinstance(ctype, str) else None,
-                          media_type=art.get("kind") or art.get("mediaType") or art.get("type"))
-        if url:
-            refs.append(ref)
-        else:
-            why = art.get("urlUnavailable") or "no URL in the workflow record"
-            missing.append((ref, f"artifact {art.get('id') or i + 1}: {why}"))
-    return refs, missing
-
-
 # --------------------------------------------------------------------------------------------- running
 
 
 def _download_options(options: PipelineOptions, timeout: float | None = None) -> Any:
-    from ..media.downloads import DownloadOptions
+    from .collect import download_options
 
-    d = DownloadOptions(output_dir=Path(options.output_dir), name_template=options.name,
-                        on_exists=options.on_exists or "suffix", manifest=options.manifest,
-                        concurrency=max(1, options.concurrency), checksum=options.checksum, policy=options.policy)
-    if options.max_download_size:
-        d.max_size = int(options.max_download_size)
-    return d
+    return download_options(Path(options.output_dir), name=options.name, on_exists=options.on_exists,
+                            manifest=options.manifest, max_size=options.max_download_size,
+                            concurrency=options.concurrency, checksum=options.checksum, root=options.root,
+                            policy=options.policy)
 
 
 def _start_agent(client: Any, job: Any, progress: Any, key: str | None = None
@@ -366,7 +315,7 @@ def follow_to_end(client: Any, wid: str, options: PipelineOptions, progress: Any
     resume_id = str(after.sequence) if after is not None and after.sequence is not None else None
     try:
         for upd in workflows.follow(client, wid, timeout=options.timeout, use_sse=options.use_sse,
-                                    on_wait=progress.heartbeat, last_event_id=resume_id):
+                                    on_wait=progress.heartbeat, last_event_id=options.follow_after or resume_id):
             last = upd
             emit(upd)
     except BaseException as exc:
@@ -410,7 +359,6 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
             emit: Callable[[Event], None], result: JobResult, last: WorkflowUpdate | None = None,
             dl_client: Any = None) -> JobResult:
     from ..api import workflows
-    from ..media.downloads import download_all
 
     wid = workflows.workflow_id(rec) or result.workflow_id or ""
     status = workflows.status_of(rec)
@@ -422,35 +370,16 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
         raise settled(GenerationFailed(f"Workflow {wid} finished ({status}) but produced no media.",
                                        hint=f"See `sogni workflow show {wid}`."), status)
     result.failed.extend(missing)
-    if options.no_download:
-        for ref in refs:
-            result.urls.append(ref.url)
-            emit(Artifact(url=ref.url, workflow_id=wid, tool=ref.tool, content_type=ref.content_type))
-    elif refs:
-        cache: dict[str, Any] = {}
+    if refs:
+        from .collect import collect
 
-        def refresh(ref: Any) -> str | None:
-            if client is None or not wid:
-                return None
-            if "rec" not in cache:  # one re-read of the record for every expired link
-                cache["rec"] = workflows.get(client, wid)
-            fresh, _ = refs_from_record(cache["rec"], job)
-            for r in fresh:
-                if r.index == ref.index and r.url and r.url != ref.url:
-                    return r.url
-            return None
-
-        kw: dict[str, Any] = {}
-        sleep = _cancellable_sleep(options)
-        if sleep is not None:
-            kw["sleep"] = sleep
         _check(progress)
-        report = download_all(refs, _download_options(options), client=dl_client,
-                              progress=KeyedProgress(progress, options.progress_key), refresh=refresh, **kw)
-        result.saved.extend(report.saved)
-        result.failed.extend(report.failed)
-        for s in report.saved:
-            emit(s.to_event())
+        got = collect(refs, _download_options(options), client=client, dl_client=dl_client,
+                      progress=KeyedProgress(progress, options.progress_key), emit=emit,
+                      no_download=options.no_download, sleep=_cancellable_sleep(options))
+        result.saved.extend(got.saved)
+        result.urls.extend(got.urls)
+        result.failed.extend(got.failed)
     if result.failed or status == "partial_failure":
         n_ok = len(result.saved) + len(result.urls)
         lines = [f"{ref.url or 'artifact ' + str(ref.index)}: {why}" for ref, why in result.failed]
@@ -473,9 +402,9 @@ def _open_download_client(options: PipelineOptions) -> Any:
     """The credential-free download client, made while the workflow runs (it takes tens of ms to create)."""
     if options.no_download:
         return None
-    from ..media import downloads
+    from .collect import open_download_client
 
-    return downloads._make_client(_download_options(options))  # noqa: SLF001 - same package
+    return open_download_client(_download_options(options))
 
 
 def _with_policy(options: PipelineOptions, client: Any) -> PipelineOptions:

@@ -60,8 +60,13 @@ MEDIA_EXTS = {"image": ("png", "jpg", "webp", "gif"), "video": ("mp4", "mov", "w
               "audio": ("wav", "mp3", "flac", "m4a", "ogg"), "model": ("glb",)}
 
 
-def check_output_paths(output_dir: Path, manifest: Path | None = None) -> None:
-    """The output folder can be made and written, and the manifest is a file: checked before paying."""
+def check_output_paths(output_dir: Path, manifest: Path | None = None, root: Path | None = None) -> None:
+    """The output folder can be made and written, no folder between ``root`` and it is a link, and the
+    manifest is a file: checked before paying."""
+    if root is not None:
+        from ..core.filewrite import safe_folder
+
+        safe_folder(Path(root), output_dir, create=False)
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"The output folder {output_dir} is a file.", hint="Give a folder with -o/--output-dir.")
     if output_dir.is_dir() and not os.access(output_dir, os.W_OK | os.X_OK):

@@ -496,11 +496,15 @@ class MediaFile:
         return to_data_uri(self.read_bytes(), self.mime)
 
 
-def load_media_file(path: str, expected: str, *, allowed_mimes: Iterable[str] | None = None) -> MediaFile:
+def load_media_file(path: str, expected: str, *, allowed_mimes: Iterable[str] | None = None,
+                    probe: bool = True) -> MediaFile:
     """Check a local media file by content (not by name) and size; the bytes are read lazily.
 
     ``expected`` is ``"image"``, ``"audio"`` or ``"video"``. ``allowed_mimes`` narrows the accepted
-    types further (e.g. ``TOOL_INPUT_MIMES["audio"]`` for hosted-tool arguments).
+    types further (e.g. ``TOOL_INPUT_MIMES["audio"]`` for hosted-tool arguments). With ``probe`` the
+    whole file is checked too (see :mod:`sogni_cli.media.probe`): an image is decoded (and refused above
+    :data:`MAX_IMAGE_PIXELS`), audio and video containers are walked; truncated or corrupt files are
+    usage errors, before anything is uploaded or paid for.
     """
     if expected not in MEDIA_KINDS:
         raise ValueError(f"expected must be one of {MEDIA_KINDS}, not {expected!r}")
@@ -536,4 +540,8 @@ def load_media_file(path: str, expected: str, *, allowed_mimes: Iterable[str] | 
         allowed = sorted(set(allowed_mimes))
         if mime not in allowed:
             raise UsageError(f"{path} is {mime}; {expected} inputs accept {', '.join(allowed)}.")
+    if probe:
+        from .probe import check_media
+
+        check_media(path, kind, mime, max_pixels=MAX_IMAGE_PIXELS)
     return MediaFile(path=path, kind=kind, mime=mime, size=st.st_size)

@@ -19,8 +19,10 @@ from typing import Any, Callable
 
 from ..core.errors import SogniError, UsageError
 from . import naming
-from ..core.filewrite import PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name, put_in_place
+from ..core.filewrite import (PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name,
+                              put_in_place)
 from . import downloads as _dl
+from .socketbody import _DISK_ERRNOS, _Closed, _from_socket, _plain_socket
 from ..api.retry import RETRY_STATUSES, Safety, parse_retry_after
 from ..api.urls import media_url_problem
 from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, policy_of, verify_image,
@@ -29,6 +31,9 @@ from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, poli
 MAX_REDIRECTS = 5
 THREADED_WRITE_MIN = 8 << 20  # bodies larger than this (or of unknown size) hash and write in a helper thread
 WAIT_INTERVAL = 1.0  # how often the waiting thread gives the progress display a heartbeat
+#: Bodies up to this size get their part's sidecar only when they stop short (a process killed meanwhile
+#: leaves a part without one, which is started over: at most this many bytes fetched again).
+SIDECAR_EAGER_MIN = 1 << 20
 RECORD_INTERVAL = 0.25  # the download record is written at most this often during a batch, and at its end
 EXPIRED_STATUSES = frozenset({403, 404, 410})
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
@@ -107,6 +112,7 @@ class _Job:
         self.claim = claim
         self.ref = ref
         self.ident: dict[str, Any] | None = None  # the sidecar of the part being resumed
+        self.sidecar_due = False  # a small body's sidecar, written only when the body stops short
 
     @property
     def final(self) -> Path | None:
@@ -144,6 +150,7 @@ class _Downloader:
         self.record: dict[str, dict[str, Any]] | None = None  # the output folder's download record
         self.unrecorded: list[tuple[SavedFile, dict[str, Any]]] = []  # saved, not yet in the record
         self.recorded_at = time.monotonic()
+        self.checked: dict[str, str | None] = {}  # URL -> why it may not be fetched (None: it may)
 
     # -- naming -----------------------------------------------------------------------------------
     def claim(self, path: Path, ref: ArtifactRef | None = None) -> PartClaim | _Skip:
@@ -152,7 +159,7 @@ class _Downloader:
         already saved under the name (every mode but ``overwrite``)."""
         with self.lock:
             if (ref is not None and self.opts.on_exists != "overwrite" and path not in self.taken
-                    and (path.exists() or path.is_symlink())):
+                    and os.path.lexists(path)):
                 if self.record is None:
                     self.record = _dl.read_record(Path(self.opts.output_dir))
                 done = _dl.saved_as(path, ref, self.record, suffixed=self.opts.on_exists == "suffix")
@@ -167,7 +174,6 @@ class _Downloader:
     def _hold(self, path: Path, got: Path) -> PartClaim | _Skip:
         """Hold ``got`` (chosen for the template's name ``path``) against other processes, or the next free
         ``-N`` name, or what ``skip``/``error`` say for the template's own name. ``self.lock`` is held."""
-        naming.safe_join(Path(self.opts.output_dir), got.name + ".part")
         mode = self.opts.on_exists
         c = hold_name(path, got, mode, lambda: naming.resolve_collision(path, "suffix", self.taken))
         if isinstance(c, PartClaim):
@@ -221,7 +227,6 @@ class _Downloader:
         part = job.part
         if part is None:
             return 0, None
-        naming.safe_join(Path(self.opts.output_dir), part.name)
         size = _size(part)
         if not size:
             return 0, None
@@ -236,6 +241,17 @@ class _Downloader:
         return size, _dl.if_range_value(ident)
 
     # -- HTTP -------------------------------------------------------------------------------------
+    def url_problem(self, url: str) -> str | None:
+        """:func:`~sogni_cli.api.urls.media_url_problem`, once per origin: what it looks at (scheme, host,
+        port, credentials) is all before the path. A malformed path is refused when the request is built."""
+        head = url.split("?", 1)[0].split("#", 1)[0].split("/", 3)
+        origin = "/".join(head[:3]) if len(head) >= 3 and head[1] == "" else url
+        try:
+            return self.checked[origin]
+        except KeyError:
+            problem = self.checked[origin] = media_url_problem(url)
+            return problem
+
     def open(self, url: str, offset: int, if_range: str | None = None):
         import httpx
 
@@ -245,7 +261,7 @@ class _Downloader:
             if if_range:
                 headers["If-Range"] = if_range
         for hop in range(MAX_REDIRECTS + 1):
-            problem = media_url_problem(url)
+            problem = self.url_problem(url)
             if problem:
                 where = "redirect target" if hop else "URL"
                 raise _Fail(f"refused {where} {_short(url)}: {problem}")
@@ -256,6 +272,8 @@ class _Downloader:
                 response = self.client.send(request, stream=True, follow_redirects=False)
             except httpx.TransportError as exc:
                 raise _Retry(_describe(exc)) from None
+            except (httpx.InvalidURL, ValueError):
+                raise _Fail(f"refused URL {_short(url)}: malformed URL") from None
             if response.is_redirect:
                 location = response.headers.get("location", "")
                 target = str(response.url.join(location))
@@ -295,7 +313,7 @@ class _Downloader:
     def _run_one(self, key: int, ref: ArtifactRef, job: "_Job") -> SavedFile:
         opts = self.opts
         url = ref.url
-        problem = media_url_problem(url)
+        problem = self.url_problem(url)
         if problem:
             raise _Fail(f"refused URL {_short(url)}: {problem}")
         refreshed = False
@@ -380,9 +398,9 @@ class _Downloader:
         if not todo:
             return
         try:
-            _dl.record_saved(Path(self.opts.output_dir), todo)
-        except OSError as exc:
-            self.progress.note(f"warning: could not update the download record: {exc}")
+            _dl.record_saved(Path(self.opts.output_dir), todo, root=self.opts.root)
+        except (OSError, UsageError) as exc:
+            self.progress.note(f"warning: could not update the download record: {getattr(exc, 'message', exc)}")
 
     def receive(self, key: int, ref: ArtifactRef, response: Any, url: str, job: "_Job", offset: int) -> tuple:
         opts = self.opts
@@ -448,7 +466,10 @@ class _Downloader:
         if status == 200:  # a fresh body: the old part goes first, then its new identity, then the bytes
             job.drop_part()
             job.ident = _dl.identity(ref, url, response.headers, expected)
-            _dl.write_sidecar(part, job.ident)
+            if expected is None or expected > SIDECAR_EAGER_MIN:
+                _dl.write_sidecar(part, job.ident)
+            else:  # a small body: its sidecar is written only if it does not arrive whole
+                job.sidecar_due = True
         nbytes, digest = self.stream(key, response, job, offset, expected, decode, length)
         return ("done", nbytes, digest, content_type)
 
@@ -464,9 +485,11 @@ class _Downloader:
         h = _new_hash(opts)
         if offset and not isinstance(h, _NoHash):
             _hash_file(part, h, cancel)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if offset else os.O_TRUNC)
+        flags = os.O_WRONLY | os.O_CREAT | (0 if offset else os.O_TRUNC)
         flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
         fd = os.open(part, flags, 0o644)
+        if offset:
+            os.lseek(fd, 0, os.SEEK_END)  # the part is held by this process: writing at its end appends
         limit = opts.max_size - offset
         received = 0
         ok = False
@@ -479,6 +502,7 @@ class _Downloader:
             self.active.add(response)
         try:
             source = response.iter_bytes() if decode else response.iter_raw()
+            sock = None if decode or expected is None else _plain_socket(response, expected - offset)
             try:
                 for chunk in source:
                     if cancel.is_set():
@@ -489,6 +513,21 @@ class _Downloader:
                     if expected is not None and offset + received > expected:
                         raise _Fail(f"the body is longer than announced ({expected} bytes)", drop_part=True)
                     writer.add(chunk)
+                    if sock is not None:
+                        break  # what the HTTP layer had buffered is written; the rest comes straight off the socket
+                if sock is not None and expected is not None and offset + received < expected:
+                    writer.close()  # in order: the buffered start is on disk before the rest
+                    received += _from_socket(sock, fd, expected - offset - received, h, self.policy.timeout,
+                                             lambda n: progress.advance(key, n), cancel)
+            except (OSError, _Closed) as exc:
+                if sock is None or isinstance(exc, (FileNotFoundError, PermissionError)) or (
+                        isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS):
+                    raise
+                writer.close()
+                if cancel.is_set():
+                    raise _Cancelled() from None
+                raise _Retry("timed out" if isinstance(exc, TimeoutError) else
+                             f"connection broken ({exc})") from None
             except httpx.TransportError as exc:
                 writer.close()  # what arrived is good: keep it for the resume
                 if cancel.is_set():
@@ -513,6 +552,12 @@ class _Downloader:
                 os.close(fd)
                 fd = -1
                 job.drop_part()
+            elif job.sidecar_due and job.ident is not None:  # what arrived can be resumed later
+                job.sidecar_due = False
+                try:
+                    _dl.write_sidecar(part, job.ident)
+                except OSError:
+                    pass
             raise
         finally:
             with self.lock:

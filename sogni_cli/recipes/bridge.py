@@ -35,16 +35,26 @@ _HASH_CACHE: dict[tuple, str] = {}
 
 
 def with_profile_defaults(kind: str, fields: dict[str, Any], settings: Any) -> dict[str, Any]:
-    """The profile's defaults the commands apply too: chat ``model``, image ``image_model``, token type."""
+    """The profile's defaults the commands apply too: chat ``model``, image ``image_model``, token type; a chat
+    job's ``preset``; model aliases."""
     if settings is None:
         return fields
     out = dict(fields)
+    cdir = getattr(settings, "config_dir", None)
+    if kind == "chat" and isinstance(out.get("preset"), str) and cdir is not None:
+        from ..core.presets import apply_preset, get_preset
+
+        out = apply_preset(out, get_preset(cdir, out.pop("preset")))
     if kind == "chat" and "model" not in out and settings.default("model"):
         out["model"] = settings.default("model")
     if kind == "image" and "model" not in out and settings.default("image_model"):
         out["model"] = settings.default("image_model")
     if "token_type" not in out and getattr(settings, "token_type", None):
         out["token_type"] = settings.token_type
+    if isinstance(out.get("model"), str):
+        from ..core.presets import resolve_model
+
+        out["model"] = resolve_model(out["model"], cdir)
     return out
 
 
@@ -64,7 +74,8 @@ _PLACEHOLDER_BYTES = {
     "image": (".png", _png),
     "audio": (".wav", lambda: b"RIFF" + (36).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
               + bytes([1, 0, 1, 0, 0x40, 0x1F, 0, 0, 0x80, 0x3E, 0, 0, 2, 0, 16, 0]) + b"data" + bytes(4)),
-    "video": (".mp4", lambda: (24).to_bytes(4, "big") + b"ftypisom" + bytes(4) + b"isommp41"),
+    "video": (".mp4", lambda: (24).to_bytes(4, "big") + b"ftypisom" + bytes(4) + b"isommp41"
+              + (16).to_bytes(4, "big") + b"moov" + (8).to_bytes(4, "big") + b"mvhd"),
 }
 
 
@@ -126,9 +137,26 @@ def _unplace(body: Any, names: dict[str, str]) -> Any:
 
 
 def build_media(kind: str, fields: dict[str, Any], base_dir: Path) -> Any:
+    if kind == "template":
+        from ..jobs.template_job import build_template_job
+
+        return build_template_job(fields)
     from ..jobs import build_job
 
-    return build_job(kind, fields, base_dir=base_dir)
+    job = build_job(kind, fields, base_dir=base_dir)
+    from ..jobs.catalogue_check import check_job
+
+    check_job(job)
+    return job
+
+
+def bind_template(client: Any, job: Any) -> Any:
+    """A template job ready to start: the template looked up, its inputs checked (other jobs unchanged)."""
+    if getattr(job, "kind", None) != "template":
+        return job
+    from ..jobs.template_job import bind
+
+    return bind(client, job)
 
 
 def _abs(path: Any, base_dir: Path) -> str:

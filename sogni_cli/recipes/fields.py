@@ -24,6 +24,15 @@ def field_types(kind: str) -> dict[str, str]:
     hit = _FIELD_TYPES.get(kind)
     if hit is not None:
         return hit
+    if kind == "template":
+        from ..jobs import COMMON_FIELDS
+        from ..jobs.template_job import FIELDS
+
+        types = dict(FIELDS)
+        for fname in COMMON_FIELDS:
+            types[fname] = {"token_type": "string", "confirm_cost": "boolean", "max_cost": "integer"}.get(fname, "any")
+        _FIELD_TYPES[kind] = types
+        return types
     if kind == "chat":
         from ..api.chat import CHAT_FIELDS
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..core.errors import ExitCode, GenerationFailed, IncompleteError, SogniError
 from ..core.secrets import redact
@@ -55,6 +54,7 @@ class Outcome:
     from_record: bool = False  # an earlier run's final failure, reported again (nothing sent)
     details: dict[str, Any] | None = None  # prompt, model, seed, cost (see details.py), for reports
     cost: dict[str, Any] | None = None  # what the API reports the job's workflow cost: {units, token_type}
+    retry_in_place: str | None = None  # --retry of a partly failed workflow: resumed through the API first
 
 
 class _Settled(SogniError):
@@ -75,12 +75,10 @@ def _sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with open(part, "w", encoding="utf-8") as fh:
-        fh.write(text if text.endswith("\n") or not text else text + "\n")
-    os.replace(part, path)
+def _write_text(path: Path, text: str, root: Path) -> None:
+    from ..core.filewrite import write_atomic
+
+    write_atomic(path, text if text.endswith("\n") or not text else text + "\n", root=root)
 
 
 
@@ -178,6 +176,10 @@ class JobSteps:
         if self._retrying(pj):
             oc.attempt = int(prev.get("attempt") or 0) + 1 if prev else 0
             oc.idempotency_key = job_key(self.plan.name, pj.uid, digest, oc.attempt)
+            wid = prev.get("workflow_id") if prev else None
+            if (same and not self.opts.force and pj.kind != "chat" and isinstance(wid, str) and wid
+                    and prev.get("workflow_status") in ("partial_failure", "failed")):
+                oc.retry_in_place = wid  # the API may finish what failed, before a new workflow is paid for
             return None
         oc.idempotency_key = (prev.get("idempotency_key") if same else None) or \
             job_key(self.plan.name, pj.uid, digest, oc.attempt)
@@ -227,7 +229,7 @@ class JobSteps:
             self._media(pj, fields, job_dir, on_exists, oc, resume)
         if inst.save:
             target = self.out_root / inst.save
-            _write_text(target, oc.text or "")
+            _write_text(target, oc.text or "", self.out_root)
             sha, n = _sha256(target)
             oc.outputs.append({"path": str(target), "sha256": sha, "bytes": n})
             oc.printed.append(str(target))
@@ -247,11 +249,8 @@ class JobSteps:
 
             report = save_hosted_media(self.client, media, prompt=req.prompt, output_dir=job_dir,
                                        name=pj.inst.filename, on_exists=on_exists, no_download=False, quiet=True,
-                                       emit=lambda ev: None)
-            for p in report.paths:
-                sha, n = _sha256(Path(p))
-                oc.outputs.append({"path": p, "sha256": sha, "bytes": n})
-                oc.printed.append(p)
+                                       emit=lambda ev: None, root=self.out_root)
+            self._collect_saved(report, oc)
             if report.exit_code:
                 raise IncompleteError("some media made by hosted tools could not be saved")
 
@@ -269,13 +268,30 @@ class JobSteps:
         if not self.write_record(pj, starting, final=False, sync=True):
             raise RecordUnwritable(f"not sent: the run record cannot be written ({self.record.describe_error()})")
 
+    def _resume_in_place(self, pj: PlannedJob, oc: Outcome, options: Any, emit: Callable[[Any], None]) -> Any:
+        """``--retry`` of a job whose workflow partly failed: ask the API to resume that workflow (it redoes only
+        what failed). None when it cannot be resumed; the caller then starts a new workflow."""
+        from ..jobs.lifecycle import WorkflowNotResumable, resume_workflow
+        from .display import PipelineSink
+
+        wid = oc.retry_in_place
+        assert wid is not None
+        self.display.note(f"{pj.uid}: resuming workflow {wid} (only what failed is made again)")
+        oc.workflow_id = wid
+        try:
+            return resume_workflow(self.client, wid, options, progress=PipelineSink(self.display), emit=emit)
+        except WorkflowNotResumable as exc:
+            self.display.note(f"{pj.uid}: {exc.message.rstrip('.')}; starting a new workflow")
+            oc.workflow_id = None
+            return None
+
     def _media(self, pj: PlannedJob, fields: dict[str, Any], job_dir: Path, on_exists: str, oc: Outcome,
                resume: str | None) -> None:
         from ..core.events import WorkflowUpdate
         from ..jobs.pipeline import PipelineOptions, ResumeUnavailable, run_media_job
         from .display import PipelineSink
 
-        job = bridge.build_media(pj.kind, fields, self.base_dir)
+        job = bridge.bind_template(self.client, bridge.build_media(pj.kind, fields, self.base_dir))
         uid = pj.uid
 
         def on_created(wid: str) -> None:
@@ -297,7 +313,7 @@ class JobSteps:
             timeout = s.read_timeout
 
         def options_for(key: str) -> Any:
-            return PipelineOptions(output_dir=job_dir, name=pj.inst.filename, on_exists=on_exists,
+            return PipelineOptions(output_dir=job_dir, root=self.out_root, name=pj.inst.filename, on_exists=on_exists,
                                    progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel,
                                    idempotency_key=key, title=job_title(self.plan.name, uid, key),
                                    before_send=lambda k: self._before_send(pj, oc, k), upload_id=key[-16:],
@@ -306,6 +322,8 @@ class JobSteps:
         options = options_for(oc.idempotency_key or job_key(self.plan.name, uid, oc.request_hash or "", oc.attempt))
         try:
             result = None
+            if oc.retry_in_place:
+                result = self._resume_in_place(pj, oc, options, emit)
             if resume:
                 oc.resumed_workflow = resume
                 oc.workflow_id = resume  # known from now on, whatever happens to this attempt to follow it

@@ -42,7 +42,7 @@ def _param(kind: str, fname: str) -> Any:
     from .. import catalog
     from ..jobs import JOB_FIELDS
 
-    if kind in ("chat", "tool", "video"):
+    if kind in ("chat", "tool", "video", "template"):
         return None
     arg = JOB_FIELDS[kind].get(fname)
     if not arg:

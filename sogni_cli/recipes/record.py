@@ -71,11 +71,12 @@ class RunRecord:
     def open(self) -> None:
         """Lock the output folder and open the record for appending; UsageError when another run holds the
         folder or the record cannot be opened."""
-        from ..core.filewrite import try_lock
+        from ..core.filewrite import open_append, safe_folder, try_lock
 
+        safe_folder(self.root, self.path.parent)  # the record's folder is a real folder inside the output folder
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(self.path.parent / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            lock_fd = os.open(self.path.parent / LOCK_NAME,
+                              os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
         except OSError as exc:
             raise UsageError(f"Cannot write the run record {self.path}: {exc.strerror or exc}") from None
         if not try_lock(lock_fd):
@@ -84,7 +85,10 @@ class RunRecord:
                              f"{self.path.parent / LOCK_NAME} is held by a running `sogni recipe run` "
                              "(one run per output folder at a time).")
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = open_append(self.path)  # never through a link, never onto a device
+        except UsageError:
+            os.close(lock_fd)
+            raise
         except OSError as exc:
             os.close(lock_fd)
             raise UsageError(f"Cannot write the run record {self.path}: {exc.strerror or exc}") from None

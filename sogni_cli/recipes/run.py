@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from ..core.errors import ExitCode, SogniError, UsageError
+from ..core.errors import ExitCode, SogniError
 from .expand import Outputs
 from .jobrun import RESUME_STATES, JobSteps, Outcome, _now  # noqa: F401 - RESUME_STATES: part of the run's API
 from .pace import Pace
@@ -337,14 +337,23 @@ class Runner(JobSteps):
                  "workflow it already made), and it starts the jobs that never started. It does not pay twice "
                  "for a job; files saved since the record stopped are downloaded again.")
 
+    def check_folders(self) -> None:
+        """Before anything is sent: no folder the run writes into below the output folder (the record's,
+        each job's ``output``, each ``save`` file's) is a symbolic link or a file (UsageError, exit 2)."""
+        from ..core.filewrite import safe_folder
+
+        safe_folder(self.out_root, self.record_file.parent, create=False)
+        for pj in self.plan.jobs:
+            if pj.inst.output:
+                safe_folder(self.out_root, self.out_root / pj.inst.output, create=False)
+            if pj.inst.save:
+                safe_folder(self.out_root, (self.out_root / pj.inst.save).parent, create=False)
+
     def _prepare_run(self) -> None:
         """Lock the folder, read the earlier record, refuse clashes, write the plan: before anything is sent."""
         from .owned import check_clashes
 
-        try:
-            self.record_file.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"Cannot create the output folder {self.out_root}: {exc.strerror or exc}") from None
+        self.check_folders()
         self.record.open()
         try:
             self.load_previous()

@@ -17,7 +17,7 @@ from .fields import _KIND_TOOL, TYPE_WORDS, field_types, type_name, type_ok  # n
 from .template import TemplateError, did_you_mean, has_template, parse
 
 VERSION = 1
-KINDS = ("chat", "image", "edit", "video", "music", "speech", "tool")
+KINDS = ("chat", "image", "edit", "video", "music", "speech", "tool", "template")
 TOP_KEYS = ("version", "name", "description", "vars", "matrix", "defaults", "jobs")
 #: Job keys that are not the job's fields: where and how its outputs are written.
 OUTPUT_KEYS = {"output": "string", "filename": "string", "on_exists": "string", "save": "string"}
@@ -525,7 +525,7 @@ def _job(c: _Check, raw: Any, path: tuple, index: int, defaults: dict, recipe: R
     body = raw[kind]
     kpath = path + (kind,)
     if isinstance(body, str):
-        key = "text" if kind == "speech" else ("name" if kind == "tool" else "prompt")
+        key = "text" if kind == "speech" else ("name" if kind in ("tool", "template") else "prompt")
         body = {key: body}
         c.doc.marks[kpath + (key,)] = c.doc.mark(kpath)
     if body is None:

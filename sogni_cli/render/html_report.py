@@ -279,12 +279,11 @@ def render(summary: dict[str, Any], records: list[dict[str, Any]], target: Path)
 def write_report(summary: dict[str, Any], records: list[dict[str, Any]], target: Path) -> int:
     """Write the page to ``target`` (whole, or not at all); returns the number of tiles."""
     page, tiles = render(summary, records, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    from ..core.filewrite import write_atomic
+
     try:
-        part.write_text(page, encoding="utf-8")
-        os.replace(part, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, page)
     except OSError as exc:
-        part.unlink(missing_ok=True)
         raise UsageError(f"Cannot write {target}: {exc.strerror or exc}") from None
     return tiles

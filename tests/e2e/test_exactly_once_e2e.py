@@ -196,11 +196,20 @@ def test_a_record_that_cannot_be_written_stops_paying_and_says_what_a_rerun_does
 
 
 def test_a_record_on_a_full_device_sends_nothing(emulator, sogni_env, run_sogni, tmp_path):
+    """No byte can be written (a file size limit of 0 stands in for a full disk: the record is never written
+    through a link to /dev/full, which the file writer refuses)."""
+    import resource
+    import subprocess
+    import sys
+
     (tmp_path / "one.yaml").write_text(ONE)
     out = tmp_path / "out"
-    (out / ".sogni-run").mkdir(parents=True)
-    (out / ".sogni-run" / "one.jsonl").symlink_to("/dev/full")
-    res = run_sogni(["recipe", "run", tmp_path / "one.yaml", "-o", out], sogni_env)
+
+    def no_space() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    res = subprocess.run([sys.executable, "-m", "sogni_cli", "recipe", "run", str(tmp_path / "one.yaml"), "-o",
+                          str(out)], env=sogni_env, capture_output=True, text=True, timeout=60, preexec_fn=no_space)
     assert res.returncode == 8, res.stderr
     assert "Cannot write the run record" in res.stderr and "nothing was sent" in res.stderr
     assert emulator.requests == []
@@ -350,12 +359,18 @@ def test_a_partial_failure_is_reported_not_followed_again_and_retry_picks_it_up(
     assert res.returncode == 8
     assert emulator.requests[before:] == []  # neither followed again nor paid again
     assert "--retry pics" in res.stderr and "--retry none" in res.stderr
+    pics_wid = next(r["workflow_id"] for r in job_lines(out, "part") if r["id"] == "pics" and r.get("workflow_id"))
     res = run_sogni(["recipe", "run", tmp_path / "r.yaml", "-o", out, "--retry", "pic*"], sogni_env)
-    assert res.returncode == 8  # the retried job fails the same way again, but it was sent again
-    assert len(creates(emulator)) == 4
-    assert creates(emulator)[-1]["json"]["input"]["steps"][0]["arguments"]["prompt"] == "[partial] two foxes"
+    # the partly failed workflow is resumed through the API (only what failed is made again): no new workflow
+    assert [r["path"] for r in emulator.requests if r["method"] == "POST" and r["path"].endswith("/resume")] == [
+        f"{WF}/{pics_wid}/resume"]
+    assert len(creates(emulator)) == 3
+    assert res.returncode == 8, res.stderr  # `none` is still reported failed from the record
+    assert [r["status"] for r in job_lines(out, "part") if r["id"] == "pics"][-1] == "succeeded"
     res = run_sogni(args + ["--retry-failed"], sogni_env)
-    assert len(creates(emulator)) == 6
+    # `none` completed with no media: nothing to resume, so a new workflow is started for it alone
+    assert len(creates(emulator)) == 4
+    assert creates(emulator)[-1]["json"]["input"]["steps"][0]["arguments"]["prompt"] == "[empty] nothing"
 
 
 # ---------------------------------------------------------------------------- recipe chat jobs

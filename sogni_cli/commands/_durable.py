@@ -1,0 +1,154 @@
+"""What ``sogni chat --durable`` and ``sogni run watch`` share: follow a chat run's events to stdout (text,
+``--json`` or ``--jsonl``), save the media its tools made, and exit with the code its end state means."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..core.term import err
+from ..render.output import out, out_json
+
+
+@dataclass
+class RunOutput:
+    mode: str = "text"  # text | json | jsonl
+    show_thinking: bool = False
+    output_dir: Optional[Path] = None
+    name: Optional[str] = None
+    on_exists: str = "suffix"
+    no_download: bool = False
+    save_messages: Optional[Path] = None
+    approve_up_to: Optional[float] = None  # approve a cost the run waits for when its preview is at most this
+
+
+def start_durable(ctx: Any, api: Any, req: Any, opts: RunOutput, *, detach: bool, quiet: bool,
+                  dry_run: bool, prompt: str | None) -> None:
+    """Start a durable run for ``req``; with ``detach`` print its id, else follow it (see :func:`follow`)."""
+    from ..api import runs
+    from ..jobs.chat_run import check_durable, start_run
+
+    check_durable(req)
+    rec = start_run(api, req, dry_run=dry_run)
+    rid = runs.run_id(rec) or ""
+    if detach:
+        if opts.mode == "json":
+            out_json({"run_id": rid, "status": runs.status_of(rec)})
+        else:
+            out(rid)
+        return
+    if not quiet:
+        err(f"Chat run: {rid}")
+    follow(ctx, api, rid, opts, quiet=quiet, prompt=prompt)
+
+
+def follow_only(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool) -> None:
+    """Follow an existing run (Ctrl-C stops watching; the run goes on)."""
+    follow(ctx, api, rid, opts, quiet=quiet, prompt=None, cancel_on_interrupt=False)
+
+
+def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt: str | None,
+           cancel_on_interrupt: bool = True) -> None:
+    import typer
+
+    from ..api.hosted import HostedMedia
+    from ..jobs.chat_run import finish_events, follow_run, raise_for_run
+    from ..render.chat_view import ChatView
+
+    view = ChatView(mode=opts.mode, show_thinking=opts.show_thinking, quiet=quiet)
+    try:
+        outcome = follow_run(api, rid, emit=view.handle, note=err, cancel_on_interrupt=cancel_on_interrupt)
+        while _approve_by_policy(api, rid, outcome.record, opts.approve_up_to, quiet):
+            more = follow_run(api, rid, emit=view.handle, note=err, cancel_on_interrupt=cancel_on_interrupt,
+                              after=outcome.last)
+            more.text, more.events = outcome.text + more.text, outcome.events + more.events
+            outcome = more
+        rec = outcome.record
+        if rec.get("status") in ("completed", "partial_failure"):
+            finish_events(rec, view.handle)
+    finally:
+        view.close()
+    from ..api import runs
+
+    status = runs.status_of(rec)
+    if status not in ("completed", "partial_failure"):
+        if opts.mode == "json":
+            out_json(_json_doc(rid, rec, outcome.text, []))
+        view.finish()
+        raise_for_run(rec, rid)
+    media = _media_of(rec, HostedMedia)
+    saved: list[str] = []
+    exit_code = 0
+    if media:
+        from ..jobs.chat_media import save_hosted_media
+        from ..render.progress import make_progress
+        from ._common import settings
+
+        s = settings(ctx)
+        report = save_hosted_media(
+            api, media, prompt=prompt, output_dir=s.out_dir(opts.output_dir), name=opts.name,
+            on_exists=opts.on_exists, no_download=opts.no_download, quiet=quiet, emit=view.handle,
+            progress_factory=lambda: make_progress(sys.stderr, quiet=quiet), media_hosts=s.default("media_hosts"),
+        )
+        saved = report.paths
+        exit_code = report.exit_code
+    if opts.save_messages is not None:
+        from .chat import write_conversation
+
+        msgs = rec.get("messages") if isinstance(rec.get("messages"), list) else []
+        write_conversation(opts.save_messages, msgs)
+    if opts.mode == "json":
+        out_json(_json_doc(rid, rec, outcome.text, saved))
+    view.finish()
+    raise_for_run(rec, rid)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _approve_by_policy(api: Any, rid: str, rec: dict, up_to: Optional[float], quiet: bool) -> bool:
+    """A run waiting for a cost within ``--approve-up-to`` is approved (its preview, unchanged); True then."""
+    import uuid
+
+    from ..api import runs
+    from ..api.billing import preview_units
+
+    reason, call_id, preview = runs.waiting_details(rec)
+    if up_to is None or runs.status_of(rec) != "waiting_for_user" or not call_id or preview is None \
+            or reason not in ("cost_approval_required", "cost_reauthorization_required"):
+        return False
+    units = preview_units(preview)
+    if units is None or units > up_to:
+        return False
+    runs.confirm_cost(api, rid, tool_call_id=call_id, preview=preview, idempotency_key=str(uuid.uuid4()))
+    if not quiet:
+        err(f"Approved {units:g} capacity units (--approve-up-to).")
+    return True
+
+
+def _media_of(rec: dict, HostedMedia: Any) -> Any:
+    """Child workflows (followed through the workflow routes), plus artifact links outside them (the run
+    record is the API's own record, so its artifact links count like tool records, not like reply text)."""
+    from urllib.parse import urlsplit
+
+    wids = [w for w in rec.get("childWorkflowIds") or [] if isinstance(w, str) and w]
+    urls = []
+    for a in rec.get("artifacts") or []:
+        if isinstance(a, dict) and isinstance(a.get("url"), str) and a.get("workflowId") not in wids:
+            urls.append(a["url"])
+    return HostedMedia(workflow_ids=wids, urls=urls, hosted_ran=bool(wids or urls),
+                       record_hosts={urlsplit(u).hostname or "" for u in urls} - {""})
+
+
+def _json_doc(rid: str, rec: dict, text: str, saved: list[str]) -> dict:
+    final = rec.get("finalResponse") if isinstance(rec.get("finalResponse"), dict) else {}
+    request = rec.get("request") if isinstance(rec.get("request"), dict) else {}
+    return {
+        "id": rid, "object": "chat.run", "run_id": rid, "status": rec.get("status"),
+        "model": request.get("model"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": final.get("content") or text or None},
+                     "finish_reason": final.get("finishReason")}],
+        "child_workflow_ids": rec.get("childWorkflowIds") or [],
+        "artifacts": saved,
+    }

@@ -1,0 +1,173 @@
+"""Downloads over a real local HTTP server: large bodies read straight off the socket (with and without a
+checksum, cut short and resumed), kept-alive connections, and checksums only when something reports them."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from sogni_cli.media import transfer
+from sogni_cli.media.downloads import ArtifactRef, DownloadOptions, download_all
+
+BIG = (bytes(range(256)) * 4096) * 12 + b"tail"  # 12 MiB and 4 bytes: over the straight-off-the-socket size
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        srv = self.server
+        with srv.lock:
+            srv.requests.append((self.path, self.headers.get("Range"), self.client_address[1]))
+            hits = srv.hits[self.path] = srv.hits.get(self.path, 0) + 1
+        body = BIG if self.path.startswith("/big") else b"x" * 2000
+        rng = self.headers.get("Range")
+        start = int(rng[6:-1]) if rng else 0
+        if rng:
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("ETag", '"v1"')
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        if self.path.startswith("/big-cut") and hits == 1:  # half the body, then the connection goes
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body[start:])
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.requests: list[tuple[str, str | None, int]] = []
+        self.hits: dict[str, int] = {}
+
+
+@pytest.fixture
+def server():
+    srv = _Server()
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+def _url(srv: _Server, path: str) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}{path}"
+
+
+def _opts(tmp_path: Path, **kw) -> DownloadOptions:
+    kw.setdefault("retries", 1)
+    return DownloadOptions(output_dir=tmp_path / "out", **kw)
+
+
+class _NoSleep:
+    def __call__(self, seconds: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+def test_a_large_body_arrives_whole(server, tmp_path, checksum):
+    report = download_all([ArtifactRef(_url(server, "/big.mp4"), prompt="v")], _opts(tmp_path, checksum=checksum))
+    assert report.ok, report.failed
+    [saved] = report.saved
+    assert saved.path.read_bytes() == BIG and saved.bytes == len(BIG)
+    assert saved.sha256 == (hashlib.sha256(BIG).hexdigest() if checksum else None)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".sogni-downloads.json", "v-1.mp4"]
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+def test_a_large_body_cut_short_resumes_where_it_stopped(server, tmp_path, checksum):
+    report = download_all([ArtifactRef(_url(server, "/big-cut.mp4"), prompt="v")],
+                          _opts(tmp_path, checksum=checksum), sleep=_NoSleep())
+    assert report.ok, report.failed
+    [saved] = report.saved
+    assert saved.path.read_bytes() == BIG
+    assert saved.sha256 == (hashlib.sha256(BIG).hexdigest() if checksum else None)
+    ranges = [r for p, r, _ in server.requests if p == "/big-cut.mp4"]
+    assert ranges == [None, f"bytes={len(BIG) // 2}-"]  # the second request asked for the rest only
+
+
+def test_small_files_share_kept_alive_connections(server, tmp_path):
+    refs = [ArtifactRef(_url(server, f"/small/{i}.mp4"), prompt="s", index=i, count=30) for i in range(1, 31)]
+    report = download_all(refs, _opts(tmp_path, concurrency=2, checksum=False))
+    assert report.ok, report.failed and len(report.saved) == 30
+    assert all(s.path.read_bytes() == b"x" * 2000 for s in report.saved)
+    ports = {port for _, _, port in server.requests}
+    assert len(ports) <= 2  # one connection per worker, reused for every file
+
+
+def test_no_sidecar_is_left_for_small_files(server, tmp_path):
+    report = download_all([ArtifactRef(_url(server, "/small/1.mp4"), prompt="s")], _opts(tmp_path))
+    assert report.ok
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".sogni-downloads.json", "s-1.mp4"]
+
+
+def test_the_socket_path_is_used_for_large_plain_bodies(server, tmp_path, monkeypatch):
+    seen: list[int] = []
+    real = transfer._from_socket
+
+    def spy(sock, fd, remaining, *a, **k):
+        seen.append(remaining)
+        return real(sock, fd, remaining, *a, **k)
+
+    monkeypatch.setattr(transfer, "_from_socket", spy)
+    report = download_all([ArtifactRef(_url(server, "/big.mp4"), prompt="v")], _opts(tmp_path))
+    assert report.ok and seen and 0 < seen[0] <= len(BIG)
+
+
+def test_workflow_download_hashes_only_when_something_reports_it(emulator_workflow, tmp_path):
+    cli, wid = emulator_workflow
+    res = cli("workflow", "download", wid, "-o", str(tmp_path / "a"))
+    assert res.exit_code == 0, res.stderr
+    record = json.loads((tmp_path / "a" / ".sogni-downloads.json").read_text())
+    assert [e["sha256"] for e in record["files"].values()] == [None]
+    res = cli("workflow", "download", wid, "-o", str(tmp_path / "b"), "--json")
+    assert res.exit_code == 0, res.stderr
+    [art] = json.loads(res.stdout)["artifacts"]
+    assert len(art["sha256"]) == 64
+    record = json.loads((tmp_path / "b" / ".sogni-downloads.json").read_text())
+    assert [e["sha256"] for e in record["files"].values()] == [art["sha256"]]
+
+
+def test_concurrency_must_be_positive(emulator_workflow, tmp_path):
+    cli, wid = emulator_workflow
+    res = cli("workflow", "download", wid, "-o", str(tmp_path), "--concurrency", "0")
+    assert res.exit_code == 2 and "--concurrency must be at least 1" in res.stderr
+
+
+@pytest.fixture
+def emulator_workflow(tmp_path, monkeypatch, cli):
+    """(the in-process CLI against a local emulator, the id of a finished one-image workflow)."""
+    from sogni_cli import emulator as emu_mod
+
+    emu = emu_mod.start(step_seconds=0.01)
+    monkeypatch.setenv("SOGNI_BASE_URL", emu.base_url)
+    monkeypatch.setenv("SOGNI_API_KEY", "sk-test-wire")
+    monkeypatch.setenv("SOGNI_CONFIG_DIR", str(tmp_path / "cfg"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    try:
+        res = cli("image", "a heron", "--width", "64", "--height", "64", "-o", str(tmp_path / "first"), "--json")
+        assert res.exit_code == 0, res.stderr
+        yield cli, json.loads(res.stdout)["workflow_id"]
+    finally:
+        emu.stop()
