@@ -113,15 +113,15 @@ def run(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code. Exceptions never escape except SystemExit from click internals."""
     args = list(sys.argv[1:] if argv is None else argv)
-    from .core import secrets
-
-    for secret in _secrets(args):
-        secrets.register(secret)
-    if args[:1] == ["--version"]:
+    if args[:1] == ["--version"]:  # prints nothing but the version: answered before anything else is imported
         from . import __version__
 
         sys.stdout.write(f"sogni {__version__}\n")
         return 0
+    from .core import secrets
+
+    for secret in _secrets(args):
+        secrets.register(secret)
 
     from .core.errors import DryRunDone, ExitCode, SogniError
 

@@ -56,3 +56,19 @@ def test_a_run_that_meets_429s_says_it_slowed_down(cli, tmp_cwd, emu):
     assert "The API asked to slow down 1 time(s) (409/429)" in res.stderr
     keys = [r["headers"]["idempotency-key"] for r in emu.requests if r["method"] == "POST"]
     assert len(keys) == 6 and len(set(keys)) == 4  # the retries of a create reuse its key
+
+
+def test_a_watcher_sees_the_start_every_cut_and_every_raise(monkeypatch):
+    from sogni_cli.recipes import pace as pace_mod
+
+    seen: list[tuple[str, int]] = []
+    monkeypatch.setattr(pace_mod, "watch", lambda p, event: seen.append((event, p.allowed)))
+    clock = Clock()
+    pace = Pace(4, clock=clock)
+    pace.status(409)
+    pace.status(409)  # the same burst: no change, nothing to tell
+    pace.status(503)  # not a busy answer
+    pace.succeeded()  # 2.0 -> 2.5: the number allowed is still 2
+    pace.succeeded()  # 2.5 -> 2.9
+    pace.succeeded()  # -> 3.24: one more job may run
+    assert seen == [("start", 4), ("cut", 2), ("raise", 3)]

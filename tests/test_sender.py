@@ -254,6 +254,34 @@ def test_409_busy_account_gives_up_after_timeout(httpx_mock, slept, signals):
     assert info.value.idempotency_key == httpx_mock.get_requests()[0].headers["Idempotency-Key"]
 
 
+def test_409_waiter_with_wake_on_slot_looks_again_as_soon_as_a_followed_workflow_ends(httpx_mock, slept, signals):
+    import threading
+
+    seen = threading.Event()
+    c = ApiClient(ClientConfig(base_url=BASE_URL, api_key=CANARY_KEY, sleep=slept.append, read_timeout=120.0,
+                               wake_on_slot=True, on_limited=lambda s: (signals.append(s), seen.set())))
+    busy = dict(BUSY, retryAfter=60)  # a long first pause: only the wake-up can end it early
+    httpx_mock.add_response(url=WF, method="POST", status_code=409, json=busy)
+    httpx_mock.add_response(url=f"{WF}?limit=100", method="GET", json=listing("running", "completed"))
+    httpx_mock.add_response(url=WF, method="POST", json=RECORD)
+    got: list = []
+    worker = threading.Thread(target=lambda: got.append(
+        c.request("POST", "/v1/creative-agent/workflows", json={}, idempotent=True)), daemon=True)
+    worker.start()
+    assert seen.wait(30)  # failure guard
+    from tests.e2e.conftest import wait_for
+
+    def woken() -> bool:  # the waiter may not be waiting yet: tell it until it has gone
+        c.slot_freed()
+        return not worker.is_alive()
+
+    wait_for(woken, timeout=20)  # far less than the 60 s pause it would otherwise sleep
+    assert got == [RECORD]
+    assert slept == []  # it waited on the wake-up, not on a sleep
+    assert [r.method for r in httpx_mock.get_requests()] == ["POST", "GET", "POST"]
+    c.close()
+
+
 def test_409_without_waiting_raises_concurrency_limited_at_once(httpx_mock, slept, signals):
     c = ApiClient(ClientConfig(base_url=BASE_URL, api_key=CANARY_KEY, sleep=slept.append, wait_for_slot=False,
                                on_limited=signals.append))

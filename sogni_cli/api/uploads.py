@@ -47,6 +47,7 @@ def put_bytes(url: str, data: bytes, mime: str, *, policy: Any = None) -> None:
     import httpx
 
     from .. import __version__
+    from ..core import tls
     from .client import RetryPolicy
     from .retry import Safety, parse_retry_after
     from .urls import media_url_problem
@@ -59,7 +60,7 @@ def put_bytes(url: str, data: bytes, mime: str, *, policy: Any = None) -> None:
     headers = {"Content-Type": mime, "User-Agent": f"sogni-cli/{__version__}"}
     attempt = 0
     with httpx.Client(timeout=httpx.Timeout(policy.timeout, connect=policy.connect_timeout),
-                      follow_redirects=False) as http:
+                      follow_redirects=False, verify=tls.context()) as http:
         while True:
             try:
                 resp = http.put(url, content=data, headers=headers)

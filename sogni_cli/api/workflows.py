@@ -270,7 +270,17 @@ class _Watch:
 
 def follow(client: Any, wid: str, *, timeout: float | None = None, use_sse: bool = True,
            on_wait: Callable[[], None] | None = None, last_event_id: str | None = None) -> Iterator[WorkflowUpdate]:
-    """Yield updates of workflow ``wid`` until (and including) the first terminal one."""
+    """Yield updates of workflow ``wid`` until (and including) the first terminal one. Before the terminal one
+    is yielded, the client hears that one of the account's slots is free (``slot_freed``)."""
+    freed = getattr(client, "slot_freed", None)
+    for upd in _follow(client, wid, timeout, use_sse, on_wait, last_event_id):
+        if upd.status in TERMINAL and callable(freed):
+            freed()
+        yield upd
+
+
+def _follow(client: Any, wid: str, timeout: float | None, use_sse: bool, on_wait: Callable[[], None] | None,
+            last_event_id: str | None) -> Iterator[WorkflowUpdate]:
     watch = _Watch(timeout)
     status: str | None = None
     if use_sse:

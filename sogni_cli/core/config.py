@@ -5,16 +5,18 @@ Also the ``credentials`` file (mode 0600). Nothing here imports typer, rich or h
 
 from __future__ import annotations
 
-import configparser
 import errno
 import os
 import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import AuthError, UsageError
+
+if TYPE_CHECKING:
+    import configparser
 
 DEFAULT_BASE_URL = "https://api.sogni.ai"
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -308,6 +310,8 @@ def _secure(path: Path) -> None:
 
 
 def read_credentials(directory: Path) -> configparser.ConfigParser:
+    import configparser  # not on the start-up path of a key given in the environment
+
     parser = configparser.ConfigParser(interpolation=None)
     path = credentials_path(directory)
     if path.exists():

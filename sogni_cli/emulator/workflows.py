@@ -165,8 +165,8 @@ class WorkflowStore:
         if self.max_active is None:
             return
         with self._lock:
-            ids = list(self._order)
-        active = sum(1 for wid in ids if self.events(wid)[1] in ("queued", "running"))
+            flows = [self._flows[wid] for wid in self._order if wid in self._flows]
+        active = sum(1 for flow in flows if self._state(flow)[0] in ("queued", "running"))
         if active >= self.max_active:
             raise ApiFailure(409, f"Too many active workflows: {active} of {self.max_active} are running; wait for "
                              "one to finish", code="TOO_MANY_ACTIVE_WORKFLOWS",
@@ -266,9 +266,9 @@ class WorkflowStore:
         for flow in flows:
             if not flow.artifacts:
                 continue
-            made = self.made_units(flow)
+            status, seen = self._state(flow)
+            made = float(sum(a["_units"] for aid, a in flow.artifacts.items() if aid in seen))
             total = sum(a["_units"] for a in flow.artifacts.values())
-            status = self.events(flow.id)[1]
             pending = 0.0 if status in TERMINAL else total - made
             token = (flow.billing or {}).get("tokenType") or "spark"
             token = token if token in ("spark", "sogni") else "spark"
@@ -277,9 +277,24 @@ class WorkflowStore:
         return out
 
     def made_units(self, flow: Workflow) -> float:
-        events, _, _ = self.events(flow.id)
-        seen = {e["data"].get("artifactId") for e in events if e["type"] == "artifact_created"}
+        seen = self._state(flow)[1]
         return float(sum(a["_units"] for aid, a in flow.artifacts.items() if aid in seen))
+
+    def _state(self, flow: Workflow) -> tuple[str, set[str]]:
+        """The workflow's status now and the artifacts made so far, read from its timeline without building
+        the events (every start looks at every workflow, so this stays cheap)."""
+        with self._lock:
+            elapsed = self._elapsed(flow)
+            line = self._timeline(flow)
+        status = "queued"
+        made: set[str] = set()
+        for ev in line:
+            if ev["offset"] > elapsed:
+                break
+            status = ev["status"]
+            if ev["type"] == "artifact_created":
+                made.add(ev["data"].get("artifactId"))
+        return status, made
 
     def artifact_urls(self, wid: str) -> list[str]:
         flow = self._get(wid)

@@ -462,39 +462,20 @@ def make_download_client(opts: DownloadOptions):
     return _make_client(opts)
 
 
-_SSL_CONTEXT: Any = None
-_SSL_LOADED = False
-_SSL_LOCK = threading.Lock()
-
-
 def _ssl_context(load: bool = False) -> Any:
-    """One TLS context per process. Its CA bundle (~17 ms or more to load) is loaded on the first
-    ``https`` download (``load=True``, or :func:`ssl_ready`), never for plain-HTTP ones."""
-    global _SSL_CONTEXT
-    with _SSL_LOCK:
-        if _SSL_CONTEXT is None:
-            import ssl
+    """The process's one TLS context (:mod:`sogni_cli.core.tls`), shared with the API client and uploads. Its
+    CA bundle is loaded once per process, on the first TLS connection (or now with ``load=True``), never for
+    plain-HTTP downloads."""
+    from ..core import tls
 
-            _SSL_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies hosts and certificates
-    if load:
-        ssl_ready()
-    return _SSL_CONTEXT
+    return tls.loaded() if load else tls.context()
 
 
 def ssl_ready() -> Any:
-    """The process's TLS context with its CA bundle loaded (once)."""
-    global _SSL_LOADED
-    ctx = _ssl_context()
-    with _SSL_LOCK:
-        if not _SSL_LOADED:
-            try:
-                import certifi
+    """The process's TLS context with its CA bundle loaded (once per process, whoever asks first)."""
+    from ..core import tls
 
-                ctx.load_verify_locations(cafile=certifi.where())
-            except ImportError:  # pragma: no cover - httpx brings certifi
-                ctx.load_default_certs()
-            _SSL_LOADED = True
-    return ctx
+    return tls.loaded()
 
 
 def _make_client(opts: DownloadOptions):

@@ -15,6 +15,11 @@ from typing import Callable
 COOLDOWN = 1.0
 BUSY = frozenset({409, 429})
 
+#: Called as ``watch(pace, event)`` when a run's pace starts (``"start"``) and each time the number of jobs
+#: allowed at once changes (``"cut"`` or ``"raise"``), from the thread that changed it. A seam for
+#: benchmarks and tests that follow a run's concurrency over time; keep it quick.
+watch: Callable[["Pace", str], None] | None = None
+
 
 class Pace:
     def __init__(self, ceiling: int, clock: Callable[[], float] = time.monotonic):
@@ -25,6 +30,11 @@ class Pace:
         self._clock = clock
         self._last_cut: float | None = None
         self._lock = threading.Lock()
+        self._tell("start")
+
+    def _tell(self, event: str) -> None:
+        if watch is not None:
+            watch(self, event)
 
     @property
     def allowed(self) -> int:
@@ -42,7 +52,12 @@ class Pace:
             self.limit = max(1.0, self.limit / 2)
             self.cuts += 1
             self.lowest = min(self.lowest, self.allowed)
+        self._tell("cut")
 
     def succeeded(self) -> None:
         with self._lock:
+            before = self.allowed
             self.limit = min(float(self.ceiling), self.limit + 1.0 / max(1.0, self.limit))
+            raised = self.allowed != before
+        if raised:
+            self._tell("raise")

@@ -373,11 +373,12 @@ class Runner(JobSteps):
             raise
 
     def _watch_statuses(self) -> Callable[[], None]:
-        """Tell :attr:`pace` about every 409/429 the API answers (the sender's signal); returns the undo."""
+        """Tell :attr:`pace` about every 409/429 the API answers (the sender's signal), and let a job that waits
+        for a free slot start when another job's workflow ends; returns the undo."""
         cfg = getattr(self.client, "config", None)
         if cfg is None or not hasattr(cfg, "on_limited"):
             return lambda: None
-        before = cfg.on_limited
+        before, woke = cfg.on_limited, getattr(cfg, "wake_on_slot", False)
 
         def on_limited(limited: Any) -> None:
             self.pace.status(int(getattr(limited, "status", 0) or 0))
@@ -385,9 +386,11 @@ class Runner(JobSteps):
                 before(limited)
 
         cfg.on_limited = on_limited
+        cfg.wake_on_slot = True  # a job that waits for a slot starts as soon as one of ours ends
 
         def undo() -> None:
             cfg.on_limited = before
+            cfg.wake_on_slot = woke
 
         return undo
 
