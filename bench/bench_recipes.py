@@ -8,7 +8,13 @@
 3. Against a local server where each job takes 1 s: 64 jobs with --concurrency 16 finish in under 5.5 s.
 4. Peak memory of `recipe run` with 100 and with 1,000 jobs (flat: the ratio stays near 1).
 
-Run: .venv/bin/python bench/bench_recipes.py [--quick]
+Run: .venv/bin/python bench/bench_recipes.py [--quick] [--runs N] [--only plan,overhead,slow,memory]
+                                            [--src DIR]
+
+--src DIR measures another checkout of the project (e.g. `git worktree add /tmp/old COMMIT`) in the same run:
+every round runs both trees' processes, in alternating order, importing `sogni_cli` from DIR or from this
+repository (PYTHONPATH, working directory set to the tree). Per-job overhead and memory are then shown for
+both, with the CPU time (user + system) of each whole process next to the wall time, which load moves less.
 """
 
 from __future__ import annotations
@@ -157,24 +163,35 @@ def env_for(base_url: str, cfg: Path) -> dict[str, str]:
     return env
 
 
-def timed(args: list[str], env: dict[str, str]) -> float:
-    t = time.perf_counter()
-    p = subprocess.run([PY, "-m", "sogni_cli", *args], env=env, capture_output=True, text=True)
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        raise SystemExit(f"sogni {' '.join(args)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
-    return dt
+def tree_env(env: dict[str, str], src: Path | None) -> dict[str, str]:
+    """The environment that makes a child import ``sogni_cli`` from ``src`` (this repository when None)."""
+    env = dict(env)
+    env["PYTHONPATH"] = str(src or ROOT)
+    return env
 
 
-def peak_rss_mib(args: list[str], env: dict[str, str]) -> float:
-    code = ("import resource, subprocess, sys; "
-            f"p = subprocess.run([{PY!r}, '-m', 'sogni_cli', *sys.argv[1:]], capture_output=True); "
-            "sys.exit(p.returncode) if p.returncode else None; "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    p = subprocess.run([PY, "-c", code, *args], env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"sogni {' '.join(args)} failed ({p.returncode})")
-    return int(p.stdout.strip()) / 1024
+def run_proc(args: list[str], env: dict[str, str], src: Path | None = None) -> tuple[float, float, float]:
+    """Run ``python -m sogni_cli ARGS`` as a whole process: (wall s, CPU s user + system, peak RSS MiB).
+
+    The child runs with its working directory in the tree it imports from, so ``-m`` finds that tree's
+    package first; its own rusage comes from ``wait4``, not from every child this script ever reaped."""
+    cwd = str(src or ROOT)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        p = subprocess.Popen([PY, "-m", "sogni_cli", *args], env=tree_env(env, src), cwd=cwd, stdout=out,
+                             stderr=err)
+        _, status, ru = os.wait4(p.pid, 0)
+        dt = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"sogni {' '.join(args)} failed ({p.returncode}):\n"
+                             f"{err.read().decode(errors='replace')[-2000:]}")
+    return dt, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def timed(args: list[str], env: dict[str, str], src: Path | None = None) -> float:
+    return run_proc(args, env, src)[0]
 
 
 def median(xs: list[float]) -> float:
@@ -208,38 +225,55 @@ def bench_plan(tmp: Path, env: dict[str, str], reps: int) -> bool:
     return ok
 
 
-def bench_overhead(tmp: Path, cfg: Path, reps: int) -> bool:
+def trees(src: Path | None) -> list[tuple[str, Path | None]]:
+    return [("this tree", None)] + ([(f"{src}", src)] if src else [])
+
+
+def bench_overhead(tmp: Path, cfg: Path, reps: int, src: Path | None = None) -> bool:
     srv = Server()
     env = env_for(srv.base_url, cfg)
     n1, n2 = 20, 220
-    per_job, server_per_job = [], []
+    names = trees(src)
+    wall: dict[str, list[float]] = {k: [] for k, _ in names}
+    cpu: dict[str, list[float]] = {k: [] for k, _ in names}
+    server_per_job: dict[str, list[float]] = {k: [] for k, _ in names}
     try:
-        for _ in range(reps):
-            times = {}
-            for n in (n1, n2):
-                out = tmp / f"ov-{n}"
-                shutil.rmtree(out, ignore_errors=True)
-                srv.reset()
-                times[n] = timed(["-q", "recipe", "run", str(recipe(tmp / f"ov-{n}.yaml", n)), "-o", str(out),
-                                  "--concurrency", "1"], env)
-                if n == n2:
-                    server_per_job.append(srv.busy / n2)
-            per_job.append((times[n2] - times[n1]) / (n2 - n1))
+        for i in range(reps):
+            order = names if i % 2 == 0 else names[::-1]
+            for label, tree in order:
+                times = {}
+                for n in (n1, n2):
+                    out = tmp / f"ov-{n}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    srv.reset()
+                    times[n] = run_proc(["-q", "recipe", "run", str(recipe(tmp / f"ov-{n}.yaml", n)), "-o",
+                                         str(out), "--concurrency", "1"], env, tree)
+                    if n == n2:
+                        server_per_job[label].append(srv.busy / n2)
+                wall[label].append((times[n2][0] - times[n1][0]) / (n2 - n1))
+                cpu[label].append((times[n2][1] - times[n1][1]) / (n2 - n1))
     finally:
         srv.stop()
-    layer, direct = recipe_layer_cost(tmp, cfg, reps)
-    wall = median(per_job)
-    server = median(server_per_job)
-    overhead = wall - server
-    ok = overhead < 0.005
     print("2. per-job overhead, server answering at once, concurrency 1")
-    print(f"   wall time per extra job:            {wall * 1000:7.2f} ms")
-    print(f"   of which the server:                {server * 1000:7.2f} ms")
-    print(f"   overhead of `recipe run` per job:   {overhead * 1000:7.2f} ms   target < 5 ms: "
-          f"{'OK' if ok else 'MISSED'}")
-    print(f"   - the shared media pipeline alone:  {direct * 1000:7.2f} ms per job (build_job + run_media_job, "
-          "what `sogni image` runs)")
-    print(f"   - what the recipe layer adds:       {layer * 1000:7.2f} ms per job (render, hash, schedule, record)")
+    ok = True
+    for label, _ in names:
+        w, server = median(wall[label]), median(server_per_job[label])
+        overhead = w - server
+        ok = ok and overhead < 0.005 if label == "this tree" else ok
+        print(f"   [{label}]")
+        print(f"   wall time per extra job:            {w * 1000:7.2f} ms   "
+              f"(runs: {', '.join(f'{x * 1000:.2f}' for x in wall[label])})")
+        print(f"   of which the server:                {server * 1000:7.2f} ms")
+        print(f"   overhead of `recipe run` per job:   {overhead * 1000:7.2f} ms   target < 5 ms: "
+              f"{'OK' if overhead < 0.005 else 'MISSED'}")
+        print(f"   CPU time (user + system) per job:   {median(cpu[label]) * 1000:7.2f} ms   "
+              f"(runs: {', '.join(f'{x * 1000:.2f}' for x in cpu[label])})")
+    if src is None:
+        layer, direct = recipe_layer_cost(tmp, cfg, reps)
+        print(f"   - the shared media pipeline alone:  {direct * 1000:7.2f} ms per job (build_job + run_media_job, "
+              "what `sogni image` runs)")
+        print(f"   - what the recipe layer adds:       {layer * 1000:7.2f} ms per job (render, hash, schedule, "
+              "record)")
     return ok
 
 
@@ -300,38 +334,66 @@ def bench_slow_jobs(tmp: Path, cfg: Path, reps: int) -> bool:
     return ok
 
 
-def bench_memory(tmp: Path, cfg: Path, reps: int) -> bool:
+def bench_memory(tmp: Path, cfg: Path, reps: int, src: Path | None = None) -> bool:
     srv = Server()
     env = env_for(srv.base_url, cfg)
-    peaks: dict[int, list[float]] = {100: [], 1000: []}
+    names = trees(src)
+    peaks: dict[tuple[str, int], list[float]] = {(k, n): [] for k, _ in names for n in (100, 1000)}
     try:
         for i in range(reps):
-            for n in (100, 1000):
-                out = tmp / f"mem-{n}-{i}"
-                peaks[n].append(peak_rss_mib(["-q", "recipe", "run", str(recipe(tmp / f"mem-{n}.yaml", n)), "-o",
-                                              str(out), "--concurrency", "16"], env))
+            order = names if i % 2 == 0 else names[::-1]
+            for label, tree in order:
+                for n in (100, 1000):
+                    out = tmp / f"mem-{n}-{i}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    peaks[(label, n)].append(run_proc(["-q", "recipe", "run", str(recipe(tmp / f"mem-{n}.yaml", n)),
+                                                       "-o", str(out), "--concurrency", "16"], env, tree)[2])
     finally:
         srv.stop()
-    a, b = median(peaks[100]), median(peaks[1000])
-    ratio = b / a
-    ok = ratio < 1.3
     print("4. peak memory of `recipe run` (server answering at once, concurrency 16)")
-    print(f"   100 jobs:                           {a:7.1f} MiB")
-    print(f"   1,000 jobs:                         {b:7.1f} MiB   ratio {ratio:.2f}   target: flat (< 1.3×): "
-          f"{'OK' if ok else 'MISSED'}")
+    ok = True
+    for label, _ in names:
+        a, b = median(peaks[(label, 100)]), median(peaks[(label, 1000)])
+        ratio = b / a
+        if label == "this tree":
+            ok = ratio < 1.3
+        print(f"   [{label}]")
+        print(f"   100 jobs:                           {a:7.1f} MiB   "
+              f"(runs: {', '.join(f'{x:.1f}' for x in peaks[(label, 100)])})")
+        print(f"   1,000 jobs:                         {b:7.1f} MiB   "
+              f"(runs: {', '.join(f'{x:.1f}' for x in peaks[(label, 1000)])})")
+        print(f"   ratio {ratio:.2f}   target: flat (< 1.3×): {'OK' if ratio < 1.3 else 'MISSED'}")
     return ok
 
 
 def main() -> int:
-    quick = "--quick" in sys.argv
-    reps = 1 if quick else 3
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one run of each measure")
+    ap.add_argument("--runs", type=int, default=None, help="runs of each measure (default 3)")
+    ap.add_argument("--only", default="plan,overhead,slow,memory", help="comma-separated: plan,overhead,slow,memory")
+    ap.add_argument("--src", type=Path, default=None, help="another checkout to measure in the same run (paired)")
+    a = ap.parse_args()
+    reps = a.runs or (1 if a.quick else 3)
+    only = set(a.only.split(","))
+    src = a.src.resolve() if a.src else None
     tmp = Path(tempfile.mkdtemp(prefix="bench-recipes-"))
     cfg = tmp / "cfg"
     try:
         env = env_for("http://127.0.0.1:9", cfg)
-        print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, medians of {reps}\n")
-        results = [bench_plan(tmp, env, max(reps, 3)), bench_overhead(tmp, cfg, reps), bench_slow_jobs(tmp, cfg, reps),
-                   bench_memory(tmp, cfg, reps)]
+        print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, medians of {reps}, "
+              f"load average {os.getloadavg()[0]:.2f} at start" + (f", paired with {src}" if src else "") + "\n")
+        results = []
+        if "plan" in only:
+            results.append(bench_plan(tmp, env, max(reps, 3)))
+        if "overhead" in only:
+            results.append(bench_overhead(tmp, cfg, reps, src))
+        if "slow" in only:
+            results.append(bench_slow_jobs(tmp, cfg, reps))
+        if "memory" in only:
+            results.append(bench_memory(tmp, cfg, reps, src))
+        print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("\nall targets met" if all(results) else "\nsome targets missed")
