@@ -304,22 +304,27 @@ class RecipeLog:
         """The last line of each job from ``start`` on (``started`` lines left out)."""
         import stat
 
+        last: dict[str, dict[str, Any]] = {}
+        # Line by line: only the last line of each job is kept, never the whole record (a 1,000-job run's
+        # record is megabytes, and asking for MAX_RECORD_BYTES at once reserves that much up front).
         try:
             with open(self.record, "rb") as fh:
                 if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                     return []  # not a run record one can read back (a device, a pipe)
                 fh.seek(start)
-                raw = fh.read(MAX_RECORD_BYTES)
+                left = MAX_RECORD_BYTES
+                for raw in fh:
+                    left -= len(raw)
+                    if left < 0:
+                        break
+                    try:
+                        rec = json.loads(raw.decode("utf-8", "replace"))
+                    except ValueError:
+                        continue
+                    if isinstance(rec, dict) and rec.get("status") != "started" and rec.get("id"):
+                        last[str(rec["id"])] = rec
         except OSError:
             return []
-        last: dict[str, dict[str, Any]] = {}
-        for line in raw.decode("utf-8", "replace").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and rec.get("status") != "started" and rec.get("id"):
-                last[str(rec["id"])] = rec
         return list(last.values())
 
     def _fields(self, uid: str, outputs: dict[str, Any]) -> dict[str, Any]:
