@@ -190,12 +190,16 @@ def chat(
         raise UsageError("--detach needs --durable (only durable runs go on without this process).")
     api = client(ctx, dry_run=dry_run)
     if durable:
+        from ..core import history
         from ._durable import RunOutput, start_durable
+
+        if not detach:  # a followed run is logged like any chat (its reply arrives through the same events)
+            history.track(mem.entry, s, no_log)
 
         start_durable(ctx, api, req, RunOutput(
             mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,
             output_dir=output_dir, name=name, on_exists=on_exists, no_download=no_download,
-            save_messages=save_messages, approve_up_to=up_to), detach=detach, quiet=s.quiet, dry_run=s.dry_run,
+            save_messages=save_messages, approve_up_to=up_to, tap=None if detach else mem.entry.tee), detach=detach, quiet=s.quiet, dry_run=s.dry_run,
             prompt=text)
         return
     from ..render.chat_view import ChatView
