@@ -178,6 +178,9 @@ def chat(
         from ..media.inputs import prepare_vision_images
 
         req.images = [v.data_uri for v in prepare_vision_images(images, stdin=sys.stdin.buffer if "-" in images else None)]
+    if (cont or cid) and text is None and not req.images:
+        raise UsageError("-c/--cid continues a conversation with something new to say: give a prompt.",
+                         hint='sogni chat -c "and then?"')
     from ..api.chat import initial_messages
 
     initial_messages(req)  # nothing to send, or no user message: refused here, before anything is sent
