@@ -514,3 +514,13 @@ def test_journal_on_a_device_is_a_warning(cli, env_key, httpx_mock, tmp_path):
     assert "Warning: not logged" in res.stderr and "not a regular file" in res.stderr
     listed = cli("logs")
     assert listed.exit_code == 0 and "could not be moved" in listed.stderr
+
+
+def test_continuing_with_nothing_new_to_say_is_refused_before_anything_is_sent(cli, env_key, httpx_mock):
+    reply(httpx_mock, "first answer")
+    assert cli("chat", "--tools", "none", "first question").exit_code == 0
+    before = len(httpx_mock.get_requests())
+    res = cli("chat", "-c")
+    assert res.exit_code == 2
+    assert "give a prompt" in res.stderr and "Traceback" not in res.stderr
+    assert len(httpx_mock.get_requests()) == before

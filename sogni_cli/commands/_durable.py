@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..core.term import err
 from ..render.output import out, out_json
@@ -22,6 +22,7 @@ class RunOutput:
     no_download: bool = False
     save_messages: Optional[Path] = None
     approve_up_to: Optional[float] = None  # approve a cost the run waits for when its preview is at most this
+    tap: Optional[Callable[[Callable[[Any], None]], Callable[[Any], None]]] = None  # e.g. the history entry's tee
 
 
 def start_durable(ctx: Any, api: Any, req: Any, opts: RunOutput, *, detach: bool, quiet: bool,
@@ -58,16 +59,17 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
     from ..render.chat_view import ChatView
 
     view = ChatView(mode=opts.mode, show_thinking=opts.show_thinking, quiet=quiet)
+    handle = opts.tap(view.handle) if opts.tap else view.handle
     try:
-        outcome = follow_run(api, rid, emit=view.handle, note=err, cancel_on_interrupt=cancel_on_interrupt)
+        outcome = follow_run(api, rid, emit=handle, note=err, cancel_on_interrupt=cancel_on_interrupt)
         while _approve_by_policy(api, rid, outcome.record, opts.approve_up_to, quiet):
-            more = follow_run(api, rid, emit=view.handle, note=err, cancel_on_interrupt=cancel_on_interrupt,
+            more = follow_run(api, rid, emit=handle, note=err, cancel_on_interrupt=cancel_on_interrupt,
                               after=outcome.last)
             more.text, more.events = outcome.text + more.text, outcome.events + more.events
             outcome = more
         rec = outcome.record
         if rec.get("status") in ("completed", "partial_failure"):
-            finish_events(rec, view.handle)
+            finish_events(rec, handle)
     finally:
         view.close()
     from ..api import runs
@@ -89,7 +91,7 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
         s = settings(ctx)
         report = save_hosted_media(
             api, media, prompt=prompt, output_dir=s.out_dir(opts.output_dir), name=opts.name,
-            on_exists=opts.on_exists, no_download=opts.no_download, quiet=quiet, emit=view.handle,
+            on_exists=opts.on_exists, no_download=opts.no_download, quiet=quiet, emit=handle,
             progress_factory=lambda: make_progress(sys.stderr, quiet=quiet), media_hosts=s.default("media_hosts"),
         )
         saved = report.paths

@@ -178,6 +178,9 @@ def chat(
         from ..media.inputs import prepare_vision_images
 
         req.images = [v.data_uri for v in prepare_vision_images(images, stdin=sys.stdin.buffer if "-" in images else None)]
+    if (cont or cid) and text is None and not req.images:
+        raise UsageError("-c/--cid continues a conversation with something new to say: give a prompt.",
+                         hint='sogni chat -c "and then?"')
     from ..api.chat import initial_messages
 
     initial_messages(req)  # nothing to send, or no user message: refused here, before anything is sent
@@ -190,12 +193,16 @@ def chat(
         raise UsageError("--detach needs --durable (only durable runs go on without this process).")
     api = client(ctx, dry_run=dry_run)
     if durable:
+        from ..core import history
         from ._durable import RunOutput, start_durable
+
+        if not detach:  # a followed run is logged like any chat (its reply arrives through the same events)
+            history.track(mem.entry, s, no_log)
 
         start_durable(ctx, api, req, RunOutput(
             mode="json" if as_json else "jsonl" if jsonl else "text", show_thinking=show_thinking,
             output_dir=output_dir, name=name, on_exists=on_exists, no_download=no_download,
-            save_messages=save_messages, approve_up_to=up_to), detach=detach, quiet=s.quiet, dry_run=s.dry_run,
+            save_messages=save_messages, approve_up_to=up_to, tap=None if detach else mem.entry.tee), detach=detach, quiet=s.quiet, dry_run=s.dry_run,
             prompt=text)
         return
     from ..render.chat_view import ChatView

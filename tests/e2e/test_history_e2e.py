@@ -190,3 +190,13 @@ def test_markdown_streams_on_a_terminal_and_ends_as_the_whole(emulator, sogni_en
     expected = _rendered("Echo: " + prompt, cols)
     assert _screen(raw) == expected
     assert "## Steps" not in raw and "```" not in raw
+
+
+def test_a_followed_durable_run_is_logged_like_a_chat(emulator, sogni_env, run_sogni):
+    res = run_sogni(["chat", "--durable", "Hello durable"], sogni_env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "Echo: Hello durable\n"
+    logged = json.loads(run_sogni(["logs", "--json", "-n", "5"], sogni_env).stdout)
+    assert [(e["kind"], e["prompt"], e["exit_code"]) for e in logged] == [("chat", "Hello durable", 0)]
+    shown = json.loads(run_sogni(["logs", "show", str(logged[0]["id"]), "--json"], sogni_env).stdout)
+    assert shown["reply"] == "Echo: Hello durable"
