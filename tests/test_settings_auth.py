@@ -302,7 +302,7 @@ def test_sigterm_exits_143(tmp_path, sig, code):
     listener.close()
     for conn, _addr in held:
         conn.close()
-    assert proc.returncode == code and "Traceback" not in err
+    assert proc.returncode == code and "Traceback" not in err, err
 
 
 def test_no_color_flag_turns_colour_off(cli, env_key, httpx_mock, monkeypatch):
