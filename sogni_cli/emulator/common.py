@@ -67,3 +67,20 @@ def parse_iso(text: str) -> float | None:
         return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except (TypeError, ValueError):
         return None
+
+
+def find_data_uri(value: Any, path: str = "") -> str | None:
+    """The path (``a.b[2]``) of the first ``data:`` URI inside ``value`` (the routes that refuse them), or None."""
+    if isinstance(value, str):
+        return path if value.strip().lower().startswith("data:") else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            hit = find_data_uri(v, f"{path}.{k}" if path else str(k))
+            if hit:
+                return hit
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            hit = find_data_uri(v, f"{path}[{i}]")
+            if hit:
+                return hit
+    return None

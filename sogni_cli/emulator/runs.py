@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import chat
 from . import tools as toolcat
-from .common import ApiFailure, body_hash, iso, is_number, new_id, parse_iso
+from .common import ApiFailure, body_hash, find_data_uri, iso, is_number, new_id, parse_iso
 from .plan import has_marker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,21 +43,6 @@ STATUS_OF = {"run_created": "queued", "run_queued": "queued", "run_started": "ru
 def _bad(message: str, status: int = 400, code: Any = None, details: Any = None) -> ApiFailure:
     return ApiFailure(status, message, code=code if code is not None else status, details=details, envelope="sogni")
 
-
-def _find_data_uri(value: Any, path: str) -> str | None:
-    if isinstance(value, str):
-        return path if value.strip().lower().startswith("data:") else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            hit = _find_data_uri(v, f"{path}.{k}")
-            if hit:
-                return hit
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            hit = _find_data_uri(v, f"{path}[{i}]")
-            if hit:
-                return hit
-    return None
 
 
 class Run:
@@ -97,7 +82,7 @@ class RunStore:
         for k in body:
             if k not in RUN_FIELDS:
                 raise _bad(f"unknown field {k!r}")
-        hit = _find_data_uri(body, "request")
+        hit = find_data_uri(body, "request")
         if hit:
             raise _bad(f"{hit}: durable runs do not accept data: URIs; upload the media and send its URL",
                        code=4001)

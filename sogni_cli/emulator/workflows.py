@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from . import bindings
 from . import tools as toolcat
-from .common import ApiFailure, body_hash, iso, is_number, new_id
+from .common import ApiFailure, body_hash, find_data_uri, iso, is_number, new_id
 from .plan import Workflow, plan
 
 TERMINAL = {"completed", "failed", "partial_failure", "waiting_for_user", "cancelled"}
@@ -43,21 +43,6 @@ START_FIELDS = {
 def _bad(message: str, code: Any = 400, details: Any = None) -> ApiFailure:
     return ApiFailure(400, message, code=code, details=details, envelope="sogni")
 
-
-def _find_data_uri(value: Any, path: str = "") -> str | None:
-    if isinstance(value, str):
-        return path if value.strip().lower().startswith("data:") else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            hit = _find_data_uri(v, f"{path}.{k}" if path else str(k))
-            if hit:
-                return hit
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            hit = _find_data_uri(v, f"{path}[{i}]")
-            if hit:
-                return hit
-    return None
 
 
 def check_media_references(refs: Any) -> list[dict[str, Any]]:
@@ -219,7 +204,7 @@ class WorkflowStore:
             args = step.get("arguments", {})
             if not isinstance(args, dict):
                 raise _bad(f"{where}.arguments must be an object")
-            hit = _find_data_uri(args)
+            hit = find_data_uri(args)
             if hit:
                 raise _bad(f"{where}.arguments.{hit}: data: URIs are not accepted by workflows; upload the file "
                            "and reference its URL", code="PARAMETER_INVALID")
