@@ -40,6 +40,7 @@ class Account:
         self.subscription: dict[str, Any] = {"active": False, "status": "none", "capabilities": {}}
         self.usage: dict[str, Any] = {}
         self.spent: Callable[[], dict[str, tuple[float, float]]] = lambda: {}
+        self.max_active: Callable[[], int | None] = lambda: None  # the limit on workflows running at once
         self.created = wall()
 
     def reset(self, balance: float | None = None) -> None:
@@ -103,6 +104,9 @@ class Account:
         with self._lock:
             usage = {"periodStart": iso(self.created), "capacityUnitsUsed": sum(m for m, _ in spent.values()),
                      "fairUse": {"limited": False}}
+            limit = self.max_active()
+            if limit is not None:
+                usage["limits"] = {"maxConcurrentWorkflows": limit}
             usage.update(self.usage)
             return usage
 

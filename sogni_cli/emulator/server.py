@@ -102,6 +102,7 @@ class Emulator:
         self.store = WorkflowStore(lambda: self.base_url, self.step_seconds, clock=clock,
                                    media_size=lambda spec: len(self.media_bytes(spec)), account=self.account)
         self.account.spent = self.store.spent
+        self.account.max_active = lambda: self.store.max_active
         self.templates = TemplateStore()
         self.runs = RunStore(self.store, clock=clock)
         self._server: _Server | None = None

@@ -137,3 +137,12 @@ def test_busy_account_409_gives_up_after_timeout_with_exit_5(busy, run_sogni, tm
 def test_emulator_max_active_must_be_positive(sogni_env, run_sogni):
     res = run_sogni(["emulator", "--port", "0", "--max-active", "0"], sogni_env)
     assert res.returncode == 2 and "--max-active" in res.stderr
+
+
+def test_account_shows_the_limit_on_workflows_at_once(busy, run_sogni):
+    emu, env, _first = busy
+    res = run_sogni(["account", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["concurrency"] == 1
+    res = run_sogni(["account"], env)
+    assert "Concurrency:  1" in res.stdout
