@@ -102,7 +102,7 @@ class Account:
     def subscription_usage(self) -> dict[str, Any]:
         spent = self.spent()
         with self._lock:
-            usage = {"periodStart": iso(self.created), "capacityUnitsUsed": sum(m for m, _ in spent.values()),
+            usage: dict[str, Any] = {"periodStart": iso(self.created), "capacityUnitsUsed": sum(m for m, _ in spent.values()),
                      "fairUse": {"limited": False}}
             limit = self.max_active()
             if limit is not None:
