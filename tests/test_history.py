@@ -524,3 +524,19 @@ def test_continuing_with_nothing_new_to_say_is_refused_before_anything_is_sent(c
     assert res.exit_code == 2
     assert "give a prompt" in res.stderr and "Traceback" not in res.stderr
     assert len(httpx_mock.get_requests()) == before
+
+
+def test_recipe_job_entries_are_written_in_batches_and_none_is_lost(cli, emu, tmp_cwd, monkeypatch):
+    from sogni_cli.commands import _memory
+
+    monkeypatch.setattr(_memory, "JOB_BATCH", 2)  # five jobs: three writes of the log journal
+    Path("five.yaml").write_text(
+        'version: 1\nname: five\nmatrix:\n  n: [1, 2, 3, 4, 5]\njobs:\n  - id: img\n    matrix: true\n'
+        '    image: {prompt: "picture number {{ matrix.n }}", width: 64, height: 64}\n')
+    res = cli("recipe", "run", "five.yaml", "-o", "out")
+    assert res.exit_code == 0, res.stderr
+    logged = entries(cli, "-n", "20")
+    jobs = sorted(e["prompt"] for e in logged if e["kind"] == "media")
+    assert jobs == [f"picture number {n}" for n in range(1, 6)]
+    assert all(e["exit_code"] == 0 for e in logged)
+    assert [e["data"]["totals"] for e in logged if e["kind"] == "recipe"] == [{"succeeded": 5}]

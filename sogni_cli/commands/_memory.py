@@ -269,6 +269,10 @@ def resolve_media_model(settings: Any, fields: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------------- recipes
 
 
+#: Recipe job entries written to the log at a time (the rest of the run's entries are not held meanwhile).
+JOB_BATCH = 100
+
+
 class RecipeLog:
     """Around ``recipe run``: afterwards, one entry per job that ended (from the lines the run added to its
     run record) and one for the run with its totals. Written by the exit-code funnel, like every entry."""
@@ -299,6 +303,15 @@ class RecipeLog:
             history.warn_unlogged(history.db_path(self.settings.config_dir), err)
         self.run.duration = time.monotonic() - self.run.started
         history.track(self.run, self.settings, self.no_log)  # after its jobs; the funnel adds the exit code
+
+    def _write(self, entries: list[history.Entry]) -> None:
+        if not entries or getattr(self.settings, "dry_run", False):
+            return
+        path = history.db_path(self.settings.config_dir)
+        try:
+            history.write(path, entries)
+        except Exception as err:  # noqa: BLE001 - the log never fails a run
+            history.warn_unlogged(path, err)
 
     def _lines(self, start: int) -> list[dict[str, Any]]:
         """The last line of each job from ``start`` on (``started`` lines left out)."""
@@ -348,6 +361,9 @@ class RecipeLog:
                                     files=[str((self.out_root / o["path"]).resolve()) for o in r.get("outputs") or []])
                    for r in self._lines(0) if r.get("status") == "succeeded"}
         totals: dict[str, int] = {}
+        # Each job's entry is complete (its own exit code and duration come from the record), so entries are
+        # written in batches as they are made instead of all being held until the process ends.
+        batch: list[history.Entry] = []
         for rec in self._lines(self.offset):
             totals[rec["status"]] = totals.get(rec["status"], 0) + 1
             fields = self._fields(rec["id"], outputs)
@@ -363,7 +379,13 @@ class RecipeLog:
             for o in rec.get("outputs") or []:
                 e.add_artifact(path=str(self.out_root / o["path"]), bytes=o.get("bytes"), sha256=o.get("sha256"),
                                workflow_id=rec.get("workflow_id"))
-            history.track(e, self.settings, self.no_log)
+            if e.duration is None:
+                e.duration = 0.0
+            batch.append(e)
+            if len(batch) >= JOB_BATCH:
+                self._write(batch)
+                batch = []
+        self._write(batch)
         self.run.data = {"file": self.file, "recipe": self.plan.name, "record": str(self.record),
                          "output_dir": str(self.out_root), "jobs": len(self.plan.jobs), "totals": totals}
         self.run.reply = ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
