@@ -110,22 +110,30 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
 
 
 def _approve_by_policy(api: Any, rid: str, rec: dict, up_to: Optional[float], quiet: bool) -> bool:
-    """A run waiting for a cost within ``--approve-up-to`` is approved (its preview, unchanged); True then."""
+    """A run waiting for a cost is approved (its preview, unchanged) when the preview is within
+    ``--approve-up-to``, or, on a terminal, when the user says yes (default no); True then. Otherwise the
+    caller ends with exit 9 and the command that approves it later."""
     import uuid
 
     from ..api import runs
     from ..api.billing import preview_units
+    from ..jobs.approval import describe, terminal_question
 
     reason, call_id, preview = runs.waiting_details(rec)
-    if up_to is None or runs.status_of(rec) != "waiting_for_user" or not call_id or preview is None \
+    if runs.status_of(rec) != "waiting_for_user" or not call_id or preview is None \
             or reason not in ("cost_approval_required", "cost_reauthorization_required"):
         return False
     units = preview_units(preview)
-    if units is None or units > up_to:
-        return False
+    if units is not None and up_to is not None and units <= up_to:
+        how = "--approve-up-to"
+    else:
+        ask = terminal_question(sys.stdin, sys.stderr)
+        if ask is None or not ask(f"Run {rid} waits for cost approval: {describe(preview)}. Approve? [y/N] "):
+            return False
+        how = "approved on the terminal"
     runs.confirm_cost(api, rid, tool_call_id=call_id, preview=preview, idempotency_key=str(uuid.uuid4()))
     if not quiet:
-        err(f"Approved {units:g} capacity units (--approve-up-to).")
+        err(f"Approved {describe(preview)} ({how}).")
     return True
 
 

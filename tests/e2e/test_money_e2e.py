@@ -267,3 +267,16 @@ def test_doctor_compares_with_a_local_emulator(emulator, sogni_env):
     names = [c["name"] for c in json.loads(res.stdout)["checks"]]
     assert "base URL" in names and "base URL (emulator)" in names and "key accepted (emulator)" in names
 
+
+
+def test_a_durable_run_waiting_for_cost_asks_on_a_terminal(emulator, sogni_env, tmp_path):
+    code, out, err = _run_on_terminal(["chat", "--durable", "Draw a cat [wait]", "-o", tmp_path / "o"], sogni_env,
+                                      "y\n")
+    assert code == 0, err
+    assert "waits for cost approval: 1 capacity units (spark)" in err and "Approve? [y/N]" in err
+    confirms = [r for r in emulator.requests if r["path"].endswith("/confirm-cost")]
+    assert len(confirms) == 1 and confirms[0]["json"]["decision"] == "confirm"
+    code, out, err = _run_on_terminal(["chat", "--durable", "Draw a cat [wait]", "-o", tmp_path / "o"], sogni_env,
+                                      "\n")
+    assert code == 9 and "sogni run approve run_" in err  # no is the default: nothing approved
+    assert len([r for r in emulator.requests if r["path"].endswith("/confirm-cost")]) == 1
