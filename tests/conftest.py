@@ -10,8 +10,11 @@ from __future__ import annotations
 import io
 import os
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -173,3 +176,20 @@ def emu(monkeypatch):
         yield e
     finally:
         e.stop()
+
+
+@contextmanager
+def serving(srv: Any) -> Iterator[Any]:
+    """Run a local ``socketserver`` server (on 127.0.0.1) in a thread for the block; shut it down after."""
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    t.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
+
+
+def local_url(srv: Any, path: str) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}{path}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import local_url, serving
 from sogni_cli.media import transfer
 from sogni_cli.media.downloads import ArtifactRef, DownloadOptions, download_all
 
@@ -60,19 +61,12 @@ class _Server(http.server.ThreadingHTTPServer):
 
 @pytest.fixture
 def server():
-    srv = _Server()
-    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    t.start()
-    try:
+    with serving(_Server()) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(5)
 
 
 def _url(srv: _Server, path: str) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}{path}"
+    return local_url(srv, path)
 
 
 def _opts(tmp_path: Path, **kw) -> DownloadOptions:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from sogni_cli.core.errors import ExitCode, SogniError, UsageError
+from tests.conftest import local_url, serving
 from sogni_cli.media import downloads as dl
 from sogni_cli.media import transfer
 from sogni_cli.api.urls import media_url_problem
@@ -811,19 +812,12 @@ class _Server(http.server.ThreadingHTTPServer):
 
 @pytest.fixture
 def server():
-    srv = _Server()
-    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    t.start()
-    try:
+    with serving(_Server()) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(5)
 
 
 def _url(srv: _Server, path: str) -> str:
-    return f"http://127.0.0.1:{srv.server_address[1]}{path}"
+    return local_url(srv, path)
 
 
 def test_real_server_plain_download(server, tmp_path):
