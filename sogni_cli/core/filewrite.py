@@ -24,7 +24,7 @@ import stat as _stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .errors import UsageError
 
@@ -171,9 +171,10 @@ def _check_target(name: str, shown: Path, dir_fd: int | None) -> None:
                               hint="Move it away, or write somewhere else.")
 
 
-def write_atomic(path: Path | str, data: bytes | str, *, mode: int = 0o644, root: Path | str | None = None,
-                 durable: bool = True) -> Path:
-    """Write ``data`` (str is UTF-8) as the whole content of ``path``: a temporary file in the same folder
+def write_atomic(path: Path | str, data: bytes | str | Iterable[bytes], *, mode: int = 0o644,
+                 root: Path | str | None = None, durable: bool = True) -> Path:
+    """Write ``data`` (str is UTF-8; an iterable of bytes is written piece after piece, so a large document
+    need not be held in one string) as the whole content of ``path``: a temporary file in the same folder
     (created exclusively, never through a link), flushed (``fsync`` when ``durable``), then renamed over
     ``path``. Returns ``path``.
 
@@ -200,7 +201,11 @@ def write_atomic(path: Path | str, data: bytes | str, *, mode: int = 0o644, root
             try:
                 if not (mode & 0o077) and hasattr(os, "fchmod"):
                     os.fchmod(fd, mode)  # a private file gets exactly its mode, whatever the umask
-                _write_all(fd, data)
+                if isinstance(data, (bytes, bytearray, memoryview)):
+                    _write_all(fd, data)
+                else:
+                    for piece in data:
+                        _write_all(fd, piece)
                 if durable:
                     os.fsync(fd)
             finally:

@@ -293,9 +293,13 @@ def read_record(output_dir: Path) -> dict[str, dict[str, Any]]:
         if isinstance(files, dict) else {}
 
 
-#: record file → (its stat signature when last read or written here, its entries): a batch of downloads
-#: re-reads (and prunes) the record only when another process changed it
-_RECORD_CACHE: dict[str, tuple[tuple[int, ...], dict[str, dict[str, Any]]]] = {}
+#: record file → (its stat signature when last read or written here, its entries as encoded JSON): a batch
+#: of downloads re-reads (and prunes) the record only when another process changed it. Each entry is kept as
+#: the bytes it is written as (a few hundred, where its dict takes kilobytes), so a rewrite after every job
+#: of a long run neither encodes the earlier entries again nor builds the whole document in one string.
+_RECORD_CACHE: dict[str, tuple[tuple[int, ...], dict[str, bytes]]] = {}
+#: how much of the record is written at a time
+_RECORD_PIECE = 32 * 1024
 
 
 def _signature(path: Path) -> tuple[int, ...] | None:
@@ -365,14 +369,39 @@ def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, An
         if cached is not None and cached[0] == _signature(record_file):
             files = cached[1]
         else:
-            files = {k: v for k, v in read_record(Path(output_dir)).items()
+            files = {k: _encoded(k, v) for k, v in read_record(Path(output_dir)).items()
                      if os.path.lexists(Path(output_dir) / k)}
-        files.update(entries)
+        files.update((k, _encoded(k, v)) for k, v in entries.items())
         _RECORD_CACHE.pop(key, None)
-        write_json_atomic(record_file, {"version": IDENTITY_VERSION, "files": files}, root=root or output_dir)
+        from ..core.filewrite import write_atomic
+
+        write_atomic(record_file, _record_pieces(files), root=root or output_dir)
         sig = _signature(record_file)
         if sig is not None:
             _RECORD_CACHE[key] = (sig, files)
+
+
+def _encoded(name: str, entry: dict[str, Any]) -> bytes:
+    """One ``"name":{entry}`` member of the record's ``files`` object, as written (compact JSON)."""
+    return (json.dumps(name, ensure_ascii=False) + ":"
+            + json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str)).encode("utf-8")
+
+
+def _record_pieces(files: dict[str, bytes]) -> Iterable[bytes]:
+    """The record document (what ``write_json_atomic`` makes of ``{"version": …, "files": …}``) in pieces of
+    about :data:`_RECORD_PIECE` bytes."""
+    piece = bytearray(b'{"version":%d,"files":{' % IDENTITY_VERSION)
+    first = True
+    for member in files.values():
+        if not first:
+            piece += b","
+        first = False
+        piece += member
+        if len(piece) >= _RECORD_PIECE:
+            yield bytes(piece)
+            piece.clear()
+    piece += b"}}"
+    yield bytes(piece)
 
 
 # ------------------------------------------------------------------------------------------------
