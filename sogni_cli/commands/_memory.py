@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from ..core import history
 from ..core.errors import UsageError
@@ -313,32 +313,36 @@ class RecipeLog:
         except Exception as err:  # noqa: BLE001 - the log never fails a run
             history.warn_unlogged(path, err)
 
-    def _lines(self, start: int) -> list[dict[str, Any]]:
-        """The last line of each job from ``start`` on (``started`` lines left out)."""
+    def _last_lines(self, start: int, wanted: Any = None) -> Iterator[dict[str, Any]]:
+        """The last line of each job from ``start`` on (``started`` lines left out), in the order the jobs
+        first appear; with ``wanted``, only those jobs' lines.
+
+        Two passes over the file: the first keeps only where each job's last line starts, the second reads
+        those lines one at a time, so neither the record (megabytes for a 1,000-job run) nor every job's
+        line is held at once."""
         import stat
 
-        last: dict[str, dict[str, Any]] = {}
-        # Line by line: only the last line of each job is kept, never the whole record (a 1,000-job run's
-        # record is megabytes, and asking for MAX_RECORD_BYTES at once reserves that much up front).
+        where: dict[str, int] = {}
         try:
             with open(self.record, "rb") as fh:
                 if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                    return []  # not a run record one can read back (a device, a pipe)
+                    return  # not a run record one can read back (a device, a pipe)
                 fh.seek(start)
-                left = MAX_RECORD_BYTES
-                for raw in fh:
-                    left -= len(raw)
-                    if left < 0:
+                at, end = start, start + MAX_RECORD_BYTES
+                for raw in iter(fh.readline, b""):
+                    here, at = at, at + len(raw)
+                    if at > end:
                         break
-                    try:
-                        rec = json.loads(raw.decode("utf-8", "replace"))
-                    except ValueError:
-                        continue
-                    if isinstance(rec, dict) and rec.get("status") != "started" and rec.get("id"):
-                        last[str(rec["id"])] = rec
+                    rec = _record_line(raw)
+                    if rec is not None and (wanted is None or rec["id"] in wanted):
+                        where[rec["id"]] = here
+                for here in where.values():
+                    fh.seek(here)
+                    rec = _record_line(fh.readline())
+                    if rec is not None:
+                        yield rec
         except OSError:
-            return []
-        return list(last.values())
+            return
 
     def _fields(self, uid: str, outputs: dict[str, Any]) -> dict[str, Any]:
         """The job's fields as it ran them (templates filled in from the run record's outputs)."""
@@ -357,14 +361,16 @@ class RecipeLog:
     def _jobs(self) -> None:
         from ..recipes.expand import Outputs
 
+        # Only the jobs other jobs take their text or files from: templates see no other job's outputs.
+        producers = {d for pj in self.plan.jobs for d in pj.inst.deps}
         outputs = {r["id"]: Outputs(text=r.get("text") or "", workflow=r.get("workflow_id"),
                                     files=[str((self.out_root / o["path"]).resolve()) for o in r.get("outputs") or []])
-                   for r in self._lines(0) if r.get("status") == "succeeded"}
+                   for r in (self._last_lines(0, producers) if producers else ()) if r.get("status") == "succeeded"}
         totals: dict[str, int] = {}
         # Each job's entry is complete (its own exit code and duration come from the record), so entries are
         # written in batches as they are made instead of all being held until the process ends.
         batch: list[history.Entry] = []
-        for rec in self._lines(self.offset):
+        for rec in self._last_lines(self.offset):
             totals[rec["status"]] = totals.get(rec["status"], 0) + 1
             fields = self._fields(rec["id"], outputs)
             kind = "chat" if rec.get("kind") == "chat" else "media"
@@ -389,3 +395,15 @@ class RecipeLog:
         self.run.data = {"file": self.file, "recipe": self.plan.name, "record": str(self.record),
                          "output_dir": str(self.out_root), "jobs": len(self.plan.jobs), "totals": totals}
         self.run.reply = ", ".join(f"{n} {s}" for s, n in sorted(totals.items()))
+
+
+def _record_line(raw: bytes) -> dict[str, Any] | None:
+    """A run record line that ends or prepares a job (not ``started``), else None."""
+    try:
+        rec = json.loads(raw.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    if isinstance(rec, dict) and rec.get("status") != "started" and rec.get("id"):
+        rec["id"] = str(rec["id"])
+        return rec
+    return None
