@@ -344,22 +344,45 @@ def test_the_record_merges_what_another_process_wrote_meanwhile(tmp_path):
     assert [files[k]["workflow_id"] for k in sorted(files)] == ["wf_a", "wf_b", "wf_c"]
 
 
+def test_a_large_record_is_one_compact_json_document_kept_across_rewrites(tmp_path):
+    """A folder of many files (a long recipe run rewrites the record after every job): the record stays one
+    compact JSON document, entries in the order they were first saved, each rewrite keeping the others."""
+    out = tmp_path / "out"
+    out.mkdir()
+    names = [f"shot-{i}-é.png" for i in range(300)]  # well over one written piece, non-ASCII names
+    for n in names:
+        (out / n).write_bytes(b"x")
+
+    def saved(name: str, i: int):
+        r = ArtifactRef(f"{CDN}/wf_{i}/x.png", workflow_id=f"wf_{i}")
+        return SavedFile(r, out / name, 1, "ab" * 32, "image/png"), dl.identity(r, r.url)
+
+    for start in range(0, 300, 100):
+        dl.record_saved(out, [saved(n, i) for i, n in enumerate(names[start:start + 100], start)])
+    raw = (out / dl.RECORD_NAME).read_bytes()
+    doc = json.loads(raw)
+    assert raw == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert doc["version"] == dl.IDENTITY_VERSION and list(doc["files"]) == names
+    assert [doc["files"][n]["workflow_id"] for n in names] == [f"wf_{i}" for i in range(300)]
+    assert {doc["files"][n]["sha256"] for n in names} == {"ab" * 32}
+
+
 def test_the_record_is_written_under_a_lock_on_the_folder(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.png").write_bytes(b"x")
     seen: list[bool] = []
-    real = dl.write_json_atomic
+    real = dl.write_record_file
 
-    def spy(path, doc, **kw):
+    def spy(path, files, **kw):
         fd = os.open(out, os.O_RDONLY)
         try:
             seen.append(try_lock(fd))  # another opener of the folder cannot lock it now
         finally:
             os.close(fd)
-        real(path, doc, **kw)
+        real(path, files, **kw)
 
-    monkeypatch.setattr(dl, "write_json_atomic", spy)
+    monkeypatch.setattr(dl, "write_record_file", spy)
     r = ArtifactRef(URL, workflow_id="wf_1")
     dl.record_saved(out, [(SavedFile(r, out / "a.png", 1, None, None), dl.identity(r, URL))])
     assert seen == [False]

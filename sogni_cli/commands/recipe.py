@@ -38,12 +38,13 @@ def _print_lines(lines: list[str]) -> None:
         err(line)
 
 
-def _prepare(ctx: typer.Context, file: Path, sets: list[str] | None, strict: bool, requests: bool = True):
+def _prepare(ctx: typer.Context, file: Path, sets: list[str] | None, strict: bool, requests: bool = True,
+             bodies: bool = True):
     from ..recipes.plan import RecipeInvalid, prepare
 
     s = _settings_no_emulator(ctx)
     try:
-        plan = prepare(str(file), sets=sets, strict=strict, settings=s, requests=requests)
+        plan = prepare(str(file), sets=sets, strict=strict, settings=s, requests=requests, bodies=bodies)
     except RecipeInvalid as exc:
         _print_lines(exc.lines)
         raise
@@ -213,7 +214,7 @@ def run(
 
         out(plan_text(p, sh))
         return
-    p, s0 = _prepare(ctx, file, set_, strict)
+    p, s0 = _prepare(ctx, file, set_, strict, bodies=False)  # each body is built again when its job is sent
     if not allow_commands:
         from ..recipes.effects import effects, refuse_commands
 

@@ -373,12 +373,19 @@ def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, An
                      if os.path.lexists(Path(output_dir) / k)}
         files.update((k, _encoded(k, v)) for k, v in entries.items())
         _RECORD_CACHE.pop(key, None)
-        from ..core.filewrite import write_atomic
-
-        write_atomic(record_file, _record_pieces(files), root=root or output_dir)
+        write_record_file(record_file, files, root=root or output_dir)
         sig = _signature(record_file)
         if sig is not None:
             _RECORD_CACHE[key] = (sig, files)
+
+
+def write_record_file(path: Path, files: dict[str, bytes], *, root: Path | None = None) -> None:
+    """Write the download record ``{"version": …, "files": {…}}`` from its members as encoded by
+    :func:`_encoded` (compact JSON, the same document :func:`write_json_atomic` makes), with the one file
+    writer, in pieces of about :data:`_RECORD_PIECE` bytes."""
+    from ..core.filewrite import write_atomic
+
+    write_atomic(path, _record_pieces(files), root=root)
 
 
 def _encoded(name: str, entry: dict[str, Any]) -> bytes:
@@ -388,8 +395,6 @@ def _encoded(name: str, entry: dict[str, Any]) -> bytes:
 
 
 def _record_pieces(files: dict[str, bytes]) -> Iterable[bytes]:
-    """The record document (what ``write_json_atomic`` makes of ``{"version": …, "files": …}``) in pieces of
-    about :data:`_RECORD_PIECE` bytes."""
     piece = bytearray(b'{"version":%d,"files":{' % IDENTITY_VERSION)
     first = True
     for member in files.values():

@@ -72,8 +72,12 @@ class Plan:
 
 def prepare(file: str | Path, *, sets: list[str] | None = None, env: Mapping[str, str] | None = None,
             strict: bool = False, settings: Any = None, base_url: str | None = None,
-            requests: bool = True) -> Plan:
-    """Everything short of sending: raises :class:`RecipeInvalid` listing every problem."""
+            requests: bool = True, bodies: bool = True) -> Plan:
+    """Everything short of sending: raises :class:`RecipeInvalid` listing every problem.
+
+    ``requests``: build (and so check) each job's request. ``bodies`` False: keep only its method, URL, tool
+    and media kind, not its body (a run builds the body again when it sends the job, and a plan of
+    thousands of jobs would otherwise hold every body for the whole run)."""
     file = str(file)
     problems = Problems()
     try:
@@ -98,6 +102,8 @@ def prepare(file: str | Path, *, sets: list[str] | None = None, env: Mapping[str
         pj = PlannedJob(inst, fields)
         if requests:
             _build(plan, pj, base_url, flagged)
+            if not bodies and pj.request is not None:
+                pj.request.pop("body", None)
         else:
             pj.media = bridge.media_count(inst.kind, fields, None)
         plan.jobs.append(pj)

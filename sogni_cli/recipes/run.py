@@ -98,8 +98,12 @@ class Runner(JobSteps):
         self.pace = Pace(opts.concurrency)
         self.known: dict[str, dict[str, Any]] = {}  # uid -> workflow id, key, attempt, hash last written
         self.previous: dict[str, dict[str, Any]] = {}
+        # What a finished job leaves behind is only what later steps need: its text and files when another
+        # job takes them (``outputs``), its row for the summary (in ``run``), and the workflow an interrupted
+        # job left running (``kept``). Its Outcome (details, printed paths, …) goes once it is recorded.
+        self.producers = {d for pj in plan.jobs for d in pj.inst.deps}
         self.outputs: dict[str, Outputs] = {}
-        self.results: dict[str, Outcome] = {}
+        self.kept: dict[str, str] = {}  # uid -> workflow of a job that ended interrupted with one
         self.wids: dict[str, str] = {}  # running uid -> workflow id
         self.wid_lock = threading.Lock()
         self.stopping = threading.Event()
@@ -223,7 +227,8 @@ class Runner(JobSteps):
         uid = oc.uid
         self.live.pop(uid, None)
         ctx["running"].discard(uid)
-        self.results[uid] = oc
+        if oc.status == "interrupted" and oc.workflow_id:
+            self.kept[uid] = oc.workflow_id
         ctx["state"][uid] = oc.status
         pj = self.jobs[uid]
         rows = ctx["rows"]
@@ -240,9 +245,10 @@ class Runner(JobSteps):
                               error=oc.error if oc.status == "failed" else None, detail=detail)
         if oc.status == "succeeded":
             self.pace.succeeded()
-            self.outputs[uid] = Outputs(text=oc.text or "",
-                                        files=[str(Path(o["path"]).resolve()) for o in oc.outputs],
-                                        workflow=oc.workflow_id)
+            if uid in self.producers:
+                self.outputs[uid] = Outputs(text=oc.text or "",
+                                            files=[str(Path(o["path"]).resolve()) for o in oc.outputs],
+                                            workflow=oc.workflow_id)
             for d in ctx["dependants"][uid]:
                 ctx["waiting"][d] -= 1
                 if ctx["waiting"][d] == 0 and ctx["state"][d] == "waiting":
@@ -301,8 +307,7 @@ class Runner(JobSteps):
             self.write_record(self.jobs[uid], oc, final=False)
             if wid:
                 kept.append(wid)
-        kept += [r.workflow_id for r in self.results.values()
-                 if r.status == "interrupted" and r.workflow_id and r.workflow_id not in kept]
+        kept += [wid for wid in self.kept.values() if wid not in kept]
         return kept
 
     def _record_failed(self, done_q: "queue.SimpleQueue[Outcome]", ctx: dict[str, Any]) -> None:
@@ -323,9 +328,8 @@ class Runner(JobSteps):
                 lines.append(f"  {uid}: workflow {live.workflow_id}")
             elif live is not None and live.idempotency_key:
                 lines.append(f"  {uid}: workflow id not known yet (Idempotency-Key {live.idempotency_key})")
-        for r in self.results.values():
-            if r.status == "interrupted" and r.workflow_id:
-                lines.append(f"  {r.uid}: workflow {r.workflow_id}")
+        for uid, wid in self.kept.items():
+            lines.append(f"  {uid}: workflow {wid}")
         self.display.close()
         head = (f"{len(lines)} job(s) have workflows that keep running on the server:\n" + "\n".join(lines)
                 if lines else "No workflow is left running.")
