@@ -526,6 +526,22 @@ def test_continuing_with_nothing_new_to_say_is_refused_before_anything_is_sent(c
     assert len(httpx_mock.get_requests()) == before
 
 
+def test_recipe_job_logged_with_the_prompt_it_took_from_the_job_it_needs(cli, emu, tmp_cwd):
+    """The log renders a job's fields from the text of the job it needs, also when that job ran in an
+    earlier run (a rerun of only the dependent job reads it back from the whole run record)."""
+    Path("r.yaml").write_text(
+        'version: 1\nname: chain\njobs:\n  - id: script\n    chat: {prompt: "Say hello", tools: none}\n'
+        '  - id: pic\n    image: {prompt: "{{ jobs.script.text }} in ink", width: 64, height: 64}\n')
+    assert cli("recipe", "run", "r.yaml", "-o", "out").exit_code == 0
+    res = cli("recipe", "run", "r.yaml", "-o", "out", "--retry", "pic")
+    assert res.exit_code == 0, res.stderr
+    logged = entries(cli)
+    assert sorted(e["prompt"] for e in logged if e["kind"] == "media") == ["Echo: Say hello in ink"] * 2
+    assert sorted(e["data"]["job"] for e in logged if e["kind"] != "recipe") == ["pic", "pic", "script"]
+    assert [e["data"]["totals"] for e in logged if e["kind"] == "recipe"] in (
+        [{"succeeded": 1}, {"succeeded": 2}], [{"succeeded": 2}, {"succeeded": 1}])
+
+
 def test_recipe_job_entries_are_written_in_batches_and_none_is_lost(cli, emu, tmp_cwd, monkeypatch):
     from sogni_cli.commands import _memory
 
