@@ -95,6 +95,14 @@ def test_reasoning_kept_only_when_shown(cli, env_key, httpx_mock):
     assert shown["data"]["reasoning"] == "plan A"
 
 
+def test_a_prompt_with_a_unicode_line_separator_survives_the_move_into_the_log(cli, env_key, httpx_mock):
+    """The journal is split into entries at newlines only: U+2028 (written as is) is part of the text."""
+    reply(httpx_mock, "two lines")
+    assert cli("chat", "first\u2028second\x85third").exit_code == 0
+    [e] = entries(cli)
+    assert e["prompt"] == "first\u2028second\x85third" and e["reply"] == "two lines"
+
+
 def test_keys_and_data_uris_never_stored(cli, env_key, httpx_mock, tmp_path):
     from PIL import Image
 

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from .history import SCHEMA_VERSION, LogUnavailable, journal_path
 
@@ -157,16 +157,22 @@ class Store:
             os.close(fd)
         if not raw:
             return 0
-        rows = []
-        for line in raw.decode("utf-8", "replace").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
-            if isinstance(row, dict) and row.get("ts") and row.get("kind"):
-                rows.append(row)
+        moved = 0
+
+        def rows() -> Iterator[dict[str, Any]]:
+            # one line at a time: a journal of thousands of entries is never held parsed all at once
+            nonlocal moved
+            for line in raw.splitlines():
+                try:
+                    row = json.loads(line.decode("utf-8", "replace"))
+                except ValueError:
+                    continue  # a line cut short by a crash
+                if isinstance(row, dict) and row.get("ts") and row.get("kind"):
+                    moved += 1
+                    yield row
+
         try:
-            self.add(rows)
+            self.add(rows())
         except BaseException:
             fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
@@ -176,7 +182,7 @@ class Store:
             finally:
                 os.close(fd)
             raise
-        return len(rows)
+        return moved
 
     @staticmethod
     def _migrate(conn: Any) -> int:
@@ -224,12 +230,12 @@ class Store:
         if self.read_only:
             raise LogUnavailable(f"{self.path} was written by a newer sogni (schema {self.version}, this one knows "
                                  f"{SCHEMA_VERSION}); it is read-only here")
-        rows = [e if isinstance(e, dict) else e.row() for e in entries]
         ids: list[int] = []
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            for r in rows:
+            for e in entries:
+                r = e if isinstance(e, dict) else e.row()
                 cur = c.execute(
                     "INSERT OR IGNORE INTO entries(uid, ts, kind, command, cid, model, tool, workflow_id, prompt,"
                     " reply, exit_code, duration, cost, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
