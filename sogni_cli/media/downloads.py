@@ -534,20 +534,26 @@ def _make_client(opts: DownloadOptions):
     return client
 
 
+_NO_COOKIES: Any = None  # the cookie jar class below, made once (a class per client was kept per job)
+
+
 def _no_cookies(client: Any) -> None:
     """Media hosts get no cookies back, so none are kept: a host cannot set one that another would see,
     and each answer skips the cookie jar's work (a tenth of a small file's CPU time)."""
+    global _NO_COOKIES
     import httpx
 
-    class NoCookies(httpx.Cookies):
-        def extract_cookies(self, response: Any) -> None:
-            pass
+    if _NO_COOKIES is None:
+        class NoCookies(httpx.Cookies):
+            def extract_cookies(self, response: Any) -> None:
+                pass
 
-        def set_cookie_header(self, request: Any) -> None:
-            pass
+            def set_cookie_header(self, request: Any) -> None:
+                pass
 
+        _NO_COOKIES = NoCookies
     if isinstance(getattr(client, "_cookies", None), httpx.Cookies):
-        client._cookies = NoCookies()
+        client._cookies = _NO_COOKIES()
 
 
 def _lean_pool(client: Any, keepalive: int) -> bool:

@@ -235,6 +235,7 @@ class Runner(JobSteps):
         self.money.finished(oc)
         if not (oc.resumed and oc.status == "succeeded") and not oc.from_record:
             self.write_record(pj, oc)
+        self.known.pop(uid, None)  # its last line is written: no later line needs its workflow id or key
         rows[uid] = self.row(pj, oc)
         for line in oc.printed:
             self._out(line)
