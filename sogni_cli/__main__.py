@@ -6,6 +6,11 @@ import errno
 import os
 import signal
 import sys
+from typing import Any
+
+
+class _NeverRaised(Exception):
+    """Stands for an exception type of a framework that was not loaded."""
 
 
 class Terminated(BaseException):
@@ -123,7 +128,7 @@ def _run(argv: list[str] | None = None) -> int:
     for secret in _secrets(args):
         secrets.register(secret)
 
-    from .core.errors import DryRunDone, ExitCode, SogniError
+    from .core.errors import DryRunDone, ExitCode, ExitStatus, SogniError, StdoutClosed
 
     undecodable = _undecodable_argument(args)
     if undecodable is not None:
@@ -132,17 +137,29 @@ def _run(argv: list[str] | None = None) -> int:
                      "Pass text as UTF-8 (check the terminal's or the script's encoding).")
         return int(ExitCode.USAGE)
 
-    import typer.main
-
-    from .cli_errors import Abort, ClickException, is_no_args_help
-    from .cli_errors import Exit as ClickExit
-
-    from .app import StdoutClosed, app
-
+    # The framework's own exceptions, once it is loaded; the fast lane never raises them.
+    ClickExit: Any = _NeverRaised
+    ClickException: Any = _NeverRaised
+    Abort: Any = _NeverRaised
+    is_no_args_help: Any = None
     try:
+        from . import fastlane
+
+        code = fastlane.run(args)
+        if code is not None:
+            return code
+        import typer.main
+
+        from .cli_errors import Abort, ClickException, is_no_args_help
+        from .cli_errors import Exit as ClickExit
+
+        from .app import app
+
         command = typer.main.get_command(app)
         rv = command.main(args=args, prog_name="sogni", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0
+    except ExitStatus as exc:
+        return exc.code
     except DryRunDone:
         return 0
     except SogniError as exc:
@@ -192,8 +209,8 @@ def _run(argv: list[str] | None = None) -> int:
             _quiet_stdout()
         return int(ExitCode.USAGE)
     except SystemExit as exc:  # pragma: no cover - click internals
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        status = exc.code
+        return status if isinstance(status, int) else (0 if status is None else 1)
     except Exception as exc:  # a bug
         return _bug(exc)
 
