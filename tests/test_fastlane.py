@@ -241,3 +241,16 @@ def test_clean_ups_all_run_last_first_and_the_first_failure_is_raised():
     assert ran == ["third", "second", "first"]
     assert ctx.get_parameter_source("model").name == "DEFAULT"
     assert ctx.get_parameter_source("nothing") is None
+
+
+def test_idempotency_keys_are_version_4_uuids():
+    import uuid
+
+    from sogni_cli.core.ids import new_uuid, random_hex
+
+    keys = {new_uuid() for _ in range(200)}
+    assert len(keys) == 200
+    for key in keys:
+        parsed = uuid.UUID(key)
+        assert str(parsed) == key and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert all(len(random_hex(n)) == n and int(random_hex(n), 16) >= 0 for n in (1, 8, 12, 16, 32))

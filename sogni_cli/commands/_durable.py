@@ -112,7 +112,7 @@ def _approve_by_policy(api: Any, rid: str, rec: dict, up_to: Optional[float], qu
     """A run waiting for a cost is approved (its preview, unchanged) when the preview is within
     ``--approve-up-to``, or, on a terminal, when the user says yes (default no); True then. Otherwise the
     caller ends with exit 9 and the command that approves it later."""
-    import uuid
+    from ..core.ids import new_uuid
 
     from ..api import runs
     from ..api.billing import preview_units
@@ -130,7 +130,7 @@ def _approve_by_policy(api: Any, rid: str, rec: dict, up_to: Optional[float], qu
         if ask is None or not ask(f"Run {rid} waits for cost approval: {describe(preview)}. Approve? [y/N] "):
             return False
         how = "approved on the terminal"
-    runs.confirm_cost(api, rid, tool_call_id=call_id, preview=preview, idempotency_key=str(uuid.uuid4()))
+    runs.confirm_cost(api, rid, tool_call_id=call_id, preview=preview, idempotency_key=new_uuid())
     if not quiet:
         err(f"Approved {describe(preview)} ({how}).")
     return True
