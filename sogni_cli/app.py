@@ -148,11 +148,11 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    api_key: Optional[str] = typer.Option(None, "--api-key", help="API key (prefer SOGNI_API_KEY: flags show in `ps`).", show_default=False),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="API base URL [env SOGNI_BASE_URL].", show_default=False),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Profile in config.yaml [env SOGNI_PROFILE].", show_default=False),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds for any single wait [env SOGNI_TIMEOUT].", show_default=False),
-    max_retries: Optional[int] = typer.Option(None, "--max-retries", help="Retries on transient errors [env SOGNI_MAX_RETRIES; default 2].", show_default=False),
+    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help="API key (prefer SOGNI_API_KEY: flags show in `ps`).", show_default=False),
+    base_url: Optional[str] = typer.Option(None, "--base-url", metavar="URL", help="API base URL [env SOGNI_BASE_URL].", show_default=False),
+    profile: Optional[str] = typer.Option(None, "--profile", metavar="NAME", help="Profile in config.yaml [env SOGNI_PROFILE].", show_default=False),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="Seconds for any single wait [env SOGNI_TIMEOUT].", show_default=False),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", metavar="N", help="Retries on transient errors [env SOGNI_MAX_RETRIES; default 2].", show_default=False),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress; warnings and errors only."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log requests and responses to stderr (secrets redacted)."),
     no_color: bool = typer.Option(False, "--no-color", help="No colour [env NO_COLOR]."),
