@@ -188,7 +188,7 @@ def parse(args: list[str], table: Any = None) -> Optional[Call]:
 def run(args: list[str]) -> Optional[int]:
     """Run ``args`` in the fast lane and return the exit code, or None (nothing done) when the framework must
     take it."""
-    if args in (["--help"], ["-h"]):
+    if args in ([], ["--help"], ["-h"]):  # with no arguments at all, the root shows its help too
         return _root_help()
     call = parse(args)
     if call is None:

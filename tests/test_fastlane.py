@@ -188,9 +188,10 @@ def sogni(args: list[str], columns: str | None = None, **kw) -> subprocess.Compl
     return subprocess.run([sys.executable, "-m", "sogni_cli", *args], env=env, capture_output=True, text=True, **kw)
 
 
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []], ids=["--help", "-h", "none"])
 @pytest.mark.parametrize("columns", [None, "80", "200", "60"])
-def test_root_help_is_the_frameworks(columns):
-    res = sogni(["--help"], columns)
+def test_root_help_is_the_frameworks(columns, args):
+    res = sogni(args, columns)
     assert res.returncode == 0
     assert res.stderr == ""
     assert res.stdout == framework_help(columns)
@@ -211,6 +212,7 @@ def test_help_and_chat_do_not_load_the_framework(tmp_path):
         return json.loads(res.stderr.strip().splitlines()[-1])
 
     assert loaded("--help") == [0, False]
+    assert loaded() == [0, False]
     assert loaded("--dry-run", "chat", "hi", "-m", "m1") == [0, False]
     assert loaded("chat", "--help") == [0, True]
     assert loaded("chat", "--max-tokens", "many", "hi") == [2, True]
