@@ -256,3 +256,11 @@ def test_idempotency_keys_are_version_4_uuids():
         parsed = uuid.UUID(key)
         assert str(parsed) == key and parsed.version == 4 and parsed.variant == uuid.RFC_4122
     assert all(len(random_hex(n)) == n and int(random_hex(n), 16) >= 0 for n in (1, 8, 12, 16, 32))
+
+
+def test_version_loads_neither_typing_nor_the_framework():
+    probe = ("import sys\nfrom sogni_cli.__main__ import run\ncode = run(['--version'])\n"
+             "sys.stderr.write(repr((code, sorted(m for m in ('typing', 'typer') if m in sys.modules))))\n")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert res.stdout.startswith("sogni ")
+    assert res.stderr.strip().splitlines()[-1] == "(0, [])"
