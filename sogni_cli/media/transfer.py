@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.errors import SogniError, UsageError
-from . import naming
+from . import http1, naming
 from ..core.filewrite import (PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name,
                               put_in_place)
 from . import downloads as _dl
@@ -69,13 +69,14 @@ class _Skip:
 
 
 def _describe(exc: BaseException) -> str:
+    import httpcore
     import httpx
 
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, (httpx.TimeoutException, httpcore.TimeoutException)):
         return "timed out"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, (httpx.ConnectError, httpcore.ConnectError)):
         return f"could not connect ({exc})" if str(exc) else "could not connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, (httpx.RemoteProtocolError, httpcore.RemoteProtocolError)):
         return f"connection broken ({exc})" if str(exc) else "connection broken"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -124,8 +125,13 @@ class _Job:
 
     def drop_part(self) -> None:
         """Empty the part and remove its sidecar (the part stays held: the name is still this job's)."""
-        if self.claim is not None:
-            self.claim.reset()
+        c = self.claim
+        if c is None:
+            return
+        if c.fresh:
+            c.drop_sidecar()  # nothing was written through this claim: only a sidecar from before may be there
+        else:
+            c.reset()
 
     @property
     def label(self) -> str:
@@ -146,11 +152,24 @@ class _Downloader:
         self.refresh_lock = threading.Lock()
         self.cancel = threading.Event()
         self.active: set[Any] = set()  # responses being read, so an interrupt can unblock their reads
-        self.taken: set[Path] = set()
+        self.taken = naming.TakenNames()
         self.record: dict[str, dict[str, Any]] | None = None  # the output folder's download record
         self.unrecorded: list[tuple[SavedFile, dict[str, Any]]] = []  # saved, not yet in the record
         self.recorded_at = time.monotonic()
         self.checked: dict[str, str | None] = {}  # URL -> why it may not be fetched (None: it may)
+        self.direct: Any = None  # the lean pool under the client, when requests may go to it directly
+        self.base_headers: list[tuple[str, str]] = []
+        self.timeouts: tuple[float | None, float | None] = (None, None)
+
+    def use_client(self, client: Any) -> None:
+        """Fetch through ``client``; straight through its lean pool when :func:`~sogni_cli.media.downloads.direct_pool`
+        finds one, with the client's own headers and timeouts."""
+        self.client = client
+        self.direct = _dl.direct_pool(client)
+        if self.direct is not None:
+            self.base_headers = [(k, v) for k, v in client.headers.items() if k.lower() != "accept-encoding"]
+            t = client.timeout
+            self.timeouts = (t.connect, t.read)
 
     # -- naming -----------------------------------------------------------------------------------
     def claim(self, path: Path, ref: ArtifactRef | None = None) -> PartClaim | _Skip:
@@ -225,8 +244,8 @@ class _Downloader:
         artifact; otherwise the part and its sidecar are dropped and the answer is (0, None)."""
         job.ident = None
         part = job.part
-        if part is None:
-            return 0, None
+        if part is None or (job.claim is not None and job.claim.fresh):
+            return 0, None  # no part yet, or one this run made and has not written to
         size = _size(part)
         if not size:
             return 0, None
@@ -253,13 +272,17 @@ class _Downloader:
             return problem
 
     def open(self, url: str, offset: int, if_range: str | None = None):
+        """The answer to a GET of ``url`` (from ``offset``), redirects followed hop by hop, each target checked
+        like the first URL. Through the lean connection pool when the download client has one and the URL
+        can be sent as it is (:attr:`direct`), else through httpx; either way the same answer interface."""
         import httpx
 
-        headers = {"Accept-Encoding": "identity"}
+        extra = {"Accept-Encoding": "identity"}
         if offset:
-            headers["Range"] = f"bytes={offset}-"
+            extra["Range"] = f"bytes={offset}-"
             if if_range:
-                headers["If-Range"] = if_range
+                extra["If-Range"] = if_range
+        direct = self.direct
         for hop in range(MAX_REDIRECTS + 1):
             problem = self.url_problem(url)
             if problem:
@@ -267,23 +290,40 @@ class _Downloader:
                 raise _Fail(f"refused {where} {_short(url)}: {problem}")
             if self.cancel.is_set():
                 raise _Cancelled()
+            plain = http1.plain_url(url) if direct is not None else None
             try:
-                request = self.client.build_request("GET", url, headers=headers)
-                response = self.client.send(request, stream=True, follow_redirects=False)
-            except httpx.TransportError as exc:
+                if plain is not None:
+                    assert direct is not None
+                    response = self._direct(direct, plain, extra)
+                else:
+                    request = self.client.build_request("GET", url, headers=extra)
+                    response = self.client.send(request, stream=True, follow_redirects=False)
+            except _transport_errors() as exc:
                 raise _Retry(_describe(exc)) from None
             except (httpx.InvalidURL, ValueError):
                 raise _Fail(f"refused URL {_short(url)}: malformed URL") from None
-            if response.is_redirect:
+            if response.status_code in _REDIRECTS and "location" in response.headers:
                 location = response.headers.get("location", "")
-                target = str(response.url.join(location))
                 response.close()
                 if hop == MAX_REDIRECTS:
                     raise _Fail(f"too many redirects (more than {MAX_REDIRECTS})")
-                url = target
+                try:
+                    url = str(httpx.URL(url).join(location))
+                except (httpx.InvalidURL, ValueError):
+                    raise _Fail(f"refused redirect target {_short(location)}: malformed URL") from None
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _direct(self, pool: Any, plain: tuple, extra: dict[str, str]) -> Any:
+        """One GET through the lean pool, with the headers httpx would send (see :func:`_direct_setup`)."""
+        scheme, host, port, target, host_header = plain
+        headers = [("Host", host_header), *self.base_headers, *extra.items()]
+        answer = pool.get(scheme, host, port, target, headers, self.timeouts[0], self.timeouts[1])
+        encoding = answer.headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return answer
+        return _as_httpx(answer)  # httpx undoes the content coding
 
     def fresh_url(self, ref: ArtifactRef) -> str | None:
         if self.refresh is None:
@@ -467,6 +507,7 @@ class _Downloader:
             job.drop_part()
             job.ident = _dl.identity(ref, url, response.headers, expected)
             if expected is None or expected > SIDECAR_EAGER_MIN:
+                job.claim.no_sidecar = False
                 _dl.write_sidecar(part, job.ident)
             else:  # a small body: its sidecar is written only if it does not arrive whole
                 job.sidecar_due = True
@@ -475,8 +516,6 @@ class _Downloader:
 
     def stream(self, key: int, response: Any, job: "_Job", offset: int, expected: int | None,
                decode: bool, raw_length: int | None) -> tuple[int, str]:
-        import httpx
-
         part, label = job.part, job.label
         assert part is not None
         opts = self.opts
@@ -485,11 +524,14 @@ class _Downloader:
         h = _new_hash(opts)
         if offset and not isinstance(h, _NoHash):
             _hash_file(part, h, cancel)
-        flags = os.O_WRONLY | os.O_CREAT | (0 if offset else os.O_TRUNC)
-        flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-        fd = os.open(part, flags, 0o644)
+        claim = job.claim
+        assert claim is not None
+        fd = claim.fd  # the part is written through the descriptor that holds it (never reopened by name)
         if offset:
             os.lseek(fd, 0, os.SEEK_END)  # the part is held by this process: writing at its end appends
+        elif not claim.fresh:
+            claim.reset()  # from byte 0 of an empty part (a fresh part is one already)
+        claim.fresh = False
         limit = opts.max_size - offset
         received = 0
         ok = False
@@ -528,7 +570,7 @@ class _Downloader:
                     raise _Cancelled() from None
                 raise _Retry("timed out" if isinstance(exc, TimeoutError) else
                              f"connection broken ({exc})") from None
-            except httpx.TransportError as exc:
+            except _transport_errors() as exc:
                 writer.close()  # what arrived is good: keep it for the resume
                 if cancel.is_set():
                     raise _Cancelled() from None
@@ -549,12 +591,11 @@ class _Downloader:
         except BaseException as exc:
             writer.abort()
             if isinstance(exc, _Fail) and exc.drop_part:
-                os.close(fd)
-                fd = -1
                 job.drop_part()
             elif job.sidecar_due and job.ident is not None:  # what arrived can be resumed later
                 job.sidecar_due = False
                 try:
+                    claim.no_sidecar = False
                     _dl.write_sidecar(part, job.ident)
                 except OSError:
                     pass
@@ -562,8 +603,6 @@ class _Downloader:
         finally:
             with self.lock:
                 self.active.discard(response)
-            if fd >= 0:
-                os.close(fd)
             progress.finish(key, ok)
 
     def abort_reads(self) -> None:
@@ -641,6 +680,32 @@ class _Downloader:
         if fatal:
             raise fatal[0]
         return results
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _transport_errors() -> tuple:
+    """The failures of a connection: httpx's, and httpcore's (what the lean pool raises)."""
+    import httpcore
+    import httpx
+
+    return (httpx.TransportError, httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError)
+
+
+def _as_httpx(answer: Any) -> Any:
+    """An ``httpx.Response`` over a lean-pool answer whose body has a content coding (httpx decodes it)."""
+    import httpx
+
+    class Stream(httpx.SyncByteStream):
+        def __iter__(self):
+            return answer.iter_raw()
+
+        def close(self) -> None:
+            answer.close()
+
+    return httpx.Response(answer.status_code, headers=answer.raw_headers, stream=Stream(),
+                          extensions=answer.extensions)
 
 
 def _short(url: str, limit: int = 120) -> str:
