@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import threading
 from typing import Any, Iterator
 
@@ -26,6 +27,8 @@ _HEAD_END = b"\r\n\r\n"
 #: what may appear in a request target or a header value as sent (no spaces, controls or line breaks)
 _TARGET_OK = re.compile(r"[\x21-\x7e]+")
 _VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: Linux: blocking sockets with SO_RCVTIMEO/SO_SNDTIMEO (a timed-out call fails with EAGAIN)
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
 
 
 #: URLs the downloader sends as they are (anything else goes through httpx, which normalises it): http(s),
@@ -83,12 +86,32 @@ class Headers(dict):
 class _Conn:
     """One connection: its socket and the bytes read past what was handed out."""
 
-    __slots__ = ("sock", "buf", "stream")
+    __slots__ = ("sock", "buf", "stream", "timeout")
 
     def __init__(self, sock: Any):
         self.sock = sock
         self.buf = b""
         self.stream = _NetStream(sock)
+        self.timeout: Any = ()  # not set yet
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Every read and write on the connection fails after ``timeout`` seconds without progress.
+
+        A plain socket on Linux stays blocking with the kernel's own receive and send timeouts (a read is
+        one system call, with no ``poll`` before it); elsewhere, and over TLS, the socket's timeout."""
+        if timeout == self.timeout:
+            return
+        self.timeout = timeout
+        if _KERNEL_TIMEOUTS and not hasattr(self.sock, "getpeercert"):
+            import struct
+
+            secs = 0.0 if timeout is None else max(0.001, float(timeout))
+            tv = struct.pack("ll", int(secs), int((secs % 1) * 1_000_000))
+            self.sock.settimeout(None)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+        else:
+            self.sock.settimeout(timeout)
 
     def close(self) -> None:
         try:
@@ -170,8 +193,8 @@ class Answer:
                         break
                     self.num_bytes_downloaded += len(piece)
                     yield piece
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(str(exc) or "timed out") from None
+        except (TimeoutError, BlockingIOError):
+            raise httpcore.ReadTimeout("timed out") from None
         except OSError as exc:
             raise httpcore.ReadError(str(exc) or type(exc).__name__) from None
         self.done = True
@@ -304,15 +327,15 @@ class Http1Pool:
             if conn is None:
                 conn = self._connect(scheme, host, port, connect_timeout)
             try:
-                conn.sock.settimeout(read_timeout)
+                conn.set_timeout(read_timeout)
                 conn.sock.sendall(request)
                 head = self._read_head(conn, reused)
             except _Stale:
                 conn.close()
                 continue  # the server closed an idle connection: one more try on a new one
-            except TimeoutError as exc:
+            except (TimeoutError, BlockingIOError):
                 conn.close()
-                raise httpcore.ReadTimeout(str(exc) or "timed out") from None
+                raise httpcore.ReadTimeout("timed out") from None
             except httpcore.RemoteProtocolError:
                 conn.close()
                 raise

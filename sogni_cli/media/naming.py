@@ -286,27 +286,28 @@ class TakenNames:
         self.keys.add(self.key(str(path)))
 
 
-def resolve_collision(path: Path, on_exists: str, taken: "TakenNames | set[Path]") -> Path | None:
+def resolve_collision(path: Path, on_exists: str, taken: "TakenNames | set[Path]", *,
+                      exists: bool | None = None) -> Path | None:
     """Apply ``--on-exists`` to ``path``; the chosen path is added to ``taken``.
 
     A name already chosen in this batch (in ``taken``, compared by :func:`clash_key`) always gets a suffix,
     whatever the mode, so that one batch never overwrites or drops its own files. For a file already on
     disk (or a link of that name): ``overwrite`` → the same path; ``skip`` → None (keep the existing file);
     ``error`` → UsageError; ``suffix`` → ``name-1.ext``, ``name-2.ext``… (skipping names on disk or in
-    ``taken``).
+    ``taken``). ``exists``: whether ``path`` is on disk, when the caller has just looked.
     """
     if on_exists not in ON_EXISTS:
         raise UsageError(f"Invalid --on-exists value {on_exists!r}", "Use one of: " + ", ".join(ON_EXISTS))
     names = taken if isinstance(taken, TakenNames) else TakenNames(taken)
-    got = _resolve(path, on_exists, names)
+    got = _resolve(path, on_exists, names, exists)
     if got is not None and names is not taken:
         taken.add(got)
     return got
 
 
-def _resolve(path: Path, on_exists: str, taken: TakenNames) -> Path | None:
+def _resolve(path: Path, on_exists: str, taken: TakenNames, exists: bool | None) -> Path | None:
     in_batch = path in taken
-    if not in_batch and not os.path.lexists(path):
+    if not in_batch and not (os.path.lexists(path) if exists is None else exists):
         taken.add(path)
         return path
     if not in_batch:

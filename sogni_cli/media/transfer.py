@@ -177,15 +177,17 @@ class _Downloader:
         saving into the same folder; a present ``_Skip`` when the download record says this artifact is
         already saved under the name (every mode but ``overwrite``)."""
         with self.lock:
-            if (ref is not None and self.opts.on_exists != "overwrite" and path not in self.taken
-                    and os.path.lexists(path)):
-                if self.record is None:
-                    self.record = _dl.read_record(Path(self.opts.output_dir))
-                done = _dl.saved_as(path, ref, self.record, suffixed=self.opts.on_exists == "suffix")
-                if done is not None and done not in self.taken:
-                    self.taken.add(done)
-                    return _Skip(done, present=True)
-            got = naming.resolve_collision(path, self.opts.on_exists, self.taken)
+            exists = None  # not looked at yet
+            if ref is not None and self.opts.on_exists != "overwrite" and path not in self.taken:
+                exists = os.path.lexists(path)
+                if exists:
+                    if self.record is None:
+                        self.record = _dl.read_record(Path(self.opts.output_dir))
+                    done = _dl.saved_as(path, ref, self.record, suffixed=self.opts.on_exists == "suffix")
+                    if done is not None and done not in self.taken:
+                        self.taken.add(done)
+                        return _Skip(done, present=True)
+            got = naming.resolve_collision(path, self.opts.on_exists, self.taken, exists=exists)
             if got is None:
                 return _Skip(path)
             return self._hold(path, got)
