@@ -7,6 +7,7 @@ template, and the result is sanitised so that no name can leave the output folde
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import string
@@ -86,6 +87,7 @@ def _cut_bytes(text: str, max_bytes: int) -> str:
     return data[:max_bytes].decode("utf-8", "ignore")
 
 
+@functools.lru_cache(maxsize=256)  # a batch's files mostly share one prompt
 def slugify(text: str | None, max_len: int = 40) -> str:
     """Words of ``text`` in any script, lower-cased where the script has case, joined by ``-``, at most
     ``max_len`` bytes in UTF-8 ("" when no letter or digit is left).
@@ -161,7 +163,8 @@ def template_fields(template: str | None) -> set[str]:
     return {name for _, name, _ in _parse_template(template or DEFAULT_TEMPLATE) if name is not None}
 
 
-def _parse_template(template: str) -> list[tuple[str, str | None, str]]:
+@functools.lru_cache(maxsize=32)
+def _parse_template(template: str) -> tuple[tuple[str, str | None, str], ...]:
     allowed = ", ".join("{" + f + "}" for f in NAME_FIELDS)
     try:
         parsed = list(string.Formatter().parse(template))
@@ -179,7 +182,7 @@ def _parse_template(template: str) -> list[tuple[str, str | None, str]]:
             raise UsageError(f"Unsupported placeholder format in --name template {template!r}",
                              f"Placeholders: {allowed} (a format spec such as {{index:03}} is allowed)")
         out.append((literal, name, spec or ""))
-    return out
+    return tuple(out)
 
 
 def sanitize_name(name: str) -> str:

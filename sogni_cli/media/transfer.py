@@ -540,8 +540,11 @@ class _Downloader:
         progress.start(key, expected, label)
         if offset:
             progress.advance(key, offset)
+        # A small body is written in one go: if the process dies before its end, its part has no sidecar
+        # and is started over anyway (a failed read still writes what arrived, for the resume).
+        small = expected is not None and expected - offset <= SIDECAR_EAGER_MIN
         writer = _Writer(fd, h, lambda n: progress.advance(key, n),
-                         threaded=expected is None or expected - offset > THREADED_WRITE_MIN)
+                         threaded=expected is None or expected - offset > THREADED_WRITE_MIN, eager=0 if small else None)
         with self.lock:
             self.active.add(response)
         try:
