@@ -52,6 +52,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\nX-Trailer: 1\r\n\r\n")
             return
         body = BIG if self.path.startswith("/big") else b"x" * 2000
+        if self.path.startswith("/big-changed"):  # a new version: a whole 200 whatever is asked, cut the first time
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("ETag", '"v2"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if hits == 1 else body)
+            self.wfile.flush()
+            self.close_connection = hits == 1
+            return
         rng = self.headers.get("Range")
         start = int(rng[6:-1]) if rng else 0
         if rng:
@@ -208,3 +218,22 @@ def test_a_chunked_body_after_an_interim_answer_arrives_whole_and_the_connection
     assert [s.path.read_bytes() == body for s in report.saved] == [True, True, True]
     assert report.saved[0].sha256 == hashlib.sha256(body).hexdigest()
     assert len({port for _, _, port in server.requests}) == 1
+
+
+def test_a_part_rewritten_from_zero_keeps_its_new_sidecar_when_it_stops_short(server, tmp_path):
+    # A part of an older version is asked for with If-Range, the server sends the new version whole (200)
+    # and stops half way: the part's sidecar now names the new version, so the next try resumes it.
+    from sogni_cli.media import downloads as dl
+
+    url = _url(server, "/big-changed.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    part = out / "v-1.mp4.part"
+    part.write_bytes(b"old" * 1000)
+    dl.write_sidecar(part, dict(dl.identity(ArtifactRef(url), url), etag='"v1"'))
+    report = download_all([ArtifactRef(url, prompt="v")], _opts(tmp_path, checksum=True), sleep=_NoSleep())
+    assert report.ok, report.failed
+    assert report.saved[0].path.read_bytes() == BIG
+    assert report.saved[0].sha256 == hashlib.sha256(BIG).hexdigest()
+    ranges = [r for p, r, _ in server.requests if p == "/big-changed.mp4"]
+    assert ranges == ["bytes=3000-", f"bytes={len(BIG) // 2}-"]

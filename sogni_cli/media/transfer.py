@@ -531,8 +531,9 @@ class _Downloader:
         fd = claim.fd  # the part is written through the descriptor that holds it (never reopened by name)
         if offset:
             os.lseek(fd, 0, os.SEEK_END)  # the part is held by this process: writing at its end appends
-        elif not claim.fresh:
-            claim.reset()  # from byte 0 of an empty part (a fresh part is one already)
+        elif not claim.fresh:  # from byte 0 of an empty part (a fresh part is one already); the sidecar stays
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
         claim.fresh = False
         limit = opts.max_size - offset
         received = 0
