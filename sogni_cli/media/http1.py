@@ -10,7 +10,8 @@ exception types (what httpx's own transport raises too).
 Two ways in: :meth:`Http1Pool.get` (the downloader's own path, see :mod:`sogni_cli.media.transfer`) and
 :meth:`Http1Pool.handle_request`, which stands in for httpcore's pool under the download client's
 ``httpx.HTTPTransport`` for the requests that go through httpx. Proxies from the environment keep their
-own transports.
+own transports. The downloader's shared glue lives here too: which failures are a connection's, how they
+are told, and an httpx response over an answer whose body has a content coding.
 """
 
 from __future__ import annotations
@@ -456,3 +457,40 @@ class _Body:
 
     def close(self) -> None:
         self.answer.close()
+
+
+def describe_error(exc: BaseException) -> str:
+    """How a connection failure (httpx's or httpcore's) is told to the user."""
+    import httpcore
+    import httpx
+
+    if isinstance(exc, (httpx.TimeoutException, httpcore.TimeoutException)):
+        return "timed out"
+    if isinstance(exc, (httpx.ConnectError, httpcore.ConnectError)):
+        return f"could not connect ({exc})" if str(exc) else "could not connect"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpcore.RemoteProtocolError)):
+        return f"connection broken ({exc})" if str(exc) else "connection broken"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def transport_errors() -> tuple:
+    """The failures of a connection: httpx's, and httpcore's (what the lean pool raises)."""
+    import httpcore
+    import httpx
+
+    return (httpx.TransportError, httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError)
+
+
+def as_httpx_response(answer: Any) -> Any:
+    """An ``httpx.Response`` over a lean-pool answer whose body has a content coding (httpx decodes it)."""
+    import httpx
+
+    class Stream(httpx.SyncByteStream):
+        def __iter__(self):
+            return answer.iter_raw()
+
+        def close(self) -> None:
+            answer.close()
+
+    return httpx.Response(answer.status_code, headers=answer.raw_headers, stream=Stream(),
+                          extensions=answer.extensions)

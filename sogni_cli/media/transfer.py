@@ -68,19 +68,6 @@ class _Skip:
         self.present = present
 
 
-def _describe(exc: BaseException) -> str:
-    import httpcore
-    import httpx
-
-    if isinstance(exc, (httpx.TimeoutException, httpcore.TimeoutException)):
-        return "timed out"
-    if isinstance(exc, (httpx.ConnectError, httpcore.ConnectError)):
-        return f"could not connect ({exc})" if str(exc) else "could not connect"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpcore.RemoteProtocolError)):
-        return f"connection broken ({exc})" if str(exc) else "connection broken"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 def _remove(path: Path | None) -> None:
     if path is None:
         return
@@ -300,8 +287,8 @@ class _Downloader:
                 else:
                     request = self.client.build_request("GET", url, headers=extra)
                     response = self.client.send(request, stream=True, follow_redirects=False)
-            except _transport_errors() as exc:
-                raise _Retry(_describe(exc)) from None
+            except http1.transport_errors() as exc:
+                raise _Retry(http1.describe_error(exc)) from None
             except (httpx.InvalidURL, ValueError):
                 raise _Fail(f"refused URL {_short(url)}: malformed URL") from None
             if response.status_code in _REDIRECTS and "location" in response.headers:
@@ -318,14 +305,14 @@ class _Downloader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _direct(self, pool: Any, plain: tuple, extra: dict[str, str]) -> Any:
-        """One GET through the lean pool, with the headers httpx would send (see :func:`_direct_setup`)."""
+        """One GET through the lean pool, with the headers httpx would send (see :meth:`use_client`)."""
         scheme, host, port, target, host_header = plain
         headers = [("Host", host_header), *self.base_headers, *extra.items()]
         answer = pool.get(scheme, host, port, target, headers, self.timeouts[0], self.timeouts[1])
         encoding = answer.headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("", "identity"):
             return answer
-        return _as_httpx(answer)  # httpx undoes the content coding
+        return http1.as_httpx_response(answer)  # httpx undoes the content coding
 
     def fresh_url(self, ref: ArtifactRef) -> str | None:
         if self.refresh is None:
@@ -541,8 +528,9 @@ class _Downloader:
         progress.start(key, expected, label)
         if offset:
             progress.advance(key, offset)
-        # A small body is written in one go: if the process dies before its end, its part has no sidecar
-        # and is started over anyway (a failed read still writes what arrived, for the resume).
+        # A small body is written in one go at its end (a read that fails still writes what arrived first,
+        # for the resume): a process killed before then loses at most SIDECAR_EAGER_MIN bytes, which a
+        # part without a sidecar would fetch again anyway.
         small = expected is not None and expected - offset <= SIDECAR_EAGER_MIN
         writer = _Writer(fd, h, lambda n: progress.advance(key, n),
                          threaded=expected is None or expected - offset > THREADED_WRITE_MIN, eager=0 if small else None)
@@ -576,11 +564,11 @@ class _Downloader:
                     raise _Cancelled() from None
                 raise _Retry("timed out" if isinstance(exc, TimeoutError) else
                              f"connection broken ({exc})") from None
-            except _transport_errors() as exc:
+            except http1.transport_errors() as exc:
                 writer.close()  # what arrived is good: keep it for the resume
                 if cancel.is_set():
                     raise _Cancelled() from None
-                raise _Retry(_describe(exc)) from None
+                raise _Retry(http1.describe_error(exc)) from None
             except (KeyboardInterrupt, _Cancelled):
                 writer.close()
                 raise
@@ -689,29 +677,6 @@ class _Downloader:
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-def _transport_errors() -> tuple:
-    """The failures of a connection: httpx's, and httpcore's (what the lean pool raises)."""
-    import httpcore
-    import httpx
-
-    return (httpx.TransportError, httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError)
-
-
-def _as_httpx(answer: Any) -> Any:
-    """An ``httpx.Response`` over a lean-pool answer whose body has a content coding (httpx decodes it)."""
-    import httpx
-
-    class Stream(httpx.SyncByteStream):
-        def __iter__(self):
-            return answer.iter_raw()
-
-        def close(self) -> None:
-            answer.close()
-
-    return httpx.Response(answer.status_code, headers=answer.raw_headers, stream=Stream(),
-                          extensions=answer.extensions)
 
 
 def _short(url: str, limit: int = 120) -> str:
