@@ -193,7 +193,8 @@ def sanitize_name(name: str) -> str:
     name = _UNSAFE_CHARS.sub("-", name)
     # no control characters (C1 too) and no format characters such as bidirectional overrides/isolates, which
     # make a name display as another
-    name = "".join("-" if _invisible(c) else c for c in name)
+    if not name.isascii():  # an ASCII name has no format characters, and its controls went just above
+        name = "".join("-" if _invisible(c) else c for c in name)
     name = _DOTS.sub(".", name)
     name = re.sub(r"^[\s.\-]+", "", name).strip()  # never hidden, never read as an option (`--name ../x`)
     name = name.rstrip(". ")  # trailing dots/spaces are not portable
