@@ -517,7 +517,7 @@ def _no_cookies(client: Any) -> None:
 
 
 def _lean_pool(client: Any, keepalive: int) -> bool:
-    """Put the standard library's HTTP/1.1 connections under the client's own transport (a third of the
+    """Put the lean HTTP/1.1 pool under the client's own transport (a third of the
     CPU per request: see :mod:`sogni_cli.media.http1`); kept as it is when httpx lays it out otherwise."""
     import httpx
 
