@@ -123,7 +123,7 @@ def _run(argv: list[str] | None = None) -> int:
     for secret in _secrets(args):
         secrets.register(secret)
 
-    from .core.errors import DryRunDone, ExitCode, SogniError
+    from .core.errors import DryRunDone, ExitCode, ExitStatus, SogniError, StdoutClosed
 
     undecodable = _undecodable_argument(args)
     if undecodable is not None:
@@ -132,17 +132,13 @@ def _run(argv: list[str] | None = None) -> int:
                      "Pass text as UTF-8 (check the terminal's or the script's encoding).")
         return int(ExitCode.USAGE)
 
-    import typer.main
-
-    from .cli_errors import Abort, ClickException, is_no_args_help
-    from .cli_errors import Exit as ClickExit
-
-    from .app import StdoutClosed, app
-
     try:
-        command = typer.main.get_command(app)
-        rv = command.main(args=args, prog_name="sogni", standalone_mode=False)
-        return int(rv) if isinstance(rv, int) else 0
+        from . import fastlane
+
+        code = fastlane.run(args)
+        return code if code is not None else _framework(args)
+    except ExitStatus as exc:
+        return exc.code
     except DryRunDone:
         return 0
     except SogniError as exc:
@@ -154,20 +150,7 @@ def _run(argv: list[str] | None = None) -> int:
 
             sys.stderr.write(redact(traceback.format_exc()))
         return int(exc.exit_code)
-    except ClickExit as exc:
-        return int(exc.exit_code or 0)
-    except ClickException as exc:
-        if is_no_args_help(exc):
-            sys.stdout.write(exc.ctx.get_help() + "\n")
-            return 0
-        msg = exc.format_message()
-        ctx = getattr(exc, "ctx", None)
-        hint = None
-        if ctx is not None:
-            hint = f"See `{ctx.command_path} --help`."
-        _print_error(msg, hint)
-        return int(getattr(exc, "exit_code", 2) or 2)
-    except (KeyboardInterrupt, Abort):
+    except KeyboardInterrupt:
         try:
             sys.stderr.write("\nInterrupted.\n")
         except (OSError, ValueError):  # pragma: no cover
@@ -192,10 +175,34 @@ def _run(argv: list[str] | None = None) -> int:
             _quiet_stdout()
         return int(ExitCode.USAGE)
     except SystemExit as exc:  # pragma: no cover - click internals
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        status = exc.code
+        return status if isinstance(status, int) else (0 if status is None else 1)
     except Exception as exc:  # a bug
         return _bug(exc)
+
+
+def _framework(args: list[str]) -> int:
+    """Parse and run ``args`` with the command-line framework; its own outcomes (an exit, a usage error, help
+    asked for by giving no arguments, an interruption) become exit codes or our exceptions here."""
+    import typer.main
+
+    from .app import app
+    from .cli_errors import Abort, ClickException, Exit, is_no_args_help
+
+    try:
+        rv = typer.main.get_command(app).main(args=args, prog_name="sogni", standalone_mode=False)
+    except Exit as exc:
+        return int(exc.exit_code or 0)
+    except ClickException as exc:
+        if is_no_args_help(exc):
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            return 0
+        ctx = getattr(exc, "ctx", None)
+        _print_error(exc.format_message(), f"See `{ctx.command_path} --help`." if ctx is not None else None)
+        return int(getattr(exc, "exit_code", 2) or 2)
+    except Abort:
+        raise KeyboardInterrupt() from None
+    return int(rv) if isinstance(rv, int) else 0
 
 
 def _bug(exc: BaseException) -> int:

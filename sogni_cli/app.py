@@ -13,8 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .core.errors import exit_codes_text
-from .core.options import GlobalOptions
+from .core.errors import StdoutClosed, exit_codes_text
+from .core.options import GlobalOptions, hoist_globals
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,12 +55,7 @@ Examples:
 """ + exit_codes_text() + "\n"
 
 
-# Global options that may also be written after the command; those that take a value.
-GLOBAL_VALUE_OPTIONS = frozenset({"--api-key", "--base-url", "--profile", "--timeout", "--max-retries"})
-GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose", "--no-color", "--emulator", "--dry-run"})
-
-
-def _option_names(cmd: Any) -> dict[str, bool]:
+def option_names(cmd: Any) -> dict[str, bool]:
     """Every option name of a command and its subcommands -> whether it takes a value."""
     names: dict[str, bool] = {}
     stack = [cmd] if cmd is not None else []
@@ -76,10 +71,6 @@ def _option_names(cmd: Any) -> dict[str, bool]:
     names.setdefault("--help", False)
     names.setdefault("-h", False)
     return names
-
-
-class StdoutClosed(Exception):
-    """stdout's reader went away (``sogni chat … | head -1``); not an OSError, so click leaves it to us."""
 
 
 class LazyGroup(TyperGroup):
@@ -120,42 +111,7 @@ class LazyGroup(TyperGroup):
         return super().parse_args(ctx, self._hoist_globals(ctx, list(args)))
 
     def _hoist_globals(self, ctx: Any, args: list[str]) -> list[str]:
-        """Global options written after the command (``sogni chat --timeout 5 hi``) are moved before it, unless the
-        command has an option of that name itself; nothing after ``--`` is touched."""
-        i = 0
-        while i < len(args):
-            tok = args[i]
-            if tok == "--" or not tok.startswith("-"):
-                break
-            i += 2 if tok in GLOBAL_VALUE_OPTIONS else 1
-        if i >= len(args) or args[i] == "--" or args[i] not in COMMANDS:
-            return args
-        own = _option_names(self.get_command(ctx, args[i]))
-        hoisted: list[str] = []
-        kept: list[str] = []
-        j = i + 1
-        while j < len(args):
-            tok = args[j]
-            if tok == "--":
-                kept.extend(args[j:])
-                break
-            name = tok.split("=", 1)[0] if tok.startswith("--") else tok
-            if name in own:
-                kept.append(tok)
-                if own[name] and "=" not in tok and j + 1 < len(args):
-                    kept.append(args[j + 1])
-                    j += 1
-            elif name in GLOBAL_VALUE_OPTIONS:
-                hoisted.append(tok)
-                if "=" not in tok and j + 1 < len(args):
-                    hoisted.append(args[j + 1])
-                    j += 1
-            elif name in GLOBAL_FLAGS:
-                hoisted.append(tok)
-            else:
-                kept.append(tok)
-            j += 1
-        return args[:i] + hoisted + [args[i]] + kept
+        return hoist_globals(args, COMMANDS, own_of=lambda name: option_names(self.get_command(ctx, name)))
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else None
@@ -192,11 +148,11 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    api_key: Optional[str] = typer.Option(None, "--api-key", help="API key (prefer SOGNI_API_KEY: flags show in `ps`).", show_default=False),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="API base URL [env SOGNI_BASE_URL].", show_default=False),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Profile in config.yaml [env SOGNI_PROFILE].", show_default=False),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds for any single wait [env SOGNI_TIMEOUT].", show_default=False),
-    max_retries: Optional[int] = typer.Option(None, "--max-retries", help="Retries on transient errors [env SOGNI_MAX_RETRIES; default 2].", show_default=False),
+    api_key: Optional[str] = typer.Option(None, "--api-key", metavar="KEY", help="API key (prefer SOGNI_API_KEY: flags show in `ps`).", show_default=False),
+    base_url: Optional[str] = typer.Option(None, "--base-url", metavar="URL", help="API base URL [env SOGNI_BASE_URL].", show_default=False),
+    profile: Optional[str] = typer.Option(None, "--profile", metavar="NAME", help="Profile in config.yaml [env SOGNI_PROFILE].", show_default=False),
+    timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="Seconds for any single wait [env SOGNI_TIMEOUT].", show_default=False),
+    max_retries: Optional[int] = typer.Option(None, "--max-retries", metavar="N", help="Retries on transient errors [env SOGNI_MAX_RETRIES; default 2].", show_default=False),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress; warnings and errors only."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log requests and responses to stderr (secrets redacted)."),
     no_color: bool = typer.Option(False, "--no-color", help="No colour [env NO_COLOR]."),

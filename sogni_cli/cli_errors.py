@@ -1,4 +1,4 @@
-"""The command-line framework's own error types (and where a parameter's value came from), reached through
+"""The command-line framework's own error types, reached through
 public names where they exist.
 
 Typer re-exports ``Abort``, ``Exit`` and ``BadParameter`` at its top level; the base classes
@@ -40,13 +40,3 @@ def is_no_args_help(exc: BaseException) -> bool:
     if _NoArgsIsHelpError is not None:
         return isinstance(exc, _NoArgsIsHelpError)
     return type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None) is not None
-
-
-def parameter_source(ctx: Any, param: str) -> str | None:
-    """Where the value of ``param`` came from, by name (``COMMANDLINE``, ``ENVIRONMENT``, ``DEFAULT``…), or
-    None when ``param`` is not a parameter of ``ctx``'s command (no private import of the framework)."""
-    try:
-        src = ctx.get_parameter_source(param)
-    except Exception:  # noqa: BLE001 - not a parameter of this command
-        return None
-    return getattr(src, "name", None)

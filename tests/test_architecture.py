@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "sogni_cli"
 #: Lowest first. Parts on one line are one layer and must not form a circle among themselves.
 LAYERS: list[set[str]] = [
     {"__init__"},
-    {"core"},
+    {"core", "fastlane_table"},
     {"cli_errors"},
     {"catalog", "emulator"},
     {"api"},
@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"render", "completion_shells"},
     {"commands"},
     {"app"},
-    {"completion_gen"},
+    {"completion_gen", "fastlane"},
     {"__main__"},
 ]
 LAYER_OF = {part: i for i, parts in enumerate(LAYERS) for part in parts}

@@ -19,7 +19,7 @@ import json as _json
 import random
 import threading
 import time
-import uuid
+from ..core.ids import new_uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -266,7 +266,7 @@ class ApiClient:
         hdrs = self.headers_for(url, headers, json_body=json is not None)
         if stream:
             hdrs["Accept"] = "text/event-stream"
-        key = idempotency_key or (str(uuid.uuid4()) if idempotent else None)
+        key = idempotency_key or (new_uuid() if idempotent else None)
         if key:
             hdrs["Idempotency-Key"] = key
         if self.config.dry_run:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-import uuid
+from ..core.ids import random_hex
 from typing import Any
 
 from ..core.errors import TimeoutError_, UnavailableError, parse_error_body
@@ -94,8 +94,8 @@ def put_bytes(url: str, data: bytes, mime: str, *, policy: Any = None) -> None:
 def upload_file(client: Any, kind: str, mime: str, data: bytes, *, job_id: str | None = None,
                 item_id: str | None = None, role: str | None = None) -> str:
     """Upload ``data``; return the signed download URL for ``media_references``."""
-    job_id = job_id or f"cli-{uuid.uuid4().hex[:16]}"
-    item_id = item_id or uuid.uuid4().hex[:16]
+    job_id = job_id or f"cli-{random_hex(16)}"
+    item_id = item_id or random_hex(16)
     query = upload_query(kind, mime, job_id, item_id, role)
     base = _route(kind)
     up = _data_field(client.request("GET", f"{base}/uploadUrl", params=query), "uploadUrl", "url")

@@ -57,9 +57,9 @@ def _record(body: Any) -> dict[str, Any]:
 
 def new_key() -> str:
     """A fresh Idempotency-Key for one logical workflow start."""
-    import uuid
+    from ..core.ids import random_hex
 
-    return f"sogni-{uuid.uuid4().hex}"
+    return f"sogni-{random_hex()}"
 
 
 def create(client: Any, body: dict[str, Any], *, key: str | None = None) -> dict[str, Any]:

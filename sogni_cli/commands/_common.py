@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from ..core.config import Settings, resolve
 from ..core.term import err
 
 
-def make_app(help: str, epilog: str | None = None, **kw: Any) -> typer.Typer:
+if TYPE_CHECKING:
+    import typer
+
+
+def make_app(help: str, epilog: str | None = None, **kw: Any) -> "typer.Typer":
     """A command module's Typer app with the project's defaults (plain help, no completion flags)."""
+    import typer
+
     return typer.Typer(help=help, epilog=epilog, rich_markup_mode=None, add_completion=False,
                        pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]}, **kw)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..core.errors import ExitStatus
 from ..core.term import err
 from ..render.output import out, out_json
 
@@ -52,8 +53,6 @@ def follow_only(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool) -
 
 def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt: str | None,
            cancel_on_interrupt: bool = True) -> None:
-    import typer
-
     from ..api.hosted import HostedMedia
     from ..jobs.chat_run import finish_events, follow_run, raise_for_run
     from ..render.chat_view import ChatView
@@ -97,7 +96,7 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
         saved = report.paths
         exit_code = report.exit_code
     if opts.save_messages is not None:
-        from .chat import write_conversation
+        from .chat_body import write_conversation
 
         msgs = rec.get("messages") if isinstance(rec.get("messages"), list) else []
         write_conversation(opts.save_messages, msgs)
@@ -106,14 +105,14 @@ def follow(ctx: Any, api: Any, rid: str, opts: RunOutput, *, quiet: bool, prompt
     view.finish()
     raise_for_run(rec, rid)
     if exit_code:
-        raise typer.Exit(exit_code)
+        raise ExitStatus(exit_code)
 
 
 def _approve_by_policy(api: Any, rid: str, rec: dict, up_to: Optional[float], quiet: bool) -> bool:
     """A run waiting for a cost is approved (its preview, unchanged) when the preview is within
     ``--approve-up-to``, or, on a terminal, when the user says yes (default no); True then. Otherwise the
     caller ends with exit 9 and the command that approves it later."""
-    import uuid
+    from ..core.ids import new_uuid
 
     from ..api import runs
     from ..api.billing import preview_units
@@ -131,7 +130,7 @@ def _approve_by_policy(api: Any, rid: str, rec: dict, up_to: Optional[float], qu
         if ask is None or not ask(f"Run {rid} waits for cost approval: {describe(preview)}. Approve? [y/N] "):
             return False
         how = "approved on the terminal"
-    runs.confirm_cost(api, rid, tool_call_id=call_id, preview=preview, idempotency_key=str(uuid.uuid4()))
+    runs.confirm_cost(api, rid, tool_call_id=call_id, preview=preview, idempotency_key=new_uuid())
     if not quiet:
         err(f"Approved {describe(preview)} ({how}).")
     return True

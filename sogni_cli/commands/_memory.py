@@ -22,7 +22,7 @@ MAX_RECORD_BYTES = 256 * 1024 * 1024  # the most of a run record read back for t
 
 def _given(ctx: Any, param: str) -> bool:
     """True when the user set ``param`` on the command line (or through its environment variable)."""
-    from ..cli_errors import parameter_source
+    from ..core.options import parameter_source
 
     return parameter_source(ctx, param) in ("COMMANDLINE", "ENVIRONMENT")
 

@@ -36,11 +36,12 @@ def _config_dir(ctx: typer.Context) -> Path:
 def preset_values(args: list[str]) -> dict[str, Any]:
     """The preset options given as `sogni chat` flags in ``args`` (only those on the command line)."""
     import typer.main
-    from ..cli_errors import parameter_source
+    from ..core.options import parameter_source
 
     from ..core.presets import PRESET_KEYS
     from ._memory import PARAM_OF
-    from .chat import _template_kwargs, app as chat_app
+    from .chat import app as chat_app
+    from .chat_body import template_kwargs
 
     cmd = typer.main.get_command(chat_app)
     cctx = cmd.make_context("sogni preset save", list(args))
@@ -56,7 +57,7 @@ def preset_values(args: list[str]) -> dict[str, Any]:
     for param in sorted(given):
         key, value = param_keys[param], cctx.params[param]
         if key == "template_kwargs":
-            value = _template_kwargs(list(value or []))
+            value = template_kwargs(list(value or []))
         elif key == "stop":
             value = list(value or [])
         elif key == "response_format" and value not in ("json", "text"):

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ..core.errors import UsageError
+from ..core.errors import ExitCode, ExitStatus, UsageError
 from ..render.output import out, out_json
 from ..core.term import err
 from ._common import make_app
@@ -243,7 +243,7 @@ def run(
     with RecipeLog(s, file, p, opts.output_dir, no_log):
         code = run_plan(api, p, opts)
     if code:
-        raise typer.Exit(code)
+        raise ExitStatus(code)
 
 
 def _check_patterns(plan, patterns: list[str], quiet: bool) -> None:
@@ -293,7 +293,7 @@ def report(
     else:
         out(summary_table(summary))
     if summary["failed_jobs"] or summary.get("missing_shards"):  # not succeeded, never started, shard missing
-        raise typer.Exit(8)
+        raise ExitStatus(ExitCode.INCOMPLETE)
 
 
 @app.command()

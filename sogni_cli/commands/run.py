@@ -152,7 +152,7 @@ def approve(
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Approve the cost a run is waiting on (the preview it showed, unchanged); the run goes on."""
-    import uuid
+    from ..core.ids import new_uuid
 
     from ..api import runs
 
@@ -174,7 +174,7 @@ def approve(
             raise BillingError(f"Chat run {run_id} waits for {units} capacity units, more than --up-to {up_to}; "
                                "nothing was approved.", hint=f"`sogni run approve {run_id}` approves it as shown.")
     rec = runs.confirm_cost(api, run_id, tool_call_id=call_id, preview=preview or {},
-                            decision="cancel" if decline else "confirm", idempotency_key=str(uuid.uuid4()))
+                            decision="cancel" if decline else "confirm", idempotency_key=new_uuid())
     if json_out:
         out_json(rec)
         return

@@ -42,6 +42,20 @@ def exit_codes_text(width: int = 73) -> str:
     return "\n".join(textwrap.wrap(f"Exit codes: {words}.", width))
 
 
+class ExitStatus(Exception):
+    """End the command with ``code``: what the user needs to know was already written (a partial download,
+    a run that ended badly and said so)."""
+
+    def __init__(self, code: ExitCode | int):
+        super().__init__(int(code))
+        self.code = int(code)
+
+
+class StdoutClosed(Exception):
+    """Standard output's reader went away (``sogni chat … | head -1``); not an OSError, so the command-line
+    framework leaves it to the exit-code funnel."""
+
+
 class DryRunDone(Exception):
     """Raised after ``--dry-run`` printed the request it would have sent (exit 0)."""
 

@@ -9,7 +9,7 @@ before the first attempt, so a retried start never makes a second run.
 from __future__ import annotations
 
 import base64
-import uuid
+from ..core.ids import new_uuid, random_hex
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -68,7 +68,7 @@ def upload_inline_media(client: Any, value: Any, *, dry_run: bool = False) -> An
     """``value`` with every ``data:`` URI replaced by the URL of an upload of its bytes."""
     from ..api.uploads import upload_file
 
-    job_id = f"cli-run-{uuid.uuid4().hex[:12]}"
+    job_id = f"cli-run-{random_hex(12)}"
     cache: dict[str, str] = {}
 
     def walk(v: Any) -> Any:
@@ -78,7 +78,7 @@ def upload_inline_media(client: Any, value: Any, *, dry_run: bool = False) -> An
                 kind = mime.split("/", 1)[0]
                 kind = kind if kind in ("image", "audio", "video") else "image"
                 cache[v] = ("https://upload.invalid/planned" if dry_run else
-                            upload_file(client, kind, mime, data, job_id=job_id, item_id=uuid.uuid4().hex[:16]))
+                            upload_file(client, kind, mime, data, job_id=job_id, item_id=random_hex(16)))
             return cache[v]
         if isinstance(v, dict):
             return {k: walk(x) for k, x in v.items()}
@@ -129,7 +129,7 @@ def start_run(client: Any, req: Any, *, dry_run: bool = False) -> dict[str, Any]
     from ..api.chat import initial_messages
 
     messages = upload_inline_media(client, initial_messages(req), dry_run=dry_run)
-    key = str(uuid.uuid4())
+    key = new_uuid()
     return runs.create(client, run_body(req, messages), key)
 
 

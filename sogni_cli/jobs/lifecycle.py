@@ -9,7 +9,7 @@ with ``.status``) when the workflow cannot be continued, so a caller can start a
 from __future__ import annotations
 
 import difflib
-import uuid
+from ..core.ids import new_uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -79,7 +79,7 @@ def resume_workflow(client: Any, wid: str, options: PipelineOptions | None = Non
                 hint="A cost wait is approved, not resumed." if reason and "cost" in reason else None,
                 status=status)
         after = _last_event_id(client, wid)  # the old terminal event must not end the new follow
-        workflows.resume(client, wid, body, idempotency_key=str(uuid.uuid4()))
+        workflows.resume(client, wid, body, idempotency_key=new_uuid())
         return _follow(client, wid, _single_tool(rec), options, progress, emit, after)
     elif status not in FOLLOWABLE:
         hint = (f"It has nothing left to make; `sogni workflow reseed {wid}` makes it again with new seeds."
@@ -140,7 +140,7 @@ def reseed_workflow(client: Any, wid: str, seeds: dict[str, int] | None = None,
     if status in FOLLOWABLE:
         raise WorkflowNotResumable(f"Workflow {wid} is still {status}; reseed it once it has finished.",
                                    hint=f"`sogni workflow watch {wid}`", status=status)
-    new, _info = workflows.reseed(client, wid, seeds, str(uuid.uuid4()), body)
+    new, _info = workflows.reseed(client, wid, seeds, new_uuid(), body)
     new_id = workflows.workflow_id(new) or ""
     if on_created:
         on_created(new_id)

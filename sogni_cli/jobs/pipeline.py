@@ -609,15 +609,15 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
 def upload_inputs(client: Any, inputs: list[Any], upload_id: str | None = None) -> list[dict[str, Any]]:
     """Upload each :class:`MediaInput`; return the ``media_references`` list in order (``upload_id``: stable
     names, so that the same job uploads to the same place every time)."""
-    import uuid
+    from ..core.ids import random_hex
 
     from ..api.uploads import upload_file
     from . import media_reference
 
-    job_id = f"cli-{upload_id or uuid.uuid4().hex[:16]}"
+    job_id = f"cli-{upload_id or random_hex(16)}"
     refs = []
     for i, inp in enumerate(inputs):
-        item = f"{inp.ref_id}-{i}" if upload_id else f"{inp.ref_id}-{uuid.uuid4().hex[:8]}"
+        item = f"{inp.ref_id}-{i}" if upload_id else f"{inp.ref_id}-{random_hex(8)}"
         url = upload_file(client, inp.kind, inp.mime, inp.read_bytes(), job_id=job_id, item_id=item)
         refs.append(media_reference(inp, url))
     return refs
