@@ -327,8 +327,7 @@ class _Writer:
     EAGER_BYTES = 256 * 1024
 
     def __init__(self, fd: int, h: Any, on_written: Callable[[int], Any], *, threaded: bool,
-                 size: int = WRITE_SIZE, depth: int = 4, eager: int | None = None):
-        self.eager = self.EAGER_BYTES if eager is None else eager
+                 size: int = WRITE_SIZE, depth: int = 4):
         self.fd = fd
         self.h = h
         self.on_written = on_written
@@ -378,7 +377,7 @@ class _Writer:
     def add(self, chunk: bytes) -> None:
         self.batch.append(chunk)
         self.pending += len(chunk)
-        if self.pending >= self.size or len(self.batch) >= self.MAX_PIECES or self.handed < self.eager:
+        if self.pending >= self.size or len(self.batch) >= self.MAX_PIECES or self.handed < self.EAGER_BYTES:
             self._hand_off()
 
     def close(self) -> None:

@@ -87,14 +87,13 @@ class Headers(dict):
 class _Conn:
     """One connection: its socket and the bytes read past what was handed out."""
 
-    __slots__ = ("sock", "buf", "stream", "timeout", "kernel_timeouts")
+    __slots__ = ("sock", "buf", "stream", "timeout")
 
     def __init__(self, sock: Any):
         self.sock = sock
         self.buf = b""
         self.stream = _NetStream(sock)
         self.timeout: Any = ()  # not set yet
-        self.kernel_timeouts = False
 
     def set_timeout(self, timeout: float | None) -> None:
         """Every read and write on the connection fails after ``timeout`` seconds without progress.
@@ -112,10 +111,8 @@ class _Conn:
             self.sock.settimeout(None)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-            self.kernel_timeouts = True
         else:
             self.sock.settimeout(timeout)
-            self.kernel_timeouts = False
 
     def close(self) -> None:
         try:
@@ -178,11 +175,8 @@ class Answer:
                     if piece:
                         yield piece
                 recv = conn.sock.recv
-                # With the kernel's timeouts a read waits for all it asks for (one system call for a
-                # small body); a read that times out part way returns what came, and the next one goes on.
-                flags = socket.MSG_WAITALL if conn.kernel_timeouts else 0
-                while left > 0:
-                    piece = recv(min(READ_SIZE, left), flags)
+                while left > 0:  # what arrived is handed on at once (a stalled body is on disk so far)
+                    piece = recv(min(READ_SIZE, left))
                     if not piece:
                         raise httpcore.RemoteProtocolError(
                             f"connection closed before the end of the body ({left} bytes missing)")

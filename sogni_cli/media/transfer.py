@@ -528,12 +528,8 @@ class _Downloader:
         progress.start(key, expected, label)
         if offset:
             progress.advance(key, offset)
-        # A small body is written in one go at its end (a read that fails still writes what arrived first,
-        # for the resume): a process killed before then loses at most SIDECAR_EAGER_MIN bytes, which a
-        # part without a sidecar would fetch again anyway.
-        small = expected is not None and expected - offset <= SIDECAR_EAGER_MIN
         writer = _Writer(fd, h, lambda n: progress.advance(key, n),
-                         threaded=expected is None or expected - offset > THREADED_WRITE_MIN, eager=0 if small else None)
+                         threaded=expected is None or expected - offset > THREADED_WRITE_MIN)
         with self.lock:
             self.active.add(response)
         try:
