@@ -29,7 +29,39 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with srv.lock:
             srv.requests.append((self.path, self.headers.get("Range"), self.client_address[1]))
             hits = srv.hits[self.path] = srv.hits.get(self.path, 0) + 1
+        if self.path.startswith("/hop/"):  # a relative redirect to the file after the last slash
+            self.send_response(302)
+            self.send_header("Location", "../small/" + self.path.rsplit("/", 1)[1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/away/"):  # a redirect to a host that plain http may not reach
+            self.send_response(307)
+            self.send_header("Location", "http://media.example.com/x.mp4")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/chunked/"):  # an interim answer, then a body in chunks, then a trailer
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"a" * 1000, b"b" * 70000, b"c"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\nX-Trailer: 1\r\n\r\n")
+            return
         body = BIG if self.path.startswith("/big") else b"x" * 2000
+        if self.path.startswith("/big-changed"):  # a new version: a whole 200 whatever is asked, cut the first time
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("ETag", '"v2"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if hits == 1 else body)
+            self.wfile.flush()
+            self.close_connection = hits == 1
+            return
         rng = self.headers.get("Range")
         start = int(rng[6:-1]) if rng else 0
         if rng:
@@ -165,3 +197,43 @@ def emulator_workflow(tmp_path, monkeypatch, cli):
         yield cli, json.loads(res.stdout)["workflow_id"]
     finally:
         emu.stop()
+
+
+def test_redirects_are_followed_and_checked_hop_by_hop(server, tmp_path):
+    refs = [ArtifactRef(_url(server, "/hop/1.mp4"), prompt="r", index=1, count=2),
+            ArtifactRef(_url(server, "/away/2.mp4"), prompt="r", index=2, count=2)]
+    report = download_all(refs, _opts(tmp_path, checksum=False))
+    assert [s.path.name for s in report.saved] == ["r-1.mp4"]
+    assert report.saved[0].path.read_bytes() == b"x" * 2000
+    [(ref, why)] = report.failed
+    assert ref.index == 2 and why.startswith("refused redirect target http://media.example.com/x.mp4: plain http")
+    assert sorted(p for p, _, _ in server.requests) == ["/away/2.mp4", "/hop/1.mp4", "/small/1.mp4"]
+
+
+def test_a_chunked_body_after_an_interim_answer_arrives_whole_and_the_connection_is_reused(server, tmp_path):
+    refs = [ArtifactRef(_url(server, f"/chunked/{i}.mp4"), prompt="c", index=i, count=3) for i in (1, 2, 3)]
+    report = download_all(refs, _opts(tmp_path, concurrency=1))
+    assert report.ok, report.failed
+    body = b"a" * 1000 + b"b" * 70000 + b"c"
+    assert [s.path.read_bytes() == body for s in report.saved] == [True, True, True]
+    assert report.saved[0].sha256 == hashlib.sha256(body).hexdigest()
+    assert len({port for _, _, port in server.requests}) == 1
+
+
+def test_a_part_rewritten_from_zero_keeps_its_new_sidecar_when_it_stops_short(server, tmp_path):
+    # A part of an older version is asked for with If-Range, the server sends the new version whole (200)
+    # and stops half way: the part's sidecar now names the new version, so the next try resumes it.
+    from sogni_cli.media import downloads as dl
+
+    url = _url(server, "/big-changed.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    part = out / "v-1.mp4.part"
+    part.write_bytes(b"old" * 1000)
+    dl.write_sidecar(part, dict(dl.identity(ArtifactRef(url), url), etag='"v1"'))
+    report = download_all([ArtifactRef(url, prompt="v")], _opts(tmp_path, checksum=True), sleep=_NoSleep())
+    assert report.ok, report.failed
+    assert report.saved[0].path.read_bytes() == BIG
+    assert report.saved[0].sha256 == hashlib.sha256(BIG).hexdigest()
+    ranges = [r for p, r, _ in server.requests if p == "/big-changed.mp4"]
+    assert ranges == ["bytes=3000-", f"bytes={len(BIG) // 2}-"]

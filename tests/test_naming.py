@@ -208,3 +208,40 @@ def test_a_dangling_symlink_counts_as_existing(tmp_path):
 def test_template_fields():
     assert naming.template_fields(None) == {"slug", "index"}
     assert naming.template_fields("{workflow}-{seed}") == {"workflow", "seed"}
+
+
+def test_taken_names_check_each_name_once_however_many_there_are(tmp_path):
+    # Each name's clash key is made once, when it is added, and once per question: asking about one name
+    # never goes over every name chosen so far.
+    from sogni_cli.media.naming import TakenNames, clash_key
+
+    calls: list[str] = []
+
+    def key(name: str) -> str:
+        calls.append(name)
+        return clash_key(name)
+
+    taken = TakenNames(key=key)
+    n = 300
+    for i in range(n):
+        assert resolve_collision(tmp_path / f"img-{i}.png", "suffix", taken) == tmp_path / f"img-{i}.png"
+    assert len(calls) <= 2 * n  # one question and one addition per name (the old check made n * n / 2)
+    assert len(taken) == n
+
+
+def test_taken_names_clash_without_regard_to_case_or_unicode_form(tmp_path):
+    from sogni_cli.media.naming import TakenNames
+
+    taken = TakenNames()
+    assert resolve_collision(tmp_path / "Fox.png", "suffix", taken) == tmp_path / "Fox.png"
+    assert tmp_path / "fox.png" in taken and tmp_path / "FOX.PNG" in taken
+    assert resolve_collision(tmp_path / "fox.png", "overwrite", taken) == tmp_path / "fox-1.png"
+    assert resolve_collision(tmp_path / "FOX-1.png", "skip", taken) == tmp_path / "FOX-1-1.png"
+    # "é" composed and decomposed are one name on macOS
+    assert resolve_collision(tmp_path / "caf\u00e9.png", "suffix", taken) == tmp_path / "caf\u00e9.png"
+    assert resolve_collision(tmp_path / "cafe\u0301.png", "suffix", taken) == tmp_path / "cafe\u0301-1.png"
+    # many names: the rule holds for each
+    for i in range(200):
+        resolve_collision(tmp_path / f"Shot-{i}.png", "suffix", taken)
+    assert resolve_collision(tmp_path / "shot-150.PNG", "suffix", taken) == tmp_path / "shot-150-1.PNG"
+    assert tmp_path / "shot-199.png" in taken and tmp_path / "shot-200.png" not in taken

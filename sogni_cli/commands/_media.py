@@ -396,12 +396,13 @@ def print_result(result: Any, flags: Any, quiet: bool = False) -> None:
         from ..core.units import fmt_units
 
         err(f"Cost: {fmt_units(cost.units)} capacity units" + (f" ({cost.token_type})" if cost.token_type else ""))
-    for s in result.saved:
-        out(str(s.path))
+    for s in result.saved:  # one write for all the lines, not one per file
+        out(str(s.path), flush=False)
     for u in result.urls:
-        out(u)
+        out(u, flush=False)
     for text in result.texts:
-        out(text.rstrip("\n"))
+        out(text.rstrip("\n"), flush=False)
+    sys.stdout.flush()
 
 
 PREVIEW_HELP = "Show each saved image on the terminal, a few rows high (stderr, only on a terminal)."

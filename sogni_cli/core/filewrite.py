@@ -529,7 +529,7 @@ class PartClaim:
     a temporary part (its usual name was held by another process), never resumed, always removed.
     """
 
-    def __init__(self, final: Path, part: Path, fd: int, *, private: bool = False):
+    def __init__(self, final: Path, part: Path, fd: int, *, private: bool = False, fresh: bool = False):
         self.final = final
         self.part = part
         self.fd = fd
@@ -537,6 +537,12 @@ class PartClaim:
         self.base = final
         self.overwrite = False
         self.used = False  # handed to a job (which releases it)
+        #: the part was created by this claim and its writer has not written to it yet: it is empty at
+        #: position 0 (the writer clears this before its first byte)
+        self.fresh = fresh
+        #: no sidecar exists next to the part (it was removed since the claim, and none was written since)
+        self.no_sidecar = False
+        self.placed = False  # the part was moved to its final name: the path is no longer this claim's
 
     @property
     def sidecar(self) -> Path:
@@ -550,10 +556,18 @@ class PartClaim:
             return False
 
     def reset(self) -> None:
-        """Drop what the part holds and its sidecar (the part stays, empty and held)."""
+        """Drop what the part holds and its sidecar (the part stays, empty and held, at position 0)."""
         _unlink(self.sidecar)
+        self.no_sidecar = True
         if self._owns_path():
             os.ftruncate(self.fd, 0)
+            os.lseek(self.fd, 0, os.SEEK_SET)
+
+    def drop_sidecar(self) -> None:
+        """Remove the part's sidecar (once: later calls do nothing until :attr:`no_sidecar` is cleared)."""
+        if not self.no_sidecar:
+            _unlink(self.sidecar)
+            self.no_sidecar = True
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size if self.fd >= 0 else 0
@@ -564,7 +578,9 @@ class PartClaim:
         if self.fd < 0:
             return
         try:
-            if self._owns_path() and (self.private or not keep or self.size() == 0):
+            if self.placed:
+                pass  # the file is in place: nothing of this claim is left to remove
+            elif self._owns_path() and (self.private or not keep or self.size() == 0):
                 _unlink(self.sidecar)
                 _unlink(self.part)
         finally:
@@ -584,6 +600,23 @@ def lock_part(final: Path, *, check_final: bool = True) -> "PartClaim | str":
     symlink or not a regular file).
     """
     part = final.with_name(final.name + ".part")
+    try:  # the usual case: no part yet, so this one is new, empty and nobody else's
+        fd = os.open(part, _OPEN_FLAGS | os.O_EXCL, 0o644)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno in (_errno.ELOOP, _errno.EISDIR, _errno.ENXIO, _errno.EMLINK):
+            return "unusable"
+        raise
+    else:
+        if not try_lock(fd):  # another process opened it since and holds it
+            os.close(fd)
+            return "busy"
+        if check_final and os.path.lexists(final):
+            os.close(fd)
+            _unlink(part)
+            return "exists"
+        return PartClaim(final, part, fd, fresh=True)
     while True:
         try:
             fd = os.open(part, _OPEN_FLAGS, 0o644)
@@ -657,12 +690,16 @@ def put_in_place(claim: PartClaim, mode: str, next_claim: Callable[[], PartClaim
     held while the part is linked there), or — for the template's own name under ``skip``/``error`` —
     nothing moves and the answer is None.
     """
-    _unlink(claim.sidecar)
+    if not claim.no_sidecar:
+        _unlink(claim.sidecar)
+        claim.no_sidecar = True
     if claim.overwrite:
         os.replace(claim.part, claim.final)
+        claim.placed = True
         return claim.final
     try:
         link_no_clobber(claim.part, claim.final)
+        claim.placed = True
         return claim.final
     except FileExistsError:
         pass
@@ -676,6 +713,7 @@ def put_in_place(claim: PartClaim, mode: str, next_claim: Callable[[], PartClaim
             continue
         finally:
             nxt.release(keep=False)
+        claim.placed = True
         return nxt.final
 
 

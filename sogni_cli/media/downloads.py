@@ -557,7 +557,7 @@ def _no_cookies(client: Any) -> None:
 
 
 def _lean_pool(client: Any, keepalive: int) -> bool:
-    """Put the standard library's HTTP/1.1 connections under the client's own transport (a third of the
+    """Put the lean HTTP/1.1 pool under the client's own transport (a third of the
     CPU per request: see :mod:`sogni_cli.media.http1`); kept as it is when httpx lays it out otherwise."""
     import httpx
 
@@ -569,6 +569,30 @@ def _lean_pool(client: Any, keepalive: int) -> bool:
     old, transport._pool = transport._pool, Http1Pool(ssl_ready, keepalive=keepalive)
     old.close()
     return True
+
+
+def direct_pool(client: Any) -> Any:
+    """The lean pool under the download client (see :func:`_lean_pool`) when the downloader may send its
+    GETs to it directly, without httpx's request and response objects: the client has no proxy, no
+    authentication and no event hooks, and its transport is httpx's own (nothing, such as a test double,
+    stands in for how it handles requests). None otherwise: requests then go through the client."""
+    import httpx
+
+    from .http1 import Http1Pool
+
+    transport = getattr(client, "_transport", None)
+    if type(transport) is not httpx.HTTPTransport or not isinstance(getattr(transport, "_pool", None), Http1Pool):
+        return None
+    handler = httpx.HTTPTransport.__dict__.get("handle_request")
+    if (getattr(handler, "__qualname__", None) != "HTTPTransport.handle_request"
+            or not str(getattr(handler, "__module__", "")).startswith("httpx.")):
+        return None  # something else handles this transport's requests
+    if any(t is not None for t in (getattr(client, "_mounts", None) or {}).values()):
+        return None  # a proxy from the environment
+    hooks = getattr(client, "event_hooks", None) or {}
+    if getattr(client, "auth", None) is not None or any(hooks.get(k) for k in ("request", "response")):
+        return None
+    return transport._pool
 
 
 def policy_of(opts: DownloadOptions) -> Any:
@@ -631,9 +655,9 @@ def download_all(refs: Iterable[ArtifactRef], opts: DownloadOptions, *, client: 
         if not refs:
             return report
         own = client is None
-        dl.client = _make_client(opts) if own else client
         if not own:
             _check_client(client)
+        dl.use_client(_make_client(opts) if own else client)
         try:
             results = dl.run(refs, claims)
         finally:

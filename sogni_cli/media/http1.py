@@ -1,25 +1,64 @@
-"""A lean HTTP/1.1 connection pool for media downloads, on the standard library's ``http.client``.
+"""A lean HTTP/1.1 client for media downloads: kept-alive connections per host, plain GETs.
 
-It stands in for httpcore's pool under the download client's ``httpx.HTTPTransport`` (so the client,
-its redirects policy, timeouts, headers and error types stay httpx's): a GET of a small file costs
-about a third of the CPU time through it, which is what many files at once are made of. Connections are
-kept alive per host and reused; a reused connection that the server closed meanwhile is retried once
-on a new one. Failures are raised as httpcore's exception types, which the transport maps to httpx's.
-Only the download client uses it; proxies from the environment keep their own transports.
+A GET of a small file is mostly fixed costs, and many files at once are made of them: this client writes
+the request in one ``send`` and reads the answer's head with a few ``recv`` calls and a split, with no
+request or response objects beyond :class:`Answer`. Connections are kept alive per host and reused; a
+reused connection that the server closed meanwhile is retried once on a new one. Bodies are framed by
+``Content-Length``, by chunks, or by the end of the connection. Failures are raised as httpcore's
+exception types (what httpx's own transport raises too).
+
+Two ways in: :meth:`Http1Pool.get` (the downloader's own path, see :mod:`sogni_cli.media.transfer`) and
+:meth:`Http1Pool.handle_request`, which stands in for httpcore's pool under the download client's
+``httpx.HTTPTransport`` for the requests that go through httpx. Proxies from the environment keep their
+own transports. The downloader's shared glue lives here too: which failures are a connection's, how they
+are told, and an httpx response over an answer whose body has a content coding.
 """
 
 from __future__ import annotations
 
-import http.client
+import re
+import socket
+import sys
 import threading
 from typing import Any, Iterator
 
 READ_SIZE = 1024 * 1024
+HEAD_MAX = 64 * 1024  # the most an answer's status line and headers may take
+_HEAD_END = b"\r\n\r\n"
+#: what may appear in a request target or a header value as sent (no spaces, controls or line breaks)
+_TARGET_OK = re.compile(r"[\x21-\x7e]+")
+_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: Linux: blocking sockets with SO_RCVTIMEO/SO_SNDTIMEO (a timed-out call fails with EAGAIN)
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+
+
+#: URLs the downloader sends as they are (anything else goes through httpx, which normalises it): http(s),
+#: a host name or IPv4/IPv6 address, an optional port, and a path and query made only of characters that
+#: httpx would not escape either (``%`` only before two hex digits), with no fragment
+_PLAIN_URL = re.compile(
+    r"(https?)://([A-Za-z0-9][A-Za-z0-9.\-]*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+    r"((?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)*(?:\?(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?)")
+
+
+def plain_url(url: str) -> tuple[str, str, int, str, str] | None:
+    """(scheme, host, port, request target, Host header) of a URL that can be sent as it is, else None."""
+    m = _PLAIN_URL.fullmatch(url)
+    if m is None:
+        return None
+    scheme, host, port_s, rest = m.group(1).lower(), m.group(2).lower(), m.group(3), m.group(4)
+    path = rest.split("?", 1)[0]
+    if "/." in path or (rest and rest[0] != "/") or rest.endswith("?"):
+        return None  # dot segments (and hidden names) are normalised by httpx
+    default = 443 if scheme == "https" else 80
+    port = int(port_s) if port_s else default
+    if not 0 < port < 65536:
+        return None
+    return scheme, host, port, rest or "/", host if port == default else f"{host}:{port}"
 
 
 class _NetStream:
-    """What ``response.extensions["network_stream"]`` offers: the socket (to shut it on Ctrl-C, or to
-    read a large plain body straight off it) and whether it is TLS."""
+    """What ``extensions["network_stream"]`` offers: the socket (to shut it on Ctrl-C, or to read a large
+    plain body straight off it) and whether it is TLS."""
 
     def __init__(self, sock: Any):
         self._sock = sock
@@ -32,60 +71,204 @@ class _NetStream:
         return None
 
 
-class _Body:
-    """The response body as an iterable of chunks; the connection goes back to the pool once the body
-    was read to its end, and is closed otherwise."""
+class Headers(dict):
+    """An answer's headers by lower-cased name (repeated headers joined with ``", "``, as httpx does)."""
 
-    def __init__(self, pool: "Http1Pool", key: tuple, conn: http.client.HTTPConnection,
-                 resp: http.client.HTTPResponse):
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key.lower() if isinstance(key, str) else key)
+
+
+class _Conn:
+    """One connection: its socket and the bytes read past what was handed out."""
+
+    __slots__ = ("sock", "buf", "stream", "timeout")
+
+    def __init__(self, sock: Any):
+        self.sock = sock
+        self.buf = b""
+        self.stream = _NetStream(sock)
+        self.timeout: Any = ()  # not set yet
+
+    def set_timeout(self, timeout: float | None) -> None:
+        """Every read and write on the connection fails after ``timeout`` seconds without progress.
+
+        A plain socket on Linux stays blocking with the kernel's own receive and send timeouts (a read is
+        one system call, with no ``poll`` before it); elsewhere, and over TLS, the socket's timeout."""
+        if timeout == self.timeout:
+            return
+        self.timeout = timeout
+        if _KERNEL_TIMEOUTS and not hasattr(self.sock, "getpeercert"):
+            import struct
+
+            secs = 0.0 if timeout is None else max(0.001, float(timeout))
+            tv = struct.pack("ll", int(secs), int((secs % 1) * 1_000_000))
+            self.sock.settimeout(None)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+        else:
+            self.sock.settimeout(timeout)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:  # pragma: no cover - closing never matters
+            pass
+
+
+class Answer:
+    """One answer: ``status_code``, ``reason``, ``headers``, ``raw_headers`` and its body through
+    :meth:`iter_raw`. The connection goes back to the pool once the body was read to its end and the
+    answer is closed; otherwise it is closed."""
+
+    http_version = "HTTP/1.1"
+
+    def __init__(self, pool: "Http1Pool", key: tuple, conn: _Conn, status: int, reason: str,
+                 raw_headers: list[tuple[str, str]], headers: Headers, keep_alive: bool):
         self.pool = pool
         self.key = key
-        self.conn = conn
-        self.resp = resp
+        self.conn: _Conn | None = conn
+        self.status_code = status
+        self.reason = reason
+        self.raw_headers = raw_headers
+        self.headers = headers
+        self.extensions = {"network_stream": conn.stream, "http_version": b"HTTP/1.1",
+                           "reason_phrase": reason.encode("latin-1")}
         self.done = False
+        self.keep_alive = keep_alive
+        self.num_bytes_downloaded = 0
+        te = headers.get("transfer-encoding")
+        cl = headers.get("content-length")
+        self.chunked = bool(te) and te.replace(" ", "").lower().split(",")[-1] == "chunked"
+        self.length: int | None = None
+        if status in (204, 304) or 100 <= status < 200:
+            self.length = 0
+        elif not self.chunked and cl is not None:
+            try:
+                self.length = int(cl.split(",")[0].strip())
+            except ValueError:
+                self.length = None
+            if self.length is not None and self.length < 0:
+                self.length = None
+        if not self.chunked and self.length is None:
+            self.keep_alive = False  # the body ends with the connection
 
-    def __iter__(self) -> Iterator[bytes]:
+    def iter_raw(self) -> Iterator[bytes]:
         import httpcore
 
-        resp = self.resp
+        conn = self.conn
+        assert conn is not None
         try:
-            while True:
-                chunk = resp.read1(READ_SIZE)
-                if not chunk:
-                    break
-                yield chunk
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(str(exc) or "timed out") from None
-        except http.client.IncompleteRead as exc:
-            raise httpcore.RemoteProtocolError(f"connection closed before the end of the body ({exc})") from None
-        except (http.client.HTTPException, OSError) as exc:
+            if self.chunked:
+                yield from self._chunks(conn)
+            elif self.length is not None:
+                left = self.length
+                if conn.buf:
+                    piece, conn.buf = conn.buf[:left], conn.buf[left:]
+                    left -= len(piece)
+                    self.num_bytes_downloaded += len(piece)
+                    if piece:
+                        yield piece
+                recv = conn.sock.recv
+                while left > 0:  # what arrived is handed on at once (a stalled body is on disk so far)
+                    piece = recv(min(READ_SIZE, left))
+                    if not piece:
+                        raise httpcore.RemoteProtocolError(
+                            f"connection closed before the end of the body ({left} bytes missing)")
+                    left -= len(piece)
+                    self.num_bytes_downloaded += len(piece)
+                    yield piece
+            else:
+                if conn.buf:
+                    piece, conn.buf = conn.buf, b""
+                    self.num_bytes_downloaded += len(piece)
+                    yield piece
+                while True:
+                    piece = conn.sock.recv(READ_SIZE)
+                    if not piece:
+                        break
+                    self.num_bytes_downloaded += len(piece)
+                    yield piece
+        except (TimeoutError, BlockingIOError):
+            raise httpcore.ReadTimeout("timed out") from None
+        except OSError as exc:
             raise httpcore.ReadError(str(exc) or type(exc).__name__) from None
         self.done = True
+
+    def _chunks(self, conn: _Conn) -> Iterator[bytes]:
+        import httpcore
+
+        while True:
+            line = _read_line(conn)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise httpcore.RemoteProtocolError("malformed chunked body") from None
+            if size == 0:
+                while _read_line(conn):  # trailers, up to the empty line
+                    pass
+                return
+            while size > 0:
+                if not conn.buf:
+                    conn.buf = _recv_some(conn)
+                piece, conn.buf = conn.buf[:size], conn.buf[size:]
+                size -= len(piece)
+                self.num_bytes_downloaded += len(piece)
+                yield piece
+            if _read_line(conn):
+                raise httpcore.RemoteProtocolError("malformed chunked body")
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        return self.iter_raw()
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        resp = self.resp
-        if self.done and (resp.isclosed() or resp.length == 0) and not resp.will_close and conn.sock is not None:
-            resp.close()  # read to its end: the connection is ready for the next request
-            self.pool._release(self.key, conn)
+        if self.done and self.keep_alive and not conn.buf:
+            self.pool._release(self.key, conn)  # read to its end: ready for the next request
         else:
             conn.close()
 
 
+def _recv_some(conn: _Conn) -> bytes:
+    import httpcore
+
+    data = conn.sock.recv(READ_SIZE)
+    if not data:
+        raise httpcore.RemoteProtocolError("connection closed before the end of the body")
+    return data
+
+
+def _read_line(conn: _Conn) -> bytes:
+    import httpcore
+
+    while True:
+        i = conn.buf.find(b"\r\n")
+        if i >= 0:
+            line, conn.buf = conn.buf[:i], conn.buf[i + 2:]
+            return line
+        if len(conn.buf) > HEAD_MAX:
+            raise httpcore.RemoteProtocolError("line too long in chunked body")
+        conn.buf += _recv_some(conn)
+
+
 class Http1Pool:
-    """``handle_request(httpcore.Request) -> httpcore.Response`` over kept-alive ``http.client``
-    connections (at most ``keepalive`` idle ones per host)."""
+    """Kept-alive HTTP/1.1 connections (at most ``keepalive`` idle ones per host)."""
 
     def __init__(self, ssl_context: Any, keepalive: int = 8):
         self.ssl_context = ssl_context  # an SSLContext, or a function that returns it (on first https use)
         self.keepalive = keepalive
-        self.idle: dict[tuple, list[http.client.HTTPConnection]] = {}
+        self.idle: dict[tuple, list[_Conn]] = {}
         self.lock = threading.Lock()
         self.closed = False
 
-    def _release(self, key: tuple, conn: http.client.HTTPConnection) -> None:
+    def _release(self, key: tuple, conn: _Conn) -> None:
         with self.lock:
             spare = self.idle.setdefault(key, [])
             if not self.closed and len(spare) < self.keepalive:
@@ -93,66 +276,150 @@ class Http1Pool:
                 return
         conn.close()
 
-    def _take(self, key: tuple) -> http.client.HTTPConnection | None:
+    def _take(self, key: tuple) -> _Conn | None:
         with self.lock:
             spare = self.idle.get(key)
             return spare.pop() if spare else None
 
-    def _new(self, scheme: str, host: str, port: int, timeout: float | None) -> http.client.HTTPConnection:
+    def _connect(self, scheme: str, host: str, port: int, timeout: float | None) -> _Conn:
+        import httpcore
+
+        try:
+            sock = socket.create_connection((host.strip("[]"), port), timeout)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc) or "timed out") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - not a TCP socket
+            pass
         if scheme == "https":
             ctx = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
-            return http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
-        return http.client.HTTPConnection(host, port, timeout=timeout)
+            try:
+                sock = ctx.wrap_socket(sock, server_hostname=host.strip("[]"))
+            except TimeoutError as exc:
+                sock.close()
+                raise httpcore.ConnectTimeout(str(exc) or "timed out") from None
+            except OSError as exc:  # ssl.SSLError is an OSError
+                sock.close()
+                raise httpcore.ConnectError(str(exc) or type(exc).__name__) from None
+        return _Conn(sock)
+
+    def get(self, scheme: str, host: str, port: int, target: str, headers: list[tuple[str, str]],
+            connect_timeout: float | None, read_timeout: float | None, method: str = "GET") -> Answer:
+        """Send ``METHOD target`` with ``headers`` (the ``Host`` header among them) and read the answer's
+        head. ValueError for a target or header that cannot be sent as it is."""
+        import httpcore
+
+        if not _TARGET_OK.fullmatch(target):
+            raise ValueError(f"invalid request target {target!r}")
+        lines = [f"{method} {target} HTTP/1.1"]
+        for k, v in headers:
+            if not _TARGET_OK.fullmatch(k) or ":" in k or _VALUE_BAD.search(v):
+                raise ValueError(f"invalid header {k!r}")
+            lines.append(f"{k}: {v}")
+        lines.append("\r\n")
+        request = "\r\n".join(lines).encode("latin-1")
+        key = (scheme, host, port)
+        for attempt in (0, 1):
+            conn = self._take(key) if attempt == 0 else None
+            reused = conn is not None
+            if conn is None:
+                conn = self._connect(scheme, host, port, connect_timeout)
+            try:
+                conn.set_timeout(read_timeout)
+                conn.sock.sendall(request)
+                head = self._read_head(conn, reused)
+            except _Stale:
+                conn.close()
+                continue  # the server closed an idle connection: one more try on a new one
+            except (TimeoutError, BlockingIOError):
+                conn.close()
+                raise httpcore.ReadTimeout("timed out") from None
+            except httpcore.RemoteProtocolError:
+                conn.close()
+                raise
+            except OSError as exc:
+                conn.close()
+                if reused:
+                    continue
+                if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+                    raise httpcore.RemoteProtocolError(str(exc) or "server disconnected") from None
+                raise httpcore.ReadError(str(exc) or type(exc).__name__) from None
+            return self._answer(key, conn, head)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_head(self, conn: _Conn, reused: bool) -> bytes:
+        """The next answer's status line and headers (interim 1xx answers skipped)."""
+        import httpcore
+
+        buf = conn.buf
+        while True:
+            end = buf.find(_HEAD_END)
+            if end >= 0:
+                head, buf = buf[:end], buf[end + 4:]
+                status = head[9:12]
+                if status[:1] == b"1" and status != b"101":
+                    continue  # 100 Continue, 103 Early Hints: the real answer follows
+                conn.buf = buf
+                return head
+            if len(buf) > HEAD_MAX:
+                raise httpcore.RemoteProtocolError("the answer's headers are too long")
+            data = conn.sock.recv(HEAD_MAX)
+            if not data:
+                if reused and not buf:
+                    raise _Stale()
+                raise httpcore.RemoteProtocolError("server disconnected without sending a response")
+            buf += data
+
+    def _answer(self, key: tuple, conn: _Conn, head: bytes) -> Answer:
+        import httpcore
+
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit() or len(parts[1]) != 3:
+            conn.close()
+            raise httpcore.RemoteProtocolError(f"malformed status line {lines[0][:80]!r}")
+        version, status, reason = parts[0], int(parts[1]), parts[2] if len(parts) > 2 else ""
+        raw: list[tuple[str, str]] = []
+        headers = Headers()
+        for line in lines[1:]:
+            if line[:1] in (" ", "\t") and raw:  # an obsolete folded line continues the header before it
+                k, v = raw[-1]
+                raw[-1] = (k, f"{v} {line.strip()}")
+                name = k.lower()
+                headers[name] = f"{headers[name]} {line.strip()}"
+                continue
+            k, sep, v = line.partition(":")
+            if not sep:
+                continue
+            k, v = k.strip(), v.strip(" \t")
+            raw.append((k, v))
+            name = k.lower()
+            headers[name] = f"{dict.__getitem__(headers, name)}, {v}" if name in headers else v
+        conn_hdr = (headers.get("connection") or "").lower()
+        keep = "close" not in conn_hdr if version == "HTTP/1.1" else "keep-alive" in conn_hdr
+        return Answer(self, key, conn, status, reason, raw, headers, keep)
 
     def handle_request(self, request: Any) -> Any:
+        """``httpcore.Request -> httpcore.Response``, for the download client's ``httpx.HTTPTransport``."""
         import httpcore
 
         url = request.url
         scheme = url.scheme.decode("ascii").lower()
         host = url.host.decode("ascii")
         port = url.port or (443 if scheme == "https" else 80)
-        target = url.target.decode("ascii")
         timeouts = request.extensions.get("timeout", {})
-        connect_t, read_t = timeouts.get("connect"), timeouts.get("read")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
-        key = (scheme, host, port)
-        for attempt in (0, 1):
-            conn = self._take(key) if attempt == 0 else None
-            reused = conn is not None
-            if conn is None:
-                conn = self._new(scheme, host, port, connect_t)
-                try:
-                    conn.connect()
-                except TimeoutError as exc:
-                    conn.close()
-                    raise httpcore.ConnectTimeout(str(exc) or "timed out") from None
-                except OSError as exc:
-                    conn.close()
-                    raise httpcore.ConnectError(str(exc) or type(exc).__name__) from None
-            conn.sock.settimeout(read_t)
-            try:
-                conn.putrequest(request.method.decode("ascii"), target, skip_host=True, skip_accept_encoding=True)
-                for k, v in headers:
-                    conn.putheader(k, v)
-                conn.endheaders()
-                resp = conn.getresponse()
-            except TimeoutError as exc:
-                conn.close()
-                raise httpcore.ReadTimeout(str(exc) or "timed out") from None
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                conn.close()
-                if reused:  # the server closed an idle connection: one more try on a new one
-                    continue
-                raise httpcore.RemoteProtocolError(str(exc) or "server disconnected") from None
-            except (http.client.HTTPException, OSError) as exc:
-                conn.close()
-                raise httpcore.ReadError(str(exc) or type(exc).__name__) from None
-            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.getheaders()]
-            return httpcore.Response(
-                status=resp.status, headers=raw, content=_Body(self, key, conn, resp),
-                extensions={"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode("latin-1"),
-                            "network_stream": _NetStream(conn.sock)})
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            answer = self.get(scheme, host, port, url.target.decode("ascii"), headers, timeouts.get("connect"),
+                              timeouts.get("read"), method=request.method.decode("ascii"))
+        except ValueError as exc:
+            raise httpcore.LocalProtocolError(str(exc)) from None
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.raw_headers]
+        return httpcore.Response(status=answer.status_code, headers=raw, content=_Body(answer),
+                                 extensions=answer.extensions)
 
     def close(self) -> None:
         with self.lock:
@@ -167,3 +434,57 @@ class Http1Pool:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class _Stale(Exception):
+    """A reused connection was closed by the server before it answered."""
+
+
+class _Body:
+    """An answer's body as httpcore wants it: iterable, closeable."""
+
+    def __init__(self, answer: Answer):
+        self.answer = answer
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.answer.iter_raw()
+
+    def close(self) -> None:
+        self.answer.close()
+
+
+def describe_error(exc: BaseException) -> str:
+    """How a connection failure (httpx's or httpcore's) is told to the user."""
+    import httpcore
+    import httpx
+
+    if isinstance(exc, (httpx.TimeoutException, httpcore.TimeoutException)):
+        return "timed out"
+    if isinstance(exc, (httpx.ConnectError, httpcore.ConnectError)):
+        return f"could not connect ({exc})" if str(exc) else "could not connect"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpcore.RemoteProtocolError)):
+        return f"connection broken ({exc})" if str(exc) else "connection broken"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def transport_errors() -> tuple:
+    """The failures of a connection: httpx's, and httpcore's (what the lean pool raises)."""
+    import httpcore
+    import httpx
+
+    return (httpx.TransportError, httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError)
+
+
+def as_httpx_response(answer: Any) -> Any:
+    """An ``httpx.Response`` over a lean-pool answer whose body has a content coding (httpx decodes it)."""
+    import httpx
+
+    class Stream(httpx.SyncByteStream):
+        def __iter__(self):
+            return answer.iter_raw()
+
+        def close(self) -> None:
+            answer.close()
+
+    return httpx.Response(answer.status_code, headers=answer.raw_headers, stream=Stream(),
+                          extensions=answer.extensions)

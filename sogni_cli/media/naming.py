@@ -7,11 +7,13 @@ template, and the result is sanitised so that no name can leave the output folde
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import string
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
 from ..core.choices import ON_EXISTS
@@ -85,6 +87,7 @@ def _cut_bytes(text: str, max_bytes: int) -> str:
     return data[:max_bytes].decode("utf-8", "ignore")
 
 
+@functools.lru_cache(maxsize=256)  # a batch's files mostly share one prompt
 def slugify(text: str | None, max_len: int = 40) -> str:
     """Words of ``text`` in any script, lower-cased where the script has case, joined by ``-``, at most
     ``max_len`` bytes in UTF-8 ("" when no letter or digit is left).
@@ -160,7 +163,8 @@ def template_fields(template: str | None) -> set[str]:
     return {name for _, name, _ in _parse_template(template or DEFAULT_TEMPLATE) if name is not None}
 
 
-def _parse_template(template: str) -> list[tuple[str, str | None, str]]:
+@functools.lru_cache(maxsize=32)
+def _parse_template(template: str) -> tuple[tuple[str, str | None, str], ...]:
     allowed = ", ".join("{" + f + "}" for f in NAME_FIELDS)
     try:
         parsed = list(string.Formatter().parse(template))
@@ -178,7 +182,7 @@ def _parse_template(template: str) -> list[tuple[str, str | None, str]]:
             raise UsageError(f"Unsupported placeholder format in --name template {template!r}",
                              f"Placeholders: {allowed} (a format spec such as {{index:03}} is allowed)")
         out.append((literal, name, spec or ""))
-    return out
+    return tuple(out)
 
 
 def sanitize_name(name: str) -> str:
@@ -189,7 +193,8 @@ def sanitize_name(name: str) -> str:
     name = _UNSAFE_CHARS.sub("-", name)
     # no control characters (C1 too) and no format characters such as bidirectional overrides/isolates, which
     # make a name display as another
-    name = "".join("-" if _invisible(c) else c for c in name)
+    if not name.isascii():  # an ASCII name has no format characters, and its controls went just above
+        name = "".join("-" if _invisible(c) else c for c in name)
     name = _DOTS.sub(".", name)
     name = re.sub(r"^[\s.\-]+", "", name).strip()  # never hidden, never read as an option (`--name ../x`)
     name = name.rstrip(". ")  # trailing dots/spaces are not portable
@@ -261,19 +266,52 @@ def _split_ext(path: Path) -> tuple[str, str]:
     return name, ""
 
 
-def resolve_collision(path: Path, on_exists: str, taken: set[Path]) -> Path | None:
+class TakenNames:
+    """The names chosen so far in one batch, with their clash keys (see :func:`clash_key`), so that asking
+    whether a name is taken costs one look-up however many names there are.
+
+    ``key`` is the function that makes a clash key (``clash_key`` unless told)."""
+
+    def __init__(self, paths: Iterable[Path] = (), key: Callable[[str], str] = clash_key):
+        self.key = key
+        self.paths: set[Path] = set()
+        self.keys: set[str] = set()
+        for p in paths:
+            self.add(p)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.paths or (isinstance(path, Path) and self.key(str(path)) in self.keys)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def add(self, path: Path) -> None:
+        self.paths.add(path)
+        self.keys.add(self.key(str(path)))
+
+
+def resolve_collision(path: Path, on_exists: str, taken: "TakenNames | set[Path]", *,
+                      exists: bool | None = None) -> Path | None:
     """Apply ``--on-exists`` to ``path``; the chosen path is added to ``taken``.
 
-    A name already chosen in this batch (in ``taken``) always gets a suffix, whatever the mode, so that
-    one batch never overwrites or drops its own files. For a file already on disk:
-    ``overwrite`` → the same path; ``skip`` → None (keep the existing file); ``error`` → UsageError;
-    ``suffix`` → ``name-1.ext``, ``name-2.ext``… (skipping names on disk or in ``taken``).
+    A name already chosen in this batch (in ``taken``, compared by :func:`clash_key`) always gets a suffix,
+    whatever the mode, so that one batch never overwrites or drops its own files. For a file already on
+    disk (or a link of that name): ``overwrite`` → the same path; ``skip`` → None (keep the existing file);
+    ``error`` → UsageError; ``suffix`` → ``name-1.ext``, ``name-2.ext``… (skipping names on disk or in
+    ``taken``). ``exists``: whether ``path`` is on disk, when the caller has just looked.
     """
     if on_exists not in ON_EXISTS:
         raise UsageError(f"Invalid --on-exists value {on_exists!r}", "Use one of: " + ", ".join(ON_EXISTS))
-    in_batch = path in taken or clash_key(str(path)) in {clash_key(str(p)) for p in taken}
-    on_disk = path.exists() or path.is_symlink()
-    if not in_batch and not on_disk:
+    names = taken if isinstance(taken, TakenNames) else TakenNames(taken)
+    got = _resolve(path, on_exists, names, exists)
+    if got is not None and names is not taken:
+        taken.add(got)
+    return got
+
+
+def _resolve(path: Path, on_exists: str, taken: TakenNames, exists: bool | None) -> Path | None:
+    in_batch = path in taken
+    if not in_batch and not (os.path.lexists(path) if exists is None else exists):
         taken.add(path)
         return path
     if not in_batch:
@@ -288,8 +326,7 @@ def resolve_collision(path: Path, on_exists: str, taken: set[Path]) -> Path | No
     n = 1
     while True:
         cand = path.with_name(f"{stem}-{n}{ext}")
-        if cand not in taken and clash_key(str(cand)) not in {clash_key(str(p)) for p in taken} \
-                and not (cand.exists() or cand.is_symlink()):
+        if cand not in taken and not os.path.lexists(cand):
             taken.add(cand)
             return cand
         n += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.errors import SogniError, UsageError
-from . import naming
+from . import http1, naming
 from ..core.filewrite import (PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name,
                               put_in_place)
 from . import downloads as _dl
@@ -68,18 +68,6 @@ class _Skip:
         self.present = present
 
 
-def _describe(exc: BaseException) -> str:
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(exc, httpx.ConnectError):
-        return f"could not connect ({exc})" if str(exc) else "could not connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"connection broken ({exc})" if str(exc) else "connection broken"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
 def _remove(path: Path | None) -> None:
     if path is None:
         return
@@ -124,8 +112,13 @@ class _Job:
 
     def drop_part(self) -> None:
         """Empty the part and remove its sidecar (the part stays held: the name is still this job's)."""
-        if self.claim is not None:
-            self.claim.reset()
+        c = self.claim
+        if c is None:
+            return
+        if c.fresh:
+            c.drop_sidecar()  # nothing was written through this claim: only a sidecar from before may be there
+        else:
+            c.reset()
 
     @property
     def label(self) -> str:
@@ -146,11 +139,24 @@ class _Downloader:
         self.refresh_lock = threading.Lock()
         self.cancel = threading.Event()
         self.active: set[Any] = set()  # responses being read, so an interrupt can unblock their reads
-        self.taken: set[Path] = set()
+        self.taken = naming.TakenNames()
         self.record: dict[str, dict[str, Any]] | None = None  # the output folder's download record
         self.unrecorded: list[tuple[SavedFile, dict[str, Any]]] = []  # saved, not yet in the record
         self.recorded_at = time.monotonic()
         self.checked: dict[str, str | None] = {}  # URL -> why it may not be fetched (None: it may)
+        self.direct: Any = None  # the lean pool under the client, when requests may go to it directly
+        self.base_headers: list[tuple[str, str]] = []
+        self.timeouts: tuple[float | None, float | None] = (None, None)
+
+    def use_client(self, client: Any) -> None:
+        """Fetch through ``client``; straight through its lean pool when :func:`~sogni_cli.media.downloads.direct_pool`
+        finds one, with the client's own headers and timeouts."""
+        self.client = client
+        self.direct = _dl.direct_pool(client)
+        if self.direct is not None:
+            self.base_headers = [(k, v) for k, v in client.headers.items() if k.lower() != "accept-encoding"]
+            t = client.timeout
+            self.timeouts = (t.connect, t.read)
 
     # -- naming -----------------------------------------------------------------------------------
     def claim(self, path: Path, ref: ArtifactRef | None = None) -> PartClaim | _Skip:
@@ -158,15 +164,17 @@ class _Downloader:
         saving into the same folder; a present ``_Skip`` when the download record says this artifact is
         already saved under the name (every mode but ``overwrite``)."""
         with self.lock:
-            if (ref is not None and self.opts.on_exists != "overwrite" and path not in self.taken
-                    and os.path.lexists(path)):
-                if self.record is None:
-                    self.record = _dl.read_record(Path(self.opts.output_dir))
-                done = _dl.saved_as(path, ref, self.record, suffixed=self.opts.on_exists == "suffix")
-                if done is not None and done not in self.taken:
-                    self.taken.add(done)
-                    return _Skip(done, present=True)
-            got = naming.resolve_collision(path, self.opts.on_exists, self.taken)
+            exists = None  # not looked at yet
+            if ref is not None and self.opts.on_exists != "overwrite" and path not in self.taken:
+                exists = os.path.lexists(path)
+                if exists:
+                    if self.record is None:
+                        self.record = _dl.read_record(Path(self.opts.output_dir))
+                    done = _dl.saved_as(path, ref, self.record, suffixed=self.opts.on_exists == "suffix")
+                    if done is not None and done not in self.taken:
+                        self.taken.add(done)
+                        return _Skip(done, present=True)
+            got = naming.resolve_collision(path, self.opts.on_exists, self.taken, exists=exists)
             if got is None:
                 return _Skip(path)
             return self._hold(path, got)
@@ -225,8 +233,8 @@ class _Downloader:
         artifact; otherwise the part and its sidecar are dropped and the answer is (0, None)."""
         job.ident = None
         part = job.part
-        if part is None:
-            return 0, None
+        if part is None or (job.claim is not None and job.claim.fresh):
+            return 0, None  # no part yet, or one this run made and has not written to
         size = _size(part)
         if not size:
             return 0, None
@@ -253,13 +261,17 @@ class _Downloader:
             return problem
 
     def open(self, url: str, offset: int, if_range: str | None = None):
+        """The answer to a GET of ``url`` (from ``offset``), redirects followed hop by hop, each target checked
+        like the first URL. Through the lean connection pool when the download client has one and the URL
+        can be sent as it is (:attr:`direct`), else through httpx; either way the same answer interface."""
         import httpx
 
-        headers = {"Accept-Encoding": "identity"}
+        extra = {"Accept-Encoding": "identity"}
         if offset:
-            headers["Range"] = f"bytes={offset}-"
+            extra["Range"] = f"bytes={offset}-"
             if if_range:
-                headers["If-Range"] = if_range
+                extra["If-Range"] = if_range
+        direct = self.direct
         for hop in range(MAX_REDIRECTS + 1):
             problem = self.url_problem(url)
             if problem:
@@ -267,23 +279,40 @@ class _Downloader:
                 raise _Fail(f"refused {where} {_short(url)}: {problem}")
             if self.cancel.is_set():
                 raise _Cancelled()
+            plain = http1.plain_url(url) if direct is not None else None
             try:
-                request = self.client.build_request("GET", url, headers=headers)
-                response = self.client.send(request, stream=True, follow_redirects=False)
-            except httpx.TransportError as exc:
-                raise _Retry(_describe(exc)) from None
+                if plain is not None:
+                    assert direct is not None
+                    response = self._direct(direct, plain, extra)
+                else:
+                    request = self.client.build_request("GET", url, headers=extra)
+                    response = self.client.send(request, stream=True, follow_redirects=False)
+            except http1.transport_errors() as exc:
+                raise _Retry(http1.describe_error(exc)) from None
             except (httpx.InvalidURL, ValueError):
                 raise _Fail(f"refused URL {_short(url)}: malformed URL") from None
-            if response.is_redirect:
+            if response.status_code in _REDIRECTS and "location" in response.headers:
                 location = response.headers.get("location", "")
-                target = str(response.url.join(location))
                 response.close()
                 if hop == MAX_REDIRECTS:
                     raise _Fail(f"too many redirects (more than {MAX_REDIRECTS})")
-                url = target
+                try:
+                    url = str(httpx.URL(url).join(location))
+                except (httpx.InvalidURL, ValueError):
+                    raise _Fail(f"refused redirect target {_short(location)}: malformed URL") from None
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _direct(self, pool: Any, plain: tuple, extra: dict[str, str]) -> Any:
+        """One GET through the lean pool, with the headers httpx would send (see :meth:`use_client`)."""
+        scheme, host, port, target, host_header = plain
+        headers = [("Host", host_header), *self.base_headers, *extra.items()]
+        answer = pool.get(scheme, host, port, target, headers, self.timeouts[0], self.timeouts[1])
+        encoding = answer.headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return answer
+        return http1.as_httpx_response(answer)  # httpx undoes the content coding
 
     def fresh_url(self, ref: ArtifactRef) -> str | None:
         if self.refresh is None:
@@ -467,6 +496,7 @@ class _Downloader:
             job.drop_part()
             job.ident = _dl.identity(ref, url, response.headers, expected)
             if expected is None or expected > SIDECAR_EAGER_MIN:
+                job.claim.no_sidecar = False
                 _dl.write_sidecar(part, job.ident)
             else:  # a small body: its sidecar is written only if it does not arrive whole
                 job.sidecar_due = True
@@ -475,8 +505,6 @@ class _Downloader:
 
     def stream(self, key: int, response: Any, job: "_Job", offset: int, expected: int | None,
                decode: bool, raw_length: int | None) -> tuple[int, str]:
-        import httpx
-
         part, label = job.part, job.label
         assert part is not None
         opts = self.opts
@@ -485,11 +513,15 @@ class _Downloader:
         h = _new_hash(opts)
         if offset and not isinstance(h, _NoHash):
             _hash_file(part, h, cancel)
-        flags = os.O_WRONLY | os.O_CREAT | (0 if offset else os.O_TRUNC)
-        flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-        fd = os.open(part, flags, 0o644)
+        claim = job.claim
+        assert claim is not None
+        fd = claim.fd  # the part is written through the descriptor that holds it (never reopened by name)
         if offset:
             os.lseek(fd, 0, os.SEEK_END)  # the part is held by this process: writing at its end appends
+        elif not claim.fresh:  # from byte 0 of an empty part (a fresh part is one already); the sidecar stays
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+        claim.fresh = False
         limit = opts.max_size - offset
         received = 0
         ok = False
@@ -528,11 +560,11 @@ class _Downloader:
                     raise _Cancelled() from None
                 raise _Retry("timed out" if isinstance(exc, TimeoutError) else
                              f"connection broken ({exc})") from None
-            except httpx.TransportError as exc:
+            except http1.transport_errors() as exc:
                 writer.close()  # what arrived is good: keep it for the resume
                 if cancel.is_set():
                     raise _Cancelled() from None
-                raise _Retry(_describe(exc)) from None
+                raise _Retry(http1.describe_error(exc)) from None
             except (KeyboardInterrupt, _Cancelled):
                 writer.close()
                 raise
@@ -549,12 +581,11 @@ class _Downloader:
         except BaseException as exc:
             writer.abort()
             if isinstance(exc, _Fail) and exc.drop_part:
-                os.close(fd)
-                fd = -1
                 job.drop_part()
             elif job.sidecar_due and job.ident is not None:  # what arrived can be resumed later
                 job.sidecar_due = False
                 try:
+                    claim.no_sidecar = False
                     _dl.write_sidecar(part, job.ident)
                 except OSError:
                     pass
@@ -562,8 +593,6 @@ class _Downloader:
         finally:
             with self.lock:
                 self.active.discard(response)
-            if fd >= 0:
-                os.close(fd)
             progress.finish(key, ok)
 
     def abort_reads(self) -> None:
@@ -641,6 +670,9 @@ class _Downloader:
         if fatal:
             raise fatal[0]
         return results
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def _short(url: str, limit: int = 120) -> str:
