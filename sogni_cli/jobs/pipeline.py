@@ -96,6 +96,9 @@ class PipelineOptions:
     # (see jobs.approval.resolve_wait), then followed again; None: the wait ends the job (exit 9). With it, a
     # resumed workflow that waits for approval is approved and followed rather than replaced.
     approve: Callable[[Any, str, dict[str, Any]], dict[str, Any]] | None = None
+    # A download client the caller owns and shares between its jobs (a recipe run: one pool of connections
+    # to the media hosts for the whole run); None: each job makes its own and closes it.
+    download_client: Any = None
 
 
 @dataclass
@@ -398,13 +401,24 @@ def _finish(client: Any, rec: dict[str, Any], job: Any, options: PipelineOptions
     return result
 
 
-def _open_download_client(options: PipelineOptions) -> Any:
-    """The credential-free download client, made while the workflow runs (it takes tens of ms to create)."""
-    if options.no_download:
-        return None
+def shared_download_client(client: Any, options: PipelineOptions) -> Any:
+    """A download client for the jobs of a run to share (``PipelineOptions.download_client``), made with the
+    settings of ``options`` and the API client's retry settings; the caller closes it."""
     from .collect import open_download_client
 
-    return open_download_client(_download_options(options))
+    return open_download_client(_download_options(_with_policy(options, client)))
+
+
+def _open_download_client(options: PipelineOptions) -> tuple[Any, bool]:
+    """The credential-free download client, made while the workflow runs (it takes tens of ms to create), and
+    whether this job owns it (closes it when done), or the caller shares it between jobs."""
+    if options.no_download:
+        return None, False
+    if options.download_client is not None:
+        return options.download_client, False
+    from .collect import open_download_client
+
+    return open_download_client(_download_options(options)), True
 
 
 def _with_policy(options: PipelineOptions, client: Any) -> PipelineOptions:
@@ -485,7 +499,7 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
     if options.detach:
         return result
 
-    dl_client = _open_download_client(options)
+    dl_client, owned = _open_download_client(options)
     try:
         _check(progress)
         if workflows.status_of(rec) in workflows.TERMINAL and options.resume_workflow:
@@ -499,7 +513,7 @@ def run_media_job(client: Any, job: Any, options: PipelineOptions | None = None,
         _check(progress)
         return _finish(client, rec, job, options, progress, emit, result, last, dl_client)
     finally:
-        if dl_client is not None:
+        if owned:
             dl_client.close()
 
 
@@ -598,11 +612,11 @@ def download_workflow(client: Any, wid: str, options: PipelineOptions | None = N
     if status not in workflows.TERMINAL:
         raise SogniError(f"Workflow {wid} is still {status or 'running'}; nothing to download yet.",
                          hint=f"Wait for it with `sogni workflow watch {wid}`.", exit_code=6)
-    dl_client = _open_download_client(options)
+    dl_client, owned = _open_download_client(options)
     try:
         return _finish(client, rec, None, options, progress, emit, result, None, dl_client)
     finally:
-        if dl_client is not None:
+        if owned:
             dl_client.close()
 
 

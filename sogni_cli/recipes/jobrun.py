@@ -317,7 +317,7 @@ class JobSteps:
                                    progress_key=uid, on_created=on_created, timeout=timeout, cancel=self.cancel,
                                    idempotency_key=key, title=job_title(self.plan.name, uid, key),
                                    before_send=lambda k: self._before_send(pj, oc, k), upload_id=key[-16:],
-                                   approve=self.money.approver())
+                                   approve=self.money.approver(), download_client=self.download_client())
 
         options = options_for(oc.idempotency_key or job_key(self.plan.name, uid, oc.request_hash or "", oc.attempt))
         try:

@@ -115,6 +115,24 @@ class Runner(JobSteps):
         from .budget import RunMoney
 
         self.money = RunMoney(self, opts.budget, opts.approve_up_to)
+        self._downloads: Any = None  # one download client for every job of the run (their media hosts' pool)
+        self._downloads_lock = threading.Lock()
+
+    def download_client(self) -> Any:
+        """The run's shared download client (no credentials, the run's retry settings), made for the first job."""
+        with self._downloads_lock:
+            if self._downloads is None:
+                from ..jobs.pipeline import PipelineOptions, shared_download_client
+
+                self._downloads = shared_download_client(
+                    self.client, PipelineOptions(output_dir=self.out_root, root=self.out_root))
+            return self._downloads
+
+    def close_downloads(self) -> None:
+        with self._downloads_lock:
+            client, self._downloads = self._downloads, None
+        if client is not None:
+            client.close()
 
     def shard_label(self) -> str | None:
         return f"{self.opts.shard[0]}/{self.opts.shard[1]}" if self.opts.shard else None
@@ -534,4 +552,8 @@ def touch_record(output_dir: Path, recipe_name: str, shard: tuple[int, int] | No
 
 def run_plan(client: Any, plan: Plan, opts: RunOptions) -> int:
     """Run ``plan`` with ``client``; returns the exit code (0 all succeeded, 8 some did not)."""
-    return Runner(client, plan, opts).run()
+    runner = Runner(client, plan, opts)
+    try:
+        return runner.run()
+    finally:
+        runner.close_downloads()
