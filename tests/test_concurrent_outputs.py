@@ -345,8 +345,8 @@ def test_the_record_merges_what_another_process_wrote_meanwhile(tmp_path):
 
 
 def test_a_large_record_is_one_compact_json_document_kept_across_rewrites(tmp_path):
-    """A folder of many files (a long recipe run rewrites the record after every job): the record stays one
-    compact JSON document, entries in the order they were first saved, each rewrite keeping the others."""
+    """A folder of many files (a long recipe run adds to the record after every job): once the journal is
+    folded in, the record is one compact JSON document, entries in the order they were first saved."""
     out = tmp_path / "out"
     out.mkdir()
     names = [f"shot-{i}-é.png" for i in range(300)]  # well over one written piece, non-ASCII names
@@ -372,7 +372,9 @@ def test_the_record_is_written_under_a_lock_on_the_folder(tmp_path, monkeypatch)
     out.mkdir()
     (out / "a.png").write_bytes(b"x")
     seen: list[bool] = []
-    real = dl.write_record_file
+    from sogni_cli.media import dlrecord
+
+    real = dlrecord.write_record_file
 
     def spy(path, files, **kw):
         fd = os.open(out, os.O_RDONLY)
@@ -382,7 +384,7 @@ def test_the_record_is_written_under_a_lock_on_the_folder(tmp_path, monkeypatch)
             os.close(fd)
         real(path, files, **kw)
 
-    monkeypatch.setattr(dl, "write_record_file", spy)
+    monkeypatch.setattr(dlrecord, "write_record_file", spy)
     r = ArtifactRef(URL, workflow_id="wf_1")
     dl.record_saved(out, [(SavedFile(r, out / "a.png", 1, None, None), dl.identity(r, URL))])
     assert seen == [False]

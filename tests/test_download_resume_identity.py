@@ -284,7 +284,8 @@ def test_only_the_missing_one_is_fetched_after_a_partial_save(httpx_mock, tmp_pa
     assert [s.present for s in report.saved] == [True, False]
     assert [r.url.query for r in httpx_mock.get_requests()] == [b"sig=first", b"sig=first", b"sig=second"]
     assert [r.url.path for r in httpx_mock.get_requests()][-1] == "/media/wf_A/a2.png"
-    assert sorted(p.name for p in out.iterdir()) == [dl.RECORD_NAME, "a-bird-1.png", "a-bird-2.png"]
+    # the second batch's entry went to the record's journal
+    assert sorted(p.name for p in out.iterdir()) == [dl.RECORD_NAME, dl.JOURNAL_NAME, "a-bird-1.png", "a-bird-2.png"]
 
 
 def test_overwrite_fetches_again(httpx_mock, tmp_path):

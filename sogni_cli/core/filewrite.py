@@ -8,8 +8,9 @@
 - :func:`safe_folder` / :func:`open_folder`: the same folder check for the callers that write a folder's
   files themselves (downloads): folders below the root are made one at a time and never followed when
   they are links.
-- :func:`open_append`: the files the CLI appends to (run records, manifests), opened without following a
-  link and refused when they are not regular files.
+- :func:`open_append` / :func:`append_file`: the files the CLI appends to (run records, manifests, the
+  download record's journal), opened without following a link and refused when they are not regular files;
+  :func:`append_file` also checks the folders from a root down like :func:`write_atomic` and syncs the write.
 - Downloads: hashing as they go, batched ``writev`` calls, and a helper thread for large bodies so the
   network read never waits on the disk; claims on names shared with other processes (part locks, the
   no-clobber rename, the folder lock).
@@ -187,12 +188,7 @@ def write_atomic(path: Path | str, data: bytes | str | Iterable[bytes], *, mode:
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    dir_fd: int | None = None
-    if root is not None:
-        if DIR_FD:
-            dir_fd = open_folder(Path(root), path.parent)
-        else:
-            safe_folder(Path(root), path.parent)
+    dir_fd = _folder_fd(root, path)
     try:
         base = path.name if dir_fd is not None else str(path)
         _check_target(base, path, dir_fd)
@@ -252,22 +248,87 @@ def open_append(path: Path | str, *, root: Path | str | None = None, mode: int =
     path = Path(path)
     if root is not None:
         safe_folder(Path(root), path.parent)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+    return _open_append(str(path), path, None, mode)
+
+
+def _open_append(where: str, shown: Path, dir_fd: int | None, mode: int) -> int:
+    """Open ``where`` (a name in ``dir_fd``, or a path) for appending, created when missing, not through a link."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags, mode)
+        fd = os.open(where, flags, mode, dir_fd=dir_fd) if dir_fd is not None else os.open(where, flags, mode)
     except OSError as exc:
         if exc.errno in (_errno.ELOOP, _errno.EMLINK):
-            raise UnsafePathError(f"Refused to write {path}: it is a symbolic link.") from None
+            raise UnsafePathError(f"Refused to write {shown}: it is a symbolic link.") from None
         if exc.errno == _errno.ENXIO:  # a pipe nobody reads, a device without its driver
-            raise UnsafePathError(f"Refused to write {path}: it is {_kind(os.lstat(path).st_mode)}.") from None
+            st = os.stat(where, dir_fd=dir_fd, follow_symlinks=False) if dir_fd is not None else os.lstat(where)
+            raise UnsafePathError(f"Refused to write {shown}: it is {_kind(st.st_mode)}.") from None
         raise
     st = os.fstat(fd)
     if not _stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise UnsafePathError(f"Refused to write {path}: it is {_kind(st.st_mode)}.")
+        raise UnsafePathError(f"Refused to write {shown}: it is {_kind(st.st_mode)}.")
     if hasattr(os, "set_blocking"):
         os.set_blocking(fd, True)
     return fd
+
+
+def _folder_fd(root: Path | str | None, path: Path, create: bool = True) -> int | None:
+    """For a write under ``root``: a descriptor on ``path``'s folder where :data:`DIR_FD` (walked from ``root``
+    without following links), else None after the same check by name. None without ``root``."""
+    if root is None:
+        return None
+    if DIR_FD:
+        return open_folder(Path(root), path.parent, create=create)
+    safe_folder(Path(root), path.parent, create=create)
+    return None
+
+
+def append_file(path: Path | str, data: bytes, *, root: Path | str | None = None, durable: bool = True,
+                mode: int = 0o644) -> None:
+    """Append ``data`` to ``path`` (created when missing) with ``O_APPEND`` in one ``write``, then flush it to
+    disk (``fsync`` when ``durable``), with the checks of :func:`write_atomic`: never through a symbolic link,
+    never onto a device (UnsafePathError, exit 2), and with ``root`` every folder from ``root`` down to the
+    file a real folder (missing ones are made). A crash mid-write can leave only the start of ``data``."""
+    path = Path(path)
+    dir_fd = _folder_fd(root, path)
+    try:
+        fd = _open_append(path.name if dir_fd is not None else str(path), path, dir_fd, mode)
+        try:
+            _write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+
+
+def check_target(path: Path | str) -> None:
+    """UnsafePathError (exit 2) when ``path`` exists and is not a regular file (a link, a folder, a device):
+    what :func:`write_atomic` and :func:`append_file` refuse to write."""
+    _check_target(str(path), Path(path), None)
+
+
+def remove_file(path: Path | str, *, root: Path | str | None = None) -> None:
+    """Remove the regular file ``path`` (nothing when it is missing), found from ``root`` without following
+    links like :func:`write_atomic`; a link or anything else that is not a regular file is refused
+    (UnsafePathError), not removed."""
+    path = Path(path)
+    dir_fd = _folder_fd(root, path, create=False)
+    try:
+        base = path.name if dir_fd is not None else str(path)
+        _check_target(base, path, dir_fd)
+        try:
+            if dir_fd is not None:
+                os.unlink(base, dir_fd=dir_fd)
+            else:
+                os.unlink(base)
+        except FileNotFoundError:
+            pass
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
 
 
 class _Cancelled(Exception):

@@ -23,13 +23,14 @@ file is never fetched twice:
   it had when it was saved, that file is listed as the output and nothing is downloaded (a *present*
   :class:`SavedFile`), in every ``--on-exists`` mode except ``overwrite``; with ``suffix`` the record is
   also searched for the same artifact under ``NAME-N.ext``. Any other file under the name follows
-  ``--on-exists``. The record is read, merged and rewritten atomically under a lock on the output folder
-  (so processes saving there at once keep each other's entries) and a process-wide lock, at most every
+  ``--on-exists``. New entries are appended to its journal ``.sogni-downloads.jsonl`` (folded into the
+  record now and then: see :mod:`sogni_cli.media.dlrecord`) under a lock on the output folder (so
+  processes saving there at once keep each other's entries) and a process-wide lock, at most every
   :data:`~sogni_cli.media.transfer.RECORD_INTERVAL` seconds during a batch and when the batch ends (also on
   Ctrl-C); a file the record does not know (saved by hand, by another tool, edited since, or saved just
   before the process was killed) is never taken for the artifact: it follows ``--on-exists``.
 
-Neither file holds credentials (media requests carry none) or a signed query string, and both stay in
+None of these files holds credentials (media requests carry none) or a signed query string, and all stay in
 the output folder.
 
 This module holds what is fetched and where it goes (artifacts, URL rules, names, identities, the
@@ -42,7 +43,6 @@ import datetime as _dt
 import json
 import os
 import stat as _stat
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -51,6 +51,8 @@ from ..api.client import RetryPolicy
 from ..api.retry import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_READ_TIMEOUT
 from ..core.errors import SogniError, UsageError
 from . import naming
+from .dlrecord import (_RECORD_CACHE, IDENTITY_VERSION, JOURNAL_NAME, RECORD_NAME, _read_json,  # noqa: F401
+                       read_record, record_saved, write_record_file)
 
 #: Files downloaded at once unless ``--concurrency`` says otherwise (measured: see bench/README.md).
 DOWNLOAD_CONCURRENCY = 16
@@ -198,11 +200,7 @@ def check_on_exists(refs: Iterable[ArtifactRef], opts: DownloadOptions) -> None:
 # Identity: where a part came from, which saved file is which artifact
 # ------------------------------------------------------------------------------------------------
 
-RECORD_NAME = ".sogni-downloads.json"
-IDENTITY_VERSION = 1
 _SIDECAR_MAX = 64 * 1024
-_RECORD_MAX = 16 << 20
-_RECORD_LOCK = threading.Lock()  # one writer of any record at a time in this process (jobs run in threads)
 
 
 def url_key(url: str | None) -> str:
@@ -256,18 +254,6 @@ def sidecar_path(part: Path) -> Path:
     return part.with_name(part.name + ".json")
 
 
-def _read_json(path: Path, limit: int) -> Any:
-    """The JSON in a regular file of at most ``limit`` bytes (symlinks are not followed), else None."""
-    try:
-        st = os.lstat(path)
-        if not _stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        with open(path, "rb") as fh:
-            return json.loads(fh.read(limit + 1))
-    except (OSError, ValueError):
-        return None
-
-
 def write_json_atomic(path: Path, doc: Any, *, root: Path | None = None, durable: bool = True) -> None:
     """Write ``doc`` as compact JSON with the one file writer (temporary name, flush, rename)."""
     from ..core.filewrite import write_atomic
@@ -283,31 +269,6 @@ def read_sidecar(part: Path) -> dict[str, Any] | None:
 
 def write_sidecar(part: Path, ident: dict[str, Any]) -> None:
     write_json_atomic(sidecar_path(part), ident, durable=False)  # a lost sidecar only means starting over
-
-
-def read_record(output_dir: Path) -> dict[str, dict[str, Any]]:
-    """File name → entry from the output folder's download record ({} when there is none or it is bad)."""
-    doc = _read_json(Path(output_dir) / RECORD_NAME, _RECORD_MAX)
-    files = doc.get("files") if isinstance(doc, dict) and doc.get("version") == IDENTITY_VERSION else None
-    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, dict)} \
-        if isinstance(files, dict) else {}
-
-
-#: record file → (its stat signature when last read or written here, its entries as encoded JSON): a batch
-#: of downloads re-reads (and prunes) the record only when another process changed it. Each entry is kept as
-#: the bytes it is written as (a few hundred, where its dict takes kilobytes), so a rewrite after every job
-#: of a long run neither encodes the earlier entries again nor builds the whole document in one string.
-_RECORD_CACHE: dict[str, tuple[tuple[int, ...], dict[str, bytes]]] = {}
-#: how much of the record is written at a time
-_RECORD_PIECE = 32 * 1024
-
-
-def _signature(path: Path) -> tuple[int, ...] | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _intact(path: Path, entry: dict[str, Any]) -> bool:
@@ -340,73 +301,6 @@ def saved_as(path: Path, ref: ArtifactRef, record: dict[str, dict[str, Any]],
             if _intact(cand, entry):
                 return cand
     return None
-
-
-def record_saved(output_dir: Path, saved: Iterable[tuple[SavedFile, dict[str, Any]]], *,
-                 root: Path | None = None) -> None:
-    """Add saved files (each with its identity) to the output folder's download record; entries for
-    files that are gone are dropped.
-
-    Read, merge and write happen under a lock on the folder (and a lock in this process), so processes
-    saving into one folder at once each add their entries and none is lost."""
-    entries: dict[str, dict[str, Any]] = {}
-    for item, ident in saved:
-        path = Path(item.path)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        entries[path.name] = dict(ident, bytes=st.st_size, mtime_ns=st.st_mtime_ns, sha256=item.sha256,
-                                  content_type=item.content_type)
-    if not entries:
-        return
-    record_file = Path(output_dir) / RECORD_NAME
-    key = str(record_file)
-    from ..core.filewrite import locked_folder
-
-    with _RECORD_LOCK, locked_folder(Path(output_dir)):
-        cached = _RECORD_CACHE.get(key)
-        if cached is not None and cached[0] == _signature(record_file):
-            files = cached[1]
-        else:
-            files = {k: _encoded(k, v) for k, v in read_record(Path(output_dir)).items()
-                     if os.path.lexists(Path(output_dir) / k)}
-        files.update((k, _encoded(k, v)) for k, v in entries.items())
-        _RECORD_CACHE.pop(key, None)
-        write_record_file(record_file, files, root=root or output_dir)
-        sig = _signature(record_file)
-        if sig is not None:
-            _RECORD_CACHE[key] = (sig, files)
-
-
-def write_record_file(path: Path, files: dict[str, bytes], *, root: Path | None = None) -> None:
-    """Write the download record ``{"version": …, "files": {…}}`` from its members as encoded by
-    :func:`_encoded` (compact JSON, the same document :func:`write_json_atomic` makes), with the one file
-    writer, in pieces of about :data:`_RECORD_PIECE` bytes."""
-    from ..core.filewrite import write_atomic
-
-    write_atomic(path, _record_pieces(files), root=root)
-
-
-def _encoded(name: str, entry: dict[str, Any]) -> bytes:
-    """One ``"name":{entry}`` member of the record's ``files`` object, as written (compact JSON)."""
-    return (json.dumps(name, ensure_ascii=False) + ":"
-            + json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str)).encode("utf-8")
-
-
-def _record_pieces(files: dict[str, bytes]) -> Iterable[bytes]:
-    piece = bytearray(b'{"version":%d,"files":{' % IDENTITY_VERSION)
-    first = True
-    for member in files.values():
-        if not first:
-            piece += b","
-        first = False
-        piece += member
-        if len(piece) >= _RECORD_PIECE:
-            yield bytes(piece)
-            piece.clear()
-    piece += b"}}"
-    yield bytes(piece)
 
 
 # ------------------------------------------------------------------------------------------------
