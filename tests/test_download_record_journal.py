@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sogni_cli.core import filewrite
@@ -109,7 +110,7 @@ def test_a_large_record_takes_as_many_journal_lines_as_it_has_entries(tmp_path):
     for i in range(100):
         f.save((f"b{i}.png", f"wf_b{i}", b"b"))
     assert len(f.journal.read_bytes().splitlines()) == 100
-    f.save((f"c.png", "wf_c", b"c"))
+    f.save(("c.png", "wf_c", b"c"))
     assert not f.journal.exists() and f.read() == f.want()
 
 
@@ -249,3 +250,23 @@ def test_two_processes_appending_at_once_lose_nothing(tmp_path):
     assert sorted(files) == sorted([f"old-{i}.png" for i in range(200)]
                                    + [f"{w}-{i}.bin" for w in ("p0", "p1") for i in range(60)])
     assert [files[f"p1-{i}.bin"]["index"] for i in range(60)] == list(range(60))
+
+
+def test_workflow_download_knows_files_whose_entries_are_only_in_the_journal(cli, httpx_mock, env_key, tmp_cwd):
+    from tests.test_media_commands import FakeAPI
+
+    api = FakeAPI(httpx_mock, n_artifacts=2)
+    second = api.artifacts[1]["url"].split("?")[0].replace("https://cdn.sogni.test", "")
+    good = api.media[second]
+    api.media[second] = lambda request: httpx.Response(400)
+    assert cli("image", "a bird", "-n", "2").exit_code == 8  # the record is written with the first file
+    api.media[second] = good
+    res = cli("workflow", "download", "wf_t1")
+    assert res.exit_code == 0, res.stderr
+    assert (tmp_cwd / dl.JOURNAL_NAME).read_bytes().count(b"\n") == 1  # the second file's entry
+    hits = len(api.media_hits)
+    res = cli("workflow", "download", "wf_t1")
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.splitlines() == ["a-bird-1.png", "a-bird-2.png"]
+    assert len(api.media_hits) == hits  # nothing fetched again
+    assert "2 already saved before" in res.stderr
