@@ -110,3 +110,37 @@ def test_a_folder_replaced_by_a_link_while_the_job_runs_gets_nothing(sogni_env, 
     assert "symbolic link" in stderr and "Traceback" not in stderr
     assert stdout == ""
     assert _everything_in(elsewhere) == []
+
+
+def test_the_download_record_journal_across_processes_and_never_through_a_link(emulator, sogni_env, run_sogni,
+                                                                                 tmp_path):
+    """Each run after the first appends its entries to `.sogni-downloads.jsonl`; `workflow download` in
+    another process sees them; a journal that is a link is neither read nor written through."""
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    args = ["image", "a red fox", "--width", "256", "--height", "256", "-o", out]
+    res = run_sogni(args, sogni_env)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".sogni-downloads.json", "a-red-fox-1.png"]
+    res = run_sogni(args, sogni_env)
+    assert res.returncode == 0, res.stderr
+    wid = res.stderr.split("Workflow: ", 1)[1].split()[0]
+    assert res.stdout.splitlines() == [str(out / "a-red-fox-1-1.png")]
+    journal = out / ".sogni-downloads.jsonl"
+    assert journal.read_bytes().count(b"\n") == 1 and b"a-red-fox-1-1.png" in journal.read_bytes()
+    before = len(emulator.requests)
+    res = run_sogni(["workflow", "download", wid, "-o", out], sogni_env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [str(out / "a-red-fox-1-1.png")]  # known from the journal alone
+    assert not [r for r in emulator.requests[before:] if r["path"].startswith("/media/")]
+
+    target = elsewhere / "notes.txt"
+    target.write_bytes(b"mine\n")
+    journal.unlink()
+    journal.symlink_to(target)
+    res = run_sogni(args, sogni_env)
+    assert res.returncode == 0, res.stderr
+    assert "could not update the download record" in res.stderr and "symbolic link" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert target.read_bytes() == b"mine\n" and journal.is_symlink()
