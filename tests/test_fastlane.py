@@ -72,6 +72,9 @@ TAKEN = [
     ["chat"],
     ["chat", "-"],
     ["chat", "--", "-v is a flag"],
+    ["chat", ""],
+    ["chat", "--", "--"],
+    ["chat", "-m", "--", "hi"],  # an option's value may look like an option
     ["chat", "hi", "-m", "m1", "-s", "be brief", "--temperature", "0.5", "--max-tokens", "12"],
     ["chat", "--stop", "a", "--stop", "b", "--template-kwarg", "k=1", "hi"],
     ["chat", "--think", "--no-think", "hi"],
