@@ -243,6 +243,19 @@ def test_closed_stdout_exits_quietly(tmp_path):
     assert CANARY_KEY not in err
 
 
+def _finish_or_show_stacks(proc: subprocess.Popen) -> tuple[str, str]:
+    """The output of a process that should end soon; if it hangs, its threads' stacks (the child runs with
+    PYTHONFAULTHANDLER, so SIGABRT prints them) go into the failure message."""
+    import signal
+
+    try:
+        return proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=30)
+        pytest.fail(f"the process did not end; its stacks:\n{err}")
+
+
 def test_ctrl_c_exits_130_without_traceback(tmp_path):
     """SIGINT while waiting on a silent server."""
     import signal
@@ -264,11 +277,12 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path):
     env = _env(tmp_path)
     env["SOGNI_API_KEY"] = CANARY_KEY
     env["SOGNI_BASE_URL"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    env["PYTHONFAULTHANDLER"] = "1"
     proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", "chat", "hello"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert accepted.wait(30)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    out, err = _finish_or_show_stacks(proc)
     listener.close()
     assert proc.returncode == 130
     assert "Traceback" not in err and out == ""
@@ -294,11 +308,12 @@ def test_sigterm_exits_143(tmp_path, sig, code):
     env = _env(tmp_path)
     env["SOGNI_API_KEY"] = CANARY_KEY
     env["SOGNI_BASE_URL"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    env["PYTHONFAULTHANDLER"] = "1"
     proc = subprocess.Popen([sys.executable, "-m", "sogni_cli", "chat", "hello"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert accepted.wait(30)
     proc.send_signal(getattr(signal, sig))
-    _, err = proc.communicate(timeout=30)
+    _, err = _finish_or_show_stacks(proc)
     listener.close()
     for conn, _addr in held:
         conn.close()
