@@ -23,9 +23,9 @@ CDN = "https://cdn.sogni.ai/runs/r_abc"
 
 @pytest.fixture(autouse=True)
 def _fresh_process():
-    dl._RECORD_CACHE.clear()  # each test starts as a new process would
+    dl.forget_cached_records()  # each test starts as a new process would
     yield
-    dl._RECORD_CACHE.clear()
+    dl.forget_cached_records()
 
 
 class Folder:
@@ -73,7 +73,7 @@ def test_the_record_read_after_many_saves_is_what_a_rewrite_would_hold(tmp_path)
             f.save((f"img-{i // 2}-0-é.png", f"wf_again_{i}", b"changed"))  # an entry changes
         assert f.read() == f.want()
     assert f.journal.exists()  # the last saves are in the journal, not yet in the record
-    dl._RECORD_CACHE.clear()  # another process reads the same
+    dl.forget_cached_records()  # another process reads the same
     assert f.read() == f.want()
 
 
@@ -98,7 +98,7 @@ def test_each_save_appends_and_the_journal_is_folded_in_when_it_grows(tmp_path):
     assert list(doc["files"].items()) == f.want() == f.read()
     # a crash between the rewrite and the journal's removal: its lines again change nothing
     f.journal.write_bytes(journal_before)
-    dl._RECORD_CACHE.clear()
+    dl.forget_cached_records()
     assert f.read() == f.want()
     f.save(("d.png", "wf_d", b"d"))
     assert f.read() == f.want()
@@ -140,7 +140,7 @@ def test_a_torn_last_line_is_ignored_and_the_next_save_repairs_the_journal(tmp_p
     f.save(("b.png", "wf_b", b"b"))
     with open(f.journal, "ab") as fh:
         fh.write(b'{"version":1,"files":{"c.png":{"version":1,"workflow_id":"wf_')  # a crash mid-append
-    dl._RECORD_CACHE.clear()
+    dl.forget_cached_records()
     assert f.read() == f.want()
     f.save(("d.png", "wf_d", b"d"))
     assert f.read() == f.want()
@@ -155,7 +155,7 @@ def test_a_malformed_journal_line_reads_as_a_malformed_record_does(tmp_path):
     f.save(("b.png", "wf_b", b"b"))
     raw = f.journal.read_bytes()
     f.journal.write_bytes(b"{broken\n" + raw)
-    dl._RECORD_CACHE.clear()
+    dl.forget_cached_records()
     assert dl.read_record(f.path) == {}  # nothing is taken for already saved
     f.save(("c.png", "wf_c", b"c"))  # written again with what this save knows, as for a bad record
     assert not f.journal.exists()
@@ -167,7 +167,7 @@ def test_entries_of_files_gone_are_dropped_by_the_next_process_to_save(tmp_path)
     f.save(("a.png", "wf_a", b"a"))
     f.save(("b.png", "wf_b", b"b"), ("c.png", "wf_c", b"c"))
     os.unlink(f.path / "b.png")
-    dl._RECORD_CACHE.clear()
+    dl.forget_cached_records()
     f.save(("d.png", "wf_d", b"d"))
     del f.expected["b.png"]
     assert f.read() == f.want()
@@ -180,7 +180,7 @@ def test_a_journal_that_is_a_link_is_refused_like_the_record(tmp_path):
     elsewhere = tmp_path / "elsewhere.txt"
     elsewhere.write_bytes(b"keep\n")
     f.journal.symlink_to(elsewhere)
-    dl._RECORD_CACHE.clear()
+    dl.forget_cached_records()
     assert dl.read_record(f.path) == {}  # not read through the link
     record = f.record.read_bytes()
     with pytest.raises(filewrite.UnsafePathError, match="symbolic link"):

@@ -393,7 +393,7 @@ def test_entries_for_deleted_files_are_dropped(httpx_mock, tmp_path):
     os.unlink(out / "a-bird-2.png")
     ref = bird_refs("wf_A", "again")[0]
     download_all([ref], opts(tmp_path))  # present: no write
-    dl._RECORD_CACHE.clear()  # a later process reads the record afresh (and prunes it)
+    dl.forget_cached_records()  # a later process reads the record afresh (and prunes it)
     httpx_mock.add_response(url=bird_refs("wf_C", "x")[0].url, content=OTHER, headers={"Content-Type": "image/png"})
     download_all([bird_refs("wf_C", "x")[0]], opts(tmp_path))
     assert set(dl.read_record(out)) == {"a-bird-1.png", "a-bird-1-1.png"}

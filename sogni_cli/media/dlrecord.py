@@ -45,7 +45,7 @@ _O_READ = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC",
            | getattr(os, "O_NONBLOCK", 0))
 
 
-def _read_json(path: Path, limit: int) -> Any:
+def read_json_limited(path: Path, limit: int) -> Any:
     """The JSON in a regular file of at most ``limit`` bytes (symlinks are not followed), else None."""
     try:
         st = os.lstat(path)
@@ -86,7 +86,7 @@ def _load_once(folder: Path) -> tuple[_State, bool]:
         bad = True  # a link, a folder, unreadable
     try:
         rpath = folder / RECORD_NAME
-        got = _files_of(_read_json(rpath, _RECORD_MAX))
+        got = _files_of(read_json_limited(rpath, _RECORD_MAX))
         if got is None and os.path.lexists(rpath):
             bad = True
         state = _State({k: v for k, v in (got or {}).items() if isinstance(k, str) and isinstance(v, dict)})
@@ -164,6 +164,12 @@ class _Cached:
 #: hundred, where its dict takes kilobytes), so folding the journal in neither encodes the entries again
 #: nor builds the whole document in one string.
 _RECORD_CACHE: dict[str, _Cached] = {}
+
+
+def forget_cached_records() -> None:
+    """Forget what this process read or wrote of every record: the next batch reads each record afresh, as a
+    new process would."""
+    _RECORD_CACHE.clear()
 
 
 def _signature(path: Path) -> tuple[int, ...] | None:

@@ -51,8 +51,8 @@ from ..api.client import RetryPolicy
 from ..api.retry import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_READ_TIMEOUT
 from ..core.errors import SogniError, UsageError
 from . import naming
-from .dlrecord import (_RECORD_CACHE, IDENTITY_VERSION, JOURNAL_NAME, RECORD_NAME, _read_json,  # noqa: F401
-                       read_record, record_saved, write_record_file)
+from .dlrecord import (IDENTITY_VERSION, JOURNAL_NAME, RECORD_NAME, forget_cached_records,  # noqa: F401
+                       read_json_limited, read_record, record_saved, write_record_file)
 
 #: Files downloaded at once unless ``--concurrency`` says otherwise (measured: see bench/README.md).
 DOWNLOAD_CONCURRENCY = 16
@@ -263,7 +263,7 @@ def write_json_atomic(path: Path, doc: Any, *, root: Path | None = None, durable
 
 
 def read_sidecar(part: Path) -> dict[str, Any] | None:
-    doc = _read_json(sidecar_path(part), _SIDECAR_MAX)
+    doc = read_json_limited(sidecar_path(part), _SIDECAR_MAX)
     return doc if isinstance(doc, dict) else None
 
 
