@@ -111,7 +111,7 @@ class LazyGroup(TyperGroup):
         return super().parse_args(ctx, self._hoist_globals(ctx, list(args)))
 
     def _hoist_globals(self, ctx: Any, args: list[str]) -> list[str]:
-        return hoist_globals(args, COMMANDS, own_of=lambda name: option_names(self.get_command(ctx, name)))
+        return hoist_globals(args, COMMANDS, lambda name: option_names(self.get_command(ctx, name)))
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else None

@@ -158,15 +158,15 @@ def parse(args: list[str], table: Any = None) -> Optional[Call]:
     line the fast lane takes."""
     from .core.options import command_index, hoist_globals
 
-    if table is None:
-        from . import fastlane_table as table
     i = command_index(args)
     if i >= len(args) or args[i] not in FAST_COMMANDS:
-        return None
+        return None  # decided before the table is loaded: other commands pay nothing for it
+    if table is None:
+        from . import fastlane_table as table
     command = args[i]
     spec = table.COMMANDS[command]
     own = {name: opt[1] != "flag" for name, opt in spec["options"].items()}
-    args = hoist_globals(args, (command,), own)
+    args = hoist_globals(args, (command,), lambda _name: own)
     i = command_index(args)
     root_values = dict(table.ROOT["defaults"])
     if not _parse_options(args[:i], table.ROOT, root_values, set(), None):

@@ -267,3 +267,11 @@ def test_version_loads_neither_typing_nor_the_framework():
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert res.stdout.startswith("sogni ")
     assert res.stderr.strip().splitlines()[-1] == "(0, [])"
+
+
+def test_other_commands_do_not_load_the_fast_lane_table():
+    probe = ("import sys\nfrom sogni_cli.__main__ import run\ncode = run(['image', '--help'])\n"
+             "sys.stderr.write(repr((code, 'sogni_cli.fastlane_table' in sys.modules)))\n")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "Usage: sogni image" in res.stdout
+    assert res.stderr.strip().splitlines()[-1] == "(0, False)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Container, Mapping, Optional
+from typing import Any, Callable, Container, Mapping, Optional
 
 # Global options that may also be written after the command; those that take a value.
 GLOBAL_VALUE_OPTIONS = frozenset({"--api-key", "--base-url", "--profile", "--timeout", "--max-retries"})
@@ -36,20 +36,18 @@ def command_index(args: list[str]) -> int:
     return i
 
 
-def hoist_globals(args: list[str], commands: Container[str], own: Optional[Mapping[str, bool]] = None,
-                  *, own_of: Any = None) -> list[str]:
+def hoist_globals(args: list[str], commands: Container[str],
+                  own_of: Callable[[str], Mapping[str, bool]]) -> list[str]:
     """Global options written after the command (``sogni chat --timeout 5 hi``) moved before it, unless the
     command has an option of that name itself; nothing after ``--`` is touched.
 
-    ``own`` maps each of the command's option names (its subcommands' too) to whether it takes a value;
-    ``own_of(name)`` gives it for a command name when it is only wanted once a global may need moving.
+    ``own_of(name)`` maps each of the command's option names (its subcommands' too) to whether it takes a
+    value; it is called only when the command is one of ``commands``.
     """
     i = command_index(args)
     if i >= len(args) or args[i] == "--" or args[i] not in commands:
         return args
-    if own is None:
-        own = own_of(args[i]) if own_of is not None else {}
-    assert own is not None
+    own = own_of(args[i])
     hoisted: list[str] = []
     kept: list[str] = []
     j = i + 1
