@@ -23,6 +23,8 @@ one until reset). Actions:
   open without sending more for ``hold`` seconds (default 60) or until the emulator stops: a download or
   stream that hangs half-way, for interrupting clients.
 - ``drop``: close the connection without any answer.
+- ``close_after``: answer as usual (a kept-alive answer, no ``Connection: close``), then close the
+  connection at once: a server whose idle timeout ends a connection the client means to reuse.
 - ``error_in_stream``: a 200 stream that carries an ``error`` object as a data frame after
   ``after`` content frames (default 1), then ``[DONE]`` (``"done": false`` leaves it out).
 """
@@ -32,7 +34,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-ACTIONS = {"status", "reset_after", "truncate", "slow", "drop", "error_in_stream", "stall_after"}
+ACTIONS = {"status", "reset_after", "truncate", "slow", "drop", "error_in_stream", "stall_after", "close_after"}
 
 
 def validate_fault(fault: Any) -> dict[str, Any]:

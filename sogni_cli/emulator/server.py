@@ -330,6 +330,8 @@ class Handler(BaseHTTPRequestHandler):
                                  code="invalid_api_key" if envelope == "openai" else 401,
                                  type="invalid_request_error")
             routes.route(self, method, path, query, headers, body, raw)
+            if fault is not None and fault["action"] == "close_after":
+                self.close_quietly()
         except Abort:
             return
         except ApiFailure as exc:
@@ -354,6 +356,15 @@ class Handler(BaseHTTPRequestHandler):
         return bool(headers.get("api-key", "").strip())
 
     # ----------------------------------------------------------------- faults
+    def close_quietly(self) -> None:
+        """End the connection right after a complete answer that said nothing of closing it."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def cut(self) -> None:
         """Close the connection after what was written (no terminating chunk) and stop handling."""
         self.close_connection = True

@@ -423,7 +423,9 @@ def _make_client(opts: DownloadOptions):
     )
     _no_cookies(client)
     proxied = any(t is not None for t in (getattr(client, "_mounts", None) or {}).values())
-    if not _lean_pool(client, n) or proxied:
+    from ..api.http1 import install
+
+    if not install(client, ssl_ready, n) or proxied:
         ssl_ready()  # proxies (or httpcore itself) use the context as it is: load the CA bundle now
     return client
 
@@ -450,29 +452,14 @@ def _no_cookies(client: Any) -> None:
         client._cookies = _NO_COOKIES()
 
 
-def _lean_pool(client: Any, keepalive: int) -> bool:
-    """Put the lean HTTP/1.1 pool under the client's own transport (a third of the
-    CPU per request: see :mod:`sogni_cli.media.http1`); kept as it is when httpx lays it out otherwise."""
-    import httpx
-
-    transport = getattr(client, "_transport", None)
-    if type(transport) is not httpx.HTTPTransport or not hasattr(transport, "_pool"):
-        return False  # pragma: no cover - another httpx layout: keep httpcore
-    from .http1 import Http1Pool
-
-    old, transport._pool = transport._pool, Http1Pool(ssl_ready, keepalive=keepalive)
-    old.close()
-    return True
-
-
 def direct_pool(client: Any) -> Any:
-    """The lean pool under the download client (see :func:`_lean_pool`) when the downloader may send its
+    """The lean pool under the download client (see :func:`sogni_cli.api.http1.install`) when the downloader may send its
     GETs to it directly, without httpx's request and response objects: the client has no proxy, no
     authentication and no event hooks, and its transport is httpx's own (nothing, such as a test double,
     stands in for how it handles requests). None otherwise: requests then go through the client."""
     import httpx
 
-    from .http1 import Http1Pool
+    from ..api.http1 import Http1Pool
 
     transport = getattr(client, "_transport", None)
     if type(transport) is not httpx.HTTPTransport or not isinstance(getattr(transport, "_pool", None), Http1Pool):

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.errors import SogniError, UsageError
-from . import http1, naming
+from ..api import http1
+from . import naming
 from ..core.filewrite import (PartClaim, _Cancelled, _hash_file, _new_hash, _NoHash, _Writer, hold_name,
                               put_in_place)
 from . import downloads as _dl

@@ -146,3 +146,21 @@ def test_account_shows_the_limit_on_workflows_at_once(busy, run_sogni):
     assert json.loads(res.stdout)["concurrency"] == 1
     res = run_sogni(["account"], env)
     assert "Concurrency:  1" in res.stdout
+
+
+def test_connections_the_server_ends_between_requests_cost_no_second_create(emulator, sogni_env, run_sogni,
+                                                                            tmp_path):
+    """The server ends every kept-alive connection right after answering (its idle timeout, say): each
+    job's create goes out once, on a new connection, and nothing is retried or paid twice."""
+    (tmp_path / "three.yaml").write_text(
+        "version: 1\nname: three\njobs:\n"
+        + "".join(f"  - id: p{i}\n    image: {{prompt: \"heron {i}\", width: 256, height: 256}}\n" for i in range(3)))
+    emulator.script([{"match": WF, "action": "close_after", "times": -1}])
+    res = run_sogni(["-v", "recipe", "run", tmp_path / "three.yaml", "-o", tmp_path / "out", "--concurrency", "1"],
+                    sogni_env)
+    assert res.returncode == 0, res.stderr
+    posts = _posts(emulator)
+    assert len(posts) == 3 and len({p["headers"]["idempotency-key"] for p in posts}) == 3
+    assert len(_workflows(emulator)) == 3
+    assert res.stderr.count(f"> POST {emulator.base_url}{WF}") == 3 and "retrying" not in res.stderr
+    assert len(res.stdout.split()) == 3

@@ -1,17 +1,24 @@
-"""A lean HTTP/1.1 client for media downloads: kept-alive connections per host, plain GETs.
+"""A lean HTTP/1.1 client: kept-alive connections per host, requests written in one ``send``.
 
-A GET of a small file is mostly fixed costs, and many files at once are made of them: this client writes
-the request in one ``send`` and reads the answer's head with a few ``recv`` calls and a split, with no
-request or response objects beyond :class:`Answer`. Connections are kept alive per host and reused; a
-reused connection that the server closed meanwhile is retried once on a new one. Bodies are framed by
-``Content-Length``, by chunks, or by the end of the connection. Failures are raised as httpcore's
-exception types (what httpx's own transport raises too).
+A small request is mostly fixed costs, and a recipe or a folder of downloads is made of them: this client
+writes the request (head and body) in one ``send`` and reads the answer's head with a few ``recv`` calls and
+a split, with no request or response objects beyond :class:`Answer`. Connections are kept alive per host and
+reused. Bodies are framed by ``Content-Length``, by chunks, or by the end of the connection. Failures are
+raised as httpcore's exception types (what httpx's own transport raises too, and maps to httpx's).
+
+Reusing a kept-alive connection that the server closed meanwhile: a GET is sent once more on a new
+connection (nothing was done). Any other method is never sent twice here: an idle connection that the
+server has closed (or that has unread bytes) is dropped before the request is written, and a failure after
+writing is raised for the caller's retry rules, which know whether the request may be resent (its
+idempotency key).
 
 Two ways in: :meth:`Http1Pool.get` (the downloader's own path, see :mod:`sogni_cli.media.transfer`) and
-:meth:`Http1Pool.handle_request`, which stands in for httpcore's pool under the download client's
-``httpx.HTTPTransport`` for the requests that go through httpx. Proxies from the environment keep their
-own transports. The downloader's shared glue lives here too: which failures are a connection's, how they
-are told, and an httpx response over an answer whose body has a content coding.
+:meth:`Http1Pool.handle_request`, which stands in for httpcore's pool under an ``httpx.HTTPTransport``
+(:func:`install`: the API client's and the download client's), so everything above the transport (httpx's
+timeouts, its content decoding, its exceptions, and test doubles that replace the transport) stays as it
+is. Proxies from the environment keep their own transports. The downloader's shared glue lives here too:
+which failures are a connection's, how they are told, and an httpx response over an answer whose body has
+a content coding.
 """
 
 from __future__ import annotations
@@ -276,10 +283,16 @@ class Http1Pool:
                 return
         conn.close()
 
-    def _take(self, key: tuple) -> _Conn | None:
-        with self.lock:
-            spare = self.idle.get(key)
-            return spare.pop() if spare else None
+    def _take(self, key: tuple, fresh: bool = False) -> _Conn | None:
+        """An idle connection to ``key``; with ``fresh``, only one the server has not closed (nor written
+        to) since it went idle, checked with a poll that does not wait."""
+        while True:
+            with self.lock:
+                spare = self.idle.get(key)
+                conn = spare.pop() if spare else None
+            if conn is None or not fresh or not _readable(conn):
+                return conn
+            conn.close()
 
     def _connect(self, scheme: str, host: str, port: int, timeout: float | None) -> _Conn:
         import httpcore
@@ -307,9 +320,11 @@ class Http1Pool:
         return _Conn(sock)
 
     def get(self, scheme: str, host: str, port: int, target: str, headers: list[tuple[str, str]],
-            connect_timeout: float | None, read_timeout: float | None, method: str = "GET") -> Answer:
-        """Send ``METHOD target`` with ``headers`` (the ``Host`` header among them) and read the answer's
-        head. ValueError for a target or header that cannot be sent as it is."""
+            connect_timeout: float | None, read_timeout: float | None, method: str = "GET",
+            body: bytes = b"") -> Answer:
+        """Send ``METHOD target`` with ``headers`` (the ``Host`` header among them, and the body's
+        ``Content-Length``) and ``body``, and read the answer's head. ValueError for a target or header that
+        cannot be sent as it is."""
         import httpcore
 
         if not _TARGET_OK.fullmatch(target):
@@ -320,11 +335,12 @@ class Http1Pool:
                 raise ValueError(f"invalid header {k!r}")
             lines.append(f"{k}: {v}")
         lines.append("\r\n")
-        request = "\r\n".join(lines).encode("latin-1")
+        request = "\r\n".join(lines).encode("latin-1") + body
         key = (scheme, host, port)
+        resend = method in ("GET", "HEAD")  # a stale kept-alive connection may be retried: nothing was done
         for attempt in (0, 1):
-            conn = self._take(key) if attempt == 0 else None
-            reused = conn is not None
+            conn = self._take(key, fresh=not resend) if attempt == 0 else None
+            reused = conn is not None and resend
             if conn is None:
                 conn = self._connect(scheme, host, port, connect_timeout)
             try:
@@ -403,7 +419,7 @@ class Http1Pool:
         return Answer(self, key, conn, status, reason, raw, headers, keep)
 
     def handle_request(self, request: Any) -> Any:
-        """``httpcore.Request -> httpcore.Response``, for the download client's ``httpx.HTTPTransport``."""
+        """``httpcore.Request -> httpcore.Response``, for an ``httpx.HTTPTransport`` (see :func:`install`)."""
         import httpcore
 
         url = request.url
@@ -412,9 +428,10 @@ class Http1Pool:
         port = url.port or (443 if scheme == "https" else 80)
         timeouts = request.extensions.get("timeout", {})
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
+        body = b"".join(request.stream)  # httpx has sent the body's length as a header
         try:
             answer = self.get(scheme, host, port, url.target.decode("ascii"), headers, timeouts.get("connect"),
-                              timeouts.get("read"), method=request.method.decode("ascii"))
+                              timeouts.get("read"), method=request.method.decode("ascii"), body=body)
         except ValueError as exc:
             raise httpcore.LocalProtocolError(str(exc)) from None
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.raw_headers]
@@ -434,6 +451,38 @@ class Http1Pool:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _readable(conn: _Conn) -> bool:
+    """Whether an idle connection has something to read: the server closed it, or sent bytes that belong to
+    no request. Either way it must not carry a request."""
+    import select
+
+    if conn.buf:
+        return True
+    try:
+        if hasattr(select, "poll"):
+            p = select.poll()
+            p.register(conn.sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return bool(p.poll(0))
+        return bool(select.select([conn.sock], [], [], 0)[0])  # pragma: no cover - platforms without poll
+    except (OSError, ValueError):
+        return True
+
+
+def install(client: Any, ssl_context: Any, keepalive: int) -> bool:
+    """Put the lean pool under ``client``'s own ``httpx.HTTPTransport`` (in place of httpcore's), keeping
+    at most ``keepalive`` idle connections per host. ``ssl_context`` is an SSLContext or a function that
+    returns one on first https use. False (and nothing changed) when httpx lays the client out otherwise,
+    or a transport of the caller's stands in for httpx's."""
+    import httpx
+
+    transport = getattr(client, "_transport", None)
+    if type(transport) is not httpx.HTTPTransport or not hasattr(transport, "_pool"):
+        return False
+    old, transport._pool = transport._pool, Http1Pool(ssl_context, keepalive=keepalive)
+    old.close()
+    return True
 
 
 class _Stale(Exception):

@@ -1,0 +1,127 @@
+"""The lean HTTP/1.1 pool under the API and download clients: what it sends again and what it never does.
+
+A scripted server on 127.0.0.1 (plain sockets, one connection at a time) answers, closes, or reads and
+hangs up exactly when the test says; the assertions are on what reached it. A GET that meets a kept-alive
+connection the server has closed is sent once more on a new one; a POST is never written twice by the pool:
+an idle connection the server closed is dropped before writing, and a POST whose connection breaks after it
+was written is raised for the caller's retry rules (which resend it only with the same idempotency key).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import httpcore
+import pytest
+
+from sogni_cli.api.http1 import Http1Pool
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class Script:
+    """A listening socket; ``serve(steps)`` runs the steps in a thread: ("accept",), ("read",) (one request,
+    recorded), ("answer",), ("close",), ("signal", event)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.seen: list[tuple[int, bytes]] = []  # (connection number, request)
+        self.conns = 0
+        self.thread: threading.Thread | None = None
+
+    def serve(self, steps: list[tuple]) -> None:
+        def run() -> None:
+            conn = None
+            for step in steps:
+                if step[0] == "accept":
+                    conn, _ = self.sock.accept()
+                    conn.settimeout(10)
+                    self.conns += 1
+                elif step[0] == "read":
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536)
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    while len(body) < length:
+                        body += conn.recv(65536)
+                    self.seen.append((self.conns, head.split(b"\r\n")[0] + b" " + body))
+                elif step[0] == "answer":
+                    conn.sendall(OK)
+                elif step[0] == "close":
+                    conn.close()
+                elif step[0] == "signal":
+                    step[1].set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        assert self.thread is not None
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+    def pending_connection(self) -> bool:
+        self.sock.setblocking(False)
+        try:
+            conn, _ = self.sock.accept()
+        except BlockingIOError:
+            return False
+        conn.close()
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _send(pool: Http1Pool, port: int, method: str, body: bytes = b"") -> tuple[int, bytes]:
+    headers = [("Host", f"127.0.0.1:{port}"), ("Content-Length", str(len(body)))]
+    answer = pool.get("http", "127.0.0.1", port, "/v1/x", headers, 5, 5, method=method, body=body)
+    try:
+        return answer.status_code, b"".join(answer.iter_raw())
+    finally:
+        answer.close()
+
+
+@pytest.fixture
+def script():
+    s = Script()
+    yield s
+    s.close()
+
+
+def test_a_post_is_never_written_on_a_connection_the_server_closed(script):
+    closed = threading.Event()
+    script.serve([("accept",), ("read",), ("answer",), ("close",), ("signal", closed),
+                  ("accept",), ("read",), ("answer",)])
+    with Http1Pool(None) as pool:
+        assert _send(pool, script.port, "GET") == (200, b"ok")
+        assert closed.wait(10)
+        assert _send(pool, script.port, "POST", b'{"a":1}') == (200, b"ok")
+    script.join()
+    assert script.seen == [(1, b"GET /v1/x HTTP/1.1 "), (2, b'POST /v1/x HTTP/1.1 {"a":1}')]
+
+
+def test_a_post_whose_connection_breaks_after_writing_is_raised_not_sent_again(script):
+    script.serve([("accept",), ("read",), ("answer",), ("read",), ("close",)])
+    with Http1Pool(None) as pool:
+        assert _send(pool, script.port, "GET") == (200, b"ok")
+        with pytest.raises(httpcore.RemoteProtocolError):
+            _send(pool, script.port, "POST", b'{"a":1}')
+    script.join()
+    assert script.seen == [(1, b"GET /v1/x HTTP/1.1 "), (1, b'POST /v1/x HTTP/1.1 {"a":1}')]
+    assert script.conns == 1 and not script.pending_connection()  # no second connection, no second POST
+
+
+def test_a_get_that_meets_a_closed_connection_is_sent_once_more(script):
+    script.serve([("accept",), ("read",), ("answer",), ("read",), ("close",), ("accept",), ("read",), ("answer",)])
+    with Http1Pool(None) as pool:
+        assert _send(pool, script.port, "GET") == (200, b"ok")
+        assert _send(pool, script.port, "GET") == (200, b"ok")
+    script.join()
+    assert script.seen == [(1, b"GET /v1/x HTTP/1.1 "), (1, b"GET /v1/x HTTP/1.1 "), (2, b"GET /v1/x HTTP/1.1 ")]
