@@ -22,7 +22,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 class Script:
     """A listening socket; ``serve(steps)`` runs the steps in a thread: ("accept",), ("read",) (one request,
-    recorded), ("answer",), ("close",), ("signal", event)."""
+    recorded), ("answer",), ("send", bytes), ("close",), ("signal", event), ("wait", event)."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
@@ -53,6 +53,10 @@ class Script:
                     self.seen.append((self.conns, head.split(b"\r\n")[0] + b" " + body))
                 elif step[0] == "answer":
                     conn.sendall(OK)
+                elif step[0] == "send":
+                    conn.sendall(step[1])
+                elif step[0] == "wait":
+                    step[1].wait(10)
                 elif step[0] == "close":
                     conn.close()
                 elif step[0] == "signal":
@@ -125,3 +129,43 @@ def test_a_get_that_meets_a_closed_connection_is_sent_once_more(script):
         assert _send(pool, script.port, "GET") == (200, b"ok")
     script.join()
     assert script.seen == [(1, b"GET /v1/x HTTP/1.1 "), (1, b"GET /v1/x HTTP/1.1 "), (2, b"GET /v1/x HTTP/1.1 ")]
+
+
+STREAM_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+EVENT = b"data: {\"type\": \"workflow_completed\"}\n\n"
+CHUNK = b"%x\r\n%s\r\n" % (len(EVENT), EVENT)
+
+
+def _first_piece(pool: Http1Pool, port: int, sent: threading.Event | None = None) -> bytes:
+    """Read an answer's first piece of body, then close it (a reader that stops after its last event), once
+    the server has sent all it is going to (``sent``)."""
+    answer = pool.get("http", "127.0.0.1", port, "/events", [("Host", f"127.0.0.1:{port}")], 5, 5)
+    try:
+        return next(iter(answer.iter_raw()))
+    finally:
+        if sent is not None:
+            assert sent.wait(10)
+        answer.close()
+
+
+def test_a_stream_whose_end_is_already_here_leaves_its_connection_for_the_next_request(script):
+    sent = threading.Event()
+    script.serve([("accept",), ("read",), ("send", STREAM_HEAD + CHUNK + b"0\r\n\r\n"), ("signal", sent),
+                  ("read",), ("answer",)])
+    with Http1Pool(None) as pool:
+        assert _first_piece(pool, script.port, sent) == EVENT
+        assert _send(pool, script.port, "GET") == (200, b"ok")
+    script.join()
+    assert [n for n, _ in script.seen] == [1, 1]  # the second request went on the same connection
+
+
+def test_a_stream_still_open_is_closed_at_once_and_the_next_request_gets_a_new_connection(script):
+    done = threading.Event()
+    script.serve([("accept",), ("read",), ("send", STREAM_HEAD + CHUNK), ("accept",), ("read",), ("answer",),
+                  ("wait", done)])
+    with Http1Pool(None) as pool:
+        assert _first_piece(pool, script.port) == EVENT  # returns without waiting for the rest
+        assert _send(pool, script.port, "GET") == (200, b"ok")
+    done.set()
+    script.join()
+    assert [n for n, _ in script.seen] == [1, 2]

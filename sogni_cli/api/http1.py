@@ -31,6 +31,8 @@ from typing import Any, Iterator
 
 READ_SIZE = 1024 * 1024
 HEAD_MAX = 64 * 1024  # the most an answer's status line and headers may take
+#: the most of an unread body's rest that closing an answer reads (when it is already here) to keep its connection
+DRAIN_MAX = 64 * 1024
 _HEAD_END = b"\r\n\r\n"
 #: what may appear in a request target or a header value as sent (no spaces, controls or line breaks)
 _TARGET_OK = re.compile(r"[\x21-\x7e]+")
@@ -147,6 +149,7 @@ class Answer:
         self.extensions = {"network_stream": conn.stream, "http_version": b"HTTP/1.1",
                            "reason_phrase": reason.encode("latin-1")}
         self.done = False
+        self._reader: Iterator[bytes] | None = None  # the body's reader, once asked for
         self.keep_alive = keep_alive
         self.num_bytes_downloaded = 0
         te = headers.get("transfer-encoding")
@@ -166,6 +169,10 @@ class Answer:
             self.keep_alive = False  # the body ends with the connection
 
     def iter_raw(self) -> Iterator[bytes]:
+        self._reader = self._read()
+        return self._reader
+
+    def _read(self) -> Iterator[bytes]:
         import httpcore
 
         conn = self.conn
@@ -233,7 +240,30 @@ class Answer:
     def iter_bytes(self) -> Iterator[bytes]:
         return self.iter_raw()
 
+    def _finish_unread(self) -> None:
+        """The reader stopped before the end of the body (an event stream after its last event): read the
+        rest when it is already here (at most :data:`DRAIN_MAX` bytes, without waiting), so the connection
+        can carry the next request instead of a new one being made (a TLS handshake, over https)."""
+        reader, conn = self._reader, self.conn
+        if reader is None or conn is None or not self.keep_alive:
+            return
+        start = self.num_bytes_downloaded
+        try:
+            conn.sock.setblocking(False)  # a read that would wait fails instead
+            conn.timeout = ()  # the next request sets its timeouts again
+            for _ in reader:
+                if self.num_bytes_downloaded - start > DRAIN_MAX:
+                    break
+        except Exception:  # noqa: BLE001 - nothing more to read now, or a broken connection: it is closed
+            pass
+        try:
+            reader.close()
+        except ValueError:  # pragma: no cover - another thread is inside it: the connection is closed below
+            self.done = False
+
     def close(self) -> None:
+        if not self.done and self.conn is not None:
+            self._finish_unread()
         conn, self.conn = self.conn, None
         if conn is None:
             return

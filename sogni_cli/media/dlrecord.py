@@ -8,8 +8,8 @@ Two files, both in the output folder:
   per change, each in the record's own shape — ``{"version": 1, "files": {NAME: ENTRY}}`` sets an entry,
   ``{"version": 1, "files": {NAME: null}}`` removes one (a file that is gone).
 
-A batch of saved files appends its lines to the journal (one ``write`` with ``O_APPEND``, synced to disk),
-so the work per saved file does not grow with the size of the folder. When the journal holds more lines
+A batch of saved files appends its lines to the journal (one ``write`` with ``O_APPEND``, not synced: see
+:func:`record_saved`), so the work per saved file does not grow with the size of the folder. When the journal holds more lines
 than ``max(64, entries in the record)``, the writer folds it into the record (the record is rewritten
 atomically) and then removes the journal; a crash between the two leaves a journal whose lines are already
 in the record, and applying them again changes nothing. Writes happen under a lock on the folder (and one
@@ -226,7 +226,9 @@ def record_saved(output_dir: Path, saved: Iterable[tuple[Any, dict[str, Any]]], 
             files[name] = member = _encoded(name, entry)
             changes.append(member)
         if sig[0] is not None and clean and lines + len(changes) <= max(JOURNAL_MIN_LINES, in_record):
-            append_file(journal, b"".join(_HEAD + m + b"}}\n" for m in changes), root=root)
+            # not synced: neither are the files it names, and an entry only counts while its file still has
+            # the size and modification time it names (a line lost in a crash means one file not known)
+            append_file(journal, b"".join(_HEAD + m + b"}}\n" for m in changes), root=root, durable=False)
             lines += len(changes)
         else:
             if gone and sig[1] is not None and clean:
