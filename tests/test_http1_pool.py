@@ -55,6 +55,10 @@ class Script:
                     conn.sendall(OK)
                 elif step[0] == "send":
                     conn.sendall(step[1])
+                elif step[0] == "trickle":  # one byte per send
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    for k in range(len(step[1])):
+                        conn.sendall(step[1][k:k + 1])
                 elif step[0] == "wait":
                     step[1].wait(10)
                 elif step[0] == "close":
@@ -169,3 +173,19 @@ def test_a_stream_still_open_is_closed_at_once_and_the_next_request_gets_a_new_c
     done.set()
     script.join()
     assert [n for n, _ in script.seen] == [1, 2]
+
+
+@pytest.mark.parametrize("how", ["send", "trickle"])
+def test_a_chunked_body_is_read_whole_however_it_arrives(script, how):
+    pieces = [b"a" * 5000, b"", b"data: x\n\n", b"b" * 70000, b"\r\n"]
+    body = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces if p) + b"0\r\nX-Trailer: t\r\n\r\n"
+    script.serve([("accept",), ("read",), (how, STREAM_HEAD + body), ("read",), ("answer",)])
+    with Http1Pool(None) as pool:
+        answer = pool.get("http", "127.0.0.1", script.port, "/events", [("Host", "x")], 5, 5)
+        try:
+            assert b"".join(answer.iter_raw()) == b"".join(pieces)
+        finally:
+            answer.close()
+        assert _send(pool, script.port, "GET") == (200, b"ok")  # the next request on the same connection
+    script.join()
+    assert [n for n, _ in script.seen] == [1, 1]

@@ -215,27 +215,49 @@ class Answer:
         self.done = True
 
     def _chunks(self, conn: _Conn) -> Iterator[bytes]:
+        """A chunked body's data, read from the connection's buffer by position (cutting the buffer at every
+        chunk copied all of what followed it: a stream of many small chunks took quadratic time)."""
         import httpcore
 
+        buf, pos = conn.buf, 0
         while True:
-            line = _read_line(conn)
+            i = buf.find(b"\r\n", pos)
+            while i < 0:  # the size line
+                if len(buf) - pos > HEAD_MAX:
+                    raise httpcore.RemoteProtocolError("line too long in chunked body")
+                buf, pos = buf[pos:] + _recv_some(conn), 0
+                i = buf.find(b"\r\n")
             try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
+                size = int(buf[pos:i].split(b";", 1)[0].strip(), 16)
             except ValueError:
                 raise httpcore.RemoteProtocolError("malformed chunked body") from None
+            pos = i + 2
             if size == 0:
-                while _read_line(conn):  # trailers, up to the empty line
-                    pass
-                return
+                while True:  # trailers, up to the empty line
+                    i = buf.find(b"\r\n", pos)
+                    if i < 0:
+                        if len(buf) - pos > HEAD_MAX:
+                            raise httpcore.RemoteProtocolError("line too long in chunked body")
+                        buf, pos = buf[pos:] + _recv_some(conn), 0
+                        continue
+                    empty, pos = i == pos, i + 2
+                    if empty:
+                        conn.buf = buf[pos:]
+                        return
             while size > 0:
-                if not conn.buf:
-                    conn.buf = _recv_some(conn)
-                piece, conn.buf = conn.buf[:size], conn.buf[size:]
-                size -= len(piece)
+                if pos >= len(buf):
+                    buf, pos = _recv_some(conn), 0
+                end = min(len(buf), pos + size)
+                piece = buf[pos:end]
+                size -= end - pos
+                pos = end
                 self.num_bytes_downloaded += len(piece)
                 yield piece
-            if _read_line(conn):
+            while len(buf) - pos < 2:
+                buf, pos = buf[pos:] + _recv_some(conn), 0
+            if buf[pos:pos + 2] != b"\r\n":
                 raise httpcore.RemoteProtocolError("malformed chunked body")
+            pos += 2
 
     def iter_bytes(self) -> Iterator[bytes]:
         return self.iter_raw()
@@ -280,19 +302,6 @@ def _recv_some(conn: _Conn) -> bytes:
     if not data:
         raise httpcore.RemoteProtocolError("connection closed before the end of the body")
     return data
-
-
-def _read_line(conn: _Conn) -> bytes:
-    import httpcore
-
-    while True:
-        i = conn.buf.find(b"\r\n")
-        if i >= 0:
-            line, conn.buf = conn.buf[:i], conn.buf[i + 2:]
-            return line
-        if len(conn.buf) > HEAD_MAX:
-            raise httpcore.RemoteProtocolError("line too long in chunked body")
-        conn.buf += _recv_some(conn)
 
 
 class Http1Pool:
