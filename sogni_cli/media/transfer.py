@@ -32,6 +32,12 @@ from .downloads import (ArtifactRef, DownloadOptions, SavedFile, _name_for, poli
 MAX_REDIRECTS = 5
 THREADED_WRITE_MIN = 8 << 20  # bodies larger than this (or of unknown size) hash and write in a helper thread
 WAIT_INTERVAL = 1.0  # how often the waiting thread gives the progress display a heartbeat
+#: A download thread that saved a file in less than QUICK_FILE seconds ends (while more than FEW_WORKERS
+#: remain): when files arrive that fast (a near host, small files) the CPU is what limits, and many threads
+#: only add the cost of handing the interpreter between them (about 0.6 ms per file with 16 threads and no
+#: latency, against 0.4 ms with 4). Far hosts keep every thread busy waiting, where more threads help.
+QUICK_FILE = 0.005
+FEW_WORKERS = 4
 #: Bodies up to this size get their part's sidecar only when they stop short (a process killed meanwhile
 #: leaves a part without one, which is started over: at most this many bytes fetched again).
 SIDECAR_EAGER_MIN = 1 << 20
@@ -627,6 +633,7 @@ class _Downloader:
                         if not pending:
                             return
                         i = pending.pop()
+                    began = time.monotonic()
                     try:
                         results[i] = self.run_one(i, refs[i], claims[i])
                     except _Cancelled:
@@ -645,6 +652,10 @@ class _Downloader:
                                 write_manifest(Path(self.opts.manifest), [results[i]])
                         except OSError as exc:
                             self.progress.note(f"warning: could not write the manifest: {exc}")
+                    if time.monotonic() - began < QUICK_FILE:
+                        with self.lock:  # files come faster than threads help: fewer threads, less CPU each
+                            if state["live"] > FEW_WORKERS:
+                                return
             finally:
                 with self.lock:
                     state["live"] -= 1
