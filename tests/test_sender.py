@@ -327,3 +327,15 @@ def test_downloads_follow_the_policy(httpx_mock, tmp_path, slept):
     assert "502" in report.failed[0][1] and "after 1 retry" in report.failed[0][1]
     assert slept == [0.0]  # an HTTP date in the past: no wait
     assert len(httpx_mock.get_requests()) == 2
+
+
+def test_a_cookie_the_api_sets_goes_back_with_its_later_requests(api, httpx_mock):
+    """Answers without cookies skip the cookie jar's work; one that sets a cookie (a load balancer's, say)
+    is kept and sent back to the API, as any HTTP client would."""
+    httpx_mock.add_response(url=f"{WF}/wf_1", method="GET", json=RECORD)
+    httpx_mock.add_response(url=f"{WF}/wf_1", method="GET", json=RECORD, headers={"Set-Cookie": "lb=node7; Path=/"})
+    httpx_mock.add_response(url=f"{WF}/wf_1", method="GET", json=RECORD)
+    for _ in range(3):
+        assert api.request("GET", "/v1/creative-agent/workflows/wf_1") == RECORD
+    sent = [r.headers.get("Cookie") for r in httpx_mock.get_requests()]
+    assert sent == [None, None, "lb=node7"]
