@@ -189,3 +189,16 @@ def test_a_chunked_body_is_read_whole_however_it_arrives(script, how):
         assert _send(pool, script.port, "GET") == (200, b"ok")  # the next request on the same connection
     script.join()
     assert [n for n, _ in script.seen] == [1, 1]
+
+
+@pytest.mark.parametrize("size_line", [b"-5", b"0x5", b"+5", b"5_0", b"", b"zz"])
+def test_a_chunk_size_that_is_not_plain_hex_is_refused(script, size_line):
+    script.serve([("accept",), ("read",), ("send", STREAM_HEAD + size_line + b"\r\nhello\r\n0\r\n\r\n")])
+    with Http1Pool(None) as pool:
+        answer = pool.get("http", "127.0.0.1", script.port, "/events", [("Host", "x")], 5, 5)
+        try:
+            with pytest.raises(httpcore.RemoteProtocolError, match="malformed chunked body"):
+                b"".join(answer.iter_raw())
+        finally:
+            answer.close()
+    script.join()

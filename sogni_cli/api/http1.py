@@ -37,6 +37,7 @@ _HEAD_END = b"\r\n\r\n"
 #: what may appear in a request target or a header value as sent (no spaces, controls or line breaks)
 _TARGET_OK = re.compile(r"[\x21-\x7e]+")
 _VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")  # a chunk's size: hex digits only (no sign, prefix or underscores)
 #: Linux: blocking sockets with SO_RCVTIMEO/SO_SNDTIMEO (a timed-out call fails with EAGAIN)
 _KERNEL_TIMEOUTS = sys.platform.startswith("linux")
 
@@ -227,10 +228,10 @@ class Answer:
                     raise httpcore.RemoteProtocolError("line too long in chunked body")
                 buf, pos = buf[pos:] + _recv_some(conn), 0
                 i = buf.find(b"\r\n")
-            try:
-                size = int(buf[pos:i].split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise httpcore.RemoteProtocolError("malformed chunked body") from None
+            digits = buf[pos:i].split(b";", 1)[0].strip(b" \t")
+            if not _HEX.fullmatch(digits):
+                raise httpcore.RemoteProtocolError("malformed chunked body")
+            size = int(digits, 16)
             pos = i + 2
             if size == 0:
                 while True:  # trailers, up to the empty line
