@@ -90,6 +90,15 @@ def test_downloads_in_order_with_hashes_and_no_credentials(httpx_mock, tmp_path)
         assert "range" not in req.headers
 
 
+def test_a_cookie_a_media_host_sets_is_never_sent_back(httpx_mock, tmp_path):
+    httpx_mock.add_response(url=f"{CDN}/img-1.png", content=PNG, headers={"Set-Cookie": "track=1; Path=/"})
+    httpx_mock.add_response(url=f"{CDN}/img-2.png", content=PNG)
+    refs = [ArtifactRef(f"{CDN}/img-{i}.png", index=i, count=2, prompt="a fox") for i in (1, 2)]
+    report = download_all(refs, opts(tmp_path, concurrency=1))
+    assert report.failed == [] and len(report.saved) == 2
+    assert [r.headers.get("cookie") for r in httpx_mock.get_requests()] == [None, None]
+
+
 def test_a_client_with_credentials_is_refused_before_sending(httpx_mock, tmp_path):
     client = httpx.Client(headers={"Authorization": "Bearer k"})
     with pytest.raises(SogniError) as info:

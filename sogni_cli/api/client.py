@@ -112,27 +112,6 @@ def redact(text: str, secrets: list[str]) -> str:
 KEEPALIVE = 20
 
 
-_LEAN_COOKIES: Any = None  # the cookie jar class below, made once
-
-
-def _lean_cookies(client: Any) -> None:
-    """Keep the API's cookies as httpx does, without its per-answer work when there are none: an answer
-    without ``Set-Cookie`` is not given to the cookie jar (which builds a request wrapper for every answer,
-    about a tenth of a small request's CPU time)."""
-    global _LEAN_COOKIES
-    import httpx
-
-    if _LEAN_COOKIES is None:
-        class LeanCookies(httpx.Cookies):
-            def extract_cookies(self, response: Any) -> None:
-                if "set-cookie" in response.headers:
-                    super().extract_cookies(response)
-
-        _LEAN_COOKIES = LeanCookies
-    if type(getattr(client, "_cookies", None)) is httpx.Cookies and not client._cookies:
-        client._cookies = _LEAN_COOKIES()
-
-
 class ApiClient:
     def __init__(self, config: ClientConfig, transport: Any = None):
         self.config = config
@@ -157,12 +136,12 @@ class ApiClient:
                 transport=self._transport,
                 verify=tls.context(),  # the process's one context: no CA bundle loaded until TLS is used
             )
-            if self._transport is None:
-                from .http1 import install
+            from .http1 import install, set_cookie_jar
 
+            if self._transport is None:
                 # the lean HTTP/1.1 pool under httpx's own transport: a third of each request's CPU time
                 install(self._http, tls.context(), keepalive=KEEPALIVE)
-            _lean_cookies(self._http)
+            set_cookie_jar(self._http, keep=True)
         return self._http
 
     def slot_freed(self) -> None:

@@ -410,6 +410,7 @@ def _make_client(opts: DownloadOptions):
     import httpx
 
     from .. import __version__
+    from ..api.http1 import install, set_cookie_jar
 
     _larger_reads()
 
@@ -421,40 +422,16 @@ def _make_client(opts: DownloadOptions):
         limits=httpx.Limits(max_connections=n * 2, max_keepalive_connections=n),
         headers={"User-Agent": f"sogni-cli/{__version__}"},
     )
-    _no_cookies(client)
+    set_cookie_jar(client, keep=False)  # media hosts get no cookies back
     proxied = any(t is not None for t in (getattr(client, "_mounts", None) or {}).values())
-    from ..api.http1 import install
-
     if not install(client, ssl_ready, n) or proxied:
         ssl_ready()  # proxies (or httpcore itself) use the context as it is: load the CA bundle now
     return client
 
 
-_NO_COOKIES: Any = None  # the cookie jar class below, made once (a class per client was kept per job)
-
-
-def _no_cookies(client: Any) -> None:
-    """Media hosts get no cookies back, so none are kept: a host cannot set one that another would see,
-    and each answer skips the cookie jar's work (a tenth of a small file's CPU time)."""
-    global _NO_COOKIES
-    import httpx
-
-    if _NO_COOKIES is None:
-        class NoCookies(httpx.Cookies):
-            def extract_cookies(self, response: Any) -> None:
-                pass
-
-            def set_cookie_header(self, request: Any) -> None:
-                pass
-
-        _NO_COOKIES = NoCookies
-    if isinstance(getattr(client, "_cookies", None), httpx.Cookies):
-        client._cookies = _NO_COOKIES()
-
-
 def direct_pool(client: Any) -> Any:
-    """The lean pool under the download client (see :func:`sogni_cli.api.http1.install`) when the downloader may send its
-    GETs to it directly, without httpx's request and response objects: the client has no proxy, no
+    """The lean pool under the download client (see :func:`sogni_cli.api.http1.install`) when the downloader
+    may send its GETs to it directly, without httpx's request and response objects: the client has no proxy, no
     authentication and no event hooks, and its transport is httpx's own (nothing, such as a test double,
     stands in for how it handles requests). None otherwise: requests then go through the client."""
     import httpx
