@@ -335,3 +335,17 @@ def test_progress_display():
     assert "Error: b: boom" in text
     assert "r [##############--------------] 1/2 done, 1 failed, 1 running" in text
     assert "  a running 50%" in text
+
+
+def test_a_run_leaves_no_job_threads_behind(cli, tmp_cwd, emu):
+    """Job threads are reused within a run and all end with it (a long-lived process running many recipes
+    does not collect idle threads)."""
+    before = {t for t in threading.enumerate() if t.name.startswith("recipe-worker")}
+    write(tmp_cwd / "r.yaml", IMAGES)
+    res = cli("recipe", "run", "r.yaml", "-o", "out", "--concurrency", "3")
+    assert res.exit_code == 0, res.stderr
+    assert len(creates(emu)) == 5
+    workers = [t for t in threading.enumerate() if t.name.startswith("recipe-worker") and t not in before]
+    for t in workers:  # those still here are on their way out
+        t.join(10)
+    assert not any(t.is_alive() for t in workers)

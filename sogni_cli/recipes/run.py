@@ -66,7 +66,7 @@ class Workers:
     Ctrl-C must not keep the process alive."""
 
     def __init__(self) -> None:
-        self.todo: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
+        self.todo: "queue.SimpleQueue[Callable[[], None] | None]" = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.idle = 0  # threads waiting for a job (or about to)
         self.count = 0
@@ -82,9 +82,18 @@ class Workers:
         if start:
             threading.Thread(target=self._loop, name=f"recipe-worker-{self.count}", daemon=True).start()
 
+    def close(self) -> None:
+        """Let every thread end once it is idle (the run is over: no job is submitted after this)."""
+        with self.lock:
+            count = self.count
+        for _ in range(count):
+            self.todo.put(None)
+
     def _loop(self) -> None:
         while True:
             fn = self.todo.get()
+            if fn is None:
+                return
             fn()
             with self.lock:
                 self.idle += 1
@@ -602,4 +611,5 @@ def run_plan(client: Any, plan: Plan, opts: RunOptions) -> int:
     try:
         return runner.run()
     finally:
+        runner.workers.close()
         runner.close_downloads()
