@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -76,11 +77,12 @@ class Workers:
             start = self.idle == 0
             if start:
                 self.count += 1
+                name = f"recipe-worker-{self.count}"
             else:
                 self.idle -= 1
         self.todo.put(fn)
         if start:
-            threading.Thread(target=self._loop, name=f"recipe-worker-{self.count}", daemon=True).start()
+            threading.Thread(target=self._loop, name=name, daemon=True).start()
 
     def close(self) -> None:
         """Let every thread end once it is idle (the run is over: no job is submitted after this)."""
@@ -199,8 +201,6 @@ class Runner(JobSteps):
         Files are saved through the file writer, which follows no link inside the output folder, so a path
         spelled under the folder (as given, or as the folder resolves) is inside it: that is a string
         check. Anything else is resolved on disk."""
-        import os
-
         if self._roots is None:
             given = os.path.abspath(self.out_root)
             self._roots = tuple({given + os.sep, str(self.out_root.resolve()) + os.sep})
