@@ -164,7 +164,7 @@ def open_folder(root: Path, folder: Path, *, create: bool = True) -> int:
 
 def _check_target(name: str, shown: Path, dir_fd: int | None) -> None:
     try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False) if dir_fd is not None else os.lstat(name)
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return
     if not _stat.S_ISREG(st.st_mode):
@@ -206,16 +206,10 @@ def write_atomic(path: Path | str, data: bytes | str | Iterable[bytes], *, mode:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            if dir_fd is not None:
-                os.replace(tmp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            else:
-                os.replace(tmp, base)
+            os.replace(tmp, base, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             try:
-                if dir_fd is not None:
-                    os.unlink(tmp, dir_fd=dir_fd)
-                else:
-                    os.unlink(tmp)
+                os.unlink(tmp, dir_fd=dir_fd)
             except OSError:
                 pass
             raise
@@ -234,7 +228,7 @@ def _create_temp(path: Path, dir_fd: int | None, mode: int) -> tuple[int, str]:
         name = f".{path.name[:100]}.{secrets.token_hex(4)}.tmp"
         where = name if dir_fd is not None else str(path.with_name(name))
         try:
-            fd = os.open(where, flags, mode, dir_fd=dir_fd) if dir_fd is not None else os.open(where, flags, mode)
+            fd = os.open(where, flags, mode, dir_fd=dir_fd)
         except FileExistsError:
             continue
         return fd, where
@@ -255,12 +249,12 @@ def _open_append(where: str, shown: Path, dir_fd: int | None, mode: int) -> int:
     """Open ``where`` (a name in ``dir_fd``, or a path) for appending, created when missing, not through a link."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(where, flags, mode, dir_fd=dir_fd) if dir_fd is not None else os.open(where, flags, mode)
+        fd = os.open(where, flags, mode, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in (_errno.ELOOP, _errno.EMLINK):
             raise UnsafePathError(f"Refused to write {shown}: it is a symbolic link.") from None
         if exc.errno == _errno.ENXIO:  # a pipe nobody reads, a device without its driver
-            st = os.stat(where, dir_fd=dir_fd, follow_symlinks=False) if dir_fd is not None else os.lstat(where)
+            st = os.stat(where, dir_fd=dir_fd, follow_symlinks=False)
             raise UnsafePathError(f"Refused to write {shown}: it is {_kind(st.st_mode)}.") from None
         raise
     st = os.fstat(fd)
@@ -320,10 +314,7 @@ def remove_file(path: Path | str, *, root: Path | str | None = None) -> None:
         base = path.name if dir_fd is not None else str(path)
         _check_target(base, path, dir_fd)
         try:
-            if dir_fd is not None:
-                os.unlink(base, dir_fd=dir_fd)
-            else:
-                os.unlink(base)
+            os.unlink(base, dir_fd=dir_fd)
         except FileNotFoundError:
             pass
     finally:

@@ -357,22 +357,18 @@ class Handler(BaseHTTPRequestHandler):
 
     # ----------------------------------------------------------------- faults
     def close_quietly(self) -> None:
-        """End the connection right after a complete answer that said nothing of closing it."""
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def cut(self) -> None:
-        """Close the connection after what was written (no terminating chunk) and stop handling."""
+        """End the connection after what was written (a complete answer that said nothing of closing it,
+        or one cut short): the client reads to the end of it, then finds the connection closed."""
         self.close_connection = True
         try:
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+    def cut(self) -> None:
+        """Close the connection after what was written (no terminating chunk) and stop handling."""
+        self.close_quietly()
         raise Abort()
 
     def abort(self) -> None:
