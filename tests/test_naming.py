@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from sogni_cli.core.errors import ExitCode, UsageError
 from sogni_cli.media import naming
-from sogni_cli.media.naming import EXT_ALLOWLIST, ext_for, render_name, resolve_collision, safe_join, slugify
+from sogni_cli.media.naming import (EXT_ALLOWLIST, TakenNames, ext_for, render_name, resolve_collision, safe_join,
+                                    slugify)
 
 
 # -- slugify ---------------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_safe_join_refuses_a_symlink_out_of_the_folder(tmp_path):
 # -- resolve_collision -----------------------------------------------------------------------------
 
 def test_collision_free_path_is_kept_and_recorded(tmp_path):
-    taken: set[Path] = set()
+    taken = TakenNames()
     p = tmp_path / "a.png"
     assert resolve_collision(p, "error", taken) == p
     assert p in taken
@@ -169,30 +169,30 @@ def test_collision_free_path_is_kept_and_recorded(tmp_path):
 def test_suffix_avoids_disk_and_batch(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
     (tmp_path / "a-1.png").write_bytes(b"x")
-    taken = {tmp_path / "a-2.png"}
+    taken = TakenNames([tmp_path / "a-2.png"])
     assert resolve_collision(tmp_path / "a.png", "suffix", taken) == tmp_path / "a-3.png"
     assert resolve_collision(tmp_path / "a.png", "suffix", taken) == tmp_path / "a-4.png"
     # names without an extension too
     (tmp_path / "noext").write_bytes(b"x")
-    assert resolve_collision(tmp_path / "noext", "suffix", set()) == tmp_path / "noext-1"
+    assert resolve_collision(tmp_path / "noext", "suffix", TakenNames()) == tmp_path / "noext-1"
 
 
 def test_overwrite_skip_error(tmp_path):
     p = tmp_path / "a.png"
     p.write_bytes(b"x")
-    assert resolve_collision(p, "overwrite", set()) == p
-    assert resolve_collision(p, "skip", set()) is None
+    assert resolve_collision(p, "overwrite", TakenNames()) == p
+    assert resolve_collision(p, "skip", TakenNames()) is None
     with pytest.raises(UsageError) as info:
-        resolve_collision(p, "error", set())
+        resolve_collision(p, "error", TakenNames())
     assert info.value.exit_code == 2
     assert info.value.message == f"{p} exists"
     with pytest.raises(UsageError):
-        resolve_collision(p, "replace", set())
+        resolve_collision(p, "replace", TakenNames())
 
 
 @pytest.mark.parametrize("mode", ["overwrite", "skip", "error", "suffix"])
 def test_same_name_twice_in_one_batch_gets_a_suffix_in_every_mode(tmp_path, mode):
-    taken: set[Path] = set()
+    taken = TakenNames()
     first = resolve_collision(tmp_path / "a.png", mode, taken)
     second = resolve_collision(tmp_path / "a.png", mode, taken)
     assert first == tmp_path / "a.png"
@@ -202,7 +202,7 @@ def test_same_name_twice_in_one_batch_gets_a_suffix_in_every_mode(tmp_path, mode
 def test_a_dangling_symlink_counts_as_existing(tmp_path):
     link = tmp_path / "a.png"
     os.symlink(tmp_path / "missing", link)
-    assert resolve_collision(link, "suffix", set()) == tmp_path / "a-1.png"
+    assert resolve_collision(link, "suffix", TakenNames()) == tmp_path / "a-1.png"
 
 
 def test_template_fields():

@@ -290,8 +290,7 @@ class TakenNames:
         self.keys.add(self.key(str(path)))
 
 
-def resolve_collision(path: Path, on_exists: str, taken: "TakenNames | set[Path]", *,
-                      exists: bool | None = None) -> Path | None:
+def resolve_collision(path: Path, on_exists: str, taken: TakenNames, *, exists: bool | None = None) -> Path | None:
     """Apply ``--on-exists`` to ``path``; the chosen path is added to ``taken``.
 
     A name already chosen in this batch (in ``taken``, compared by :func:`clash_key`) always gets a suffix,
@@ -302,14 +301,6 @@ def resolve_collision(path: Path, on_exists: str, taken: "TakenNames | set[Path]
     """
     if on_exists not in ON_EXISTS:
         raise UsageError(f"Invalid --on-exists value {on_exists!r}", "Use one of: " + ", ".join(ON_EXISTS))
-    names = taken if isinstance(taken, TakenNames) else TakenNames(taken)
-    got = _resolve(path, on_exists, names, exists)
-    if got is not None and names is not taken:
-        taken.add(got)
-    return got
-
-
-def _resolve(path: Path, on_exists: str, taken: TakenNames, exists: bool | None) -> Path | None:
     in_batch = path in taken
     if not in_batch and not (os.path.lexists(path) if exists is None else exists):
         taken.add(path)
